@@ -1,0 +1,192 @@
+// pybind11 module vccv_gpu._h264: the Stream class and the two exception types.
+// Parsing runs with the GIL released so callers can parse clips in a thread pool.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "errors.h"
+#include "scan_tables.h"
+#include "stream.h"
+
+namespace py = pybind11;
+using namespace vccv;
+
+namespace {
+
+const char* slice_type_name(SliceType t) {
+  static const char* const kNames[] = {"P", "B", "I", "SP", "SI"};
+  return kNames[t];
+}
+
+const char* picture_type_name(SliceType t) {
+  return t == kSliceB ? "B" : (t == kSliceP || t == kSliceSP) ? "P" : "I";
+}
+
+const Picture& picture_at(const Stream& s, size_t decode_index) {
+  if (decode_index >= s.pictures().size())
+    throw py::index_error("decode index " + std::to_string(decode_index) + " out of range (" +
+                          std::to_string(s.pictures().size()) + " pictures)");
+  return s.pictures()[decode_index];
+}
+
+template <typename F>
+void with_bytes(const py::buffer& buffer, F&& f) {
+  const py::buffer_info info = buffer.request();
+  if (info.itemsize != 1 || info.ndim > 1 || (info.ndim == 1 && info.strides[0] != 1))
+    throw py::type_error("expected a contiguous bytes-like object");
+  const auto* data = static_cast<const uint8_t*>(info.ptr);
+  const auto size = static_cast<size_t>(info.size);
+  py::gil_scoped_release release;
+  f(data, size);
+}
+
+py::dict sequence_info(const Stream& s) {
+  const Picture& first = picture_at(s, 0);
+  const Sps& sps = *first.sps;
+  const Pps& pps = *first.pps;
+  py::dict d;
+  d["width"] = sps.width();
+  d["height"] = sps.height();
+  d["coded_width"] = sps.coded_width();
+  d["coded_height"] = sps.coded_height();
+  d["profile"] = sps.profile_name();
+  d["profile_idc"] = sps.profile_idc;
+  d["level"] = sps.level_name();
+  d["entropy"] = pps.entropy_coding_mode ? "cabac" : "cavlc";
+  d["chroma_format_idc"] = sps.chroma_format_idc;
+  d["bit_depth"] = sps.bit_depth_luma;
+  d["pic_order_cnt_type"] = sps.pic_order_cnt_type;
+  d["max_num_ref_frames"] = sps.max_num_ref_frames;
+  d["direct_8x8_inference"] = sps.direct_8x8_inference;
+  d["transform_8x8_mode"] = pps.transform_8x8_mode;
+  d["weighted_pred"] = pps.weighted_pred;
+  d["weighted_bipred_idc"] = pps.weighted_bipred_idc;
+  d["scaling_matrix_present"] = sps.scaling.present || pps.scaling.present;
+  const Vui& vui = sps.vui;
+  d["fps"] = py::none();
+  if (vui.timing_info_present && vui.num_units_in_tick > 0 && vui.time_scale > 0)
+    d["fps"] = vui.time_scale / (2.0 * vui.num_units_in_tick);  // E.2.1: two ticks per frame
+  d["full_range"] = vui.video_full_range;
+  d["colour_primaries"] = vui.colour_primaries;
+  d["transfer_characteristics"] = vui.transfer_characteristics;
+  d["matrix_coefficients"] = vui.matrix_coefficients;
+  d["max_num_reorder_frames"] = vui.bitstream_restriction ? py::object(py::int_(vui.max_num_reorder_frames)) : py::none();
+  return d;
+}
+
+py::list slice_headers(const Stream& s, size_t decode_index) {
+  const Picture& pic = picture_at(s, decode_index);
+  py::list out;
+  for (const Slice& slice : pic.slices) {
+    const SliceHeader& h = slice.header;
+    py::dict d;
+    d["first_mb_in_slice"] = h.first_mb_in_slice;
+    d["slice_type"] = slice_type_name(h.slice_type);
+    d["nal_ref_idc"] = h.nal_ref_idc;
+    d["idr"] = h.idr;
+    d["pps_id"] = h.pps_id;
+    d["frame_num"] = h.frame_num;
+    d["idr_pic_id"] = h.idr_pic_id;
+    d["pic_order_cnt_lsb"] = h.pic_order_cnt_lsb;
+    d["delta_pic_order_cnt_bottom"] = h.delta_pic_order_cnt_bottom;
+    d["delta_pic_order_cnt"] = py::make_tuple(h.delta_pic_order_cnt[0], h.delta_pic_order_cnt[1]);
+    d["direct_spatial_mv_pred"] = h.direct_spatial_mv_pred;
+    d["num_ref_idx_active"] = py::make_tuple(h.num_ref_idx_active[0], h.num_ref_idx_active[1]);
+    py::list modifications;
+    for (const auto& list : h.ref_pic_list_modification) {
+      py::list ops;
+      for (const auto& op : list) ops.append(py::make_tuple(op.modification_of_pic_nums_idc, op.value));
+      modifications.append(ops);
+    }
+    d["ref_pic_list_modification"] = modifications;
+    if (h.has_pred_weight_table) {
+      const PredWeightTable& t = h.pred_weight_table;
+      py::list lists;
+      for (const auto& entries : t.entries) {
+        py::list l;
+        for (const auto& e : entries)
+          l.append(py::make_tuple(e.luma_present ? py::object(py::make_tuple(e.luma_weight, e.luma_offset)) : py::none(),
+                                  e.chroma_present ? py::object(py::make_tuple(e.chroma_weight[0], e.chroma_offset[0],
+                                                                               e.chroma_weight[1], e.chroma_offset[1]))
+                                                   : py::none()));
+        lists.append(l);
+      }
+      d["pred_weight_table"] = py::dict(py::arg("luma_log2_weight_denom") = t.luma_log2_weight_denom,
+                                        py::arg("chroma_log2_weight_denom") = t.chroma_log2_weight_denom,
+                                        py::arg("entries") = lists);
+    } else {
+      d["pred_weight_table"] = py::none();
+    }
+    d["long_term_reference"] = h.long_term_reference;
+    py::list mmcos;
+    for (const auto& op : h.mmcos) mmcos.append(op.mmco);
+    d["memory_management_control_operations"] = mmcos;
+    d["cabac_init_idc"] = h.cabac_init_idc;
+    d["slice_qp"] = pic.pps->pic_init_qp + h.slice_qp_delta;
+    d["disable_deblocking_filter_idc"] = h.disable_deblocking_filter_idc;
+    d["slice_alpha_c0_offset_div2"] = h.slice_alpha_c0_offset_div2;
+    d["slice_beta_offset_div2"] = h.slice_beta_offset_div2;
+    d["slice_data_bit_offset"] = h.slice_data_bit_offset;
+    out.append(d);
+  }
+  return out;
+}
+
+// The weights in force for a picture (Table 7-2 fall-backs applied), in raster order.
+py::tuple scaling_matrices(const Stream& s, size_t decode_index) {
+  const Picture& pic = picture_at(s, decode_index);
+  const ResolvedScaling w = resolve_scaling(*pic.sps, *pic.pps);
+  py::array_t<uint8_t> m4({6, 4, 4}), m8({6, 8, 8});
+  auto a4 = m4.mutable_unchecked<3>();
+  auto a8 = m8.mutable_unchecked<3>();
+  for (size_t i = 0; i < 6; ++i) {
+    for (size_t k = 0; k < 16; ++k) a4(i, kZigzag4x4[k] / 4, kZigzag4x4[k] % 4) = w.w4x4[i][k];
+    for (size_t k = 0; k < 64; ++k) a8(i, kZigzag8x8[k] / 8, kZigzag8x8[k] % 8) = w.w8x8[i][k];
+  }
+  return py::make_tuple(m4, m8);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_h264, m) {
+  m.doc() = "H.264 bitstream parser (NAL units, parameter sets, slice headers, display order)";
+  py::register_exception<UnsupportedStream>(m, "UnsupportedStream");
+  py::register_exception<CorruptStream>(m, "CorruptStream");
+
+  py::class_<Stream>(m, "Stream")
+      .def(py::init<>())
+      .def("add_extradata",
+           [](Stream& s, const py::buffer& b) { with_bytes(b, [&](auto* d, size_t n) { s.add_extradata(d, n); }); },
+           py::arg("data"), "Container extradata: an avcC record or Annex B parameter sets.")
+      .def("add_packet",
+           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last) {
+             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last); });
+           },
+           py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false,
+           "One access unit (or a whole Annex B stream); `last` marks the end of the input.")
+      .def("finish", [](Stream& s) {
+        py::gil_scoped_release release;
+        s.finish();
+      })
+      .def_property_readonly("truncated", &Stream::truncated)
+      .def_property_readonly("skipped_leading_slices", &Stream::skipped_leading_slices)
+      .def_property_readonly("num_pictures", [](const Stream& s) { return s.pictures().size(); })
+      .def("frames",
+           [](const Stream& s) {
+             py::list out;
+             for (const uint32_t i : s.display_order()) {
+               const Picture& p = s.pictures()[i];
+               out.append(py::make_tuple(p.decode_index, p.pts ? py::object(py::int_(*p.pts)) : py::none(),
+                                         picture_type_name(p.type), p.key, p.slices.size(),
+                                         p.nal_ref_idc != 0, p.poc));
+             }
+             return out;
+           },
+           "Display order: (decode_index, pts, type, key, num_slices, reference, poc) per picture.")
+      .def("sequence_info", &sequence_info, "Fields of the first picture's SPS/PPS.")
+      .def("slice_headers", &slice_headers, py::arg("decode_index"))
+      .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),
+           "Resolved 4x4 [6,4,4] and 8x8 [6,8,8] weights (raster order) for a picture.");
+}

@@ -1,0 +1,45 @@
+// Bounds-checked reader of RBSP bits (7.2): u(n), ue(v), se(v), te(v), more_rbsp_data().
+// Every read checks the remaining length first and throws CorruptStream past the end.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vccv {
+
+// Removes emulation_prevention_three_byte (7.4.1): 00 00 03 xx -> 00 00 xx.
+std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t size);
+
+class BitReader {
+ public:
+  BitReader(const uint8_t* data, size_t size);
+
+  uint32_t u(int bits);  // 0 <= bits <= 32
+  bool flag() { return u(1) != 0; }
+  uint32_t ue();         // 9.1, values up to 2^32 - 2
+  int32_t se();          // 9.1.1
+  uint32_t te(uint32_t max_value);  // 9.1 with range max_value (> 0)
+  void skip(size_t bits);
+
+  // Reads ue(v) and checks it against an inclusive upper bound; `what` names the element.
+  uint32_t ue_max(uint32_t max_value, const char* what);
+  int32_t se_range(int32_t lo, int32_t hi, const char* what);
+
+  bool more_rbsp_data() const { return pos_ < stop_bit_; }
+  bool byte_aligned() const { return (pos_ & 7) == 0; }
+  size_t position() const { return pos_; }
+  size_t bits_left() const { return size_bits_ - pos_; }
+  // Checks that only rbsp_trailing_bits (and cabac_zero_words) remain.
+  void expect_trailing_bits(const char* what) const;
+
+ private:
+  void require(size_t bits) const;
+
+  const uint8_t* data_;
+  size_t size_bits_;
+  size_t pos_ = 0;
+  size_t stop_bit_;  // position of rbsp_stop_one_bit, size_bits_ if the RBSP has none
+};
+
+}  // namespace vccv

@@ -1,0 +1,250 @@
+#include "stream.h"
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "bit_reader.h"
+#include "errors.h"
+#include "sei.h"
+
+namespace vccv {
+
+namespace {
+
+// Level 6.2's MaxFS: bounds every per-picture allocation later issues make.
+constexpr uint64_t kMaxMacroblocks = 139264;
+
+std::vector<uint8_t> rbsp_of(const NalSpan& nal, const NalHeader& header) {
+  return remove_emulation_prevention(nal.data + header.header_bytes, nal.size - header.header_bytes);
+}
+
+int slice_type_rank(SliceType t) {  // I < P < B, for a picture's overall type
+  switch (t) {
+    case kSliceB: return 2;
+    case kSliceP: case kSliceSP: return 1;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+void Stream::add_extradata(const uint8_t* data, size_t size) {
+  if (size == 0) return;
+  std::optional<int64_t> no_pts;
+  if (data[0] == 1) {
+    const AvcConfig config = parse_avcc(data, size);
+    length_size_ = config.length_size;
+    for (const auto& nal : config.parameter_sets) add_nal(nal, no_pts);
+  } else {
+    for (const auto& nal : split_annexb(data, size)) add_nal(nal, no_pts);
+  }
+}
+
+void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last) {
+  if (finished_) throw std::logic_error("add_packet after finish");
+  bool cut = false;
+  std::vector<NalSpan> nals = length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut)
+                                               : split_annexb(data, size);
+  const uint32_t picture = static_cast<uint32_t>(pictures_.size() + (current_ ? 1 : 0));
+  try {
+    if (cut && !last) throw CorruptStream("a NAL unit length runs past the end of its packet");
+    for (size_t i = 0; i < nals.size(); ++i) {
+      const bool final_unit = last && i + 1 == nals.size();
+      if (!final_unit) {
+        add_nal(nals[i], pts);
+        continue;
+      }
+      // The input's final NAL unit: failing there (or being cut) means the file is truncated.
+      try {
+        if (cut) throw CorruptStream("cut");
+        add_nal(nals[i], pts);
+      } catch (const CorruptStream&) {
+        truncated_ = true;
+        const NalHeader header = parse_nal_header(nals[i]);
+        if (current_ && is_vcl(header.nal_unit_type)) {
+          // A slice continuing the open picture (first_mb_in_slice > 0) leaves it incomplete.
+          const std::vector<uint8_t> rbsp = rbsp_of(nals[i], header);
+          BitReader r(rbsp.data(), rbsp.size());
+          bool continues = false;
+          try {
+            continues = r.ue() > 0;
+          } catch (const CorruptStream&) {
+          }
+          if (continues) current_.reset();
+        }
+      }
+    }
+  } catch (const CorruptStream& e) {
+    throw CorruptStream("picture " + std::to_string(picture) + " (decoding order): " + e.what());
+  }
+}
+
+void Stream::add_nal(const NalSpan& nal, std::optional<int64_t>& pts) {
+  const NalHeader header = parse_nal_header(nal);
+  switch (header.nal_unit_type) {
+    case kNalSlice:
+    case kNalIdrSlice:
+      add_slice(header, rbsp_of(nal, header), pts);
+      return;
+    case kNalSlicePartitionA:
+    case kNalSlicePartitionB:
+    case kNalSlicePartitionC:
+      throw UnsupportedStream("data partitioning (Extended profile) is not supported");
+    case kNalSps: {
+      const std::vector<uint8_t> rbsp = rbsp_of(nal, header);
+      BitReader r(rbsp.data(), rbsp.size());
+      auto sps = std::make_shared<const Sps>(parse_sps(r));
+      sps_[sps->id] = sps;
+      break;
+    }
+    case kNalPps: {
+      const std::vector<uint8_t> rbsp = rbsp_of(nal, header);
+      BitReader r(rbsp.data(), rbsp.size());
+      // The PPS syntax needs its SPS's chroma_format_idc; peek at the ids without consuming.
+      BitReader peek(rbsp.data(), rbsp.size());
+      peek.ue();  // pic_parameter_set_id
+      const uint32_t sps_id = peek.ue_max(31, "seq_parameter_set_id");
+      auto pps = std::make_shared<const Pps>(parse_pps(r, sps(sps_id)));
+      pps_[pps->id] = pps;
+      break;
+    }
+    case kNalSei: {
+      const std::vector<uint8_t> rbsp = rbsp_of(nal, header);
+      BitReader r(rbsp.data(), rbsp.size());
+      if (auto count = find_recovery_point(r)) pending_recovery_frame_cnt_ = count;
+      break;
+    }
+    case kNalAccessUnitDelimiter:
+    case kNalEndOfSequence:
+    case kNalEndOfStream:
+    case kNalSpsExtension:
+    case kNalPrefix:
+    case kNalSubsetSps:
+    case kNalDepthParameterSet:
+    case 17:
+    case 18:  // 7.4.1.2.3: these can only start (or end) an access unit
+      break;
+    default:
+      return;  // filler data, auxiliary and extension slices, reserved types: ignored
+  }
+  au_boundary_ = true;
+}
+
+void Stream::check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const {
+  static const char* const kChroma[] = {"4:0:0 (monochrome)", "4:2:0", "4:2:2", "4:4:4"};
+  if (sps.chroma_format_idc != 1)
+    throw UnsupportedStream(std::string("chroma format ") + kChroma[sps.chroma_format_idc] +
+                            " (only 4:2:0 is supported)");
+  if (sps.bit_depth_luma != 8 || sps.bit_depth_chroma != 8)
+    throw UnsupportedStream("bit depth " + std::to_string(sps.bit_depth_luma) + "/" +
+                            std::to_string(sps.bit_depth_chroma) + " (only 8-bit is supported)");
+  if (h.field_pic) throw UnsupportedStream("interlaced field coding (field_pic_flag = 1)");
+  if (h.mbaff(sps)) throw UnsupportedStream("interlaced MBAFF coding (mb_adaptive_frame_field_flag = 1)");
+  if (pps.num_slice_groups > 1)
+    throw UnsupportedStream("FMO: " + std::to_string(pps.num_slice_groups) + " slice groups");
+  if (h.slice_type == kSliceSP || h.slice_type == kSliceSI)
+    throw UnsupportedStream("SP/SI slices (Extended profile)");
+  if (uint64_t{sps.pic_width_in_mbs} * sps.frame_height_in_mbs() > kMaxMacroblocks)
+    throw UnsupportedStream("frame of " + std::to_string(sps.coded_width()) + "x" +
+                            std::to_string(sps.coded_height()) + " exceeds level 6.2");
+  if (!pictures_.empty() || current_) {
+    const Sps& first = pictures_.empty() ? *current_->sps : *pictures_.front().sps;
+    if (first.width() != sps.width() || first.height() != sps.height())
+      throw UnsupportedStream("resolution changes mid-stream from " + std::to_string(first.width()) +
+                              "x" + std::to_string(first.height()) + " to " +
+                              std::to_string(sps.width()) + "x" + std::to_string(sps.height()));
+  }
+}
+
+bool Stream::starts_new_picture(const SliceHeader& h) const {  // 7.4.1.2.4
+  if (!current_ || au_boundary_) return true;
+  const SliceHeader& p = current_->slices.back().header;
+  if (h.frame_num != p.frame_num || h.pps_id != p.pps_id || h.field_pic != p.field_pic ||
+      h.bottom_field != p.bottom_field || (h.nal_ref_idc == 0) != (p.nal_ref_idc == 0) ||
+      h.idr != p.idr || (h.idr && h.idr_pic_id != p.idr_pic_id))
+    return true;
+  const uint32_t poc_type = current_->sps->pic_order_cnt_type;
+  if (poc_type == 0)
+    return h.pic_order_cnt_lsb != p.pic_order_cnt_lsb ||
+           h.delta_pic_order_cnt_bottom != p.delta_pic_order_cnt_bottom;
+  if (poc_type == 1) return h.delta_pic_order_cnt != p.delta_pic_order_cnt;
+  return false;
+}
+
+void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts) {
+  BitReader r(rbsp.data(), rbsp.size());
+  if (pictures_.empty() && !current_) {
+    // A stream cut from a broadcast starts mid-sequence: skip slices until parameter sets arrive.
+    BitReader peek(rbsp.data(), rbsp.size());
+    peek.ue();
+    peek.ue();
+    const Pps* p = pps(peek.ue_max(255, "pic_parameter_set_id"));
+    if (!p || !sps(p->sps_id)) {
+      ++skipped_leading_slices_;
+      return;
+    }
+  }
+  SliceHeader h = parse_slice_header(r, header.nal_unit_type, header.nal_ref_idc, *this);
+  auto pps_ptr = pps_[h.pps_id];
+  auto sps_ptr = sps_[pps_ptr->sps_id];
+  check_supported(h, *sps_ptr, *pps_ptr);
+  if (h.redundant_pic_cnt > 0) return;  // primary slices are always present: ignore redundant ones
+
+  if (starts_new_picture(h)) {
+    close_picture();
+    Picture pic;
+    pic.decode_index = static_cast<uint32_t>(pictures_.size());
+    pic.pts = pts;
+    pts.reset();  // a packet's timestamp belongs to the first picture it starts
+    pic.idr = h.idr;
+    pic.sps = sps_ptr;
+    pic.pps = pps_ptr;
+    pic.poc = poc_.next(h, *sps_ptr);
+    if ((h.idr || h.has_mmco5()) && pic.decode_index > 0) ++period_;
+    pic.period = period_;
+    pic.key = h.idr || pending_recovery_frame_cnt_ == 0u;
+    pending_recovery_frame_cnt_.reset();
+    current_ = std::move(pic);
+  } else {
+    const SliceHeader& previous = current_->slices.back().header;
+    if (h.first_mb_in_slice <= previous.first_mb_in_slice) {
+      if (sps_ptr->profile_idc == 66 || sps_ptr->profile_idc == 88)
+        throw UnsupportedStream("arbitrary slice order (ASO)");
+      throw CorruptStream("slice starting at macroblock " + std::to_string(h.first_mb_in_slice) +
+                          " follows one starting at " + std::to_string(previous.first_mb_in_slice));
+    }
+  }
+  Picture& pic = *current_;
+  if (slice_type_rank(h.slice_type) > slice_type_rank(pic.type) || pic.slices.empty()) pic.type = h.slice_type;
+  pic.nal_ref_idc = std::max(pic.nal_ref_idc, h.nal_ref_idc);
+  pic.slices.push_back({std::move(h), std::make_shared<const std::vector<uint8_t>>(std::move(rbsp))});
+  au_boundary_ = false;
+}
+
+void Stream::close_picture() {
+  if (!current_) return;
+  Picture& pic = *current_;
+  // Only I pictures are random access points; a recovery point on a P picture is not.
+  if (!pic.idr && pic.type != kSliceI) pic.key = false;
+  pictures_.push_back(std::move(pic));
+  current_.reset();
+}
+
+void Stream::finish() {
+  if (finished_) return;
+  close_picture();
+  finished_ = true;
+  if (pictures_.empty()) throw CorruptStream("the stream contains no decodable picture");
+  display_order_.resize(pictures_.size());
+  std::iota(display_order_.begin(), display_order_.end(), 0u);
+  std::stable_sort(display_order_.begin(), display_order_.end(), [&](uint32_t a, uint32_t b) {
+    const Picture& pa = pictures_[a];
+    const Picture& pb = pictures_[b];
+    return std::tie(pa.period, pa.poc) < std::tie(pb.period, pb.poc);
+  });
+}
+
+}  // namespace vccv

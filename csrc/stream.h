@@ -1,0 +1,80 @@
+// Access-unit assembly: routes NAL units to the parameter set, SEI and slice header parsers,
+// groups slices into pictures (7.4.1.2.4), and orders pictures for display by POC.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "nal.h"
+#include "parameter_sets.h"
+#include "poc.h"
+#include "slice_header.h"
+
+namespace vccv {
+
+struct Slice {
+  SliceHeader header;
+  std::shared_ptr<const std::vector<uint8_t>> rbsp;  // after the NAL header, EP bytes removed
+};
+
+struct Picture {
+  uint32_t decode_index = 0;
+  std::optional<int64_t> pts;
+  SliceType type = kSliceI;  // the most general slice type: B > P > I
+  bool idr = false;
+  bool key = false;          // IDR, or an I picture at a recovery point SEI with recovery_frame_cnt 0
+  uint8_t nal_ref_idc = 0;
+  int64_t poc = 0;
+  uint32_t period = 0;       // increases at each IDR and mmco5: POC restarts there
+  std::shared_ptr<const Sps> sps;
+  std::shared_ptr<const Pps> pps;
+  std::vector<Slice> slices;
+};
+
+class Stream : public ParameterSetLookup {
+ public:
+  // Container extradata: an avcC record (sets the AVCC length size) or Annex B parameter sets.
+  void add_extradata(const uint8_t* data, size_t size);
+  // One packet (or a whole raw file) of Annex B / length-prefixed data; `pts` goes to the
+  // picture whose first slice it carries. `last` marks the end of the input: a NAL unit that
+  // fails there is treated as truncation (the incomplete picture is dropped) instead of an error.
+  void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last);
+  // Ends the input: closes the last picture and computes display order.
+  void finish();
+
+  bool length_prefixed() const { return length_size_ > 0; }
+  bool truncated() const { return truncated_; }
+  // Slices before the first usable SPS/PPS (a stream cut mid-sequence), skipped.
+  uint32_t skipped_leading_slices() const { return skipped_leading_slices_; }
+  const std::vector<Picture>& pictures() const { return pictures_; }  // decoding order
+  const std::vector<uint32_t>& display_order() const { return display_order_; }
+
+  const Pps* pps(uint32_t id) const override { return id < pps_.size() ? pps_[id].get() : nullptr; }
+  const Sps* sps(uint32_t id) const override { return id < sps_.size() ? sps_[id].get() : nullptr; }
+
+ private:
+  void add_nal(const NalSpan& nal, std::optional<int64_t>& pts);
+  void add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts);
+  bool starts_new_picture(const SliceHeader& h) const;
+  void close_picture();
+  void check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const;
+
+  int length_size_ = 0;  // 0: Annex B
+  std::array<std::shared_ptr<const Sps>, 32> sps_;
+  std::array<std::shared_ptr<const Pps>, 256> pps_;
+  std::optional<Picture> current_;
+  bool au_boundary_ = true;  // a NAL unit that can only precede a new access unit was seen
+  std::optional<uint32_t> pending_recovery_frame_cnt_;
+  PocDecoder poc_;
+  uint32_t period_ = 0;
+  bool truncated_ = false;
+  uint32_t skipped_leading_slices_ = 0;
+  bool finished_ = false;
+  std::vector<Picture> pictures_;
+  std::vector<uint32_t> display_order_;
+};
+
+}  // namespace vccv

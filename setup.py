@@ -1,0 +1,54 @@
+"""Builds the C++ extension vccv_gpu._h264 with CMake (metadata lives in pyproject.toml).
+
+Environment: VCCV_SANITIZE=1 builds with AddressSanitizer + UBSan; VCCV_WERROR=1 makes
+warnings errors (CI sets it); CMAKE_BUILD_PARALLEL_LEVEL sets the number of compile jobs.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        import cmake
+        import ninja
+        import pybind11
+
+        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        sanitize = os.environ.get("VCCV_SANITIZE") == "1"
+        build_dir = Path(self.build_temp).resolve() / ("sanitize" if sanitize else "release")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cmake_exe = str(Path(cmake.CMAKE_BIN_DIR) / "cmake")
+        configure = [
+            cmake_exe, str(ROOT), "-G", "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={Path(ninja.BIN_DIR) / 'ninja'}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            "-DCMAKE_BUILD_TYPE=None",  # flags come from CMakeLists.txt (-O2, or the sanitizers)
+            f"-DVCCV_SANITIZE={'ON' if sanitize else 'OFF'}",
+            f"-DVCCV_WERROR={'ON' if os.environ.get('VCCV_WERROR') == '1' else 'OFF'}",
+        ]
+        subprocess.run(configure, cwd=build_dir, check=True)
+        jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
+        subprocess.run([cmake_exe, "--build", ".", "-j", jobs], cwd=build_dir, check=True)
+
+
+setup(
+    ext_modules=[CMakeExtension("vccv_gpu._h264")],
+    cmdclass={"build_ext": CMakeBuild},
+    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.kernels"],
+    package_dir={"vccv_gpu": "vccv_gpu", "vccv_gpu.kernels": "kernels"},
+)

@@ -1,0 +1,43 @@
+"""Shared fixtures: generated clips (encoded once per session) and the PyAV oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from vccv_gpu.testing import make_clip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests skip cleanly on machines without CUDA."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items or _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in gpu_items:
+        item.add_marker(skip)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.fixture(scope="session")
+def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """make_clip with a session cache: the same settings are encoded only once per run."""
+    root = tmp_path_factory.mktemp("clips")
+    cache: dict[tuple, Path] = {}
+
+    def get(suffix: str = ".mp4", **settings: Any) -> Path:
+        key = (suffix, tuple(sorted(settings.items())))
+        if key not in cache:
+            cache[key] = make_clip(root / f"clip{len(cache)}{suffix}", **settings)
+        return cache[key]
+
+    return get

@@ -1,0 +1,131 @@
+"""The stream layer against FFmpeg (PyAV) on a matrix of generated libx264 clips."""
+
+from __future__ import annotations
+
+import pytest
+
+from vccv_gpu import codec
+
+from oracles import pyav_oracle
+
+# id -> (container suffix, make_clip settings). Covers CAVLC/CABAC, baseline/main/high,
+# B-frames 0/3 with pyramid, refs 1/4, 1 and 4 slices, odd sizes, GOP 12 and 250, weighted
+# prediction, no deblocking, full-pel, every container the demuxer handles.
+MATRIX = {
+    "baseline-cavlc-gop12": (".h264", dict(profile="baseline", entropy="cavlc")),
+    "baseline-slices4-refs4": (".mp4", dict(profile="baseline", entropy="cavlc", slices=4, refs=4)),
+    "main-cavlc-b3": (".mp4", dict(profile="main", entropy="cavlc", bframes=3)),
+    "main-cabac-b3-refs4": (".mkv", dict(profile="main", entropy="cabac", bframes=3, refs=4)),
+    "high-cabac-b3-slices4": (".mp4", dict(profile="high", bframes=3, slices=4, frames=30)),
+    "high-cavlc-8x8off-slices4": (".h264", dict(profile="high", entropy="cavlc", slices=4,
+                                                transform_8x8=False, refs=4)),
+    "high-odd-330x250": (".ts", dict(profile="high", size=(330, 250), frames=16)),
+    "high-odd-b3-330x250": (".mov", dict(profile="high", size=(330, 250), bframes=3, frames=16)),
+    "high-gop250-b3": (".mkv", dict(profile="high", bframes=3, gop=250, frames=262, size=(96, 64))),
+    "high-weightp-b3": (".mp4", dict(profile="high", bframes=3, weightp=2, refs=4)),
+    "high-nodeblock-fullpel": (".mp4", dict(profile="high", deblock=False, subpel=False, bframes=3)),
+    "main-gop250-b0": (".h264", dict(profile="main", gop=250, frames=260, size=(96, 64))),
+}
+
+
+def weighted_p_dupes(settings: dict) -> bool:
+    return settings.get("profile") != "baseline" and settings.get("weightp", 2) == 2
+
+
+@pytest.fixture(scope="module", params=sorted(MATRIX))
+def clip(request, clip_factory):
+    suffix, settings = MATRIX[request.param]
+    return clip_factory(suffix, **settings), settings
+
+
+def test_structure_matches_ffmpeg(clip):
+    path, settings = clip
+    oracle = pyav_oracle(path)
+    with codec.open(path) as s:
+        assert (s.width, s.height) == (oracle.width, oracle.height)
+        assert s.coded_width % 16 == 0 and s.coded_height % 16 == 0
+        assert s.coded_width - s.width < 16 and s.coded_height - s.height < 16
+        assert s.profile == oracle.profile.lower()
+        assert s.entropy == settings.get("entropy", "cabac")
+        assert len(s.frames) == len(oracle.frames) == settings.get("frames", 24)
+        assert [f.type for f in s.frames] == [f.type for f in oracle.frames]
+        assert [f.key for f in s.frames] == [f.key for f in oracle.frames]
+        assert [f.pts for f in s.frames] == [f.pts for f in oracle.frames]
+        assert [f.index for f in s.frames] == list(range(len(s.frames)))
+        assert sorted(f.decode_index for f in s.frames) == list(range(len(s.frames)))
+        assert not s.truncated
+
+
+def test_keyframes_every_gop(clip):
+    path, settings = clip
+    gop = settings.get("gop", 12)
+    with codec.open(path) as s:
+        assert s.keyframes == list(range(0, len(s.frames), gop))
+
+
+def test_slice_headers_follow_settings(clip):
+    path, settings = clip
+    with codec.open(path) as s:
+        assert s.sequence["max_num_ref_frames"] >= settings.get("refs", 1)
+        assert s.sequence["transform_8x8_mode"] == (
+            settings.get("profile") == "high" and settings.get("transform_8x8", True))
+        for frame in s.frames:
+            headers = s.slice_headers(frame.index)
+            assert frame.num_slices == len(headers) == settings.get("slices", 1)
+            starts = [h["first_mb_in_slice"] for h in headers]
+            assert starts[0] == 0 and starts == sorted(set(starts))
+            for h in headers:
+                assert h["slice_type"] in ("I", "P", "B")
+                assert (h["slice_type"] == "B") <= (frame.type == "B")
+                assert h["idr"] == frame.key
+                assert h["nal_ref_idc"] > 0 or frame.type == "B"
+                assert 0 <= h["slice_qp"] <= 51
+                assert h["disable_deblocking_filter_idc"] == (0 if settings.get("deblock", True) else 1)
+                refs = h["num_ref_idx_active"]
+                if h["slice_type"] == "I":
+                    assert refs == (0, 0)
+                else:
+                    # weightp=2 (x264's default) adds weighted duplicates of references
+                    # through ref_pic_list_modification, so the list can exceed `refs`.
+                    assert 1 <= refs[0] <= 16 and (h["slice_type"] == "B") == (refs[1] > 0)
+                    if not weighted_p_dupes(settings):
+                        assert refs[0] <= settings.get("refs", 1)
+                weighted = (h["slice_type"] == "P" and s.sequence["weighted_pred"]) or (
+                    h["slice_type"] == "B" and s.sequence["weighted_bipred_idc"] == 1)
+                assert (h["pred_weight_table"] is not None) == weighted
+                if weighted:
+                    assert len(h["pred_weight_table"]["entries"][0]) == refs[0]
+
+
+def test_weighted_prediction_flags(clip_factory):
+    path = clip_factory(".mp4", **MATRIX["high-weightp-b3"][1])
+    with codec.open(path) as s:
+        assert s.sequence["weighted_pred"] is True
+        assert s.sequence["weighted_bipred_idc"] == 2  # x264's weightb is implicit weighting
+        assert any(h["pred_weight_table"] for f in s.frames for h in s.slice_headers(f.index))
+
+
+def test_poc_types(clip_factory):
+    # x264 uses pic_order_cnt_type 2 without B-frames and 0 with them.
+    with codec.open(clip_factory(".h264", **MATRIX["baseline-cavlc-gop12"][1])) as s:
+        assert s.sequence["pic_order_cnt_type"] == 2
+    with codec.open(clip_factory(".mp4", **MATRIX["main-cavlc-b3"][1])) as s:
+        assert s.sequence["pic_order_cnt_type"] == 0
+
+
+def test_bytes_input_equals_file(clip_factory):
+    for suffix, settings in (MATRIX["high-cabac-b3-slices4"], MATRIX["baseline-cavlc-gop12"]):
+        path = clip_factory(suffix, **settings)
+        with codec.open(path) as from_file, codec.open(path.read_bytes()) as from_bytes:
+            assert from_bytes.frames == from_file.frames
+            assert from_bytes.name == "<bytes>"
+
+
+def test_timing(clip_factory):
+    path = clip_factory(".mp4", **MATRIX["main-cavlc-b3"][1])
+    with codec.open(path) as s:
+        assert s.fps == pytest.approx(25)
+        assert s.duration == pytest.approx(24 / 25)
+    with codec.open(clip_factory(".h264", **MATRIX["baseline-cavlc-gop12"][1])) as s:
+        assert s.time_base is None and all(f.pts is None for f in s.frames)
+        assert s.fps == pytest.approx(25)  # from the SPS's VUI timing

@@ -1,0 +1,95 @@
+"""Feeds a file or bytes to the native parser: raw Annex B directly, containers through PyAV."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from .. import _h264
+from .errors import CorruptStream, UnsupportedStream
+
+Source = str | os.PathLike | bytes | bytearray | memoryview
+
+
+@dataclass
+class DemuxInfo:
+    container: str               # "h264" for raw Annex B, else the PyAV format name
+    time_base: Fraction | None   # unit of FrameInfo.pts; None for raw streams (no timestamps)
+    fps: float | None            # from the container; None where it has none
+    demux_error: str | None      # why demuxing stopped early, if it did
+
+
+def is_annexb(head: bytes) -> bool:
+    """True when the data starts like an Annex B byte stream: zero bytes, then 00 00 01."""
+    stripped = head.lstrip(b"\0")
+    return len(head) - len(stripped) >= 2 and stripped[:1] == b"\x01"
+
+
+def feed(native: _h264.Stream, source: Source, name: str) -> DemuxInfo:
+    """Pushes all of `source` into `native` (not yet finished) and describes the container."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise CorruptStream("the data is empty", name)
+        if is_annexb(data[:64]):
+            native.add_packet(data, None, True)
+            return DemuxInfo("h264", None, None, None)
+        return _feed_container(native, io.BytesIO(data), name)
+    path = Path(source)
+    if path.stat().st_size == 0:
+        raise CorruptStream("the file is empty", name)
+    with path.open("rb") as f:
+        head = f.read(64)
+    if is_annexb(head):
+        native.add_packet(path.read_bytes(), None, True)
+        return DemuxInfo("h264", None, None, None)
+    return _feed_container(native, str(path), name)
+
+
+def _feed_container(native: _h264.Stream, file: str | io.BytesIO, name: str) -> DemuxInfo:
+    try:
+        container = av.open(file, metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise CorruptStream(f"not a video container or H.264 stream that can be read ({e})", name) from None
+    with container:
+        videos = container.streams.video
+        if not videos:
+            raise UnsupportedStream(f"no video stream in the {container.format.name} container", name)
+        stream = videos[0]
+        codec_name = stream.codec_context.name
+        if codec_name != "h264":
+            raise UnsupportedStream(f"video codec is {codec_name}, not H.264", name)
+        extradata = stream.codec_context.extradata
+        if extradata:
+            native.add_extradata(extradata)
+        rate = stream.average_rate or stream.guessed_rate
+        info = DemuxInfo(container.format.name, stream.time_base, float(rate) if rate else None, None)
+        packets = _packets(container, stream, info)
+        previous = next(packets, None)
+        for packet in packets:
+            native.add_packet(previous, previous.pts, False)
+            previous = packet
+        if previous is not None:
+            native.add_packet(previous, previous.pts, True)
+        return info
+
+
+def _packets(container: av.container.InputContainer, stream: av.VideoStream, info: DemuxInfo) -> Iterator[av.Packet]:
+    """The stream's packets; a demuxer error ends the iteration and is recorded as truncation."""
+    demuxer = container.demux(stream)
+    while True:
+        try:
+            packet = next(demuxer)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            info.demux_error = str(e)
+            return
+        if packet.size:
+            yield packet

@@ -1,0 +1,637 @@
+"""Synthetic H.264 clips with exactly known encoder settings, for tests and benchmarks.
+
+Nothing here is used by the captioning pipeline itself.  The module makes short
+clips from real photographs (scikit-image's bundled sample images: a background
+that pans and zooms with sub-pixel motion, plus a few moving cut-out objects),
+encodes them with libx264 through PyAV with the requested coding tools, and
+then *checks* that libx264 really used those tools (it silently overrides
+some combinations), so that a test which asks for e.g. CAVLC + 4 slices can
+rely on getting exactly that.
+
+Public API:
+
+* :func:`make_clip` - encode an H.264 clip with given settings and verify them.
+* :func:`x264_settings` - parse the option string libx264 embeds in its SEI.
+* :func:`make_foreign_clip` - a short clip in another codec (MPEG-4 part 2, VP9),
+  for "this is not H.264" tests.
+* :func:`render_frames` - the raw RGB frames that :func:`make_clip` encodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+from fractions import Fraction
+from typing import Iterator, Mapping, Union
+
+import av
+import numpy as np
+
+__all__ = ["make_clip", "make_foreign_clip", "render_frames", "x264_settings"]
+
+PathLike = Union[str, pathlib.Path]
+
+# Container per file extension.  Raw Annex-B uses FFmpeg's "h264" muxer.
+_H264_FORMATS: dict[str, str] = {
+    ".mp4": "mp4",
+    ".mkv": "matroska",
+    ".mov": "mov",
+    ".ts": "mpegts",
+    ".h264": "h264",
+    ".264": "h264",
+}
+
+# Foreign codecs: PyAV encoder name -> (allowed extensions, decoder name PyAV reports).
+_FOREIGN: dict[str, tuple[dict[str, str], str]] = {
+    "mpeg4": ({".mp4": "mp4", ".avi": "avi", ".mkv": "matroska", ".mov": "mov"}, "mpeg4"),
+    "libvpx-vp9": ({".webm": "webm", ".mkv": "matroska"}, "vp9"),
+}
+
+# Muxers otherwise write random UIDs / dates (Matroska), which would make
+# clips from the same seed differ byte-wise.
+_CONTAINER_OPTIONS = {"fflags": "+bitexact"}
+
+# subme used when sub-pixel motion is requested (x264's "medium" default).
+_SUBME = 7
+
+# Bundled scikit-image photographs (no network access needed).  Colour ones
+# make better backgrounds; any of them can be an object texture.
+_BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+_TEXTURES = _BACKGROUNDS + (
+    "camera", "coins", "moon", "brick", "grass", "gravel", "clock", "hubble_deep_field",
+)
+
+_SEI_MARKER = b"x264 - core"
+
+
+# --------------------------------------------------------------------------
+# Content
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    """A bundled sample image as float32 RGB (H, W, 3) in 0..255; cached."""
+    import skimage.data  # local import: only the clip maker needs scikit-image
+
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = img[:, :, :3].astype(np.float32)
+    img.setflags(write=False)
+    return img
+
+
+def _sample(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear sample ``src`` at the grid ``ys`` x ``xs`` (separable, so cheap).
+
+    The view has no rotation, so rows and columns can be interpolated
+    separately: first the rows (touching only the needed source columns), then
+    the columns.  Coordinates are clamped to the image.
+    """
+    h, w = src.shape[:2]
+    ys = np.clip(ys, 0.0, h - 1.0)
+    xs = np.clip(xs, 0.0, w - 1.0)
+    y0 = np.minimum(ys.astype(np.intp), h - 2 if h > 1 else 0)
+    x0 = np.minimum(xs.astype(np.intp), w - 2 if w > 1 else 0)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    fy = (ys - y0).astype(np.float32)[:, None, None]
+    # Restrict to the source columns actually used before the row pass.
+    c0, c1 = int(x0.min()), int(x1.max()) + 1
+    part = src[:, c0:c1]
+    rows = part[y0] * (1.0 - fy) + part[y1] * fy
+    # Column pass on a (rows, cols*3) view: np.take on flat channel indices is
+    # ~3x faster than fancy indexing the middle axis of (rows, cols, 3).
+    flat = rows.reshape(len(ys), -1)
+    chan = np.arange(3)
+    left = np.take(flat, ((x0 - c0)[:, None] * 3 + chan).ravel(), axis=1)
+    right = np.take(flat, ((x1 - c0)[:, None] * 3 + chan).ravel(), axis=1)
+    right -= left
+    right *= np.repeat((xs - x0).astype(np.float32), 3)
+    left += right
+    return left.reshape(len(ys), len(xs), 3)
+
+
+def _bounce(p0: float, v: float, t: np.ndarray | float, span: float) -> np.ndarray | float:
+    """Position at time t of a point moving at v and reflecting inside [0, span]."""
+    if span <= 0:
+        return 0.0 * np.asarray(t)
+    u = np.mod(p0 + v * np.asarray(t, dtype=np.float64), 2.0 * span)
+    return span - np.abs(u - span)
+
+
+class _Object:
+    """A textured cut-out (rectangle or ellipse) moving with sub-pixel steps."""
+
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], texture: np.ndarray,
+                 appear: int) -> None:
+        w, h = size
+        base = min(w, h)
+        oh = max(2, min(h, int(base * rng.uniform(0.22, 0.4))))
+        ow = max(2, min(w, int(oh * rng.uniform(0.7, 1.6))))
+        # Texture: a random window of another photo, resampled to the object size.
+        th, tw = texture.shape[:2]
+        zoom = rng.uniform(0.5, 1.0)
+        wh, ww = th * zoom, tw * zoom
+        ty, tx = rng.uniform(0, th - wh), rng.uniform(0, tw - ww)
+        tex = _sample(texture, np.linspace(ty, ty + wh - 1, oh), np.linspace(tx, tx + ww - 1, ow))
+        if rng.random() < 0.5:  # ellipse with an anti-aliased edge
+            yy = (np.arange(oh) + 0.5 - oh / 2) / (oh / 2)
+            xx = (np.arange(ow) + 0.5 - ow / 2) / (ow / 2)
+            r = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+            alpha = np.clip((1.0 - r) * min(oh, ow) / 2 + 0.5, 0.0, 1.0).astype(np.float32)
+        else:
+            alpha = np.ones((oh, ow), np.float32)
+        # Premultiplied, padded by one pixel so a fractional shift spills into it.
+        a = np.pad(alpha, 1)[:, :, None]
+        self.premul = np.pad(tex, ((1, 1), (1, 1), (0, 0))) * a
+        self.alpha = a
+        self.span = (w - (ow + 2), h - (oh + 2))
+        self.p0 = (rng.uniform(0, max(self.span[0], 0)), rng.uniform(0, max(self.span[1], 0)))
+        # Non-integer velocities (output pixels per frame), different per object.
+        speed = rng.uniform(0.6, 3.5) * max(1.0, base / 240)
+        ang = rng.uniform(0, 2 * math.pi)
+        self.v = (speed * math.cos(ang), speed * math.sin(ang))
+        self.appear = appear
+
+    def draw(self, frame: np.ndarray, t: int) -> None:
+        if t < self.appear:
+            return
+        x = float(_bounce(self.p0[0], self.v[0], t, self.span[0]))
+        y = float(_bounce(self.p0[1], self.v[1], t, self.span[1]))
+        ix, iy = int(x), int(y)
+        fx, fy = x - ix, y - iy
+
+        def shift(a: np.ndarray) -> np.ndarray:
+            # Bilinear sub-pixel shift by (fx, fy); the zero pad absorbs the spill.
+            s = a * ((1 - fx) * (1 - fy))
+            s[1:, :] += a[:-1, :] * ((1 - fx) * fy)
+            s[:, 1:] += a[:, :-1] * (fx * (1 - fy))
+            s[1:, 1:] += a[:-1, :-1] * (fx * fy)
+            return s
+
+        pm, al = shift(self.premul), shift(self.alpha)
+        h, w = pm.shape[:2]
+        region = frame[iy:iy + h, ix:ix + w]
+        h, w = region.shape[:2]  # clipped at the frame border for tiny frames
+        region *= 1.0 - al[:h, :w]
+        region += pm[:h, :w]
+
+
+def render_frames(size: tuple[int, int] = (160, 96), frames: int = 24,
+                  seed: int = 0) -> Iterator[np.ndarray]:
+    """Yield ``frames`` uint8 RGB frames of shape (height, width, 3).
+
+    A background photograph pans and zooms smoothly (sub-pixel, varying
+    velocity), 2-3 cut-outs of other photographs move over it at different
+    velocities (one appears mid-clip), and a mild brightness dip part-way
+    through gives weighted prediction something to do.  Deterministic in
+    ``seed``.
+    """
+    w, h = size
+    rng = np.random.default_rng(seed)
+    bg_name = _BACKGROUNDS[int(rng.integers(len(_BACKGROUNDS)))]
+    bg = _photo(bg_name)
+    sh, sw = bg.shape[:2]
+
+    # Magnification (output px per source px) so that the largest view
+    # (zoomed out by `zamp`) covers 75% of the photo, leaving room to pan.
+    zamp = rng.uniform(0.06, 0.15)
+    m0 = max(w / (0.75 * sw), h / (0.75 * sh)) * (1 + zamp)
+    half_w, half_h = w / (2 * m0 * (1 - zamp)), h / (2 * m0 * (1 - zamp))
+    amp_x, amp_y = sw / 2 - half_w - 1, sh / 2 - half_h - 1
+    # Peak pan speed ~1-3 output px/frame (scaled with resolution); angular
+    # frequencies follow from speed = amplitude * omega * magnification.
+    speed = rng.uniform(1.0, 3.0) * max(1.0, min(w, h) / 240)
+    om_x = speed / max(amp_x * m0, 1e-6)
+    om_y = 0.6 * speed / max(amp_y * m0, 1e-6)
+    ph_x, ph_y, ph_z = rng.uniform(0, 2 * math.pi, 3)
+    om_z = 2 * math.pi / rng.uniform(40, 90)
+
+    n_obj = int(rng.integers(2, 4))
+    names = [n for n in _TEXTURES if n != bg_name]
+    objects = []
+    for k in range(n_obj):
+        tex = _photo(names[int(rng.integers(len(names)))])
+        # The last object appears mid-clip (exercises new content in P/B frames).
+        appear = frames // 2 if k == n_obj - 1 else 0
+        objects.append(_Object(rng, (w, h), tex, appear))
+
+    fade_mid = rng.uniform(0.3, 0.7) * frames
+    fade_len = max(4.0, frames / 6)
+    xs0 = np.arange(w) - (w - 1) / 2
+    ys0 = np.arange(h) - (h - 1) / 2
+    for t in range(frames):
+        m = m0 * (1 + zamp * math.sin(om_z * t + ph_z))
+        cx = sw / 2 + amp_x * math.sin(om_x * t + ph_x)
+        cy = sh / 2 + amp_y * math.sin(om_y * t + ph_y)
+        frame = _sample(bg, cy + ys0 / m, cx + xs0 / m)
+        for obj in objects:
+            obj.draw(frame, t)
+        gain = 1.0 - 0.25 * math.exp(-(((t - fade_mid) / fade_len) ** 2))
+        frame *= gain
+        np.clip(frame, 0, 255, out=frame)
+        yield (frame + 0.5).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------
+# Reading the settings back
+# --------------------------------------------------------------------------
+
+
+def _parse_sei(blob: bytes) -> dict[str, str] | None:
+    i = blob.find(_SEI_MARKER)
+    if i < 0:
+        return None
+    end = blob.find(b"\x00", i)
+    text = blob[i:end if end >= 0 else len(blob)].decode("latin-1")
+    _, sep, opts = text.partition("options:")
+    if not sep:
+        return None
+    out: dict[str, str] = {}
+    for tok in opts.split():
+        key, eq, val = tok.partition("=")
+        if eq:
+            out[key] = val
+    # The header names the x264 build ("x264 - core 165 - ..."), useful in reports.
+    core = text.split(" - ")[1] if " - " in text else ""
+    if core.startswith("core "):
+        out.setdefault("core", core[5:].strip())
+    return out
+
+
+def x264_settings(path: PathLike) -> dict[str, str]:
+    """Parse the option string libx264 embeds in its "user data unregistered" SEI.
+
+    Returns e.g. ``{"cabac": "1", "ref": "3", "deblock": "1:0:0", "bframes": "3",
+    ..., "core": "165"}`` (values as written by x264; ``core`` is the x264 build).
+    Keys x264 omits are absent: ``slices`` when no slice count was set (x264's
+    default, one slice; :func:`make_clip` always sets it, so writes ``slices=1``),
+    ``b_pyramid``/``weightb`` etc. without B-frames.
+
+    The SEI is looked for in the demuxed packets of the first video stream (so
+    MPEG-TS packetisation cannot split the text), then in the raw file bytes.
+    Raises ``ValueError`` when there is no x264 SEI (not H.264, or not x264).
+    """
+    path = pathlib.Path(path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            extradata = stream.codec_context.extradata
+            found = _parse_sei(extradata) if extradata else None
+            if found is not None:
+                return found
+            # x264 writes the SEI into the first access unit; look a little further
+            # in case a muxer reorders or splits it.
+            for n, packet in enumerate(container.demux(stream)):
+                found = _parse_sei(bytes(packet))
+                if found is not None:
+                    return found
+                if n >= 16:
+                    break
+    except (av.FFmpegError, IndexError):
+        pass
+    # Fallback: scan the file in chunks (the SEI is near the start in practice).
+    overlap = 4096
+    with open(path, "rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 20):
+            blob = tail + chunk
+            i = blob.find(_SEI_MARKER)
+            if i >= 0:
+                rest = blob[i:] + f.read(overlap)
+                found = _parse_sei(rest)
+                if found is not None:
+                    return found
+            tail = blob[-overlap:]
+    raise ValueError(f"{path}: no x264 SEI found (not an x264-encoded H.264 stream?)")
+
+
+# --------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------
+
+
+def _encode(path: pathlib.Path, fmt: str, codec: str, size: tuple[int, int], frames: int,
+            seed: int, fps: Union[int, Fraction], options: Mapping[str, str]) -> None:
+    w, h = size
+    rate = Fraction(fps)
+    with av.open(str(path), "w", format=fmt, container_options=_CONTAINER_OPTIONS) as out:
+        stream = out.add_stream(codec, rate=rate, options=dict(options))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        time_base = 1 / rate
+        for i, rgb in enumerate(render_frames(size, frames, seed)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, time_base
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: int,
+              transform_8x8: bool | None, subpel: bool, deblock: bool, weightp: int | None,
+              gop: int, crf: float, size: tuple[int, int], frames: int) -> dict[str, object]:
+    """What the finished clip must show, as checked by :func:`_verify`.
+
+    Keys that are x264 SEI option names compare against :func:`x264_settings`
+    (a value of ``None`` means "must be absent"); ``profile``, ``width``,
+    ``height``, ``frames`` and ``keyframes`` are checked by decoding.
+    """
+    eff_8x8 = (profile == "high") if transform_8x8 is None else transform_8x8
+    # x264 defaults for preset "medium": weightp 2, but 0 is forced for baseline.
+    eff_weightp = (0 if profile == "baseline" else 2) if weightp is None else weightp
+    exp: dict[str, object] = {
+        "threads": "1",
+        "mbtree": "0",
+        "cabac": "1" if entropy == "cabac" else "0",
+        "ref": str(refs),
+        "bframes": str(bframes),
+        "8x8dct": "1" if eff_8x8 else "0",
+        "subme": str(_SUBME) if subpel else "0",
+        "deblock": "1" if deblock else "0",
+        "weightp": str(eff_weightp),
+        "keyint": str(gop),
+        "scenecut": "0",
+        "slices": str(slices),
+        "crf": crf,
+    }
+    if bframes:
+        exp["b_pyramid"] = "2" if bframes >= 2 else "0"
+        if weightp is not None:
+            exp["weightb"] = "1" if weightp else "0"
+    # x264 signals the *lowest* profile that covers the tools actually used
+    # (profile= is only an upper bound): High iff 8x8 transform, else Main iff
+    # CABAC / B-frames / weighted P prediction, else Baseline, always with
+    # constraint_set1 (FFmpeg: "Constrained Baseline").
+    if eff_8x8:
+        exp["profile"] = ("High",)
+    elif entropy == "cabac" or bframes or eff_weightp:
+        exp["profile"] = ("Main",)
+    else:
+        exp["profile"] = ("Constrained Baseline", "Baseline")
+    exp["width"], exp["height"] = size
+    exp["frames"] = frames
+    exp["keyframes"] = list(range(0, frames, gop))
+    return exp
+
+
+def _mismatch(name: str, want: object, got: object, path: pathlib.Path) -> RuntimeError:
+    return RuntimeError(f"{path}: setting {name!r} did not take effect: requested {want!r}, got {got!r}")
+
+
+def _verify(path: PathLike, expected: Mapping[str, object]) -> None:
+    """Raise ``RuntimeError`` naming the first setting that does not match ``expected``."""
+    path = pathlib.Path(path)
+    decoded_keys = {"profile", "width", "height", "frames", "keyframes"}
+    sei = x264_settings(path)
+    for key, want in expected.items():
+        if key in decoded_keys:
+            continue
+        got = sei.get(key)
+        if key == "slices" and got is None:
+            got = "1"  # x264 omits slices=1
+        if key == "deblock" and got is not None:
+            got = got.split(":")[0]  # "1:alpha:beta"
+        if key == "crf" and want is not None and got is not None:
+            if not math.isclose(float(got), float(want)):  # type: ignore[arg-type]
+                raise _mismatch(key, want, got, path)
+            continue
+        if got != want:
+            raise _mismatch(key, want, got, path)
+
+    if not decoded_keys & expected.keys():
+        return
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if "profile" in expected:
+            want = expected["profile"]
+            allowed = (want,) if isinstance(want, str) else tuple(want)  # type: ignore[arg-type]
+            if ctx.profile not in allowed:
+                raise _mismatch("profile", want, ctx.profile, path)
+        keyframes = []
+        n = 0
+        width = height = None
+        for n, frame in enumerate(container.decode(stream), start=1):
+            width, height = frame.width, frame.height
+            if frame.key_frame:
+                keyframes.append(n - 1)
+    for key, got in (("width", width), ("height", height), ("frames", n), ("keyframes", keyframes)):
+        if key in expected and expected[key] != got:
+            raise _mismatch(key, expected[key], got, path)
+
+
+def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy: str,
+                profile: str, bframes: int, refs: int, slices: int,
+                transform_8x8: bool | None, weightp: int | None, gop: int, crf: float,
+                fps: Union[int, Fraction]) -> str:
+    """Validate everything up front; return the container format name."""
+    fmt = _H264_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported extension {path.suffix!r}; use one of {sorted(_H264_FORMATS)}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"parent directory of {path} does not exist")
+    try:
+        w, h = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (width, height), got {size!r}") from None
+    if w < 2 or h < 2:
+        raise ValueError(f"size must be at least 2x2, got {w}x{h}")
+    if w % 2 or h % 2:
+        # libx264 with 4:2:0 chroma cannot encode odd dimensions (avcodec_open2 fails).
+        raise ValueError(f"width and height must be even for yuv420p H.264, got {w}x{h}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if entropy not in ("cabac", "cavlc"):
+        raise ValueError(f"entropy must be 'cabac' or 'cavlc', got {entropy!r}")
+    if profile not in ("baseline", "main", "high"):
+        raise ValueError(f"profile must be 'baseline', 'main' or 'high', got {profile!r}")
+    if not 0 <= bframes <= 16:
+        raise ValueError(f"bframes must be in 0..16, got {bframes}")
+    if not 1 <= refs <= 16:
+        raise ValueError(f"refs must be in 1..16, got {refs}")
+    mb_rows = (h + 15) // 16
+    if not 1 <= slices <= mb_rows:
+        # x264 silently clamps the slice count to the number of macroblock rows.
+        raise ValueError(f"slices must be in 1..{mb_rows} (macroblock rows) for height {h}, got {slices}")
+    if weightp is not None and weightp not in (0, 1, 2):
+        raise ValueError(f"weightp must be None, 0, 1 or 2, got {weightp!r}")
+    if gop < 1:
+        raise ValueError(f"gop must be >= 1, got {gop}")
+    if not 1 <= crf <= 51:
+        # crf 0 is lossless, which x264 only allows in the High 4:4:4 profile.
+        raise ValueError(f"crf must be in 1..51, got {crf}")
+    if Fraction(fps) <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    # libx264's profile= silently overrides conflicting tools; refuse instead.
+    if profile == "baseline":
+        if entropy == "cabac":
+            raise ValueError("profile 'baseline' does not allow CABAC; use entropy='cavlc'")
+        if bframes:
+            raise ValueError("profile 'baseline' does not allow B-frames; use bframes=0")
+        if weightp:
+            raise ValueError("profile 'baseline' does not allow weighted prediction; use weightp=0/None")
+    if transform_8x8 and profile != "high":
+        raise ValueError(f"transform_8x8 requires profile 'high', got {profile!r}")
+    return fmt
+
+
+def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int = 24,
+              entropy: str = "cabac", profile: str = "high", bframes: int = 0, refs: int = 1,
+              slices: int = 1, transform_8x8: bool | None = None, subpel: bool = True,
+              deblock: bool = True, weightp: int | None = None, gop: int = 12,
+              crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25) -> pathlib.Path:
+    """Encode a synthetic clip with libx264 and verify the settings took effect.
+
+    Args:
+        path: output file; the extension picks the container (``.mp4``, ``.mkv``,
+            ``.mov``, ``.ts``, or raw Annex-B ``.h264``/``.264``).  Its parent
+            directory must exist.
+        size: (width, height); must be even (4:2:0), need not be a multiple of
+            16 (then the SPS carries cropping).
+        frames: number of frames.
+        entropy: ``"cabac"`` or ``"cavlc"``.
+        profile: ``"baseline"``, ``"main"`` or ``"high"`` - the *maximum*
+            profile; x264 signals the lowest profile covering the tools used
+            (e.g. high with 8x8 off signals Main).
+        bframes: max consecutive B-frames, 0..16 (b-pyramid "normal" when >= 2;
+            x264's adaptive B decision may use fewer).
+        refs: reference frames, 1..16.
+        slices: slices per frame, at most the number of macroblock rows.
+        transform_8x8: None = x264's default for the profile (on for high).
+        subpel: False = full-pel motion vectors only (``subme=0``), else subme 7.
+        deblock: False disables the in-loop deblocking filter.
+        weightp: None = x264 default (2; 0 for baseline), else 0..2.  An explicit
+            value also sets ``weightb`` (weighted bipred) on/off accordingly.
+        gop: keyframe interval; with ``scenecut=0`` an IDR lands exactly every
+            ``gop`` frames (display order).
+        crf: constant rate factor, 1..51.
+        seed: picks the photographs and motion.
+        fps: frame rate (int or Fraction).
+
+    Always set: preset medium, ``threads=1`` and ``mbtree=0`` (both needed for
+    byte-identical output per seed), ``scenecut=0``.  The clip is decoded
+    once afterwards to check profile, size, frame count and keyframe positions.
+
+    Returns:
+        The path of the written clip.
+
+    Raises:
+        ValueError: an impossible or out-of-range combination (checked before
+            encoding).
+        RuntimeError: the encoded clip does not show a requested setting.
+    """
+    path = pathlib.Path(path)
+    fmt = _check_args(path, size, frames, entropy, profile, bframes, refs, slices,
+                      transform_8x8, weightp, gop, crf, fps)
+    size = (int(size[0]), int(size[1]))
+
+    params = {
+        # One thread, no sliced threads: output is a pure function of the inputs.
+        "threads": "1",
+        # MB-tree off: with it on, x264's AVX-512 code reads uninitialised memory
+        # and the output varies run to run even with threads=1 (masking AVX-512
+        # or asm=0 also fixes it, but is less portable / much slower).
+        "mbtree": "0",
+        "cabac": "1" if entropy == "cabac" else "0",
+        "ref": str(refs),
+        "bframes": str(bframes),
+        "b-pyramid": "normal" if bframes >= 2 else "none",
+        "slices": str(slices),
+        "subme": str(_SUBME) if subpel else "0",
+        # Fixed GOP: keyint every `gop` frames, no scene-cut IDRs.  x264 clamps
+        # min-keyint to keyint/2+1 anyway.
+        "keyint": str(gop),
+        "min-keyint": str(max(1, min(gop, gop // 2 + 1))),
+        "scenecut": "0",
+    }
+    if transform_8x8 is not None:
+        params["8x8dct"] = "1" if transform_8x8 else "0"
+    if not deblock:
+        # Not "deblock=0": x264 parses that as alpha offset 0 with the filter on.
+        params["no-deblock"] = "1"
+    if weightp is not None:
+        params["weightp"] = str(weightp)
+        if bframes:
+            params["weightb"] = "1" if weightp else "0"
+    options = {
+        "profile": profile,
+        "preset": "medium",
+        "crf": f"{crf:g}",
+        "x264-params": ":".join(f"{k}={v}" for k, v in params.items()),
+    }
+    _encode(path, fmt, "libx264", size, frames, seed, fps, options)
+    _verify(path, _expected(entropy=entropy, profile=profile, bframes=bframes, refs=refs,
+                            slices=slices, transform_8x8=transform_8x8, subpel=subpel,
+                            deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
+                            frames=frames))
+    return path
+
+
+def make_foreign_clip(path: PathLike, codec: str, *, size: tuple[int, int] = (160, 96),
+                      frames: int = 10, seed: int = 0,
+                      fps: Union[int, Fraction] = 25) -> pathlib.Path:
+    """Encode a short non-H.264 clip, for tests that must reject such input.
+
+    ``codec`` is ``"mpeg4"`` (MPEG-4 part 2; ``.mp4``/``.avi``/``.mkv``/``.mov``)
+    or ``"libvpx-vp9"`` (VP9; ``.webm``/``.mkv``).  Raises ``ValueError`` for
+    other codecs/extensions and ``RuntimeError`` if the result does not decode
+    as the requested codec.
+    """
+    path = pathlib.Path(path)
+    if codec not in _FOREIGN:
+        raise ValueError(f"codec must be one of {sorted(_FOREIGN)}, got {codec!r}")
+    formats, decoder = _FOREIGN[codec]
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{codec} clips need one of {sorted(formats)}, got {path.suffix!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"parent directory of {path} does not exist")
+    w, h = (int(v) for v in size)
+    if w < 2 or h < 2 or w % 2 or h % 2:
+        raise ValueError(f"size must be even and at least 2x2, got {w}x{h}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if codec == "libvpx-vp9":
+        # Fastest realtime settings; single-threaded for reproducibility.
+        options = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0", "threads": "1"}
+    else:
+        options = {"b": "300k", "threads": "1"}
+    _encode(path, fmt, codec, (w, h), frames, seed, fps, options)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        name = stream.codec_context.name
+        n = sum(1 for _ in container.decode(stream))
+    if name != decoder:
+        raise RuntimeError(f"{path}: expected a {decoder} stream, got {name!r}")
+    if n != frames:
+        raise RuntimeError(f"{path}: expected {frames} frames, decoded {n}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vccv_gpu.testing OUT`: write one sample clip (for trying the tools)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m vccv_gpu.testing",
+        description="Encode a sample H.264 clip from scikit-image photographs with libx264.")
+    parser.add_argument("out", help="output file: .mp4, .mkv, .mov, .ts or .h264")
+    parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT, even (default 640x360)")
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--bframes", type=int, default=3)
+    parser.add_argument("--gop", type=int, default=25)
+    parser.add_argument("--entropy", choices=("cabac", "cavlc"), default="cabac")
+    parser.add_argument("--profile", choices=("baseline", "main", "high"), default="high")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    path = make_clip(args.out, size=(width, height), frames=args.frames, bframes=args.bframes,
+                     gop=args.gop, entropy=args.entropy, profile=args.profile, seed=args.seed)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
