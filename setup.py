@@ -5,6 +5,7 @@ warnings errors (CI sets it); CMAKE_BUILD_PARALLEL_LEVEL sets the number of comp
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,19 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 
 
+def find_tool(name: str) -> str:
+    """cmake/ninja from their PyPI packages (the build requirements), else from PATH
+    (for `--no-build-isolation` installs on machines that have them but not the packages)."""
+    try:
+        module = __import__(name)
+        return str(Path(module.CMAKE_BIN_DIR if name == "cmake" else module.BIN_DIR) / name)
+    except ImportError:
+        found = shutil.which(name)
+        if not found:
+            raise RuntimeError(f"building the extension needs {name}: pip install {name}") from None
+        return found
+
+
 class CMakeExtension(Extension):
     def __init__(self, name: str) -> None:
         super().__init__(name, sources=[])
@@ -22,18 +36,16 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
-        import cmake
-        import ninja
         import pybind11
 
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         sanitize = os.environ.get("VCCV_SANITIZE") == "1"
         build_dir = Path(self.build_temp).resolve() / ("sanitize" if sanitize else "release")
         build_dir.mkdir(parents=True, exist_ok=True)
-        cmake_exe = str(Path(cmake.CMAKE_BIN_DIR) / "cmake")
+        cmake_exe, ninja_exe = find_tool("cmake"), find_tool("ninja")
         configure = [
             cmake_exe, str(ROOT), "-G", "Ninja",
-            f"-DCMAKE_MAKE_PROGRAM={Path(ninja.BIN_DIR) / 'ninja'}",
+            f"-DCMAKE_MAKE_PROGRAM={ninja_exe}",
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",

@@ -48,7 +48,6 @@ void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t>
   bool cut = false;
   std::vector<NalSpan> nals = length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut)
                                                : split_annexb(data, size);
-  const uint32_t picture = static_cast<uint32_t>(pictures_.size() + (current_ ? 1 : 0));
   try {
     if (cut && !last) throw CorruptStream("a NAL unit length runs past the end of its packet");
     for (size_t i = 0; i < nals.size(); ++i) {
@@ -78,6 +77,8 @@ void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t>
       }
     }
   } catch (const CorruptStream& e) {
+    // Most errors are met in a picture's first slice: name the picture it would begin.
+    const size_t picture = pictures_.size() + (current_ ? 1 : 0);
     throw CorruptStream("picture " + std::to_string(picture) + " (decoding order): " + e.what());
   }
 }
@@ -87,12 +88,12 @@ void Stream::add_nal(const NalSpan& nal, std::optional<int64_t>& pts) {
   switch (header.nal_unit_type) {
     case kNalSlice:
     case kNalIdrSlice:
+    case kNalSlicePartitionA:  // rejected in add_slice once its header proves it real
       add_slice(header, rbsp_of(nal, header), pts);
       return;
-    case kNalSlicePartitionA:
     case kNalSlicePartitionB:
     case kNalSlicePartitionC:
-      throw UnsupportedStream("data partitioning (Extended profile) is not supported");
+      return;  // meaningless without partition A
     case kNalSps: {
       const std::vector<uint8_t> rbsp = rbsp_of(nal, header);
       BitReader r(rbsp.data(), rbsp.size());
@@ -191,6 +192,8 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
   auto pps_ptr = pps_[h.pps_id];
   auto sps_ptr = sps_[pps_ptr->sps_id];
   check_supported(h, *sps_ptr, *pps_ptr);
+  if (header.nal_unit_type == kNalSlicePartitionA)
+    throw UnsupportedStream("data partitioning (Extended profile) is not supported");
   if (h.redundant_pic_cnt > 0) return;  // primary slices are always present: ignore redundant ones
 
   if (starts_new_picture(h)) {
@@ -237,7 +240,11 @@ void Stream::finish() {
   if (finished_) return;
   close_picture();
   finished_ = true;
-  if (pictures_.empty()) throw CorruptStream("the stream contains no decodable picture");
+  if (pictures_.empty())
+    throw CorruptStream("the stream contains no decodable picture" +
+                        (skipped_leading_slices_ ? " (" + std::to_string(skipped_leading_slices_) +
+                                                       " slices came without their SPS/PPS)"
+                                                 : std::string()));
   display_order_.resize(pictures_.size());
   std::iota(display_order_.begin(), display_order_.end(), 0u);
   std::stable_sort(display_order_.begin(), display_order_.end(), [&](uint32_t a, uint32_t b) {

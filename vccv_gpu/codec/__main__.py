@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from . import info
 
-COMMANDS = {"info": info.main}
+COMMANDS = {"info": (info.main, "print the stream structure of H.264 files")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m vccv_gpu.codec",
+                                     description="Command-line tools for H.264 files.")
+    parser.add_argument("command", choices=sorted(COMMANDS),
+                        help="; ".join(f"{name}: {text}" for name, (_, text) in COMMANDS.items()))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments (COMMAND --help)")
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m vccv_gpu.codec {info} ...  (python -m vccv_gpu.codec info --help)",
-              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:])
+        parser.parse_args(argv)  # prints help or the usage error and exits
+    return COMMANDS[argv[0]][0](argv[1:])
 
 
 if __name__ == "__main__":

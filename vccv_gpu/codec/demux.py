@@ -7,12 +7,14 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
-
-import av
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from .. import _h264
+from .containers import truncation
 from .errors import CorruptStream, UnsupportedStream
+
+if TYPE_CHECKING:
+    import av
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
@@ -22,7 +24,7 @@ class DemuxInfo:
     container: str               # "h264" for raw Annex B, else the PyAV format name
     time_base: Fraction | None   # unit of FrameInfo.pts; None for raw streams (no timestamps)
     fps: float | None            # from the container; None where it has none
-    demux_error: str | None      # why demuxing stopped early, if it did
+    truncation: str | None       # why the data is known to be cut short, if it is
 
 
 def is_annexb(head: bytes) -> bool:
@@ -40,7 +42,7 @@ def feed(native: _h264.Stream, source: Source, name: str) -> DemuxInfo:
         if is_annexb(data[:64]):
             native.add_packet(data, None, True)
             return DemuxInfo("h264", None, None, None)
-        return _feed_container(native, io.BytesIO(data), name)
+        return _feed_container(native, io.BytesIO(data), len(data), name)
     path = Path(source)
     if path.stat().st_size == 0:
         raise CorruptStream("the file is empty", name)
@@ -49,14 +51,20 @@ def feed(native: _h264.Stream, source: Source, name: str) -> DemuxInfo:
     if is_annexb(head):
         native.add_packet(path.read_bytes(), None, True)
         return DemuxInfo("h264", None, None, None)
-    return _feed_container(native, str(path), name)
+    with path.open("rb") as f:
+        return _feed_container(native, f, path.stat().st_size, name)
 
 
-def _feed_container(native: _h264.Stream, file: str | io.BytesIO, name: str) -> DemuxInfo:
+def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) -> DemuxInfo:
+    import av  # only containers need PyAV: raw Annex B streams parse without it
+
+    cut = truncation(file, size)
+    file.seek(0)
     try:
         container = av.open(file, metadata_errors="ignore")
     except av.error.FFmpegError as e:
-        raise CorruptStream(f"not a video container or H.264 stream that can be read ({e})", name) from None
+        reason = cut or f"not a video container or H.264 stream that can be read ({e.strerror})"
+        raise CorruptStream(reason, name) from None
     with container:
         videos = container.streams.video
         if not videos:
@@ -69,7 +77,7 @@ def _feed_container(native: _h264.Stream, file: str | io.BytesIO, name: str) -> 
         if extradata:
             native.add_extradata(extradata)
         rate = stream.average_rate or stream.guessed_rate
-        info = DemuxInfo(container.format.name, stream.time_base, float(rate) if rate else None, None)
+        info = DemuxInfo(container.format.name, stream.time_base, float(rate) if rate else None, cut)
         packets = _packets(container, stream, info)
         previous = next(packets, None)
         for packet in packets:
@@ -82,6 +90,8 @@ def _feed_container(native: _h264.Stream, file: str | io.BytesIO, name: str) -> 
 
 def _packets(container: av.container.InputContainer, stream: av.VideoStream, info: DemuxInfo) -> Iterator[av.Packet]:
     """The stream's packets; a demuxer error ends the iteration and is recorded as truncation."""
+    import av
+
     demuxer = container.demux(stream)
     while True:
         try:
@@ -89,7 +99,7 @@ def _packets(container: av.container.InputContainer, stream: av.VideoStream, inf
         except StopIteration:
             return
         except av.error.FFmpegError as e:
-            info.demux_error = str(e)
+            info.truncation = info.truncation or f"demuxing stopped early ({e.strerror})"
             return
         if packet.size:
             yield packet

@@ -61,9 +61,11 @@ class Stream:
             for index, (decode_index, pts, kind, key, num_slices, reference, _poc) in enumerate(native.frames())
         ]
         self._display_of_decode = {f.decode_index: f.index for f in self.frames}
-        self.truncated: bool = native.truncated or demux.demux_error is not None
+        self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
-            warnings.warn(f"{name}: truncated; {len(self.frames)} complete frames listed", stacklevel=3)
+            reason = demux.truncation or "the last NAL unit is cut"
+            warnings.warn(f"{name}: truncated ({reason}); {len(self.frames)} complete frames listed",
+                          stacklevel=3)
 
     @property
     def container(self) -> str:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Whoever is lent a GPU runs this first, in one `run` call, and reads the report it leaves:
+#
+#   here:  pip download pynvvideocodec==2.2.4 --no-deps --only-binary=:all: --python-version 3.12 \
+#            --platform manylinux_2_28_x86_64 -d .wheels
+#          pip download pybind11 tqdm --no-deps --only-binary=:all: --python-version 3.12 -d .wheels
+#          python benchmarks/parse_speed.py --frames 250 --out /dev/null   # (checks it runs here)
+#          mkdir -p .bench_clips && python -m vccv_gpu.testing .bench_clips/720p.h264 --size 1280x720 --frames 250
+#   run:   bash benchmarks/gpu_check.sh "$OUT"     with carry [".wheels", ".bench_clips"]
+#
+# The GPU machine has no network and no PyAV: wheels and clips travel with the work tree.
+# It installs the wheels and the project, runs every `gpu` test and every benchmark that can run
+# there, and writes machine.txt, install.log, gpu_tests.txt and one file per benchmark to OUT.
+set -uo pipefail
+OUT=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+
+{ date; nvidia-smi; python -V; python -c "import torch; print('torch', torch.__version__)"; } > "$OUT/machine.txt" 2>&1
+{
+  if compgen -G ".wheels/*.whl" > /dev/null; then pip install --no-deps .wheels/*.whl; fi
+  pip install --no-deps --no-build-isolation -e .
+} > "$OUT/install.log" 2>&1 || { echo "install failed: see install.log"; tail -40 "$OUT/install.log"; exit 1; }
+
+python -m pytest -m gpu -v -rs tests > "$OUT/gpu_tests.txt" 2>&1
+status=$?
+[ "$status" -eq 5 ] && echo "no gpu tests collected yet" >> "$OUT/gpu_tests.txt" && status=0
+
+if [ -d .bench_clips ]; then
+  python benchmarks/parse_speed.py --clips .bench_clips --out "$OUT/parse_speed.json" > "$OUT/parse_speed.txt" 2>&1 \
+    || status=1
+fi
+tail -n 3 "$OUT"/*.txt
+exit "$status"
