@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "bit_reader.h"
 #include "errors.h"
 #include "scan_tables.h"
 #include "stream.h"
@@ -148,12 +149,40 @@ py::tuple scaling_matrices(const Stream& s, size_t decode_index) {
   return py::make_tuple(m4, m8);
 }
 
+// Reads `codes` ("u:N", "ue", "se", "te:MAX", "more_rbsp_data", "byte_aligned") in order from an
+// RBSP: a window onto the bit reader for its unit tests.
+py::list read_bits(const py::bytes& data, const std::vector<std::string>& codes) {
+  const std::string bytes = data;
+  BitReader r(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  py::list out;
+  for (const std::string& code : codes) {
+    const auto colon = code.find(':');
+    const std::string kind = code.substr(0, colon);
+    const auto arg = colon == std::string::npos ? 0u : static_cast<uint32_t>(std::stoul(code.substr(colon + 1)));
+    if (kind == "u") out.append(r.u(static_cast<int>(arg)));
+    else if (kind == "ue") out.append(r.ue());
+    else if (kind == "se") out.append(r.se());
+    else if (kind == "te") out.append(r.te(arg));
+    else if (kind == "more_rbsp_data") out.append(r.more_rbsp_data());
+    else if (kind == "byte_aligned") out.append(r.byte_aligned());
+    else throw py::value_error("unknown code " + code);
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_h264, m) {
   m.doc() = "H.264 bitstream parser (NAL units, parameter sets, slice headers, display order)";
   py::register_exception<UnsupportedStream>(m, "UnsupportedStream");
   py::register_exception<CorruptStream>(m, "CorruptStream");
+
+  m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
+  m.def("remove_emulation_prevention", [](const py::bytes& data) {
+    const std::string bytes = data;
+    const auto out = remove_emulation_prevention(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+  });
 
   py::class_<Stream>(m, "Stream")
       .def(py::init<>())

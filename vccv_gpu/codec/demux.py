@@ -61,7 +61,7 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
     cut = truncation(file, size)
     file.seek(0)
     try:
-        container = av.open(file, metadata_errors="ignore")
+        container = av.open(file)
     except av.error.FFmpegError as e:
         reason = cut or f"not a video container or H.264 stream that can be read ({e.strerror})"
         raise CorruptStream(reason, name) from None
