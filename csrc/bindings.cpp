@@ -8,6 +8,7 @@
 
 #include "bit_reader.h"
 #include "errors.h"
+#include "picture.h"
 #include "scan_tables.h"
 #include "stream.h"
 
@@ -170,6 +171,58 @@ py::list read_bits(const py::bytes& data, const std::vector<std::string>& codes)
   return out;
 }
 
+template <typename T>
+py::array_t<T> to_array(const std::vector<T>& v, std::vector<py::ssize_t> shape) {
+  py::array_t<T> a(shape);
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+// One parsed picture, kept so that macroblocks, residual and coefficients share one parse.
+struct PyParsedPicture {
+  ParsedPicture parsed;
+  int coded_width, coded_height;
+
+  py::dict macroblocks() const {
+    const MacroblockGrid& g = parsed.macroblocks;
+    const py::ssize_t h = g.height_mbs, w = g.width_mbs;
+    py::dict d;
+    d["mb_type"] = to_array(g.mb_type, {h, w});
+    d["qp"] = to_array(g.qp, {h, w});
+    d["mv"] = to_array(g.mv, {2, 4 * h, 4 * w, 2});
+    d["ref_idx"] = to_array(g.ref_idx, {2, 4 * h, 4 * w});
+    return d;
+  }
+
+  py::tuple residual() const {
+    py::array_t<int16_t> y({coded_height, coded_width}), u({coded_height / 2, coded_width / 2}),
+        v({coded_height / 2, coded_width / 2});
+    {
+      py::gil_scoped_release release;
+      render_residual(parsed.coefficients, coded_width, coded_height, y.mutable_data(), u.mutable_data(),
+                      v.mutable_data());
+    }
+    return py::make_tuple(y, u, v);
+  }
+
+  // One contiguous int16 buffer: positions4 [n4,3], positions8 [n8,3], coeffs4 [n4,16], coeffs8 [n8,64].
+  py::tuple coefficients() const {
+    const CoefficientBlocks& c = parsed.coefficients;
+    const size_t n4 = c.positions4.size(), n8 = c.positions8.size();
+    py::array_t<int16_t> data(static_cast<py::ssize_t>(3 * (n4 + n8) + c.coeffs4.size() + c.coeffs8.size()));
+    int16_t* p = data.mutable_data();
+    for (const auto* positions : {&c.positions4, &c.positions8})
+      for (const auto& pos : *positions) {
+        *p++ = static_cast<int16_t>(pos.plane);
+        *p++ = static_cast<int16_t>(pos.x);
+        *p++ = static_cast<int16_t>(pos.y);
+      }
+    p = std::copy(c.coeffs4.begin(), c.coeffs4.end(), p);
+    std::copy(c.coeffs8.begin(), c.coeffs8.end(), p);
+    return py::make_tuple(data, n4, n8);
+  }
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_h264, m) {
@@ -183,6 +236,11 @@ PYBIND11_MODULE(_h264, m) {
     const auto out = remove_emulation_prevention(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
     return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
   });
+
+  py::class_<PyParsedPicture>(m, "ParsedPicture")
+      .def("macroblocks", &PyParsedPicture::macroblocks)
+      .def("residual", &PyParsedPicture::residual)
+      .def("coefficients", &PyParsedPicture::coefficients);
 
   py::class_<Stream>(m, "Stream")
       .def(py::init<>())
@@ -216,6 +274,19 @@ PYBIND11_MODULE(_h264, m) {
            "Display order: (decode_index, pts, type, key, num_slices, reference, poc) per picture.")
       .def("sequence_info", &sequence_info, "Fields of the first picture's SPS/PPS.")
       .def("slice_headers", &slice_headers, py::arg("decode_index"))
+      .def("parse_picture",
+           [](const Stream& s, size_t decode_index) {
+             const Picture& pic = picture_at(s, decode_index);
+             auto out = std::make_unique<PyParsedPicture>();
+             out->coded_width = static_cast<int>(pic.sps->coded_width());
+             out->coded_height = static_cast<int>(pic.sps->coded_height());
+             {
+               py::gil_scoped_release release;
+               out->parsed = parse_picture(pic);
+             }
+             return out;
+           },
+           py::arg("decode_index"), "Entropy-decodes one picture's slice data.")
       .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),
            "Resolved 4x4 [6,4,4] and 8x8 [6,8,8] weights (raster order) for a picture.");
 }

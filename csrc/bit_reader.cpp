@@ -54,6 +54,16 @@ uint32_t BitReader::u(int bits) {
   return static_cast<uint32_t>(value & ((uint64_t{1} << bits) - 1));
 }
 
+uint32_t BitReader::peek(int bits) const {
+  uint64_t value = 0;
+  size_t byte = pos_ >> 3;
+  const int skip_bits = static_cast<int>(pos_ & 7);
+  const size_t size_bytes = size_bits_ >> 3;
+  for (int i = 0; i < 5; ++i) value = (value << 8) | (byte + static_cast<size_t>(i) < size_bytes ? data_[byte + static_cast<size_t>(i)] : 0);
+  value >>= 40 - skip_bits - bits;
+  return static_cast<uint32_t>(value & ((uint64_t{1} << bits) - 1));
+}
+
 void BitReader::skip(size_t bits) {
   require(bits);
   pos_ += bits;

@@ -21,6 +21,8 @@ class BitReader {
   int32_t se();          // 9.1.1
   uint32_t te(uint32_t max_value);  // 9.1 with range max_value (> 0)
   void skip(size_t bits);
+  // The next `bits` (<= 32) bits without consuming them; zeros past the end of the data.
+  uint32_t peek(int bits) const;
 
   // Reads ue(v) and checks it against an inclusive upper bound; `what` names the element.
   uint32_t ue_max(uint32_t max_value, const char* what);

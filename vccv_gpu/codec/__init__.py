@@ -8,6 +8,7 @@
 """
 
 from .errors import CorruptStream, StreamError, UnsupportedStream
-from .stream import FrameInfo, Stream, open
+from .stream import Coefficients, FrameInfo, Macroblocks, Residual, Stream, open
 
-__all__ = ["CorruptStream", "FrameInfo", "Stream", "StreamError", "UnsupportedStream", "open"]
+__all__ = ["Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "Residual", "Stream", "StreamError",
+           "UnsupportedStream", "open"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +30,57 @@ class FrameInfo:
     reference: bool        # nal_ref_idc != 0: other pictures may predict from it
 
 
+@dataclass(frozen=True)
+class Macroblocks:
+    """Per-macroblock and per-4x4-block information of one frame.
+
+    mb_type: int8 [H16, W16]: 0 intra, 1 inter, 2 skip (P_Skip), 3 direct (B_Direct_16x16,
+        B_Skip), 4 I_PCM. qp: int8 [H16, W16] luma QP. mv: int16 [2, H4, W4, 2] list 0/1 vectors
+        (x, y) in quarter pels, 0 where unused; ref_idx: int8 [2, H4, W4], -1 where unused.
+
+    B frames: direct-mode vectors (B_Skip, B_Direct_16x16 and B_8x8's direct sub-blocks) are not
+    derived yet: those blocks hold ref_idx -1 and zero vectors, and explicitly coded B partitions
+    whose prediction uses such a neighbour are only approximate. P frames are exact.
+    """
+
+    mb_type: np.ndarray
+    qp: np.ndarray
+    mv: np.ndarray
+    ref_idx: np.ndarray
+
+
+@dataclass(frozen=True)
+class Residual:
+    """What the decoder adds to the prediction, int16 planes of the coded size (4:2:0)."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Dequantised coefficients of the frame's nonzero transform blocks, for reconstruction on
+    another device: `data` is one contiguous int16 buffer (one host-to-device copy) and the
+    other fields are views of it. positions4/8: [n, 3] (plane 0 Y / 1 Cb / 2 Cr, x, y of the
+    block's top-left sample in its plane); coeffs4 [n4, 4, 4] and coeffs8 [n8, 8, 8] in raster
+    order, ready for the inverse transform (8.5.12.2 / 8.5.13.2: r = (H d H^T + 32) >> 6)."""
+
+    data: np.ndarray
+    positions4: np.ndarray
+    positions8: np.ndarray
+    coeffs4: np.ndarray
+    coeffs8: np.ndarray
+
+    @staticmethod
+    def from_buffer(data: np.ndarray, n4: int, n8: int) -> Coefficients:
+        p4_end = 3 * n4
+        p8_end = p4_end + 3 * n8
+        c4_end = p8_end + 16 * n4
+        return Coefficients(data, data[:p4_end].reshape(n4, 3), data[p4_end:p8_end].reshape(n8, 3),
+                            data[p8_end:c4_end].reshape(n4, 4, 4), data[c4_end:].reshape(n8, 8, 8))
+
+
 @contextmanager
 def _native_errors(name: str) -> Iterator[None]:
     """Re-raises the extension's exceptions as codec errors naming the file."""
@@ -42,6 +94,8 @@ def _native_errors(name: str) -> Iterator[None]:
 
 class Stream:
     """A parsed H.264 stream; create it with `codec.open`. All frame lists are in display order."""
+
+    CACHE_SIZE = 4  # parsed pictures kept: memory stays bounded however long the video
 
     def __init__(self, native: _h264.Stream, demux: DemuxInfo, name: str) -> None:
         self._native = native
@@ -60,7 +114,7 @@ class Stream:
             FrameInfo(index, pts, kind, key, decode_index, num_slices, reference)
             for index, (decode_index, pts, kind, key, num_slices, reference, _poc) in enumerate(native.frames())
         ]
-        self._display_of_decode = {f.decode_index: f.index for f in self.frames}
+        self._cache: OrderedDict[int, Any] = OrderedDict()
         self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
             reason = demux.truncation or "the last NAL unit is cut"
@@ -100,6 +154,34 @@ class Stream:
         """The parsed slice headers of frame `index` (display order), one dict per slice."""
         return self._native.slice_headers(self.frames[index].decode_index)
 
+    def macroblocks(self, index: int) -> Macroblocks:
+        """Macroblock types, QPs, motion vectors and reference indices of frame `index`."""
+        return Macroblocks(**self._parsed(index).macroblocks())
+
+    def residual(self, index: int) -> Residual:
+        """The residual planes of frame `index` (display order), exact integer reconstruction."""
+        return Residual(*self._parsed(index).residual())
+
+    def coefficients(self, index: int) -> Coefficients:
+        """The compact form of the residual: dequantised nonzero blocks in one int16 buffer."""
+        return Coefficients.from_buffer(*self._parsed(index).coefficients())
+
+    def _parsed(self, index: int) -> Any:
+        """Parses only that picture's slices; a few recent results are kept for reuse."""
+        if self._native is None:
+            raise ValueError(f"{self.name}: the stream is closed")
+        decode_index = self.frames[index].decode_index
+        cached = self._cache.get(decode_index)
+        if cached is None:
+            with _native_errors(self.name):
+                cached = self._native.parse_picture(decode_index)
+            self._cache[decode_index] = cached
+            while len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(decode_index)
+        return cached
+
     def scaling_matrices(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights in force for frame `index`: 4x4 [6,4,4] (Intra Y,Cb,Cr, Inter Y,Cb,Cr) and
         8x8 [6,8,8] (Intra Y, Inter Y, Intra Cb, Inter Cb, Intra Cr, Inter Cr), raster order."""
@@ -107,6 +189,7 @@ class Stream:
 
     def close(self) -> None:
         self._native = None  # drops the slice data; the header fields stay readable
+        self._cache.clear()
 
     def __enter__(self) -> Stream:
         return self

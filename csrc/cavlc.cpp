@@ -1,0 +1,111 @@
+#include "cavlc.h"
+
+#include <string>
+
+#include "cavlc_tables.h"
+#include "errors.h"
+#include "vlc.h"
+
+namespace vccv {
+
+namespace {
+
+struct CavlcTables {
+  VlcTable coeff_token[4] = {
+      {&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"},
+      {&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"},
+      {&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"},
+      {&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token"}};
+  std::vector<VlcTable> total_zeros, total_zeros_chroma_dc, run_before;
+
+  CavlcTables() {
+    for (int t = 0; t < 15; ++t) total_zeros.emplace_back(kTotalZerosLength[t], kTotalZerosCode[t], 16, "total_zeros");
+    for (int t = 0; t < 3; ++t)
+      total_zeros_chroma_dc.emplace_back(kTotalZerosChromaDcLength[t], kTotalZerosChromaDcCode[t], 4, "total_zeros");
+    for (int t = 0; t < 7; ++t) run_before.emplace_back(kRunBeforeLength[t], kRunBeforeCode[t], 15, "run_before");
+  }
+};
+
+const CavlcTables& tables() {
+  static const CavlcTables t;
+  return t;
+}
+
+}  // namespace
+
+int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff,
+                              int32_t* coeff_level) {
+  const CavlcTables& t = tables();
+  int total_coeff = 0, trailing_ones = 0;
+  if (nC >= 8) {  // 6-bit fixed-length coeff_token (Table 9-5, 8 <= nC)
+    const uint32_t v = r.u(6);
+    if (v != 3) {
+      total_coeff = static_cast<int>(v >> 2) + 1;
+      trailing_ones = static_cast<int>(v & 3);
+      if (trailing_ones > total_coeff) throw CorruptStream("invalid coeff_token code");
+    }
+  } else {
+    const int table = nC < 0 ? 3 : (nC < 2 ? 0 : (nC < 4 ? 1 : 2));
+    const int symbol = t.coeff_token[table].decode(r);
+    trailing_ones = symbol / 17;
+    total_coeff = symbol % 17;
+  }
+  if (total_coeff == 0) return 0;
+  if (total_coeff > end_idx - start_idx + 1)
+    throw CorruptStream("coeff_token: " + std::to_string(total_coeff) + " coefficients in a block of " +
+                        std::to_string(end_idx - start_idx + 1));
+
+  int32_t level[16];
+  int suffix_length = total_coeff > 10 && trailing_ones < 3 ? 1 : 0;
+  for (int i = 0; i < total_coeff; ++i) {
+    if (i < trailing_ones) {
+      level[i] = r.u(1) ? -1 : 1;  // trailing_ones_sign_flag
+      continue;
+    }
+    int level_prefix = 0;
+    while (r.u(1) == 0) {
+      // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
+      if (++level_prefix > 25) throw CorruptStream("level_prefix too long");
+    }
+    int32_t level_code = (level_prefix < 15 ? level_prefix : 15) << suffix_length;
+    int suffix_size = suffix_length;
+    if (level_prefix == 14 && suffix_length == 0) suffix_size = 4;
+    if (level_prefix >= 15) suffix_size = level_prefix - 3;
+    if (suffix_size > 0) level_code += static_cast<int32_t>(r.u(suffix_size));
+    if (level_prefix >= 15 && suffix_length == 0) level_code += 15;
+    if (level_prefix >= 16) level_code += (1 << (level_prefix - 3)) - 4096;
+    if (i == trailing_ones && trailing_ones < 3) level_code += 2;
+    level[i] = level_code % 2 == 0 ? (level_code + 2) >> 1 : (-level_code - 1) >> 1;
+    if (suffix_length == 0) suffix_length = 1;
+    const int32_t magnitude = level[i] < 0 ? -level[i] : level[i];
+    if (magnitude > (3 << (suffix_length - 1)) && suffix_length < 6) ++suffix_length;
+  }
+
+  int zeros_left = 0;
+  if (total_coeff < end_idx - start_idx + 1) {
+    zeros_left = max_num_coeff == 4 ? t.total_zeros_chroma_dc[static_cast<size_t>(total_coeff - 1)].decode(r)
+                                    : t.total_zeros[static_cast<size_t>(total_coeff - 1)].decode(r);
+    if (zeros_left > end_idx - start_idx + 1 - total_coeff) throw CorruptStream("total_zeros exceeds the block");
+  }
+  // Coefficients are sent highest frequency first; place them walking down the scan.
+  int position = start_idx + total_coeff - 1 + zeros_left;
+  for (int i = 0; i < total_coeff; ++i) {
+    coeff_level[position] = level[i];
+    if (i == total_coeff - 1) break;
+    int run = 0;
+    if (zeros_left > 0) {
+      run = t.run_before[static_cast<size_t>((zeros_left < 7 ? zeros_left : 7) - 1)].decode(r);
+      if (run > zeros_left) throw CorruptStream("run_before exceeds zerosLeft");
+      zeros_left -= run;
+    }
+    position -= 1 + run;
+  }
+  return total_coeff;
+}
+
+uint32_t read_coded_block_pattern_cavlc(BitReader& r, bool intra) {
+  const uint32_t code_num = r.ue_max(47, "coded_block_pattern codeNum");
+  return intra ? kCodedBlockPatternIntra[code_num] : kCodedBlockPatternInter[code_num];
+}
+
+}  // namespace vccv

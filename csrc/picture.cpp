@@ -1,0 +1,517 @@
+#include "picture.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "bit_reader.h"
+#include "cavlc.h"
+#include "errors.h"
+#include "macroblock_types.h"
+#include "scan_tables.h"
+#include "transform.h"
+
+namespace vccv {
+
+namespace {
+
+// Luma 4x4 block index (6.4.3, luma4x4BlkIdx) -> position in 4x4-block units within the MB.
+constexpr int kBlockX[16] = {0, 1, 0, 1, 2, 3, 2, 3, 0, 1, 0, 1, 2, 3, 2, 3};
+constexpr int kBlockY[16] = {0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3};
+
+struct Mv {
+  int16_t x = 0, y = 0;
+  bool operator==(const Mv& o) const { return x == o.x && y == o.y; }
+};
+
+// A neighbouring partition as motion vector prediction sees it (8.4.1.3.2).
+struct Neighbour {
+  bool available = false;
+  int ref = -1;
+  Mv mv;
+};
+
+int median3(int a, int b, int c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); }
+
+// What later macroblocks of the picture read about an earlier one.
+struct MbState {
+  int slice = -1;  // index of its slice in the picture; -1 while not decoded
+  bool intra = false;
+  uint8_t total_coeff[16] = {};        // luma, raster 4x4 (y * 4 + x)
+  uint8_t total_coeff_chroma[2][4] = {};  // Cb, Cr, raster 2x2
+};
+
+class PictureParser {
+ public:
+  explicit PictureParser(const Picture& picture)
+      : pic_(picture),
+        sps_(*picture.sps),
+        pps_(*picture.pps),
+        w_(static_cast<int>(sps_.pic_width_in_mbs)),
+        h_(static_cast<int>(sps_.frame_height_in_mbs())),
+        w4_(4 * w_),
+        scales_(resolve_scaling(sps_, pps_)),
+        mbs_(static_cast<size_t>(w_ * h_)) {
+    MacroblockGrid& g = out_.macroblocks;
+    g.width_mbs = w_;
+    g.height_mbs = h_;
+    g.mb_type.assign(static_cast<size_t>(w_ * h_), kMbIntra);
+    g.qp.assign(static_cast<size_t>(w_ * h_), 0);
+    g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
+    g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
+  }
+
+  ParsedPicture run() {
+    for (size_t i = 0; i < pic_.slices.size(); ++i) parse_slice(static_cast<int>(i));
+    for (int a = 0; a < w_ * h_; ++a)
+      if (mbs_[static_cast<size_t>(a)].slice < 0)
+        throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
+    return std::move(out_);
+  }
+
+ private:
+  // ---- slice data (7.3.4) ----
+  void parse_slice(int slice_index) {
+    const Slice& slice = pic_.slices[static_cast<size_t>(slice_index)];
+    sh_ = &slice.header;
+    if (pps_.entropy_coding_mode) throw UnsupportedStream("CABAC slice data is not parsed yet");
+    BitReader r(slice.rbsp->data(), slice.rbsp->size());
+    r.skip(sh_->slice_data_bit_offset);
+    r_ = &r;
+    slice_ = slice_index;
+    qp_ = pps_.pic_init_qp + sh_->slice_qp_delta;
+    const bool intra_slice = sh_->slice_type == kSliceI;
+    int addr = static_cast<int>(sh_->first_mb_in_slice);
+    bool more = true;
+    while (more) {
+      if (!intra_slice) {
+        const uint32_t skip_run = r.ue();
+        if (skip_run > static_cast<uint32_t>(w_ * h_ - addr))
+          throw CorruptStream("mb_skip_run " + std::to_string(skip_run) + " runs past the picture");
+        for (uint32_t i = 0; i < skip_run; ++i) skip_macroblock(addr++);
+        if (skip_run > 0 && !r.more_rbsp_data()) break;
+      }
+      if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
+      macroblock_layer(addr++);
+      more = r.more_rbsp_data();
+    }
+    // The slice must end exactly at its rbsp_trailing_bits: a desynchronised parse does not.
+    r.expect_trailing_bits("slice data");
+  }
+
+  // ---- neighbours (6.4.11) ----
+  bool mb_available(int mb_x, int mb_y) const {
+    if (mb_x < 0 || mb_y < 0 || mb_x >= w_ || mb_y >= h_) return false;
+    return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].slice == slice_;
+  }
+
+  // nN for coeff_token (9.2.1): -1 when the neighbour block is not available.
+  int luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
+    int mb_x = mb_x_, mb_y = mb_y_;
+    if (bx < 0) { --mb_x; bx += 4; }
+    if (by < 0) { --mb_y; by += 4; }
+    if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff[by * 4 + bx];
+    if (!mb_available(mb_x, mb_y)) return -1;
+    return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff[by * 4 + bx];
+  }
+
+  int chroma_total_coeff(int plane, int bx, int by) const {
+    int mb_x = mb_x_, mb_y = mb_y_;
+    if (bx < 0) { --mb_x; bx += 2; }
+    if (by < 0) { --mb_y; by += 2; }
+    if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff_chroma[plane][by * 2 + bx];
+    if (!mb_available(mb_x, mb_y)) return -1;
+    return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff_chroma[plane][by * 2 + bx];
+  }
+
+  static int predict_nc(int na, int nb) {
+    if (na >= 0 && nb >= 0) return (na + nb + 1) >> 1;
+    if (na >= 0) return na;
+    if (nb >= 0) return nb;
+    return 0;
+  }
+
+  // ---- motion field ----
+  size_t mv_index(int list, int x4, int y4) const {
+    return (static_cast<size_t>(list) * static_cast<size_t>(4 * h_) + static_cast<size_t>(y4)) * static_cast<size_t>(w4_) +
+           static_cast<size_t>(x4);
+  }
+  void store_motion(int list, int x4, int y4, int w4, int h4, int ref, Mv mv) {
+    for (int y = y4; y < y4 + h4; ++y)
+      for (int x = x4; x < x4 + w4; ++x) {
+        const size_t i = mv_index(list, x, y);
+        out_.macroblocks.ref_idx[i] = static_cast<int8_t>(ref);
+        out_.macroblocks.mv[2 * i] = mv.x;
+        out_.macroblocks.mv[2 * i + 1] = mv.y;
+      }
+  }
+
+  // Partition containing luma sample (x, y) relative to the current MB (6.4.12): available if its
+  // MB is available and, inside the current MB, if it was already decoded.
+  Neighbour neighbour(int list, int x, int y) const {
+    Neighbour n;
+    const int mb_x = mb_x_ + (x < 0 ? -1 : (x >= 16 ? 1 : 0));
+    const int mb_y = mb_y_ + (y < 0 ? -1 : 0);
+    if (mb_x == mb_x_ && mb_y == mb_y_) {
+      if (!decoded_[((y >> 2) & 3) * 4 + ((x >> 2) & 3)]) return n;
+    } else if (mb_x > mb_x_ && mb_y == mb_y_) {
+      return n;  // right of the current MB: not decoded yet
+    } else if (!mb_available(mb_x, mb_y)) {
+      return n;
+    }
+    n.available = true;
+    const int x4 = 4 * mb_x_ + (x >> 2), y4 = 4 * mb_y_ + (y >> 2);  // x, y >= -1: arithmetic shift floors
+    const size_t i = mv_index(list, x4, y4);
+    n.ref = out_.macroblocks.ref_idx[i];
+    n.mv = {out_.macroblocks.mv[2 * i], out_.macroblocks.mv[2 * i + 1]};
+    return n;
+  }
+
+  // 8.4.1.3: luma motion vector prediction for a partition at (x, y) of width w within the MB;
+// shape 168 / 816 selects the directional rules of 16x8 / 8x16 partitions.
+  Mv predict_mv(int list, int x, int y, int w, int ref, int shape) const {
+    Neighbour a = neighbour(list, x - 1, y);
+    Neighbour b = neighbour(list, x, y - 1);
+    Neighbour c = neighbour(list, x + w, y - 1);
+    if (!c.available) c = neighbour(list, x - 1, y - 1);  // D replaces an unavailable C
+    if (shape == 168) {  // 16x8 (8.4.1.3, directional)
+      if (y == 0 && b.ref == ref) return b.mv;
+      if (y == 8 && a.ref == ref) return a.mv;
+    } else if (shape == 816) {  // 8x16
+      if (x == 0 && a.ref == ref) return a.mv;
+      if (x == 8 && c.ref == ref) return c.mv;
+    }
+    if (!b.available && !c.available && a.available) b = c = a;  // 8.4.1.3.1
+    const int matches = (a.ref == ref) + (b.ref == ref) + (c.ref == ref);
+    if (matches == 1) return a.ref == ref ? a.mv : (b.ref == ref ? b.mv : c.mv);
+    return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)),
+            static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};
+  }
+
+  void set_partition(int list, int x, int y, int w, int h, int ref, Mv mv) {
+    store_motion(list, 4 * mb_x_ + x / 4, 4 * mb_y_ + y / 4, w / 4, h / 4, ref, mv);
+  }
+  void mark_decoded(int x, int y, int w, int h) {
+    for (int by = y / 4; by < (y + h) / 4; ++by)
+      for (int bx = x / 4; bx < (x + w) / 4; ++bx) decoded_[by * 4 + bx] = true;
+  }
+
+  // ---- macroblocks ----
+  void begin_mb(int addr) {
+    mb_x_ = addr % w_;
+    mb_y_ = addr / w_;
+    cur_ = &mbs_[static_cast<size_t>(addr)];
+    if (cur_->slice >= 0) throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
+    *cur_ = MbState{};
+    std::fill(std::begin(decoded_), std::end(decoded_), false);
+  }
+  void end_mb(int addr, MbClass cls) {
+    cur_->slice = slice_;
+    out_.macroblocks.mb_type[static_cast<size_t>(addr)] = cls;
+    out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
+  }
+
+  void skip_macroblock(int addr) {
+    begin_mb(addr);
+    if (sh_->slice_type == kSliceB) {
+      end_mb(addr, kMbDirect);  // B_Skip: direct-mode vectors come with the direct-mode derivation
+      return;
+    }
+    // P_Skip (8.4.1.1): zero vector if A or B is unavailable or has ref 0 with a zero vector.
+    const Neighbour a = neighbour(0, -1, 0), b = neighbour(0, 0, -1);
+    Mv mv;
+    if (a.available && b.available && !(a.ref == 0 && a.mv == Mv{}) && !(b.ref == 0 && b.mv == Mv{}))
+      mv = predict_mv(0, 0, 0, 16, 0, 0);
+    set_partition(0, 0, 0, 16, 16, 0, mv);
+    end_mb(addr, kMbSkip);
+  }
+
+  uint32_t read_ref_idx(int list) {
+    const uint32_t active = sh_->num_ref_idx_active[list];
+    if (active <= 1) return 0;
+    const uint32_t v = r_->te(active - 1);
+    if (v >= active) throw CorruptStream("ref_idx " + std::to_string(v) + " exceeds the reference list");
+    return v;
+  }
+
+  Mv read_mvd() {
+    const int32_t x = r_->se_range(-32768, 32767, "mvd x");  // 7.4.5.1 value range
+    const int32_t y = r_->se_range(-32768, 32767, "mvd y");
+    return {static_cast<int16_t>(x), static_cast<int16_t>(y)};
+  }
+
+  static Mv add(Mv a, Mv b) {
+    // Vector arithmetic wraps to 16 bits (8.4.1: mvLX = (mvpLX + mvdLX + 2^16) % 2^16).
+    return {static_cast<int16_t>(static_cast<uint16_t>(a.x + b.x)), static_cast<int16_t>(static_cast<uint16_t>(a.y + b.y))};
+  }
+
+  void macroblock_layer(int addr) {
+    begin_mb(addr);
+    BitReader& r = *r_;
+    const SliceType st = sh_->slice_type;
+    const uint32_t raw_type = r.ue_max(st == kSliceI ? 25 : (st == kSliceP ? 30 : 48), "mb_type");
+    const MbTypeInfo t = st == kSliceI ? intra_mb_type(raw_type) : (st == kSliceP ? p_mb_type(raw_type) : b_mb_type(raw_type));
+    const bool intra = t.kind == MbKind::kIntra4x4 || t.kind == MbKind::kIntra16x16 || t.kind == MbKind::kPcm;
+    cur_->intra = intra;
+
+    if (t.kind == MbKind::kPcm) {
+      while (!r.byte_aligned())
+        if (r.u(1) != 0) throw CorruptStream("pcm_alignment_zero_bit is not zero");
+      r.skip(384 * 8);  // 256 luma + 2 x 64 chroma samples, 8 bits each
+      std::fill(std::begin(cur_->total_coeff), std::end(cur_->total_coeff), 16);
+      for (auto& plane : cur_->total_coeff_chroma) std::fill(std::begin(plane), std::end(plane), 16);
+      end_mb(addr, kMbPcm);
+      return;
+    }
+
+    bool transform_8x8 = false;
+    bool no_sub_8x8 = true;  // noSubMbPartSizeLessThan8x8Flag
+    if (t.kind == MbKind::kInter && t.num_parts == 4) {
+      sub_mb_pred(t, no_sub_8x8);
+    } else {
+      if (t.kind == MbKind::kIntra4x4 && pps_.transform_8x8_mode) transform_8x8 = r.flag();
+      if (intra) {
+        intra_pred(t, transform_8x8);
+      } else if (t.kind == MbKind::kInter) {
+        mb_pred_inter(t);
+      }
+    }
+
+    uint32_t cbp_luma = t.cbp_luma, cbp_chroma = t.cbp_chroma;
+    if (t.kind != MbKind::kIntra16x16) {
+      const uint32_t cbp = read_coded_block_pattern_cavlc(r, t.kind == MbKind::kIntra4x4);
+      cbp_luma = cbp & 15;
+      cbp_chroma = cbp >> 4;
+      if (cbp_luma > 0 && pps_.transform_8x8_mode && t.kind != MbKind::kIntra4x4 && no_sub_8x8 &&
+          (t.kind != MbKind::kDirect16x16 || sps_.direct_8x8_inference))
+        transform_8x8 = r.flag();
+    }
+    if (cbp_luma > 0 || cbp_chroma > 0 || t.kind == MbKind::kIntra16x16) {
+      const int32_t delta = r.se_range(-26, 25, "mb_qp_delta");
+      qp_ = (qp_ + delta + 52) % 52;  // 7.4.5, 8-bit: QpBdOffsetY = 0
+      residual(t, intra, transform_8x8, cbp_luma, cbp_chroma);
+    }
+    end_mb(addr, intra ? kMbIntra : (t.kind == MbKind::kDirect16x16 ? kMbDirect : kMbInter));
+  }
+
+  void intra_pred(const MbTypeInfo& t, bool transform_8x8) {  // 7.3.5.1, intra part
+    BitReader& r = *r_;
+    if (t.kind == MbKind::kIntra4x4) {
+      const int count = transform_8x8 ? 4 : 16;
+      for (int i = 0; i < count; ++i)
+        if (!r.flag()) r.skip(3);  // prev_intra_pred_mode_flag, rem_intra_pred_mode
+    }
+    r.ue_max(3, "intra_chroma_pred_mode");
+    mark_decoded(0, 0, 16, 16);  // intra: ref_idx -1 and zero vectors (already stored)
+  }
+
+  void mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
+    int ref[2][2] = {{-1, -1}, {-1, -1}};
+    Mv mvd[2][2];
+    for (int list = 0; list < 2; ++list)
+      for (int p = 0; p < t.num_parts; ++p)
+        if (t.pred[p] & (1 << list)) ref[list][p] = static_cast<int>(read_ref_idx(list));
+    for (int list = 0; list < 2; ++list)
+      for (int p = 0; p < t.num_parts; ++p)
+        if (t.pred[p] & (1 << list)) mvd[list][p] = read_mvd();
+    const int shape = t.num_parts == 1 ? 0 : (t.part_height == 8 ? 168 : 816);
+    for (int p = 0; p < t.num_parts; ++p) {
+      const int x = t.part_width == 8 ? 8 * p : 0, y = t.part_height == 8 ? 8 * p : 0;
+      for (int list = 0; list < 2; ++list) {
+        if (!(t.pred[p] & (1 << list))) continue;
+        const Mv mvp = predict_mv(list, x, y, t.part_width, ref[list][p], shape);
+        set_partition(list, x, y, t.part_width, t.part_height, ref[list][p], add(mvp, mvd[list][p]));
+      }
+      mark_decoded(x, y, t.part_width, t.part_height);
+    }
+  }
+
+  void sub_mb_pred(const MbTypeInfo& t, bool& no_sub_8x8) {  // 7.3.5.2
+    BitReader& r = *r_;
+    const bool b_slice = sh_->slice_type == kSliceB;
+    SubMbTypeInfo sub[4];
+    for (auto& s : sub) s = b_slice ? b_sub_mb_type(r.ue_max(12, "sub_mb_type")) : p_sub_mb_type(r.ue_max(3, "sub_mb_type"));
+    int ref[2][4] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}};
+    for (int list = 0; list < 2; ++list)
+      for (int i = 0; i < 4; ++i)
+        if (sub[i].pred != kPredDirect && (sub[i].pred & (1 << list)))
+          ref[list][i] = t.ref0 ? 0 : static_cast<int>(read_ref_idx(list));
+    Mv mvd[2][4][4];
+    for (int list = 0; list < 2; ++list)
+      for (int i = 0; i < 4; ++i)
+        if (sub[i].pred != kPredDirect && (sub[i].pred & (1 << list)))
+          for (int j = 0; j < sub[i].num_parts; ++j) mvd[list][i][j] = read_mvd();
+    for (int i = 0; i < 4; ++i) {
+      if (sub[i].pred == kPredDirect) {
+        if (!sps_.direct_8x8_inference) no_sub_8x8 = false;
+      } else if (sub[i].num_parts > 1) {
+        no_sub_8x8 = false;
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      const int x0 = 8 * (i % 2), y0 = 8 * (i / 2);
+      if (sub[i].pred == kPredDirect) {
+        mark_decoded(x0, y0, 8, 8);  // direct-mode vectors come with the direct-mode derivation
+        continue;
+      }
+      const int pw = sub[i].part_width, ph = sub[i].part_height;
+      for (int j = 0; j < sub[i].num_parts; ++j) {
+        const int x = x0 + (pw == 8 ? 0 : 4 * (j % 2)), y = y0 + (ph == 8 ? 0 : 4 * (pw == 8 ? j : j / 2));
+        for (int list = 0; list < 2; ++list) {
+          if (!(sub[i].pred & (1 << list))) continue;
+          const Mv mvp = predict_mv(list, x, y, pw, ref[list][i], 0);
+          set_partition(list, x, y, pw, ph, ref[list][i], add(mvp, mvd[list][i][j]));
+        }
+        mark_decoded(x, y, pw, ph);
+      }
+    }
+  }
+
+  // ---- residual (7.3.5.3) ----
+  void residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma, uint32_t cbp_chroma) {
+    BitReader& r = *r_;
+    const bool i16 = t.kind == MbKind::kIntra16x16;
+    const int list4_y = intra ? 0 : 3;
+    const auto& ls_y = scales_.s4[static_cast<size_t>(list4_y)][static_cast<size_t>(qp_ % 6)];
+    int32_t dc[16] = {};
+    if (i16) {
+      int32_t levels[16] = {};
+      read_residual_block_cavlc(r, predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1)), 0, 15, 16, levels);
+      int32_t c[16];
+      for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
+      luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
+    }
+    for (int i8 = 0; i8 < 4; ++i8) {
+      if (transform_8x8) {
+        int32_t levels[64] = {};
+        for (int i4 = 0; i4 < 4; ++i4) {
+          const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
+          int total = 0;
+          if (cbp_luma & (1u << i8)) {
+            int32_t sub[16] = {};
+            const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+            total = read_residual_block_cavlc(r, nc, 0, 15, 16, sub);
+            for (int k = 0; k < 16; ++k) levels[4 * k + i4] = sub[k];  // 8x8 from four interleaved 4x4 scans
+          }
+          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+        }
+        if (cbp_luma & (1u << i8)) {
+          int32_t c[64];
+          for (int k = 0; k < 64; ++k) c[kZigzag8x8[k]] = levels[k];
+          emit8x8(c, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
+        }
+        continue;
+      }
+      for (int i4 = 0; i4 < 4; ++i4) {
+        const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
+        int32_t levels[16] = {};
+        int total = 0;
+        if (cbp_luma & (1u << i8)) {
+          const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+          total = i16 ? read_residual_block_cavlc(r, nc, 0, 14, 15, levels + 1)
+                      : read_residual_block_cavlc(r, nc, 0, 15, 16, levels);
+        }
+        cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+        if (total == 0 && !(i16 && dc[by * 4 + bx] != 0)) continue;
+        int32_t c[16];
+        for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
+        int32_t d[16];
+        if (i16) c[0] = dc[by * 4 + bx];
+        scale4x4(c, qp_, ls_y, !i16, d);
+        emit4x4(d, 0, 4 * bx, 4 * by);
+      }
+    }
+    // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component.
+    int32_t chroma_dc[2][4] = {};
+    for (int plane = 0; plane < 2; ++plane) {
+      if (!(cbp_chroma & 3)) continue;
+      int32_t levels[4] = {};
+      read_residual_block_cavlc(r, -1, 0, 3, 4, levels);
+      const int qpc = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
+      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc % 6)];
+      chroma_dc_transform(levels, qpc, ls[0], chroma_dc[plane]);
+    }
+    for (int plane = 0; plane < 2; ++plane) {
+      const int qpc = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
+      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc % 6)];
+      for (int blk = 0; blk < 4; ++blk) {
+        const int bx = blk % 2, by = blk / 2;
+        int32_t levels[16] = {};
+        int total = 0;
+        if (cbp_chroma & 2) {
+          const int nc = predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
+          total = read_residual_block_cavlc(r, nc, 0, 14, 15, levels + 1);
+        }
+        cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
+        if (total == 0 && chroma_dc[plane][blk] == 0) continue;
+        int32_t c[16];
+        for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
+        c[0] = chroma_dc[plane][blk];
+        int32_t d[16];
+        scale4x4(c, qpc, ls, false, d);
+        emit4x4(d, 1 + plane, 4 * bx, 4 * by);
+      }
+    }
+  }
+
+  void emit4x4(const int32_t* d, int plane, int x, int y) {
+    const int mb_size = plane == 0 ? 16 : 8;
+    out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
+                                            static_cast<uint16_t>(mb_y_ * mb_size + y)});
+    for (int k = 0; k < 16; ++k) out_.coefficients.coeffs4.push_back(static_cast<int16_t>(d[k]));
+  }
+
+  void emit8x8(const int32_t* c, int list, int x, int y) {
+    int32_t d[64];
+    scale8x8(c, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], d);
+    bool nonzero = false;
+    for (int k = 0; k < 64; ++k) nonzero |= d[k] != 0;
+    if (!nonzero) return;
+    out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
+    for (int k = 0; k < 64; ++k) out_.coefficients.coeffs8.push_back(static_cast<int16_t>(d[k]));
+  }
+
+  const Picture& pic_;
+  const Sps& sps_;
+  const Pps& pps_;
+  const int w_, h_, w4_;
+  const LevelScales scales_;
+  std::vector<MbState> mbs_;
+  ParsedPicture out_;
+
+  const SliceHeader* sh_ = nullptr;
+  BitReader* r_ = nullptr;
+  int slice_ = 0;
+  int qp_ = 26;
+  int mb_x_ = 0, mb_y_ = 0;
+  MbState* cur_ = nullptr;
+  bool decoded_[16] = {};  // 4x4 blocks of the current MB whose motion is known
+};
+
+}  // namespace
+
+ParsedPicture parse_picture(const Picture& picture) { return PictureParser(picture).run(); }
+
+void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y, int16_t* u,
+                     int16_t* v) {
+  std::memset(y, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height));
+  std::memset(u, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height / 4));
+  std::memset(v, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height / 4));
+  int16_t* planes[3] = {y, u, v};
+  for (size_t b = 0; b < blocks.positions4.size(); ++b) {
+    const auto& p = blocks.positions4[b];
+    const int stride = p.plane == 0 ? coded_width : coded_width / 2;
+    int32_t d[16];
+    for (int k = 0; k < 16; ++k) d[k] = blocks.coeffs4[16 * b + static_cast<size_t>(k)];
+    inverse_transform4x4(d, planes[p.plane] + static_cast<size_t>(p.y) * static_cast<size_t>(stride) + p.x, stride);
+  }
+  for (size_t b = 0; b < blocks.positions8.size(); ++b) {
+    const auto& p = blocks.positions8[b];
+    int32_t d[64];
+    for (int k = 0; k < 64; ++k) d[k] = blocks.coeffs8[64 * b + static_cast<size_t>(k)];
+    inverse_transform8x8(d, y + static_cast<size_t>(p.y) * static_cast<size_t>(coded_width) + p.x, coded_width);
+  }
+}
+
+}  // namespace vccv
