@@ -1,5 +1,6 @@
 #include "bit_reader.h"
 
+#include <cstring>
 #include <string>
 
 #include "errors.h"
@@ -43,25 +44,25 @@ void BitReader::require(size_t bits) const {
 uint32_t BitReader::u(int bits) {
   if (bits == 0) return 0;
   require(static_cast<size_t>(bits));
-  uint64_t value = 0;
-  size_t byte = pos_ >> 3;
-  const int skip = static_cast<int>(pos_ & 7);
-  // Gather the (at most 5) bytes covering the field, then drop the bits outside it.
-  const int span = (skip + bits + 7) >> 3;
-  for (int i = 0; i < span; ++i) value = (value << 8) | data_[byte + static_cast<size_t>(i)];
-  value >>= span * 8 - skip - bits;
+  const uint32_t value = peek(bits);
   pos_ += static_cast<size_t>(bits);
-  return static_cast<uint32_t>(value & ((uint64_t{1} << bits) - 1));
+  return value;
 }
 
 uint32_t BitReader::peek(int bits) const {
-  uint64_t value = 0;
-  size_t byte = pos_ >> 3;
-  const int skip_bits = static_cast<int>(pos_ & 7);
+  if (bits == 0) return 0;
+  const size_t byte = pos_ >> 3;
   const size_t size_bytes = size_bits_ >> 3;
-  for (int i = 0; i < 5; ++i) value = (value << 8) | (byte + static_cast<size_t>(i) < size_bytes ? data_[byte + static_cast<size_t>(i)] : 0);
-  value >>= 40 - skip_bits - bits;
-  return static_cast<uint32_t>(value & ((uint64_t{1} << bits) - 1));
+  uint64_t window;
+  if (byte + 8 <= size_bytes) {  // fast path: one unaligned big-endian load
+    std::memcpy(&window, data_ + byte, 8);
+    window = __builtin_bswap64(window);
+  } else {  // near the end: zeros past the data
+    window = 0;
+    for (size_t i = 0; i < 8; ++i) window = (window << 8) | (byte + i < size_bytes ? data_[byte + i] : 0);
+  }
+  // 64 - 7 >= 32 bits remain after dropping the bits already consumed in the first byte.
+  return static_cast<uint32_t>((window << (pos_ & 7)) >> (64 - bits));
 }
 
 void BitReader::skip(size_t bits) {
@@ -70,12 +71,21 @@ void BitReader::skip(size_t bits) {
 }
 
 uint32_t BitReader::ue() {
-  int leading_zeros = 0;
-  while (u(1) == 0) {
-    if (++leading_zeros > 31) throw CorruptStream("Exp-Golomb code longer than 32 bits");
-  }
+  const uint32_t next = peek(32);
+  if (next == 0) throw CorruptStream(bits_left() < 32 ? "read past the end of a NAL unit"
+                                                      : "Exp-Golomb code longer than 32 bits");
+  const int leading_zeros = __builtin_clz(next);
+  skip(static_cast<size_t>(leading_zeros) + 1);
   if (leading_zeros == 0) return 0;
   return static_cast<uint32_t>((uint64_t{1} << leading_zeros) - 1 + u(leading_zeros));
+}
+
+int BitReader::count_leading_zeros(int max_zeros) {
+  const uint32_t next = peek(32);
+  const int zeros = next == 0 ? 32 : __builtin_clz(next);
+  if (zeros > max_zeros) return -1;
+  skip(static_cast<size_t>(zeros) + 1);  // the zeros and the terminating one
+  return zeros;
 }
 
 int32_t BitReader::se() {

@@ -20,6 +20,9 @@ class BitReader {
   uint32_t ue();         // 9.1, values up to 2^32 - 2
   int32_t se();          // 9.1.1
   uint32_t te(uint32_t max_value);  // 9.1 with range max_value (> 0)
+  // Reads zeros up to a one bit (e.g. level_prefix) and returns their count, or -1 without
+  // consuming anything if more than max_zeros (<= 31) zeros follow.
+  int count_leading_zeros(int max_zeros);
   void skip(size_t bits);
   // The next `bits` (<= 32) bits without consuming them; zeros past the end of the data.
   uint32_t peek(int bits) const;

@@ -62,11 +62,9 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
       level[i] = r.u(1) ? -1 : 1;  // trailing_ones_sign_flag
       continue;
     }
-    int level_prefix = 0;
-    while (r.u(1) == 0) {
-      // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
-      if (++level_prefix > 25) throw CorruptStream("level_prefix too long");
-    }
+    // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
+    const int level_prefix = r.count_leading_zeros(25);
+    if (level_prefix < 0) throw CorruptStream("level_prefix too long");
     int32_t level_code = (level_prefix < 15 ? level_prefix : 15) << suffix_length;
     int suffix_size = suffix_length;
     if (level_prefix == 14 && suffix_length == 0) suffix_size = 4;

@@ -8,6 +8,7 @@
 
 #include "bit_reader.h"
 #include "errors.h"
+#include "picture.h"
 #include "sei.h"
 
 namespace vccv {
@@ -240,6 +241,16 @@ void Stream::finish() {
   if (finished_) return;
   close_picture();
   finished_ = true;
+  // A cut inside the last picture's slice data shows only when that data is parsed: the
+  // picture is then incomplete, so it is dropped and the stream reported truncated.
+  if (!pictures_.empty() && !pictures_.back().pps->entropy_coding_mode) {
+    try {
+      parse_picture(pictures_.back());
+    } catch (const CorruptStream&) {
+      pictures_.pop_back();
+      truncated_ = true;
+    }
+  }
   if (pictures_.empty())
     throw CorruptStream("the stream contains no decodable picture" +
                         (skipped_leading_slices_ ? " (" + std::to_string(skipped_leading_slices_) +

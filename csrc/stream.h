@@ -42,7 +42,8 @@ class Stream : public ParameterSetLookup {
   // picture whose first slice it carries. `last` marks the end of the input: a NAL unit that
   // fails there is treated as truncation (the incomplete picture is dropped) instead of an error.
   void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last);
-  // Ends the input: closes the last picture and computes display order.
+  // Ends the input: closes the last picture (dropping it if its slice data proves it cut short)
+  // and computes display order.
   void finish();
 
   bool length_prefixed() const { return length_size_ > 0; }

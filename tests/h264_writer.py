@@ -1,5 +1,6 @@
 """A minimal H.264 bitstream writer for header-level test streams: parameter sets and slice
-headers with exactly chosen fields (slice data is left empty), for cases libx264 never emits."""
+headers with exactly chosen fields, for cases libx264 never emits. CAVLC slice data is the
+simplest valid one (P/B: every macroblock skipped; I: I_16x16 with no coefficients)."""
 
 from __future__ import annotations
 
@@ -163,9 +164,12 @@ class Slice:
     delta_poc: tuple[int, int] = (0, 0)
     mmcos: list[tuple[int, ...]] = field(default_factory=list)  # (op, args...)
     qp_delta: int = 0
+    mb_count: int | None = None  # macroblocks in this slice; None: to the end of the picture
 
     def nal(self) -> bytes:
         sps, pps = self.sps, self.pps
+        picture_mbs = sps.width_mbs * sps.height_map_units * (1 if sps.frame_mbs_only else 2)
+        count = picture_mbs - self.first_mb if self.mb_count is None else self.mb_count
         w = BitWriter().ue(self.first_mb).ue(self.slice_type).ue(pps.id)
         w.u(sps.log2_max_frame_num, self.frame_num)
         if not sps.frame_mbs_only:
@@ -213,5 +217,10 @@ class Slice:
         if pps.deblocking_filter_control_present:
             w.ue(1)  # deblocking off: no offsets follow
         if pps.cabac:
-            w.flag(1)  # cabac_alignment_one_bit(s) would follow; one byte of "slice data"
+            w.flag(1)  # a token byte: CABAC slice data is not written
+        elif kind in (2, 4):
+            for _ in range(count):  # I_16x16_0_0_0, intra_chroma_pred_mode 0, mb_qp_delta 0, DC coeff_token "1"
+                w.ue(1).ue(0).se(0).u(1, 1)
+        else:
+            w.ue(count)  # mb_skip_run over the whole slice
         return nal(5 if self.idr else 1, w.rbsp(), self.nal_ref_idc)

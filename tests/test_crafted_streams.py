@@ -68,7 +68,8 @@ def test_several_parameter_sets_live():
     header = sps0.nal() + sps1.nal() + pps_a.nal() + pps_b.nal() + pps_c.nal()
     pics = [Slice(sps0, pps_a, I, idr=True), Slice(sps0, pps_b, P, frame_num=1, poc_lsb=2),
             # two slices of one picture, then a picture that switches PPS (a new picture)
-            Slice(sps0, pps_a, P, frame_num=2, poc_lsb=4), Slice(sps0, pps_a, P, frame_num=2, poc_lsb=4, first_mb=6),
+            Slice(sps0, pps_a, P, frame_num=2, poc_lsb=4, mb_count=6),
+            Slice(sps0, pps_a, P, frame_num=2, poc_lsb=4, first_mb=6),
             Slice(sps0, pps_b, P, frame_num=3, poc_lsb=6),
             Slice(sps1, pps_c, I, idr=True, idr_pic_id=1), Slice(sps1, pps_c, P, frame_num=1)]
     with codec.open(header + b"".join(p.nal() for p in pics)) as s:
@@ -213,7 +214,7 @@ def test_cut_final_slice_is_truncation_not_corruption():
         s = codec.open(cut)
     assert s.truncated and len(s.frames) == 4
     # A cut second slice of the last picture drops that picture: it is incomplete.
-    two_slices = data + Slice(sps, pps, P, frame_num=4, poc_lsb=8).nal() + \
+    two_slices = data + Slice(sps, pps, P, frame_num=4, poc_lsb=8, mb_count=6).nal() + \
         Slice(sps, pps, P, frame_num=4, poc_lsb=8, first_mb=6).nal()[:7]
     with pytest.warns(UserWarning, match="truncated"):
         s = codec.open(two_slices)

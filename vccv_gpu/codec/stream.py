@@ -82,14 +82,14 @@ class Coefficients:
 
 
 @contextmanager
-def _native_errors(name: str) -> Iterator[None]:
-    """Re-raises the extension's exceptions as codec errors naming the file."""
+def _native_errors(name: str, where: str = "") -> Iterator[None]:
+    """Re-raises the extension's exceptions as codec errors naming the file (and frame)."""
     try:
         yield
     except _h264.UnsupportedStream as e:
-        raise UnsupportedStream(str(e), name) from None
+        raise UnsupportedStream(where + str(e), name) from None
     except _h264.CorruptStream as e:
-        raise CorruptStream(str(e), name) from None
+        raise CorruptStream(where + str(e), name) from None
 
 
 class Stream:
@@ -117,7 +117,7 @@ class Stream:
         self._cache: OrderedDict[int, Any] = OrderedDict()
         self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
-            reason = demux.truncation or "the last NAL unit is cut"
+            reason = demux.truncation or "the last picture is cut short"
             warnings.warn(f"{name}: truncated ({reason}); {len(self.frames)} complete frames listed",
                           stacklevel=3)
 
@@ -173,7 +173,8 @@ class Stream:
         decode_index = self.frames[index].decode_index
         cached = self._cache.get(decode_index)
         if cached is None:
-            with _native_errors(self.name):
+            where = f"picture {decode_index} (decoding order), frame {index}: "
+            with _native_errors(self.name, where):
                 cached = self._native.parse_picture(decode_index)
             self._cache[decode_index] = cached
             while len(self._cache) > self.CACHE_SIZE:

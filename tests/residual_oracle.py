@@ -1,0 +1,233 @@
+"""Expected H.264 inter residuals (decoded - prediction), from FFmpeg through PyAV.
+
+For clips coded with one reference frame, no B-frames, no weighted prediction and
+no deblocking (``make_clip(..., subpel=False, deblock=False, refs=1, bframes=0,
+weightp=0)``), every sample of an inter macroblock of a P frame is
+
+    decoded = Clip1(prediction + residual)
+
+where the prediction is the previous decoded frame (decode order = display
+order here) sampled at the block's motion vector (H.264 8.4.2.2; no weighting,
+8.4.2.3.1 with a single list is the identity).  Without the deblocking filter
+nothing else touches the samples, so ``decoded - prediction`` is exactly the
+residual the decoder added wherever the decoded sample is not clipped (1..254).
+
+Motion vectors come from FFmpeg's export (see mv_oracle.py), independent of the
+parser.  The prediction is computed here in integers:
+
+* luma: quarter-sample 6-tap interpolation of 8.4.2.2.1 (full-sample vectors are
+  a plain copy), reference sample coordinates clamped to
+  [0, coded_width-1] x [0, coded_height-1] tap by tap (vectors may point outside
+  the picture);
+* chroma (4:2:0, frame coding): the luma vector read in 1/8 chroma samples,
+  bilinear ``((8-xF)(8-yF)A + xF(8-yF)B + (8-xF)yF C + xF yF D + 32) >> 6`` with
+  clamped integer positions (8.4.2.2.2); each 2x2 chroma block uses the vector of
+  its 4x4 luma block.
+
+Sub-pel vectors are supported too, so clips with ``subpel=True`` (and no
+deblocking / weighting / B-frames / multiple references) also work.
+
+The decoder's uncropped output is used (codec option ``apply_cropping=0``), so the
+residual covers the whole coded picture, cropped-away rows/columns included.
+
+``valid`` marks samples whose residual is known exactly:
+  * the 4x4 luma block (and its 2x2 chroma blocks) has a known vector: inside a
+    16x16 / 16x8 / 8x16 partition exported by FFmpeg (P_Skip included), or the
+    top-left 4x4 block of an 8x8 record (P_8x8: the other three 4x4 blocks of each
+    8x8 are unknown since sub-8x8 partitions are not exported);
+  * the decoded sample is neither 0 nor 255 (Clip1 would hide the residual).
+Intra macroblocks in P frames are invalid.  I frames give None.
+
+Public API: :func:`inter_residual_oracle`, :func:`predict_luma`,
+:func:`predict_chroma`, dataclasses :class:`PlaneResidual`, :class:`ResidualOracle`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from mv_oracle import FrameMotion, decode_with_motion, expected_mv_grid
+
+__all__ = ["PlaneResidual", "ResidualOracle", "inter_residual_oracle",
+           "predict_luma", "predict_chroma", "check_clip_settings"]
+
+PathLike = Union[str, Path]
+
+_TAPS = (1, -5, 20, 20, -5, 1)  # 6-tap filter at offsets -2..3
+
+
+@dataclass
+class PlaneResidual:
+    residual: np.ndarray    # int16 [h, w]: decoded - prediction (0 where the vector is unknown)
+    valid: np.ndarray       # bool [h, w]: residual exactly known
+    decoded: np.ndarray     # uint8 [h, w]: FFmpeg's decoded (uncropped) plane
+    prediction: np.ndarray  # int16 [h, w]: inter prediction (0 where the vector is unknown)
+    known: np.ndarray       # bool [h, w]: vector known (valid without the 0/255 rule)
+
+
+@dataclass
+class ResidualOracle:
+    index: int              # display index (== decode index for these clips)
+    pts: Optional[int]
+    pict_type: str          # "P"
+    y: PlaneResidual        # [coded_h, coded_w]
+    u: PlaneResidual        # [coded_h/2, coded_w/2]
+    v: PlaneResidual
+    mv: np.ndarray          # int16 [H4, W4, 2] list-0 vector used per 4x4 block
+    mv_known: np.ndarray    # bool [H4, W4]
+    motion: FrameMotion     # FFmpeg's export (mb_char / mb_type when captured)
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray]  # decoded Y, U, V planes predicted from
+
+    @property
+    def planes(self) -> dict[str, PlaneResidual]:
+        return {"y": self.y, "u": self.u, "v": self.v}
+
+
+def _clip1(a: np.ndarray) -> np.ndarray:
+    return np.clip(a, 0, 255)
+
+
+def predict_luma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
+    """Luma inter prediction (8.4.2.2.1) of a whole picture.
+
+    ``ref``: uint8 [H, W] reference picture (coded size); ``mv``: int [H, W, 2]
+    per-sample (x, y) vector in quarter samples.  Returns int32 [H, W].
+    """
+    ref = ref.astype(np.int32)
+    hgt, wid = ref.shape
+    yy, xx = np.mgrid[0:hgt, 0:wid]
+    mvx = mv[..., 0].astype(np.int64)
+    mvy = mv[..., 1].astype(np.int64)
+    xi, yi = xx + (mvx >> 2), yy + (mvy >> 2)
+    fx, fy = mvx & 3, mvy & 3
+
+    def s(dx: int, dy: int) -> np.ndarray:
+        return ref[np.clip(yi + dy, 0, hgt - 1), np.clip(xi + dx, 0, wid - 1)]
+
+    def b1(dy: int) -> np.ndarray:  # horizontal half-sample intermediate, row dy
+        return sum(t * s(k - 2, dy) for k, t in enumerate(_TAPS))
+
+    def h1(dx: int) -> np.ndarray:  # vertical half-sample intermediate, column dx
+        return sum(t * s(dx, k - 2) for k, t in enumerate(_TAPS))
+
+    out = s(0, 0).copy()
+    if not (np.any(fx) or np.any(fy)):
+        return out
+    G, H, M = out, s(1, 0), s(0, 1)
+    b = _clip1((b1(0) + 16) >> 5)
+    ss = _clip1((b1(1) + 16) >> 5)
+    h = _clip1((h1(0) + 16) >> 5)
+    m = _clip1((h1(1) + 16) >> 5)
+    j = _clip1((sum(t * b1(k - 2) for k, t in enumerate(_TAPS)) + 512) >> 10)
+    avg = lambda p, q: (p + q + 1) >> 1  # noqa: E731
+    table = {
+        (0, 0): G, (0, 1): avg(G, h), (0, 2): h, (0, 3): avg(M, h),
+        (1, 0): avg(G, b), (1, 1): avg(b, h), (1, 2): avg(h, j), (1, 3): avg(h, ss),
+        (2, 0): b, (2, 1): avg(b, j), (2, 2): j, (2, 3): avg(j, ss),
+        (3, 0): avg(H, b), (3, 1): avg(b, m), (3, 2): avg(j, m), (3, 3): avg(m, ss),
+    }
+    for (qx, qy), val in table.items():
+        sel = (fx == qx) & (fy == qy)
+        out[sel] = val[sel]
+    return out
+
+
+def predict_chroma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
+    """4:2:0 chroma inter prediction (8.4.2.2.2) of a whole picture, frame coding.
+
+    ``ref``: uint8 [Hc, Wc]; ``mv``: int [Hc, Wc, 2] per-sample *luma* vector
+    (quarter luma samples = eighth chroma samples).  Returns int32 [Hc, Wc].
+    """
+    ref = ref.astype(np.int32)
+    hgt, wid = ref.shape
+    yy, xx = np.mgrid[0:hgt, 0:wid]
+    mvx = mv[..., 0].astype(np.int64)
+    mvy = mv[..., 1].astype(np.int64)
+    xi, yi = xx + (mvx >> 3), yy + (mvy >> 3)
+    xf, yf = mvx & 7, mvy & 7
+    x0, x1 = np.clip(xi, 0, wid - 1), np.clip(xi + 1, 0, wid - 1)
+    y0, y1 = np.clip(yi, 0, hgt - 1), np.clip(yi + 1, 0, hgt - 1)
+    a, b, c, d = ref[y0, x0], ref[y0, x1], ref[y1, x0], ref[y1, x1]
+    return (((8 - xf) * (8 - yf) * a + xf * (8 - yf) * b + (8 - xf) * yf * c + xf * yf * d + 32)
+            >> 6).astype(np.int32)
+
+
+def check_clip_settings(path: PathLike) -> None:
+    """Raise ValueError unless x264's SEI shows the settings this oracle needs.
+
+    Streams without an x264 SEI are not checked (the caller answers for them).
+    """
+    from vccv_gpu.testing import x264_settings
+
+    try:
+        sei = x264_settings(path)
+    except ValueError:
+        return
+    need = {"ref": "1", "bframes": "0", "weightp": "0"}
+    for key, want in need.items():
+        if sei.get(key) != want:
+            raise ValueError(f"{path}: residual oracle needs {key}={want}, clip has {sei.get(key)!r}")
+    if sei.get("deblock", "0").split(":")[0] != "0":
+        raise ValueError(f"{path}: residual oracle needs deblocking off, clip has deblock={sei.get('deblock')}")
+
+
+def _up(a: np.ndarray, f: int) -> np.ndarray:
+    return np.repeat(np.repeat(a, f, axis=0), f, axis=1)
+
+
+def _plane(decoded: np.ndarray, pred: np.ndarray, known: np.ndarray) -> PlaneResidual:
+    pred = np.where(known, pred, 0).astype(np.int16)
+    residual = np.where(known, decoded.astype(np.int16) - pred, 0).astype(np.int16)
+    valid = known & (decoded != 0) & (decoded != 255)
+    return PlaneResidual(residual=residual, valid=valid, decoded=decoded, prediction=pred, known=known)
+
+
+def inter_residual_oracle(path: PathLike, *, check_settings: bool = True,
+                          mb_types: bool = True) -> list[Optional[ResidualOracle]]:
+    """Expected residuals of every frame of ``path`` in display order (None for I frames).
+
+    ``path`` must be coded with a single reference frame, no B-frames, no weighted
+    prediction and no deblocking (checked through the x264 SEI when
+    ``check_settings``); its P frames' residuals are then ``decoded - prediction``
+    as described in the module docstring.  Any pixel format other than 8-bit
+    4:2:0 raises ValueError.
+    """
+    if check_settings:
+        check_clip_settings(path)
+    frames = decode_with_motion(path, mb_types=mb_types, keep_planes=True)
+    out: list[Optional[ResidualOracle]] = []
+    prev: Optional[FrameMotion] = None
+    for fm in frames:
+        if fm.pict_type == "B":
+            raise ValueError(f"{path}: B frame at display index {fm.index}; the oracle needs bframes=0")
+        if prev is not None and fm.pts is not None and prev.pts is not None and fm.pts <= prev.pts:
+            raise ValueError(f"{path}: output pts not increasing at {fm.index} (reordering?)")
+        if fm.pict_type == "I" or prev is None:
+            if fm.pict_type != "I":
+                raise ValueError(f"{path}: first frame is {fm.pict_type}, not I")
+            out.append(None)
+            prev = fm
+            continue
+        if len(fm.lists[1]):
+            raise ValueError(f"{path}: list-1 motion in P frame {fm.index}")
+        cw, ch = fm.coded_width, fm.coded_height
+        mv4, known4 = expected_mv_grid(fm, 0, cw, ch, partitions=True)
+        ry, ru, rv = prev.planes
+        dy, du, dv = fm.planes
+        mv_l = _up(mv4, 4)
+        mv_c = _up(mv4, 2)
+        pred_y = predict_luma(ry, mv_l)
+        pred_u = predict_chroma(ru, mv_c)
+        pred_v = predict_chroma(rv, mv_c)
+        out.append(ResidualOracle(
+            index=fm.index, pts=fm.pts, pict_type=fm.pict_type,
+            y=_plane(dy, pred_y, _up(known4, 4)),
+            u=_plane(du, pred_u, _up(known4, 2)),
+            v=_plane(dv, pred_v, _up(known4, 2)),
+            mv=mv4, mv_known=known4, motion=fm, reference=prev.planes))
+        prev = fm
+    return out
