@@ -23,7 +23,7 @@ std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t siz
   return out;
 }
 
-BitReader::BitReader(const uint8_t* data, size_t size) : data_(data), size_bits_(size * 8) {
+BitReader::BitReader(const uint8_t* data, size_t size) : data_(data), size_bits_(size * 8), size_bytes_(size) {
   // The stop bit is the last 1 bit; trailing zero bytes are cabac_zero_words or padding.
   size_t last = size;
   while (last > 0 && data[last - 1] == 0) --last;
@@ -37,62 +37,16 @@ BitReader::BitReader(const uint8_t* data, size_t size) : data_(data), size_bits_
   stop_bit_ = last * 8 - 1 - static_cast<size_t>(trailing);
 }
 
-void BitReader::require(size_t bits) const {
-  if (bits > size_bits_ - pos_) throw CorruptStream("read past the end of a NAL unit");
+void BitReader::throw_past_end() { throw CorruptStream("read past the end of a NAL unit"); }
+
+uint64_t BitReader::tail_window(size_t byte) const {
+  uint64_t window = 0;
+  for (size_t i = 0; i < 8; ++i) window = (window << 8) | (byte + i < size_bytes_ ? data_[byte + i] : 0);
+  return window;
 }
 
-uint32_t BitReader::u(int bits) {
-  if (bits == 0) return 0;
-  require(static_cast<size_t>(bits));
-  const uint32_t value = peek(bits);
-  pos_ += static_cast<size_t>(bits);
-  return value;
-}
-
-uint32_t BitReader::peek(int bits) const {
-  if (bits == 0) return 0;
-  const size_t byte = pos_ >> 3;
-  const size_t size_bytes = size_bits_ >> 3;
-  uint64_t window;
-  if (byte + 8 <= size_bytes) {  // fast path: one unaligned big-endian load
-    std::memcpy(&window, data_ + byte, 8);
-    window = __builtin_bswap64(window);
-  } else {  // near the end: zeros past the data
-    window = 0;
-    for (size_t i = 0; i < 8; ++i) window = (window << 8) | (byte + i < size_bytes ? data_[byte + i] : 0);
-  }
-  // 64 - 7 >= 32 bits remain after dropping the bits already consumed in the first byte.
-  return static_cast<uint32_t>((window << (pos_ & 7)) >> (64 - bits));
-}
-
-void BitReader::skip(size_t bits) {
-  require(bits);
-  pos_ += bits;
-}
-
-uint32_t BitReader::ue() {
-  const uint32_t next = peek(32);
-  if (next == 0) throw CorruptStream(bits_left() < 32 ? "read past the end of a NAL unit"
-                                                      : "Exp-Golomb code longer than 32 bits");
-  const int leading_zeros = __builtin_clz(next);
-  skip(static_cast<size_t>(leading_zeros) + 1);
-  if (leading_zeros == 0) return 0;
-  return static_cast<uint32_t>((uint64_t{1} << leading_zeros) - 1 + u(leading_zeros));
-}
-
-int BitReader::count_leading_zeros(int max_zeros) {
-  const uint32_t next = peek(32);
-  const int zeros = next == 0 ? 32 : __builtin_clz(next);
-  if (zeros > max_zeros) return -1;
-  skip(static_cast<size_t>(zeros) + 1);  // the zeros and the terminating one
-  return zeros;
-}
-
-int32_t BitReader::se() {
-  const uint32_t k = ue();
-  // Table 9-3: k -> (-1)^(k+1) * Ceil(k / 2)
-  const int64_t magnitude = (static_cast<int64_t>(k) + 1) / 2;
-  return static_cast<int32_t>((k & 1) ? magnitude : -magnitude);
+void BitReader::throw_long_exp_golomb() const {
+  throw CorruptStream(bits_left() < 32 ? "read past the end of a NAL unit" : "Exp-Golomb code longer than 32 bits");
 }
 
 uint32_t BitReader::te(uint32_t max_value) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace vccv {
@@ -15,17 +16,54 @@ class BitReader {
  public:
   BitReader(const uint8_t* data, size_t size);
 
-  uint32_t u(int bits);  // 0 <= bits <= 32
+  uint32_t u(int bits) {  // 0 <= bits <= 32
+    if (bits == 0) return 0;
+    require(static_cast<size_t>(bits));
+    const uint32_t value = peek(bits);
+    pos_ += static_cast<size_t>(bits);
+    return value;
+  }
   bool flag() { return u(1) != 0; }
-  uint32_t ue();         // 9.1, values up to 2^32 - 2
-  int32_t se();          // 9.1.1
+  uint32_t ue() {  // 9.1, values up to 2^32 - 2
+    const uint32_t next = peek(32);
+    if (next == 0) throw_long_exp_golomb();
+    const int leading_zeros = __builtin_clz(next);
+    skip(static_cast<size_t>(leading_zeros) + 1);
+    if (leading_zeros == 0) return 0;
+    return static_cast<uint32_t>((uint64_t{1} << leading_zeros) - 1 + u(leading_zeros));
+  }
+  int32_t se() {  // 9.1.1, Table 9-3: k -> (-1)^(k+1) * Ceil(k / 2)
+    const uint32_t k = ue();
+    const int64_t magnitude = (static_cast<int64_t>(k) + 1) / 2;
+    return static_cast<int32_t>((k & 1) ? magnitude : -magnitude);
+  }
   uint32_t te(uint32_t max_value);  // 9.1 with range max_value (> 0)
   // Reads zeros up to a one bit (e.g. level_prefix) and returns their count, or -1 without
   // consuming anything if more than max_zeros (<= 31) zeros follow.
-  int count_leading_zeros(int max_zeros);
-  void skip(size_t bits);
-  // The next `bits` (<= 32) bits without consuming them; zeros past the end of the data.
-  uint32_t peek(int bits) const;
+  int count_leading_zeros(int max_zeros) {
+    const uint32_t next = peek(32);
+    const int zeros = next == 0 ? 32 : __builtin_clz(next);
+    if (zeros > max_zeros) return -1;
+    skip(static_cast<size_t>(zeros) + 1);  // the zeros and the terminating one
+    return zeros;
+  }
+  void skip(size_t bits) {
+    require(bits);
+    pos_ += bits;
+  }
+  // The next `bits` (1..32) bits without consuming them; zeros past the end of the data.
+  uint32_t peek(int bits) const {
+    const size_t byte = pos_ >> 3;
+    uint64_t window;
+    if (byte + 8 <= size_bytes_) {  // fast path: one unaligned big-endian load
+      std::memcpy(&window, data_ + byte, 8);
+      window = __builtin_bswap64(window);
+    } else {
+      window = tail_window(byte);
+    }
+    // At least 57 valid bits remain after dropping those consumed in the first byte.
+    return static_cast<uint32_t>((window << (pos_ & 7)) >> (64 - bits));
+  }
 
   // Reads ue(v) and checks it against an inclusive upper bound; `what` names the element.
   uint32_t ue_max(uint32_t max_value, const char* what);
@@ -39,10 +77,16 @@ class BitReader {
   void expect_trailing_bits(const char* what) const;
 
  private:
-  void require(size_t bits) const;
+  void require(size_t bits) const {
+    if (bits > size_bits_ - pos_) throw_past_end();
+  }
+  [[noreturn]] static void throw_past_end();
+  [[noreturn]] void throw_long_exp_golomb() const;
+  uint64_t tail_window(size_t byte) const;
 
   const uint8_t* data_;
   size_t size_bits_;
+  size_t size_bytes_;
   size_t pos_ = 0;
   size_t stop_bit_;  // position of rbsp_stop_one_bit, size_bits_ if the RBSP has none
 };

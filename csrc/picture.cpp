@@ -60,6 +60,9 @@ class PictureParser {
     g.qp.assign(static_cast<size_t>(w_ * h_), 0);
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
+    // Typical pictures code a few blocks per macroblock: reserve once instead of regrowing.
+    out_.coefficients.positions4.reserve(static_cast<size_t>(8 * w_ * h_));
+    out_.coefficients.coeffs4.reserve(static_cast<size_t>(8 * 16 * w_ * h_));
   }
 
   ParsedPicture run() {
@@ -147,18 +150,16 @@ class PictureParser {
       }
   }
 
-  // Partition containing luma sample (x, y) relative to the current MB (6.4.12): available if its
-  // MB is available and, inside the current MB, if it was already decoded.
+  // Partition containing luma sample (x, y), -1 <= x <= 16, -1 <= y < 16, relative to the current
+  // MB (6.4.12): available if its MB is available and, inside the current MB, already decoded.
   Neighbour neighbour(int list, int x, int y) const {
     Neighbour n;
-    const int mb_x = mb_x_ + (x < 0 ? -1 : (x >= 16 ? 1 : 0));
-    const int mb_y = mb_y_ + (y < 0 ? -1 : 0);
-    if (mb_x == mb_x_ && mb_y == mb_y_) {
-      if (!decoded_[((y >> 2) & 3) * 4 + ((x >> 2) & 3)]) return n;
-    } else if (mb_x > mb_x_ && mb_y == mb_y_) {
-      return n;  // right of the current MB: not decoded yet
-    } else if (!mb_available(mb_x, mb_y)) {
-      return n;
+    if (x < 0) {
+      if (!(y < 0 ? avail_d_ : avail_a_)) return n;
+    } else if (y < 0) {
+      if (!(x >= 16 ? avail_c_ : avail_b_)) return n;
+    } else if (x >= 16 || !decoded_[(y >> 2) * 4 + (x >> 2)]) {
+      return n;  // right of the current MB, or a partition of it not decoded yet
     }
     n.available = true;
     const int x4 = 4 * mb_x_ + (x >> 2), y4 = 4 * mb_y_ + (y >> 2);  // x, y >= -1: arithmetic shift floors
@@ -205,6 +206,10 @@ class PictureParser {
     if (cur_->slice >= 0) throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
     *cur_ = MbState{};
     std::fill(std::begin(decoded_), std::end(decoded_), false);
+    avail_a_ = mb_available(mb_x_ - 1, mb_y_);
+    avail_b_ = mb_available(mb_x_, mb_y_ - 1);
+    avail_c_ = mb_available(mb_x_ + 1, mb_y_ - 1);
+    avail_d_ = mb_available(mb_x_ - 1, mb_y_ - 1);
   }
   void end_mb(int addr, MbClass cls) {
     cur_->slice = slice_;
@@ -459,7 +464,9 @@ class PictureParser {
     const int mb_size = plane == 0 ? 16 : 8;
     out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
                                             static_cast<uint16_t>(mb_y_ * mb_size + y)});
-    for (int k = 0; k < 16; ++k) out_.coefficients.coeffs4.push_back(static_cast<int16_t>(d[k]));
+    int16_t block[16];
+    for (int k = 0; k < 16; ++k) block[k] = static_cast<int16_t>(d[k]);
+    out_.coefficients.coeffs4.insert(out_.coefficients.coeffs4.end(), block, block + 16);
   }
 
   void emit8x8(const int32_t* c, int list, int x, int y) {
@@ -469,7 +476,9 @@ class PictureParser {
     for (int k = 0; k < 64; ++k) nonzero |= d[k] != 0;
     if (!nonzero) return;
     out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
-    for (int k = 0; k < 64; ++k) out_.coefficients.coeffs8.push_back(static_cast<int16_t>(d[k]));
+    int16_t block[64];
+    for (int k = 0; k < 64; ++k) block[k] = static_cast<int16_t>(d[k]);
+    out_.coefficients.coeffs8.insert(out_.coefficients.coeffs8.end(), block, block + 64);
   }
 
   const Picture& pic_;
@@ -487,6 +496,7 @@ class PictureParser {
   int mb_x_ = 0, mb_y_ = 0;
   MbState* cur_ = nullptr;
   bool decoded_[16] = {};  // 4x4 blocks of the current MB whose motion is known
+  bool avail_a_ = false, avail_b_ = false, avail_c_ = false, avail_d_ = false;  // neighbour MBs (6.4.9)
 };
 
 }  // namespace

@@ -64,8 +64,8 @@ LevelScales::LevelScales(const ResolvedScaling& w) {
 void scale4x4(const int32_t* c, int qp, const std::array<int32_t, 16>& ls, bool scale_dc, int32_t* d) {
   const int q6 = qp / 6;
   for (int k = 0; k < 16; ++k) {
-    if (k == 0 && !scale_dc) {
-      d[0] = c[0];
+    if (c[k] == 0 || (k == 0 && !scale_dc)) {
+      d[k] = c[k];
       continue;
     }
     const int64_t v = int64_t{c[k]} * ls[static_cast<size_t>(k)];
@@ -76,6 +76,10 @@ void scale4x4(const int32_t* c, int qp, const std::array<int32_t, 16>& ls, bool 
 void scale8x8(const int32_t* c, int qp, const std::array<int32_t, 64>& ls, int32_t* d) {
   const int q6 = qp / 6;
   for (int k = 0; k < 64; ++k) {
+    if (c[k] == 0) {
+      d[k] = 0;
+      continue;
+    }
     const int64_t v = int64_t{c[k]} * ls[static_cast<size_t>(k)];
     d[k] = saturate16(qp >= 36 ? shift(v, q6 - 6) : (v + (int64_t{1} << (5 - q6))) >> (6 - q6));
   }

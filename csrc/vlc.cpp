@@ -9,21 +9,33 @@ namespace vccv {
 VlcTable::VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name) : name_(name) {
   for (int s = 0; s < count; ++s)
     if (lengths[s] > max_length_) max_length_ = lengths[s];
-  lut_.assign(size_t{1} << max_length_, 0);
+  const int first_bits = max_length_ < kFirstBits ? max_length_ : kFirstBits;
+  second_bits_ = max_length_ - first_bits;
+  second_mask_ = (1u << second_bits_) - 1;
+  first_.assign(size_t{1} << first_bits, 0);
   for (int s = 0; s < count; ++s) {
     const int len = lengths[s];
     if (len == 0) continue;
-    const size_t first = size_t{codes[s]} << (max_length_ - len);
-    const size_t n = size_t{1} << (max_length_ - len);
-    for (size_t k = 0; k < n; ++k) lut_[first + k] = static_cast<uint16_t>((s << 5) | len);
+    const auto entry = static_cast<uint16_t>((s << 5) | len);
+    if (len <= first_bits) {
+      const size_t begin = size_t{codes[s]} << (first_bits - len);
+      for (size_t k = 0; k < (size_t{1} << (first_bits - len)); ++k) first_[begin + k] = entry;
+      continue;
+    }
+    // Longer codes: the first `first_bits` bits select a second-level table.
+    const size_t prefix = size_t{codes[s]} >> (len - first_bits);
+    if ((first_[prefix] & 31) != 31) {
+      first_[prefix] = static_cast<uint16_t>(((second_.size() >> second_bits_) << 5) | 31);
+      second_.resize(second_.size() + (size_t{1} << second_bits_), 0);
+    }
+    const size_t table = size_t{first_[prefix]} >> 5;
+    const int rest = len - first_bits;
+    const size_t suffix = size_t{codes[s]} & ((size_t{1} << rest) - 1);
+    const size_t begin = (table << second_bits_) + (suffix << (second_bits_ - rest));
+    for (size_t k = 0; k < (size_t{1} << (second_bits_ - rest)); ++k) second_[begin + k] = entry;
   }
 }
 
-int VlcTable::decode(BitReader& r) const {
-  const uint16_t entry = lut_[r.peek(max_length_)];
-  if (entry == 0) throw CorruptStream(std::string("invalid ") + name_ + " code");
-  r.skip(entry & 31);  // throws if the code runs past the end
-  return entry >> 5;
-}
+void VlcTable::throw_invalid() const { throw CorruptStream(std::string("invalid ") + name_ + " code"); }
 
 }  // namespace vccv
