@@ -189,6 +189,7 @@ struct PyParsedPicture {
     py::dict d;
     d["mb_type"] = to_array(g.mb_type, {h, w});
     d["qp"] = to_array(g.qp, {h, w});
+    d["cbp"] = to_array(g.cbp, {h, w});
     d["mv"] = to_array(g.mv, {2, 4 * h, 4 * w, 2});
     d["ref_idx"] = to_array(g.ref_idx, {2, 4 * h, 4 * w});
     return d;
@@ -240,7 +241,11 @@ PYBIND11_MODULE(_h264, m) {
   py::class_<PyParsedPicture>(m, "ParsedPicture")
       .def("macroblocks", &PyParsedPicture::macroblocks)
       .def("residual", &PyParsedPicture::residual)
-      .def("coefficients", &PyParsedPicture::coefficients);
+      .def("coefficients", &PyParsedPicture::coefficients)
+      .def("total_coeff", [](const PyParsedPicture& p) {
+        const MacroblockGrid& g = p.parsed.macroblocks;
+        return to_array(p.parsed.luma_total_coeff, {4 * g.height_mbs, 4 * g.width_mbs});
+      }, "TotalCoeff(coeff_token) of each luma 4x4 block (CAVLC), for self-consistency checks.");
 
   py::class_<Stream>(m, "Stream")
       .def(py::init<>())

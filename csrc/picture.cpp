@@ -58,6 +58,7 @@ class PictureParser {
     g.height_mbs = h_;
     g.mb_type.assign(static_cast<size_t>(w_ * h_), kMbIntra);
     g.qp.assign(static_cast<size_t>(w_ * h_), 0);
+    g.cbp.assign(static_cast<size_t>(w_ * h_), 0);
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
     // Typical pictures code a few blocks per macroblock: reserve once instead of regrowing.
@@ -67,9 +68,13 @@ class PictureParser {
 
   ParsedPicture run() {
     for (size_t i = 0; i < pic_.slices.size(); ++i) parse_slice(static_cast<int>(i));
-    for (int a = 0; a < w_ * h_; ++a)
-      if (mbs_[static_cast<size_t>(a)].slice < 0)
-        throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
+    out_.luma_total_coeff.resize(static_cast<size_t>(16 * w_ * h_));
+    for (int a = 0; a < w_ * h_; ++a) {
+      const MbState& mb = mbs_[static_cast<size_t>(a)];
+      if (mb.slice < 0) throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
+      for (int k = 0; k < 16; ++k)
+        out_.luma_total_coeff[static_cast<size_t>((4 * (a / w_) + k / 4) * w4_ + 4 * (a % w_) + k % 4)] = mb.total_coeff[k];
+    }
     return std::move(out_);
   }
 
@@ -266,6 +271,7 @@ class PictureParser {
       r.skip(384 * 8);  // 256 luma + 2 x 64 chroma samples, 8 bits each
       std::fill(std::begin(cur_->total_coeff), std::end(cur_->total_coeff), 16);
       for (auto& plane : cur_->total_coeff_chroma) std::fill(std::begin(plane), std::end(plane), 16);
+      out_.macroblocks.cbp[static_cast<size_t>(addr)] = 0x2f;  // every sample is coded
       end_mb(addr, kMbPcm);
       return;
     }
@@ -292,6 +298,7 @@ class PictureParser {
           (t.kind != MbKind::kDirect16x16 || sps_.direct_8x8_inference))
         transform_8x8 = r.flag();
     }
+    out_.macroblocks.cbp[static_cast<size_t>(addr)] = static_cast<int8_t>(cbp_luma | (cbp_chroma << 4));
     if (cbp_luma > 0 || cbp_chroma > 0 || t.kind == MbKind::kIntra16x16) {
       const int32_t delta = r.se_range(-26, 25, "mb_qp_delta");
       qp_ = (qp_ + delta + 52) % 52;  // 7.4.5, 8-bit: QpBdOffsetY = 0

@@ -15,6 +15,7 @@ enum MbClass : int8_t { kMbIntra = 0, kMbInter = 1, kMbSkip = 2, kMbDirect = 3, 
 struct MacroblockGrid {
   int width_mbs = 0, height_mbs = 0;
   std::vector<int8_t> mb_type, qp;  // [height_mbs][width_mbs]
+  std::vector<int8_t> cbp;          // coded_block_pattern: luma bits 0-3, chroma (0-2) << 4
   std::vector<int16_t> mv;          // [2][4 * height_mbs][4 * width_mbs][2], quarter pels
   std::vector<int8_t> ref_idx;      // [2][4 * height_mbs][4 * width_mbs], -1 where unused
 };
@@ -32,6 +33,7 @@ struct CoefficientBlocks {
 struct ParsedPicture {
   MacroblockGrid macroblocks;
   CoefficientBlocks coefficients;
+  std::vector<uint8_t> luma_total_coeff;  // TotalCoeff per luma 4x4 block [4 * height_mbs][4 * width_mbs]
 };
 
 // Parses every slice of `picture`; throws CorruptStream (or UnsupportedStream) on bad data,

@@ -35,7 +35,9 @@ class Macroblocks:
     """Per-macroblock and per-4x4-block information of one frame.
 
     mb_type: int8 [H16, W16]: 0 intra, 1 inter, 2 skip (P_Skip), 3 direct (B_Direct_16x16,
-        B_Skip), 4 I_PCM. qp: int8 [H16, W16] luma QP. mv: int16 [2, H4, W4, 2] list 0/1 vectors
+        B_Skip), 4 I_PCM. qp: int8 [H16, W16] luma QP. cbp: int8 [H16, W16] coded_block_pattern
+        (bits 0-3: the coded luma 8x8 blocks, bits 4-5: chroma 0/1 DC/2 DC+AC; I_PCM 0x2f).
+        mv: int16 [2, H4, W4, 2] list 0/1 vectors
         (x, y) in quarter pels, 0 where unused; ref_idx: int8 [2, H4, W4], -1 where unused.
 
     B frames: direct-mode vectors (B_Skip, B_Direct_16x16 and B_8x8's direct sub-blocks) are not
@@ -45,6 +47,7 @@ class Macroblocks:
 
     mb_type: np.ndarray
     qp: np.ndarray
+    cbp: np.ndarray
     mv: np.ndarray
     ref_idx: np.ndarray
 
