@@ -112,7 +112,7 @@ void luma_dc_transform(const int32_t* c, int qp, int32_t ls00, int32_t* dc) {
 void chroma_dc_transform(const int32_t* c, int qp_c, int32_t ls00, int32_t* dc) {
   const int64_t f[4] = {int64_t{c[0]} + c[1] + c[2] + c[3], int64_t{c[0]} - c[1] + c[2] - c[3],
                         int64_t{c[0]} + c[1] - c[2] - c[3], int64_t{c[0]} - c[1] - c[2] + c[3]};
-  for (int k = 0; k < 4; ++k) dc[k] = saturate16(((f[k] * ls00) << (qp_c / 6)) >> 5);  // (8-330)
+  for (int k = 0; k < 4; ++k) dc[k] = saturate16((f[k] * ls00 * (int64_t{1} << (qp_c / 6))) >> 5);  // (8-330)
 }
 
 void inverse_transform4x4(const int32_t* d, int16_t* dst, int stride) {
