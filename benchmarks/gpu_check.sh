@@ -5,7 +5,8 @@
 #            --platform manylinux_2_28_x86_64 -d .wheels
 #          pip download pybind11 tqdm --no-deps --only-binary=:all: --python-version 3.12 -d .wheels
 #          python benchmarks/parse_speed.py --frames 250 --out /dev/null   # (checks it runs here)
-#          mkdir -p .bench_clips && python -m vccv_gpu.testing .bench_clips/720p.h264 --size 1280x720 --frames 250
+#          mkdir -p .bench_clips && python -m vccv_gpu.testing .bench_clips/720p-cavlc.h264 --size 1280x720 \
+#            --frames 250 --entropy cavlc --profile main
 #   run:   bash benchmarks/gpu_check.sh "$OUT"     with carry [".wheels", ".bench_clips"]
 #
 # The GPU machine has no network and no PyAV: wheels and clips travel with the work tree.
@@ -29,6 +30,7 @@ status=$?
 if [ -d .bench_clips ]; then
   python benchmarks/parse_speed.py --clips .bench_clips --out "$OUT/parse_speed.json" > "$OUT/parse_speed.txt" 2>&1 \
     || status=1
+  python benchmarks/parser.py .bench_clips/*cavlc* --out "$OUT/parser.json" > "$OUT/parser.txt" 2>&1 || status=1
 fi
 tail -n 3 "$OUT"/*.txt
 exit "$status"

@@ -52,7 +52,8 @@ class PictureParser {
         h_(static_cast<int>(sps_.frame_height_in_mbs())),
         w4_(4 * w_),
         scales_(resolve_scaling(sps_, pps_)),
-        mbs_(static_cast<size_t>(w_ * h_)) {
+        mbs_(scratch()) {
+    mbs_.assign(static_cast<size_t>(w_ * h_), MbState{});
     MacroblockGrid& g = out_.macroblocks;
     g.width_mbs = w_;
     g.height_mbs = h_;
@@ -62,19 +63,16 @@ class PictureParser {
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
     // Typical pictures code a few blocks per macroblock: reserve once instead of regrowing.
+    out_.luma_total_coeff.assign(static_cast<size_t>(16 * w_ * h_), 0);
     out_.coefficients.positions4.reserve(static_cast<size_t>(8 * w_ * h_));
     out_.coefficients.coeffs4.reserve(static_cast<size_t>(8 * 16 * w_ * h_));
   }
 
   ParsedPicture run() {
     for (size_t i = 0; i < pic_.slices.size(); ++i) parse_slice(static_cast<int>(i));
-    out_.luma_total_coeff.resize(static_cast<size_t>(16 * w_ * h_));
-    for (int a = 0; a < w_ * h_; ++a) {
-      const MbState& mb = mbs_[static_cast<size_t>(a)];
-      if (mb.slice < 0) throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
-      for (int k = 0; k < 16; ++k)
-        out_.luma_total_coeff[static_cast<size_t>((4 * (a / w_) + k / 4) * w4_ + 4 * (a % w_) + k % 4)] = mb.total_coeff[k];
-    }
+    for (int a = 0; a < w_ * h_; ++a)
+      if (mbs_[static_cast<size_t>(a)].slice < 0)
+        throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
     return std::move(out_);
   }
 
@@ -218,6 +216,8 @@ class PictureParser {
   }
   void end_mb(int addr, MbClass cls) {
     cur_->slice = slice_;
+    for (int row = 0; row < 4; ++row)
+      std::memcpy(&out_.luma_total_coeff[static_cast<size_t>((4 * mb_y_ + row) * w4_ + 4 * mb_x_)], &cur_->total_coeff[4 * row], 4);
     out_.macroblocks.mb_type[static_cast<size_t>(addr)] = cls;
     out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
   }
@@ -493,7 +493,12 @@ class PictureParser {
   const Pps& pps_;
   const int w_, h_, w4_;
   const LevelScales scales_;
-  std::vector<MbState> mbs_;
+  // Per-thread scratch reused across pictures: no fresh pages to fault in for every picture.
+  static std::vector<MbState>& scratch() {
+    thread_local std::vector<MbState> states;
+    return states;
+  }
+  std::vector<MbState>& mbs_;
   ParsedPicture out_;
 
   const SliceHeader* sh_ = nullptr;
