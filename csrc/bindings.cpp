@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bit_reader.h"
+#include "cabac.h"
 #include "errors.h"
 #include "picture.h"
 #include "scan_tables.h"
@@ -224,6 +225,18 @@ struct PyParsedPicture {
   }
 };
 
+// Decodes bins with the CABAC engine, for its unit tests: op >= 0 decodes a decision with that
+// context, -1 a bypass bin, -2 a terminate bin.
+py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, const std::vector<int>& ops) {
+  const std::string bytes = data;
+  BitReader r(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  CabacDecoder d(r, cabac_init_idc, slice_qp);
+  py::list out;
+  for (const int op : ops) out.append(op >= 0 ? d.decision(op) : (op == -1 ? d.bypass() : d.terminate()));
+  out.append(r.position());
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_h264, m) {
@@ -231,6 +244,8 @@ PYBIND11_MODULE(_h264, m) {
   py::register_exception<UnsupportedStream>(m, "UnsupportedStream");
   py::register_exception<CorruptStream>(m, "CorruptStream");
 
+  m.def("cabac_bins", &cabac_bins, py::arg("rbsp"), py::arg("cabac_init_idc"), py::arg("slice_qp"), py::arg("ops"),
+        "CABAC engine access for tests; the last item is the bit position reached.");
   m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
   m.def("remove_emulation_prevention", [](const py::bytes& data) {
     const std::string bytes = data;

@@ -73,6 +73,8 @@ class BitReader {
   bool byte_aligned() const { return (pos_ & 7) == 0; }
   size_t position() const { return pos_; }
   size_t bits_left() const { return size_bits_ - pos_; }
+  // Bits between the read position and the rbsp_stop_one_bit (negative once it was read).
+  long bits_before_stop_bit() const { return static_cast<long>(stop_bit_) - static_cast<long>(pos_); }
   // Checks that only rbsp_trailing_bits (and cabac_zero_words) remain.
   void expect_trailing_bits(const char* what) const;
 

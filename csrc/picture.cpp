@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bit_reader.h"
+#include "cabac.h"
 #include "cavlc.h"
 #include "errors.h"
 #include "macroblock_types.h"
@@ -34,12 +35,18 @@ struct Neighbour {
 
 int median3(int a, int b, int c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); }
 
-// What later macroblocks of the picture read about an earlier one.
+// What later macroblocks of the picture read about an earlier one (CAVLC nC, CABAC ctxIdxInc).
 struct MbState {
   int slice = -1;  // index of its slice in the picture; -1 while not decoded
-  bool intra = false;
-  uint8_t total_coeff[16] = {};        // luma, raster 4x4 (y * 4 + x)
+  bool intra = false, skip = false, pcm = false;
+  bool i_nxn = false, i16 = false, direct16 = false;  // I_NxN; Intra16x16; B_Skip or B_Direct_16x16
+  bool transform_8x8 = false;
+  uint8_t cbp_luma = 0, cbp_chroma = 0, chroma_pred_mode = 0;
+  uint8_t total_coeff[16] = {};           // luma, raster 4x4 (y * 4 + x)
   uint8_t total_coeff_chroma[2][4] = {};  // Cb, Cr, raster 2x2
+  uint16_t cbf_luma = 0;                  // CABAC coded_block_flag per luma 4x4 (raster bit)
+  bool cbf_luma_dc = false;
+  uint8_t cbf_chroma_dc = 0, cbf_chroma_ac = 0;  // bits: plane; plane * 4 + raster 2x2 index
 };
 
 class PictureParser {
@@ -62,6 +69,10 @@ class PictureParser {
     g.cbp.assign(static_cast<size_t>(w_ * h_), 0);
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
+    if (pps_.entropy_coding_mode) {
+      mvd_abs_.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
+      ref_gt0_.assign(static_cast<size_t>(2 * w4_ * 4 * h_), 0);
+    }
     // Typical pictures code a few blocks per macroblock: reserve once instead of regrowing.
     out_.luma_total_coeff.assign(static_cast<size_t>(16 * w_ * h_), 0);
     out_.coefficients.positions4.reserve(static_cast<size_t>(8 * w_ * h_));
@@ -81,26 +92,54 @@ class PictureParser {
   void parse_slice(int slice_index) {
     const Slice& slice = pic_.slices[static_cast<size_t>(slice_index)];
     sh_ = &slice.header;
-    if (pps_.entropy_coding_mode) throw UnsupportedStream("CABAC slice data is not parsed yet");
     BitReader r(slice.rbsp->data(), slice.rbsp->size());
     r.skip(sh_->slice_data_bit_offset);
     r_ = &r;
     slice_ = slice_index;
     qp_ = pps_.pic_init_qp + sh_->slice_qp_delta;
+    prev_qp_delta_nonzero_ = false;
     const bool intra_slice = sh_->slice_type == kSliceI;
     int addr = static_cast<int>(sh_->first_mb_in_slice);
-    bool more = true;
-    while (more) {
-      if (!intra_slice) {
-        const uint32_t skip_run = r.ue();
-        if (skip_run > static_cast<uint32_t>(w_ * h_ - addr))
-          throw CorruptStream("mb_skip_run " + std::to_string(skip_run) + " runs past the picture");
-        for (uint32_t i = 0; i < skip_run; ++i) skip_macroblock(addr++);
-        if (skip_run > 0 && !r.more_rbsp_data()) break;
+    if (pps_.entropy_coding_mode) {
+      while (!r.byte_aligned())
+        if (!r.flag()) throw CorruptStream("cabac_alignment_one_bit is 0");
+      CabacDecoder cabac(r, intra_slice ? -1 : static_cast<int>(sh_->cabac_init_idc), qp_);
+      cabac_ = &cabac;
+      while (true) {  // 7.3.4 with entropy_coding_mode_flag = 1
+        if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
+        begin_mb(addr);
+        if (!intra_slice && cabac.mb_skip_flag(sh_->slice_type == kSliceB, skip_flag_inc()))
+          skip_macroblock(addr);
+        else
+          macroblock_layer(addr);
+        ++addr;
+        if (cabac.end_of_slice_flag()) break;
       }
-      if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
-      macroblock_layer(addr++);
-      more = r.more_rbsp_data();
+      cabac_ = nullptr;
+      // The arithmetic codeword ends within a byte or so of the stop bit: encoders flush a few
+      // more bits than the decoder reads (9.3.4.5), so the end is checked within that slack.
+      const long gap = r.bits_before_stop_bit();
+      if (gap < -1 || gap > 16)
+        throw CorruptStream("CABAC slice data ends " + std::to_string(gap) + " bits from its rbsp_stop_one_bit");
+      return;
+    } else {
+      bool more = true;
+      while (more) {  // 7.3.4 with entropy_coding_mode_flag = 0
+        if (!intra_slice) {
+          const uint32_t skip_run = r.ue();
+          if (skip_run > static_cast<uint32_t>(w_ * h_ - addr))
+            throw CorruptStream("mb_skip_run " + std::to_string(skip_run) + " runs past the picture");
+          for (uint32_t i = 0; i < skip_run; ++i) {
+            begin_mb(addr);
+            skip_macroblock(addr++);
+          }
+          if (skip_run > 0 && !r.more_rbsp_data()) break;
+        }
+        if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
+        begin_mb(addr);
+        macroblock_layer(addr++);
+        more = r.more_rbsp_data();
+      }
     }
     // The slice must end exactly at its rbsp_trailing_bits: a desynchronised parse does not.
     r.expect_trailing_bits("slice data");
@@ -223,8 +262,10 @@ class PictureParser {
   }
 
   void skip_macroblock(int addr) {
-    begin_mb(addr);
+    cur_->skip = true;
+    prev_qp_delta_nonzero_ = false;
     if (sh_->slice_type == kSliceB) {
+      cur_->direct16 = true;
       end_mb(addr, kMbDirect);  // B_Skip: direct-mode vectors come with the direct-mode derivation
       return;
     }
@@ -237,18 +278,141 @@ class PictureParser {
     end_mb(addr, kMbSkip);
   }
 
-  uint32_t read_ref_idx(int list) {
+  // ref_idx of the partition at (x, y) in the MB (te(v), or CABAC with 9.3.3.1.1.6).
+  uint32_t read_ref_idx(int list, int x, int y) {
     const uint32_t active = sh_->num_ref_idx_active[list];
     if (active <= 1) return 0;
-    const uint32_t v = r_->te(active - 1);
+    uint32_t v;
+    if (cabac_) {
+      const int inc = ref_gt0(list, x - 1, y) + 2 * ref_gt0(list, x, y - 1);
+      v = cabac_->ref_idx(inc);
+    } else {
+      v = r_->te(active - 1);
+    }
     if (v >= active) throw CorruptStream("ref_idx " + std::to_string(v) + " exceeds the reference list");
     return v;
   }
 
-  Mv read_mvd() {
-    const int32_t x = r_->se_range(-32768, 32767, "mvd x");  // 7.4.5.1 value range
-    const int32_t y = r_->se_range(-32768, 32767, "mvd y");
-    return {static_cast<int16_t>(x), static_cast<int16_t>(y)};
+  // mvd of a w x h partition at (x, y) (se(v), or CABAC with 9.3.3.1.1.7); CABAC also records
+  // the absolute values its neighbours' contexts read.
+  Mv read_mvd(int list, int x, int y, int w, int h) {
+    if (!cabac_) {
+      const int32_t mx = r_->se_range(-32768, 32767, "mvd x");  // 7.4.5.1 value range
+      const int32_t my = r_->se_range(-32768, 32767, "mvd y");
+      return {static_cast<int16_t>(mx), static_cast<int16_t>(my)};
+    }
+    int32_t comp[2];
+    for (int c = 0; c < 2; ++c) {
+      const int sum = mvd_abs(list, x - 1, y, c) + mvd_abs(list, x, y - 1, c);
+      comp[c] = cabac_->mvd(c, sum);
+      if (comp[c] < -32768 || comp[c] > 32767) throw CorruptStream("mvd outside its value range");
+    }
+    for (int by = y / 4; by < (y + h) / 4; ++by)
+      for (int bx = x / 4; bx < (x + w) / 4; ++bx) {
+        const size_t i = mv_index(list, 4 * mb_x_ + bx, 4 * mb_y_ + by);
+        for (int c = 0; c < 2; ++c)
+          mvd_abs_[2 * i + static_cast<size_t>(c)] = static_cast<uint8_t>(std::min(std::abs(comp[c]), 255));
+      }
+    return {static_cast<int16_t>(comp[0]), static_cast<int16_t>(comp[1])};
+  }
+
+  void record_ref(int list, int x, int y, int w, int h, uint32_t ref) {
+    if (!cabac_ || ref == 0) return;
+    for (int by = y / 4; by < (y + h) / 4; ++by)
+      for (int bx = x / 4; bx < (x + w) / 4; ++bx) ref_gt0_[mv_index(list, 4 * mb_x_ + bx, 4 * mb_y_ + by)] = 1;
+  }
+
+  // Luma location (x, y) relative to the current MB -> 4x4 block index in the picture, or -1
+  // when its MB is not available (only left/above neighbours are asked for).
+  long block_at(int x, int y) const {
+    if ((x < 0 && !(y < 0 ? avail_d_ : avail_a_)) || (x >= 0 && y < 0 && !avail_b_)) return -1;
+    return static_cast<long>(mv_index(0, 4 * mb_x_ + (x >> 2), 4 * mb_y_ + (y >> 2)));
+  }
+  int ref_gt0(int list, int x, int y) const {
+    const long i = block_at(x, y);
+    return i < 0 ? 0 : ref_gt0_[static_cast<size_t>(i) + static_cast<size_t>(list) * static_cast<size_t>(4 * h_ * w4_)];
+  }
+  int mvd_abs(int list, int x, int y, int c) const {
+    const long i = block_at(x, y);
+    if (i < 0) return 0;
+    const size_t k = static_cast<size_t>(i) + static_cast<size_t>(list) * static_cast<size_t>(4 * h_ * w4_);
+    return mvd_abs_[2 * k + static_cast<size_t>(c)];
+  }
+
+  // ---- CABAC ctxIdxInc from neighbouring macroblocks (9.3.3.1.1) ----
+  const MbState* mb_a() const { return avail_a_ ? cur_ - 1 : nullptr; }
+  const MbState* mb_b() const { return avail_b_ ? cur_ - w_ : nullptr; }
+  int skip_flag_inc() const {
+    return (mb_a() && !mb_a()->skip) + (mb_b() && !mb_b()->skip);
+  }
+  int mb_type_inc() const {
+    if (sh_->slice_type == kSliceI) return (mb_a() && !mb_a()->i_nxn) + (mb_b() && !mb_b()->i_nxn);
+    return (mb_a() && !mb_a()->direct16) + (mb_b() && !mb_b()->direct16);
+  }
+  int chroma_pred_mode_inc() const {
+    auto cond = [](const MbState* n) { return n && n->intra && !n->pcm && n->chroma_pred_mode != 0; };
+    return cond(mb_a()) + cond(mb_b());
+  }
+  int transform_8x8_inc() const {
+    return (mb_a() && mb_a()->transform_8x8) + (mb_b() && mb_b()->transform_8x8);
+  }
+  // coded_block_pattern luma bin of 8x8 block b8 (9.3.3.1.1.4); `so_far` holds earlier bins.
+  int cbp_luma_inc(int b8, uint32_t so_far) const {
+    auto cond = [&](const MbState* n, int b8n, bool inside) -> int {
+      if (inside) return ((so_far >> b8n) & 1) == 0;
+      if (!n || n->pcm) return 0;
+      return n->skip || ((n->cbp_luma >> b8n) & 1) == 0;
+    };
+    const int a = b8 % 2 == 1 ? cond(nullptr, b8 - 1, true) : cond(mb_a(), b8 + 1, false);
+    const int b = b8 / 2 == 1 ? cond(nullptr, b8 - 2, true) : cond(mb_b(), b8 + 2, false);
+    return a + 2 * b;
+  }
+  int cbp_chroma_inc(int bin) const {
+    auto cond = [bin](const MbState* n) {
+      return n && (n->pcm || (!n->skip && (bin == 0 ? n->cbp_chroma != 0 : n->cbp_chroma == 2)));
+    };
+    return cond(mb_a()) + 2 * cond(mb_b());
+  }
+
+  // coded_block_flag condTermFlagN (9.3.3.1.1.9) for a neighbouring MB n (null: unavailable).
+  int cbf_unavailable() const { return cur_->intra ? 1 : 0; }
+  int cbf_luma_cond(int bx, int by) const {  // 4x4 block coordinates relative to the current MB
+    if (bx >= 0 && by >= 0) return (cur_->cbf_luma >> (by * 4 + bx)) & 1;
+    const MbState* n = bx < 0 ? mb_a() : mb_b();
+    bx &= 3;
+    by &= 3;
+    if (!n) return cbf_unavailable();
+    if (n->pcm) return 1;
+    if (n->skip || !((n->cbp_luma >> ((by / 2) * 2 + bx / 2)) & 1)) return 0;
+    if (n->transform_8x8) return 1;  // the 8x8 block's flag, inferred 1 for 4:2:0
+    return (n->cbf_luma >> (by * 4 + bx)) & 1;
+  }
+  int cbf_luma_dc_inc() const {
+    auto cond = [this](const MbState* n) {
+      if (!n) return cbf_unavailable();
+      if (n->pcm) return 1;
+      return n->i16 && n->cbf_luma_dc ? 1 : 0;
+    };
+    return cond(mb_a()) + 2 * cond(mb_b());
+  }
+  int cbf_chroma_dc_inc(int plane) const {
+    auto cond = [this, plane](const MbState* n) {
+      if (!n) return cbf_unavailable();
+      if (n->pcm) return 1;
+      if (n->skip || n->cbp_chroma == 0) return 0;
+      return (n->cbf_chroma_dc >> plane) & 1;
+    };
+    return cond(mb_a()) + 2 * cond(mb_b());
+  }
+  int cbf_chroma_ac_cond(int plane, int bx, int by) const {
+    if (bx >= 0 && by >= 0) return (cur_->cbf_chroma_ac >> (plane * 4 + by * 2 + bx)) & 1;
+    const MbState* n = bx < 0 ? mb_a() : mb_b();
+    bx &= 1;
+    by &= 1;
+    if (!n) return cbf_unavailable();
+    if (n->pcm) return 1;
+    if (n->skip || n->cbp_chroma != 2) return 0;
+    return (n->cbf_chroma_ac >> (plane * 4 + by * 2 + bx)) & 1;
   }
 
   static Mv add(Mv a, Mv b) {
@@ -257,21 +421,29 @@ class PictureParser {
   }
 
   void macroblock_layer(int addr) {
-    begin_mb(addr);
     BitReader& r = *r_;
     const SliceType st = sh_->slice_type;
-    const uint32_t raw_type = r.ue_max(st == kSliceI ? 25 : (st == kSliceP ? 30 : 48), "mb_type");
+    uint32_t raw_type;
+    if (cabac_) {
+      raw_type = st == kSliceI ? cabac_->mb_type_i(mb_type_inc())
+                               : (st == kSliceP ? cabac_->mb_type_p() : cabac_->mb_type_b(mb_type_inc()));
+    } else {
+      raw_type = r.ue_max(st == kSliceI ? 25 : (st == kSliceP ? 30 : 48), "mb_type");
+    }
     const MbTypeInfo t = st == kSliceI ? intra_mb_type(raw_type) : (st == kSliceP ? p_mb_type(raw_type) : b_mb_type(raw_type));
     const bool intra = t.kind == MbKind::kIntra4x4 || t.kind == MbKind::kIntra16x16 || t.kind == MbKind::kPcm;
     cur_->intra = intra;
+    cur_->i_nxn = t.kind == MbKind::kIntra4x4;
+    cur_->i16 = t.kind == MbKind::kIntra16x16;
+    cur_->direct16 = t.kind == MbKind::kDirect16x16;
 
     if (t.kind == MbKind::kPcm) {
-      while (!r.byte_aligned())
-        if (r.u(1) != 0) throw CorruptStream("pcm_alignment_zero_bit is not zero");
-      r.skip(384 * 8);  // 256 luma + 2 x 64 chroma samples, 8 bits each
+      pcm_samples();
+      cur_->pcm = true;
       std::fill(std::begin(cur_->total_coeff), std::end(cur_->total_coeff), 16);
       for (auto& plane : cur_->total_coeff_chroma) std::fill(std::begin(plane), std::end(plane), 16);
       out_.macroblocks.cbp[static_cast<size_t>(addr)] = 0x2f;  // every sample is coded
+      prev_qp_delta_nonzero_ = false;
       end_mb(addr, kMbPcm);
       return;
     }
@@ -281,7 +453,9 @@ class PictureParser {
     if (t.kind == MbKind::kInter && t.num_parts == 4) {
       sub_mb_pred(t, no_sub_8x8);
     } else {
-      if (t.kind == MbKind::kIntra4x4 && pps_.transform_8x8_mode) transform_8x8 = r.flag();
+      if (t.kind == MbKind::kIntra4x4 && pps_.transform_8x8_mode)
+        transform_8x8 = cabac_ ? cabac_->transform_size_8x8_flag(transform_8x8_inc()) : r.flag();
+      cur_->transform_8x8 = transform_8x8;
       if (intra) {
         intra_pred(t, transform_8x8);
       } else if (t.kind == MbKind::kInter) {
@@ -291,42 +465,88 @@ class PictureParser {
 
     uint32_t cbp_luma = t.cbp_luma, cbp_chroma = t.cbp_chroma;
     if (t.kind != MbKind::kIntra16x16) {
-      const uint32_t cbp = read_coded_block_pattern_cavlc(r, t.kind == MbKind::kIntra4x4);
-      cbp_luma = cbp & 15;
-      cbp_chroma = cbp >> 4;
+      if (cabac_) {  // FL luma prefix (4 bins), TU chroma suffix (9.3.2.6)
+        cbp_luma = 0;
+        for (int b8 = 0; b8 < 4; ++b8) cbp_luma |= cabac_->coded_block_pattern_luma_bin(cbp_luma_inc(b8, cbp_luma)) << b8;
+        cbp_chroma = cabac_->coded_block_pattern_chroma_bin(0, cbp_chroma_inc(0));
+        if (cbp_chroma) cbp_chroma += cabac_->coded_block_pattern_chroma_bin(1, cbp_chroma_inc(1));
+      } else {
+        const uint32_t cbp = read_coded_block_pattern_cavlc(r, t.kind == MbKind::kIntra4x4);
+        cbp_luma = cbp & 15;
+        cbp_chroma = cbp >> 4;
+      }
       if (cbp_luma > 0 && pps_.transform_8x8_mode && t.kind != MbKind::kIntra4x4 && no_sub_8x8 &&
-          (t.kind != MbKind::kDirect16x16 || sps_.direct_8x8_inference))
-        transform_8x8 = r.flag();
+          (t.kind != MbKind::kDirect16x16 || sps_.direct_8x8_inference)) {
+        transform_8x8 = cabac_ ? cabac_->transform_size_8x8_flag(transform_8x8_inc()) : r.flag();
+        cur_->transform_8x8 = transform_8x8;
+      }
     }
+    cur_->cbp_luma = static_cast<uint8_t>(cbp_luma);
+    cur_->cbp_chroma = static_cast<uint8_t>(cbp_chroma);
     out_.macroblocks.cbp[static_cast<size_t>(addr)] = static_cast<int8_t>(cbp_luma | (cbp_chroma << 4));
+    bool qp_delta_nonzero = false;
     if (cbp_luma > 0 || cbp_chroma > 0 || t.kind == MbKind::kIntra16x16) {
-      const int32_t delta = r.se_range(-26, 25, "mb_qp_delta");
+      const int32_t delta = cabac_ ? cabac_->mb_qp_delta(prev_qp_delta_nonzero_) : r.se();
+      if (delta < -26 || delta > 25) throw CorruptStream("mb_qp_delta " + std::to_string(delta) + " outside [-26, 25]");
+      qp_delta_nonzero = delta != 0;
       qp_ = (qp_ + delta + 52) % 52;  // 7.4.5, 8-bit: QpBdOffsetY = 0
       residual(t, intra, transform_8x8, cbp_luma, cbp_chroma);
     }
+    prev_qp_delta_nonzero_ = qp_delta_nonzero;
     end_mb(addr, intra ? kMbIntra : (t.kind == MbKind::kDirect16x16 ? kMbDirect : kMbInter));
+  }
+
+  // pcm_alignment_zero_bit and the 384 samples of an I_PCM macroblock (7.3.5).
+  void pcm_samples() {
+    BitReader& r = *r_;
+    // After CABAC's terminate bin the encoder's flush may leave a few bits before the
+    // alignment: the samples start at the next byte boundary (as decoders locate them).
+    while (!r.byte_aligned())
+      if (r.u(1) != 0 && !cabac_) throw CorruptStream("pcm_alignment_zero_bit is not zero");
+    r.skip(384 * 8);  // 256 luma + 2 x 64 chroma samples, 8 bits each
+    if (cabac_) cabac_->restart_engine();
   }
 
   void intra_pred(const MbTypeInfo& t, bool transform_8x8) {  // 7.3.5.1, intra part
     BitReader& r = *r_;
     if (t.kind == MbKind::kIntra4x4) {
       const int count = transform_8x8 ? 4 : 16;
-      for (int i = 0; i < count; ++i)
-        if (!r.flag()) r.skip(3);  // prev_intra_pred_mode_flag, rem_intra_pred_mode
+      for (int i = 0; i < count; ++i) {  // prev_intra_pred_mode_flag, rem_intra_pred_mode
+        if (cabac_) {
+          if (!cabac_->prev_intra_pred_mode_flag()) cabac_->rem_intra_pred_mode();
+        } else if (!r.flag()) {
+          r.skip(3);
+        }
+      }
     }
-    r.ue_max(3, "intra_chroma_pred_mode");
+    cur_->chroma_pred_mode = static_cast<uint8_t>(
+        cabac_ ? cabac_->intra_chroma_pred_mode(chroma_pred_mode_inc()) : r.ue_max(3, "intra_chroma_pred_mode"));
     mark_decoded(0, 0, 16, 16);  // intra: ref_idx -1 and zero vectors (already stored)
   }
 
   void mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
     int ref[2][2] = {{-1, -1}, {-1, -1}};
     Mv mvd[2][2];
+    const int pw = t.part_width, ph = t.part_height;
+    auto origin = [&](int p, int& x, int& y) {
+      x = pw == 8 ? 8 * p : 0;
+      y = ph == 8 ? 8 * p : 0;
+    };
     for (int list = 0; list < 2; ++list)
       for (int p = 0; p < t.num_parts; ++p)
-        if (t.pred[p] & (1 << list)) ref[list][p] = static_cast<int>(read_ref_idx(list));
+        if (t.pred[p] & (1 << list)) {
+          int x, y;
+          origin(p, x, y);
+          ref[list][p] = static_cast<int>(read_ref_idx(list, x, y));
+          record_ref(list, x, y, pw, ph, static_cast<uint32_t>(ref[list][p]));
+        }
     for (int list = 0; list < 2; ++list)
       for (int p = 0; p < t.num_parts; ++p)
-        if (t.pred[p] & (1 << list)) mvd[list][p] = read_mvd();
+        if (t.pred[p] & (1 << list)) {
+          int x, y;
+          origin(p, x, y);
+          mvd[list][p] = read_mvd(list, x, y, pw, ph);
+        }
     const int shape = t.num_parts == 1 ? 0 : (t.part_height == 8 ? 168 : 816);
     for (int p = 0; p < t.num_parts; ++p) {
       const int x = t.part_width == 8 ? 8 * p : 0, y = t.part_height == 8 ? 8 * p : 0;
@@ -343,17 +563,33 @@ class PictureParser {
     BitReader& r = *r_;
     const bool b_slice = sh_->slice_type == kSliceB;
     SubMbTypeInfo sub[4];
-    for (auto& s : sub) s = b_slice ? b_sub_mb_type(r.ue_max(12, "sub_mb_type")) : p_sub_mb_type(r.ue_max(3, "sub_mb_type"));
+    for (auto& s : sub) {
+      if (cabac_)
+        s = b_slice ? b_sub_mb_type(cabac_->sub_mb_type_b()) : p_sub_mb_type(cabac_->sub_mb_type_p());
+      else
+        s = b_slice ? b_sub_mb_type(r.ue_max(12, "sub_mb_type")) : p_sub_mb_type(r.ue_max(3, "sub_mb_type"));
+    }
+    auto sub_origin = [&](int i, int j, int& x, int& y) {
+      const int pw = sub[i].part_width, ph = sub[i].part_height;
+      x = 8 * (i % 2) + (pw == 8 ? 0 : 4 * (j % 2));
+      y = 8 * (i / 2) + (ph == 8 ? 0 : 4 * (pw == 8 ? j : j / 2));
+    };
     int ref[2][4] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}};
     for (int list = 0; list < 2; ++list)
       for (int i = 0; i < 4; ++i)
-        if (sub[i].pred != kPredDirect && (sub[i].pred & (1 << list)))
-          ref[list][i] = t.ref0 ? 0 : static_cast<int>(read_ref_idx(list));
+        if (sub[i].pred != kPredDirect && (sub[i].pred & (1 << list))) {
+          ref[list][i] = t.ref0 ? 0 : static_cast<int>(read_ref_idx(list, 8 * (i % 2), 8 * (i / 2)));
+          record_ref(list, 8 * (i % 2), 8 * (i / 2), 8, 8, static_cast<uint32_t>(ref[list][i]));
+        }
     Mv mvd[2][4][4];
     for (int list = 0; list < 2; ++list)
       for (int i = 0; i < 4; ++i)
         if (sub[i].pred != kPredDirect && (sub[i].pred & (1 << list)))
-          for (int j = 0; j < sub[i].num_parts; ++j) mvd[list][i][j] = read_mvd();
+          for (int j = 0; j < sub[i].num_parts; ++j) {
+            int x, y;
+            sub_origin(i, j, x, y);
+            mvd[list][i][j] = read_mvd(list, x, y, sub[i].part_width, sub[i].part_height);
+          }
     for (int i = 0; i < 4; ++i) {
       if (sub[i].pred == kPredDirect) {
         if (!sps_.direct_8x8_inference) no_sub_8x8 = false;
@@ -369,7 +605,8 @@ class PictureParser {
       }
       const int pw = sub[i].part_width, ph = sub[i].part_height;
       for (int j = 0; j < sub[i].num_parts; ++j) {
-        const int x = x0 + (pw == 8 ? 0 : 4 * (j % 2)), y = y0 + (ph == 8 ? 0 : 4 * (pw == 8 ? j : j / 2));
+        int x, y;
+        sub_origin(i, j, x, y);
         for (int list = 0; list < 2; ++list) {
           if (!(sub[i].pred & (1 << list))) continue;
           const Mv mvp = predict_mv(list, x, y, pw, ref[list][i], 0);
@@ -381,34 +618,55 @@ class PictureParser {
   }
 
   // ---- residual (7.3.5.3) ----
+  // One block's levels (scan order) into coeff_level[start..]: residual_block_cavlc, or CABAC's
+  // coded_block_flag (context from `cbf_inc`) and levels. Returns the number of nonzero levels.
+  int read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, int32_t* coeff_level) {
+    if (!cabac_) {
+      const int end = cat == kCatLumaAc || cat == kCatChromaAc ? 14 : max_num_coeff - 1;
+      return read_residual_block_cavlc(*r_, nc, 0, end, max_num_coeff, coeff_level);
+    }
+    if (cat != kCatLuma8x8 && !cabac_->coded_block_flag(cat, cbf_inc)) return 0;
+    return cabac_->residual_levels(cat, max_num_coeff, coeff_level);
+  }
+
   void residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma, uint32_t cbp_chroma) {
-    BitReader& r = *r_;
     const bool i16 = t.kind == MbKind::kIntra16x16;
-    const int list4_y = intra ? 0 : 3;
-    const auto& ls_y = scales_.s4[static_cast<size_t>(list4_y)][static_cast<size_t>(qp_ % 6)];
+    const auto& ls_y = scales_.s4[static_cast<size_t>(intra ? 0 : 3)][static_cast<size_t>(qp_ % 6)];
     int32_t dc[16] = {};
     if (i16) {
       int32_t levels[16] = {};
-      read_residual_block_cavlc(r, predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1)), 0, 15, 16, levels);
+      const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
+      cur_->cbf_luma_dc = read_block(kCatLumaDc, nc, cabac_ ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
       int32_t c[16];
       for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
       luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
     }
     for (int i8 = 0; i8 < 4; ++i8) {
+      const bool coded = (cbp_luma >> i8) & 1;
       if (transform_8x8) {
         int32_t levels[64] = {};
-        for (int i4 = 0; i4 < 4; ++i4) {
-          const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          int total = 0;
-          if (cbp_luma & (1u << i8)) {
-            int32_t sub[16] = {};
-            const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
-            total = read_residual_block_cavlc(r, nc, 0, 15, 16, sub);
-            for (int k = 0; k < 16; ++k) levels[4 * k + i4] = sub[k];  // 8x8 from four interleaved 4x4 scans
+        if (cabac_) {
+          if (coded) {
+            read_block(kCatLuma8x8, 0, 0, 64, levels);
+            for (int i4 = 0; i4 < 4; ++i4) {  // the 8x8 block's coded_block_flag, inferred 1
+              const int blk = i8 * 4 + i4;
+              cur_->cbf_luma |= static_cast<uint16_t>(1u << (kBlockY[blk] * 4 + kBlockX[blk]));
+            }
           }
-          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+        } else {
+          for (int i4 = 0; i4 < 4; ++i4) {
+            const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
+            int total = 0;
+            if (coded) {
+              int32_t sub[16] = {};
+              const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+              total = read_block(kCatLuma4x4, nc, 0, 16, sub);
+              for (int k = 0; k < 16; ++k) levels[4 * k + i4] = sub[k];  // 8x8 from four interleaved 4x4 scans
+            }
+            cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+          }
         }
-        if (cbp_luma & (1u << i8)) {
+        if (coded) {
           int32_t c[64];
           for (int k = 0; k < 64; ++k) c[kZigzag8x8[k]] = levels[k];
           emit8x8(c, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
@@ -419,10 +677,11 @@ class PictureParser {
         const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
         int32_t levels[16] = {};
         int total = 0;
-        if (cbp_luma & (1u << i8)) {
-          const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
-          total = i16 ? read_residual_block_cavlc(r, nc, 0, 14, 15, levels + 1)
-                      : read_residual_block_cavlc(r, nc, 0, 15, 16, levels);
+        if (coded) {
+          const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+          const int inc = cabac_ ? cbf_luma_cond(bx - 1, by) + 2 * cbf_luma_cond(bx, by - 1) : 0;
+          total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels + 1) : read_block(kCatLuma4x4, nc, inc, 16, levels);
+          if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
         }
         cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
         if (total == 0 && !(i16 && dc[by * 4 + bx] != 0)) continue;
@@ -436,24 +695,29 @@ class PictureParser {
     }
     // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component.
     int32_t chroma_dc[2][4] = {};
+    int qpc[2];
     for (int plane = 0; plane < 2; ++plane) {
+      qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
       if (!(cbp_chroma & 3)) continue;
       int32_t levels[4] = {};
-      read_residual_block_cavlc(r, -1, 0, 3, 4, levels);
-      const int qpc = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
-      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc % 6)];
-      chroma_dc_transform(levels, qpc, ls[0], chroma_dc[plane]);
+      if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
+        cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
+      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
+      chroma_dc_transform(levels, qpc[plane], ls[0], chroma_dc[plane]);
     }
     for (int plane = 0; plane < 2; ++plane) {
-      const int qpc = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
-      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc % 6)];
+      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
       for (int blk = 0; blk < 4; ++blk) {
         const int bx = blk % 2, by = blk / 2;
         int32_t levels[16] = {};
         int total = 0;
         if (cbp_chroma & 2) {
-          const int nc = predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
-          total = read_residual_block_cavlc(r, nc, 0, 14, 15, levels + 1);
+          const int nc =
+              cabac_ ? 0 : predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
+          const int inc =
+              cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
+          total = read_block(kCatChromaAc, nc, inc, 15, levels + 1);
+          if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
         }
         cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
         if (total == 0 && chroma_dc[plane][blk] == 0) continue;
@@ -461,7 +725,7 @@ class PictureParser {
         for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
         c[0] = chroma_dc[plane][blk];
         int32_t d[16];
-        scale4x4(c, qpc, ls, false, d);
+        scale4x4(c, qpc[plane], ls, false, d);
         emit4x4(d, 1 + plane, 4 * bx, 4 * by);
       }
     }
@@ -503,6 +767,10 @@ class PictureParser {
 
   const SliceHeader* sh_ = nullptr;
   BitReader* r_ = nullptr;
+  CabacDecoder* cabac_ = nullptr;  // set while a CABAC slice is parsed
+  bool prev_qp_delta_nonzero_ = false;  // of the previous MB in the slice (mb_qp_delta context)
+  std::vector<uint8_t> mvd_abs_;  // CABAC: |mvd| per list, 4x4 block and component, clipped to 255
+  std::vector<uint8_t> ref_gt0_;  // CABAC: explicitly coded ref_idx > 0, per list and 4x4 block
   int slice_ = 0;
   int qp_ = 26;
   int mb_x_ = 0, mb_y_ = 0;

@@ -243,7 +243,7 @@ void Stream::finish() {
   finished_ = true;
   // A cut inside the last picture's slice data shows only when that data is parsed: the
   // picture is then incomplete, so it is dropped and the stream reported truncated.
-  if (!pictures_.empty() && !pictures_.back().pps->entropy_coding_mode) {
+  if (!pictures_.empty()) {
     try {
       parse_picture(pictures_.back());
     } catch (const CorruptStream&) {

@@ -1,0 +1,284 @@
+#include "cabac.h"
+
+#include "cabac_tables.h"
+#include "errors.h"
+
+namespace vccv {
+
+namespace {
+
+// ctxIdxOffset per syntax element, frame coding (Table 9-34, in cabac_tables.h).
+constexpr int kMbSkipP = kCtxOffsetMbSkipFlagP, kMbSkipB = kCtxOffsetMbSkipFlagB, kMbTypeI = kCtxOffsetMbTypeI,
+              kMbTypePPrefix = kCtxOffsetMbTypePPrefix, kMbTypePSuffix = kCtxOffsetMbTypePSuffix,
+              kMbTypeBPrefix = kCtxOffsetMbTypeBPrefix, kMbTypeBSuffix = kCtxOffsetMbTypeBSuffix,
+              kSubMbTypeP = kCtxOffsetSubMbTypeP, kSubMbTypeB = kCtxOffsetSubMbTypeB, kMvdX = kCtxOffsetMvdX,
+              kMvdY = kCtxOffsetMvdY, kRefIdx = kCtxOffsetRefIdx, kMbQpDelta = kCtxOffsetMbQpDelta,
+              kIntraChroma = kCtxOffsetIntraChromaPredMode, kPrevIntra = kCtxOffsetPrevIntraPredModeFlag,
+              kRemIntra = kCtxOffsetRemIntraPredMode, kCbpLuma = kCtxOffsetCodedBlockPatternLuma,
+              kCbpChroma = kCtxOffsetCodedBlockPatternChroma, kCodedBlockFlag = kCtxOffsetCodedBlockFlag,
+              kSignificant = kCtxOffsetSignificantCoeffFlag, kLast = kCtxOffsetLastSignificantCoeffFlag,
+              kAbsLevel = kCtxOffsetCoeffAbsLevelMinus1, kTransform8x8 = kCtxOffsetTransformSize8x8Flag,
+              kSignificant8x8 = kCtxOffsetSignificantCoeffFlagCat5, kLast8x8 = kCtxOffsetLastSignificantCoeffFlagCat5,
+              kAbsLevel8x8 = kCtxOffsetCoeffAbsLevelMinus1Cat5;
+
+int cat_offset(int row, BlockCat cat) { return kCtxBlockCatOffset[row][cat]; }
+
+}  // namespace
+
+CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(r) {
+  const int qp = slice_qp < 0 ? 0 : (slice_qp > 51 ? 51 : slice_qp);
+  for (size_t i = 0; i < state_.size(); ++i) {
+    const int8_t* mn = cabac_init_idc < 0 ? kCabacInitI[i] : kCabacInitPB[cabac_init_idc][i];
+    int pre = ((mn[0] * qp) >> 4) + mn[1];  // 9.3.1.1 (arithmetic shift: floor)
+    pre = pre < 1 ? 1 : (pre > 126 ? 126 : pre);
+    state_[i] = static_cast<uint8_t>(pre <= 63 ? (63 - pre) << 1 : ((pre - 64) << 1) | 1);
+  }
+  init_engine();
+}
+
+void CabacDecoder::init_engine() {
+  range_ = 510;
+  offset_ = r_.u(9);
+  if (offset_ >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
+}
+
+void CabacDecoder::restart_engine() { init_engine(); }
+
+int CabacDecoder::decision(int ctx_idx) {
+  uint8_t& s = state_[static_cast<size_t>(ctx_idx)];
+  const int p = s >> 1, mps = s & 1;
+  const uint32_t lps = kRangeTabLps[p][(range_ >> 6) & 3];
+  range_ -= lps;
+  int bin;
+  if (offset_ >= range_) {
+    bin = !mps;
+    offset_ -= range_;
+    range_ = lps;
+    s = static_cast<uint8_t>((kTransIdxLps[p] << 1) | (p == 0 ? !mps : mps));
+  } else {
+    bin = mps;
+    s = static_cast<uint8_t>((kTransIdxMps[p] << 1) | mps);
+  }
+  if (range_ < 256) {  // RenormD: shift until range is at least 256
+    const int shift = __builtin_clz(range_) - 23;
+    range_ <<= shift;
+    offset_ = (offset_ << shift) | r_.u(shift);
+  }
+  return bin;
+}
+
+int CabacDecoder::bypass() {
+  offset_ = (offset_ << 1) | r_.u(1);
+  if (offset_ >= range_) {
+    offset_ -= range_;
+    return 1;
+  }
+  return 0;
+}
+
+int CabacDecoder::terminate() {
+  range_ -= 2;
+  if (offset_ >= range_) return 1;  // no renormalisation: the slice (or the MB before I_PCM) ends
+  if (range_ < 256) {
+    range_ <<= 1;
+    offset_ = (offset_ << 1) | r_.u(1);
+  }
+  return 0;
+}
+
+bool CabacDecoder::mb_skip_flag(bool b_slice, int inc) { return decision((b_slice ? kMbSkipB : kMbSkipP) + inc); }
+
+namespace {
+
+// The I-slice mb_type binarisation (Table 9-36) after its first bin was 1: I_PCM or I_16x16.
+template <typename Decision>
+uint32_t intra16x16_or_pcm(CabacDecoder& d, Decision bin, int luma_ctx, int chroma1_ctx, int chroma2_ctx,
+                           int pred1_ctx, int pred2_ctx) {
+  if (d.terminate()) return 25;  // I_PCM
+  const uint32_t luma = bin(luma_ctx);
+  uint32_t chroma = bin(chroma1_ctx);
+  if (chroma) chroma += bin(chroma2_ctx);
+  uint32_t pred = bin(pred1_ctx) << 1;
+  pred |= bin(pred2_ctx);
+  return 1 + pred + 4 * chroma + 12 * luma;
+}
+
+}  // namespace
+
+uint32_t CabacDecoder::mb_type_i(int inc) {
+  if (!decision(kMbTypeI + inc)) return 0;  // I_NxN
+  auto bin = [this](int ctx) { return static_cast<uint32_t>(decision(ctx)); };
+  // Table 9-39, ctxIdxOffset 3: bins 2.. use 3+3, 3+4, 3+5 (second chroma bin), 3+6, 3+7.
+  return intra16x16_or_pcm(*this, bin, kMbTypeI + 3, kMbTypeI + 4, kMbTypeI + 5, kMbTypeI + 6, kMbTypeI + 7);
+}
+
+uint32_t CabacDecoder::mb_type_p() {
+  if (decision(kMbTypePPrefix + 0)) {  // prefix "1": intra, suffix as in I slices (offset 17)
+    auto bin = [this](int ctx) { return static_cast<uint32_t>(decision(ctx)); };
+    if (!decision(kMbTypePSuffix)) return 5;  // I_NxN
+    return 5 + intra16x16_or_pcm(*this, bin, kMbTypePSuffix + 1, kMbTypePSuffix + 2, kMbTypePSuffix + 2,
+                                 kMbTypePSuffix + 3, kMbTypePSuffix + 3);
+  }
+  if (!decision(kMbTypePPrefix + 1)) return decision(kMbTypePPrefix + 2) ? 3 : 0;  // P_8x8 "001" / P_L0_16x16 "000"
+  return decision(kMbTypePPrefix + 3) ? 1 : 2;  // P_L0_L0_16x8 "011" / P_L0_L0_8x16 "010"
+}
+
+uint32_t CabacDecoder::mb_type_b(int inc) {
+  if (!decision(kMbTypeBPrefix + inc)) return 0;  // B_Direct_16x16
+  if (!decision(kMbTypeBPrefix + 3)) return 1 + static_cast<uint32_t>(decision(kMbTypeBPrefix + 5));
+  uint32_t bits = static_cast<uint32_t>(decision(kMbTypeBPrefix + 4)) << 3;
+  bits |= static_cast<uint32_t>(decision(kMbTypeBPrefix + 5)) << 2;
+  bits |= static_cast<uint32_t>(decision(kMbTypeBPrefix + 5)) << 1;
+  bits |= static_cast<uint32_t>(decision(kMbTypeBPrefix + 5));
+  if (bits < 8) return bits + 3;  // B_Bi_16x16 .. B_L1_L0_16x8 (Table 9-37)
+  if (bits == 13) {               // intra prefix "111101", suffix with ctxIdxOffset 32
+    auto bin = [this](int ctx) { return static_cast<uint32_t>(decision(ctx)); };
+    if (!decision(kMbTypeBSuffix)) return 23;
+    return 23 + intra16x16_or_pcm(*this, bin, kMbTypeBSuffix + 1, kMbTypeBSuffix + 2, kMbTypeBSuffix + 2,
+                                  kMbTypeBSuffix + 3, kMbTypeBSuffix + 3);
+  }
+  if (bits == 14) return 11;  // B_L1_L0_8x16
+  if (bits == 15) return 22;  // B_8x8
+  bits = (bits << 1) | static_cast<uint32_t>(decision(kMbTypeBPrefix + 5));
+  return bits - 4;  // B_L0_Bi_16x8 .. B_Bi_Bi_8x16
+}
+
+uint32_t CabacDecoder::sub_mb_type_p() {  // Table 9-38: "1", "00", "011", "010"
+  if (decision(kSubMbTypeP)) return 0;
+  if (!decision(kSubMbTypeP + 1)) return 1;
+  return decision(kSubMbTypeP + 2) ? 2 : 3;
+}
+
+uint32_t CabacDecoder::sub_mb_type_b() {  // Table 9-38
+  if (!decision(kSubMbTypeB)) return 0;                                                    // B_Direct_8x8
+  if (!decision(kSubMbTypeB + 1)) return 1 + static_cast<uint32_t>(decision(kSubMbTypeB + 3));  // B_L0/L1_8x8
+  uint32_t type = 3;
+  if (decision(kSubMbTypeB + 2)) {
+    if (decision(kSubMbTypeB + 3)) return 11 + static_cast<uint32_t>(decision(kSubMbTypeB + 3));  // B_L1/Bi_4x4
+    type += 4;
+  }
+  type += 2 * static_cast<uint32_t>(decision(kSubMbTypeB + 3));
+  type += static_cast<uint32_t>(decision(kSubMbTypeB + 3));
+  return type;
+}
+
+bool CabacDecoder::transform_size_8x8_flag(int inc) { return decision(kTransform8x8 + inc); }
+
+bool CabacDecoder::prev_intra_pred_mode_flag() { return decision(kPrevIntra); }
+
+uint32_t CabacDecoder::rem_intra_pred_mode() {  // FL, cMax 7: least significant bit first
+  uint32_t v = static_cast<uint32_t>(decision(kRemIntra));
+  v |= static_cast<uint32_t>(decision(kRemIntra)) << 1;
+  v |= static_cast<uint32_t>(decision(kRemIntra)) << 2;
+  return v;
+}
+
+uint32_t CabacDecoder::intra_chroma_pred_mode(int inc) {  // TU, cMax 3
+  if (!decision(kIntraChroma + inc)) return 0;
+  if (!decision(kIntraChroma + 3)) return 1;
+  return decision(kIntraChroma + 3) ? 3 : 2;
+}
+
+uint32_t CabacDecoder::ref_idx(int inc) {  // U: bin 0 inc from neighbours, bin 1: 4, then 5
+  uint32_t v = 0;
+  if (!decision(kRefIdx + inc)) return 0;
+  ++v;
+  int ctx = kRefIdx + 4;
+  while (decision(ctx)) {
+    if (++v > 31) throw CorruptStream("ref_idx beyond 31");
+    ctx = kRefIdx + 5;
+  }
+  return v;
+}
+
+uint32_t CabacDecoder::unary_exp_golomb_bypass(int k) {  // 9.3.2.3, the suffix
+  uint32_t value = 0;
+  while (bypass()) {
+    value += 1u << k;
+    if (++k > 24) throw CorruptStream("Exp-Golomb suffix too long");
+  }
+  while (k-- > 0) value += static_cast<uint32_t>(bypass()) << k;
+  return value;
+}
+
+int32_t CabacDecoder::mvd(int comp, int abs_sum) {  // UEG3, signed, uCoff 9
+  const int offset = comp == 0 ? kMvdX : kMvdY;
+  const int inc0 = abs_sum < 3 ? 0 : (abs_sum > 32 ? 2 : 1);
+  if (!decision(offset + inc0)) return 0;
+  int32_t prefix = 1;
+  static const int kInc[9] = {0, 3, 4, 5, 6, 6, 6, 6, 6};
+  while (prefix < 9 && decision(offset + kInc[prefix])) ++prefix;
+  int32_t value = prefix;
+  if (prefix >= 9) value += static_cast<int32_t>(unary_exp_golomb_bypass(3));
+  return bypass() ? -value : value;
+}
+
+uint32_t CabacDecoder::coded_block_pattern_luma_bin(int inc) { return static_cast<uint32_t>(decision(kCbpLuma + inc)); }
+
+uint32_t CabacDecoder::coded_block_pattern_chroma_bin(int bin, int inc) {
+  return static_cast<uint32_t>(decision(kCbpChroma + (bin == 0 ? 0 : 4) + inc));
+}
+
+int32_t CabacDecoder::mb_qp_delta(bool previous_nonzero) {  // U of the mapped value (Table 9-3)
+  if (!decision(kMbQpDelta + (previous_nonzero ? 1 : 0))) return 0;
+  uint32_t k = 1;
+  int ctx = kMbQpDelta + 2;
+  while (decision(ctx)) {
+    if (++k > 52) throw CorruptStream("mb_qp_delta out of range");
+    ctx = kMbQpDelta + 3;
+  }
+  return (k & 1) ? static_cast<int32_t>((k + 1) / 2) : -static_cast<int32_t>(k / 2);
+}
+
+bool CabacDecoder::coded_block_flag(BlockCat cat, int inc) {
+  return decision(kCodedBlockFlag + cat_offset(kCtxBlockCatOffsetCodedBlockFlag, cat) + inc);
+}
+
+int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, int32_t* coeff_level) {
+  bool significant[64];
+  int num_coeff = max_num_coeff;
+  int count = 0;
+  for (int i = 0; i < num_coeff - 1; ++i) {
+    int sig_ctx, last_ctx;
+    if (cat == kCatLuma8x8) {
+      sig_ctx = kSignificant8x8 + kSignificantCoeffFlagOffset8x8Frame[i];
+      last_ctx = kLast8x8 + kLastSignificantCoeffFlagOffset8x8[i];
+    } else {
+      const int inc = cat == kCatChromaDc ? (i < 2 ? i : 2) : i;  // 4:2:0: Min(i / NumC8x8, 2)
+      sig_ctx = kSignificant + cat_offset(kCtxBlockCatOffsetSignificantCoeffFlag, cat) + inc;
+      last_ctx = kLast + cat_offset(kCtxBlockCatOffsetLastSignificantCoeffFlag, cat) + inc;
+    }
+    significant[i] = decision(sig_ctx) != 0;
+    if (significant[i]) {
+      ++count;
+      if (decision(last_ctx)) {
+        num_coeff = i + 1;
+        break;
+      }
+    }
+  }
+  if (num_coeff == max_num_coeff) {
+    significant[num_coeff - 1] = true;  // the last coefficient is significant by inference
+    ++count;
+  }
+  const int abs_offset = cat == kCatLuma8x8 ? kAbsLevel8x8 : kAbsLevel + cat_offset(kCtxBlockCatOffsetCoeffAbsLevelMinus1, cat);
+  const int gt1_cap = cat == kCatChromaDc ? 3 : 4;
+  int eq1 = 0, gt1 = 0;
+  for (int i = num_coeff - 1; i >= 0; --i) {
+    coeff_level[i] = 0;
+    if (!significant[i]) continue;
+    // coeff_abs_level_minus1: prefix TU (cMax 14) with context increments, suffix EG0 bypass.
+    int32_t abs_minus1 = 0;
+    if (decision(abs_offset + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4)))) {
+      const int ctx = abs_offset + 5 + (gt1 < gt1_cap ? gt1 : gt1_cap);
+      abs_minus1 = 1;
+      while (abs_minus1 < 14 && decision(ctx)) ++abs_minus1;
+      if (abs_minus1 >= 14) abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
+    }
+    if (abs_minus1 == 0) ++eq1; else ++gt1;
+    coeff_level[i] = bypass() ? -(abs_minus1 + 1) : abs_minus1 + 1;
+  }
+  return count;
+}
+
+}  // namespace vccv
