@@ -181,8 +181,11 @@ py::array_t<T> to_array(const std::vector<T>& v, std::vector<py::ssize_t> shape)
 
 // One parsed picture, kept so that macroblocks, residual and coefficients share one parse.
 struct PyParsedPicture {
-  ParsedPicture parsed;
+  std::shared_ptr<const ParsedPicture> shared;
+  const ParsedPicture& parsed;
   int coded_width, coded_height;
+  PyParsedPicture(std::shared_ptr<const ParsedPicture> p, int w, int h)
+      : shared(std::move(p)), parsed(*shared), coded_width(w), coded_height(h) {}
 
   py::dict macroblocks() const {
     const MacroblockGrid& g = parsed.macroblocks;
@@ -297,14 +300,13 @@ PYBIND11_MODULE(_h264, m) {
       .def("parse_picture",
            [](const Stream& s, size_t decode_index) {
              const Picture& pic = picture_at(s, decode_index);
-             auto out = std::make_unique<PyParsedPicture>();
-             out->coded_width = static_cast<int>(pic.sps->coded_width());
-             out->coded_height = static_cast<int>(pic.sps->coded_height());
+             std::shared_ptr<const ParsedPicture> parsed;
              {
                py::gil_scoped_release release;
-               out->parsed = parse_picture(pic);
+               parsed = s.parsed_picture(static_cast<uint32_t>(decode_index));
              }
-             return out;
+             return std::make_unique<PyParsedPicture>(std::move(parsed), static_cast<int>(pic.sps->coded_width()),
+                                                      static_cast<int>(pic.sps->coded_height()));
            },
            py::arg("decode_index"), "Entropy-decodes one picture's slice data.")
       .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),

@@ -51,16 +51,16 @@ struct MbState {
 
 class PictureParser {
  public:
-  explicit PictureParser(const Picture& picture)
+  PictureParser(const Picture& picture, const Stream& stream)
       : pic_(picture),
+        stream_(stream),
         sps_(*picture.sps),
         pps_(*picture.pps),
         w_(static_cast<int>(sps_.pic_width_in_mbs)),
         h_(static_cast<int>(sps_.frame_height_in_mbs())),
         w4_(4 * w_),
         scales_(resolve_scaling(sps_, pps_)),
-        mbs_(scratch()) {
-    mbs_.assign(static_cast<size_t>(w_ * h_), MbState{});
+        mbs_(static_cast<size_t>(w_ * h_)) {
     MacroblockGrid& g = out_.macroblocks;
     g.width_mbs = w_;
     g.height_mbs = h_;
@@ -69,6 +69,7 @@ class PictureParser {
     g.cbp.assign(static_cast<size_t>(w_ * h_), 0);
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
+    out_.ref_picture.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
     if (pps_.entropy_coding_mode) {
       mvd_abs_.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
       ref_gt0_.assign(static_cast<size_t>(2 * w4_ * 4 * h_), 0);
@@ -98,6 +99,13 @@ class PictureParser {
     slice_ = slice_index;
     qp_ = pps_.pic_init_qp + sh_->slice_qp_delta;
     prev_qp_delta_nonzero_ = false;
+    lists_ = &slice.ref_lists;
+    colocated_.reset();
+    if (sh_->slice_type == kSliceB) {  // 8.4.1.2.1: the co-located picture is RefPicList1[0]
+      const RefPicList& list1 = slice.ref_lists[1];
+      if (list1.empty() || list1[0].picture < 0) throw CorruptStream("B slice without RefPicList1[0]");
+      colocated_ = stream_.parsed_picture(static_cast<uint32_t>(list1[0].picture));
+    }
     const bool intra_slice = sh_->slice_type == kSliceI;
     int addr = static_cast<int>(sh_->first_mb_in_slice);
     if (pps_.entropy_coding_mode) {
@@ -183,9 +191,13 @@ class PictureParser {
            static_cast<size_t>(x4);
   }
   void store_motion(int list, int x4, int y4, int w4, int h4, int ref, Mv mv) {
+    const RefPicList& refs = slice_lists()[static_cast<size_t>(list)];
+    if (ref >= static_cast<int>(refs.size())) throw CorruptStream("ref_idx beyond the reference list");
+    const int32_t picture = ref >= 0 ? refs[static_cast<size_t>(ref)].picture : -1;
     for (int y = y4; y < y4 + h4; ++y)
       for (int x = x4; x < x4 + w4; ++x) {
         const size_t i = mv_index(list, x, y);
+        out_.ref_picture[i] = picture;
         out_.macroblocks.ref_idx[i] = static_cast<int8_t>(ref);
         out_.macroblocks.mv[2 * i] = mv.x;
         out_.macroblocks.mv[2 * i + 1] = mv.y;
@@ -240,6 +252,100 @@ class PictureParser {
       for (int bx = x / 4; bx < (x + w) / 4; ++bx) decoded_[by * 4 + bx] = true;
   }
 
+  // ---- direct prediction in B slices (8.4.1.2) ----
+  const std::array<RefPicList, 2>& slice_lists() const { return *lists_; }
+
+  // The co-located 4x4 block's vector and reference (8.4.1.2.1): list 0 if it used it, else
+  // list 1; intra blocks give refIdxCol -1.
+  struct Colocated {
+    Mv mv;
+    int ref = -1;
+    int32_t picture = -1;
+  };
+  Colocated colocated(int bx, int by) const {
+    const ParsedPicture& col = *colocated_;
+    Colocated c;
+    const int8_t col_type = col.macroblocks.mb_type[static_cast<size_t>(mb_y_ * w_ + mb_x_)];
+    if (col_type == kMbIntra || col_type == kMbPcm) return c;
+    const int x4 = 4 * mb_x_ + bx, y4 = 4 * mb_y_ + by;
+    for (int list = 0; list < 2; ++list) {
+      const size_t i = mv_index(list, x4, y4);
+      if (col.macroblocks.ref_idx[i] < 0) continue;
+      c.ref = col.macroblocks.ref_idx[i];
+      c.mv = {col.macroblocks.mv[2 * i], col.macroblocks.mv[2 * i + 1]};
+      c.picture = col.ref_picture[i];
+      break;
+    }
+    return c;
+  }
+
+  static int min_positive(int a, int b) { return a >= 0 && b >= 0 ? std::min(a, b) : std::max(a, b); }
+
+  // 8.4.1.2.2: reference indices and predicted vectors, once per MB from its neighbours.
+  void spatial_setup() {
+    if (spatial_ready_) return;
+    spatial_ready_ = true;
+    for (int list = 0; list < 2; ++list) {
+      const Neighbour a = neighbour(list, -1, 0), b = neighbour(list, 0, -1);
+      Neighbour c = neighbour(list, 16, -1);
+      if (!c.available) c = neighbour(list, -1, -1);
+      spatial_ref_[list] = min_positive(a.ref, min_positive(b.ref, c.ref));
+    }
+    direct_zero_ = spatial_ref_[0] < 0 && spatial_ref_[1] < 0;
+    if (direct_zero_) spatial_ref_[0] = spatial_ref_[1] = 0;
+    for (int list = 0; list < 2; ++list)
+      spatial_mvp_[list] = spatial_ref_[list] >= 0 && !direct_zero_ ? predict_mv(list, 0, 0, 16, spatial_ref_[list], 0) : Mv{};
+  }
+
+  // Vectors of the direct 8x8 quadrants in `quadrants` (bit i: quadrant i) of the current MB.
+  void derive_direct(unsigned quadrants) {
+    const bool spatial = sh_->direct_spatial_mv_pred;
+    if (spatial) spatial_setup();
+    const RefPicList& list0 = slice_lists()[0];
+    const RefPicList& list1 = slice_lists()[1];
+    for (int q = 0; q < 4; ++q) {
+      if (!((quadrants >> q) & 1)) continue;
+      for (int k = 0; k < 4; ++k) {
+        const int bx = 2 * (q % 2) + k % 2, by = 2 * (q / 2) + k / 2;
+        // direct_8x8_inference: every 4x4 of a quadrant uses the quadrant's corner block.
+        const Colocated col = sps_.direct_8x8_inference ? colocated(3 * (q % 2), 3 * (q / 2)) : colocated(bx, by);
+        if (spatial) {
+          const bool col_zero = !list1[0].long_term && col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 &&
+                                col.mv.y >= -1 && col.mv.y <= 1;
+          for (int list = 0; list < 2; ++list) {
+            const int ref = spatial_ref_[list];
+            Mv mv;
+            if (ref >= 0 && !direct_zero_ && !(ref == 0 && col_zero)) mv = spatial_mvp_[list];
+            store_motion(list, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, ref, mv);
+          }
+          continue;
+        }
+        // 8.4.1.2.3 temporal: list 0 refers to the co-located block's reference picture.
+        int ref0 = 0;
+        if (col.ref >= 0) {
+          ref0 = -1;
+          for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
+            if (list0[i].picture == col.picture) ref0 = static_cast<int>(i);
+          if (ref0 < 0) throw CorruptStream("temporal direct: the co-located reference is not in RefPicList0");
+        }
+        const RefPicEntry& pic0 = list0[static_cast<size_t>(ref0)];
+        Mv mv0 = col.mv, mv1;
+        const int64_t poc0 = pic0.picture >= 0 ? stream_.pictures()[static_cast<size_t>(pic0.picture)].poc : 0;
+        const int64_t poc1 = stream_.pictures()[static_cast<size_t>(list1[0].picture)].poc;
+        const int td = static_cast<int>(std::clamp<int64_t>(poc1 - poc0, -128, 127));
+        if (!pic0.long_term && td != 0) {
+          const int tb = static_cast<int>(std::clamp<int64_t>(pic_.poc - poc0, -128, 127));
+          const int tx = (16384 + std::abs(td / 2)) / td;
+          const int scale = std::clamp((tb * tx + 32) >> 6, -1024, 1023);  // DistScaleFactor
+          mv0 = {static_cast<int16_t>((scale * col.mv.x + 128) >> 8), static_cast<int16_t>((scale * col.mv.y + 128) >> 8)};
+          mv1 = {static_cast<int16_t>(mv0.x - col.mv.x), static_cast<int16_t>(mv0.y - col.mv.y)};
+        }
+        store_motion(0, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, ref0, mv0);
+        store_motion(1, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, 0, mv1);
+      }
+    }
+  }
+
   // ---- macroblocks ----
   void begin_mb(int addr) {
     mb_x_ = addr % w_;
@@ -252,6 +358,7 @@ class PictureParser {
     avail_b_ = mb_available(mb_x_, mb_y_ - 1);
     avail_c_ = mb_available(mb_x_ + 1, mb_y_ - 1);
     avail_d_ = mb_available(mb_x_ - 1, mb_y_ - 1);
+    spatial_ready_ = false;
   }
   void end_mb(int addr, MbClass cls) {
     cur_->slice = slice_;
@@ -264,9 +371,10 @@ class PictureParser {
   void skip_macroblock(int addr) {
     cur_->skip = true;
     prev_qp_delta_nonzero_ = false;
-    if (sh_->slice_type == kSliceB) {
+    if (sh_->slice_type == kSliceB) {  // B_Skip: direct prediction of the whole MB
       cur_->direct16 = true;
-      end_mb(addr, kMbDirect);  // B_Skip: direct-mode vectors come with the direct-mode derivation
+      derive_direct(0xf);
+      end_mb(addr, kMbDirect);
       return;
     }
     // P_Skip (8.4.1.1): zero vector if A or B is unavailable or has ref 0 with a zero vector.
@@ -460,6 +568,8 @@ class PictureParser {
         intra_pred(t, transform_8x8);
       } else if (t.kind == MbKind::kInter) {
         mb_pred_inter(t);
+      } else {
+        derive_direct(0xf);  // B_Direct_16x16
       }
     }
 
@@ -600,7 +710,8 @@ class PictureParser {
     for (int i = 0; i < 4; ++i) {
       const int x0 = 8 * (i % 2), y0 = 8 * (i / 2);
       if (sub[i].pred == kPredDirect) {
-        mark_decoded(x0, y0, 8, 8);  // direct-mode vectors come with the direct-mode derivation
+        derive_direct(1u << i);
+        mark_decoded(x0, y0, 8, 8);
         continue;
       }
       const int pw = sub[i].part_width, ph = sub[i].part_height;
@@ -753,21 +864,22 @@ class PictureParser {
   }
 
   const Picture& pic_;
+  const Stream& stream_;
   const Sps& sps_;
   const Pps& pps_;
   const int w_, h_, w4_;
   const LevelScales scales_;
-  // Per-thread scratch reused across pictures: no fresh pages to fault in for every picture.
-  static std::vector<MbState>& scratch() {
-    thread_local std::vector<MbState> states;
-    return states;
-  }
-  std::vector<MbState>& mbs_;
+  std::vector<MbState> mbs_;
   ParsedPicture out_;
 
   const SliceHeader* sh_ = nullptr;
   BitReader* r_ = nullptr;
   CabacDecoder* cabac_ = nullptr;  // set while a CABAC slice is parsed
+  const std::array<RefPicList, 2>* lists_ = nullptr;  // the current slice's reference lists
+  std::shared_ptr<const ParsedPicture> colocated_;     // B slices: RefPicList1[0]
+  bool spatial_ready_ = false, direct_zero_ = false;   // spatial direct, per MB
+  int spatial_ref_[2] = {-1, -1};
+  Mv spatial_mvp_[2];
   bool prev_qp_delta_nonzero_ = false;  // of the previous MB in the slice (mb_qp_delta context)
   std::vector<uint8_t> mvd_abs_;  // CABAC: |mvd| per list, 4x4 block and component, clipped to 255
   std::vector<uint8_t> ref_gt0_;  // CABAC: explicitly coded ref_idx > 0, per list and 4x4 block
@@ -781,7 +893,9 @@ class PictureParser {
 
 }  // namespace
 
-ParsedPicture parse_picture(const Picture& picture) { return PictureParser(picture).run(); }
+ParsedPicture parse_picture(const Picture& picture, const Stream& stream) {
+  return PictureParser(picture, stream).run();
+}
 
 void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y, int16_t* u,
                      int16_t* v) {

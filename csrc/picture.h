@@ -33,12 +33,14 @@ struct CoefficientBlocks {
 struct ParsedPicture {
   MacroblockGrid macroblocks;
   CoefficientBlocks coefficients;
+  std::vector<int32_t> ref_picture;  // decoding index each 4x4 block's ref_idx names [2][H4][W4], -1
   std::vector<uint8_t> luma_total_coeff;  // TotalCoeff per luma 4x4 block [4 * height_mbs][4 * width_mbs]
 };
 
-// Parses every slice of `picture`; throws CorruptStream (or UnsupportedStream) on bad data,
-// including slices whose data does not end exactly at rbsp_trailing_bits.
-ParsedPicture parse_picture(const Picture& picture);
+// Parses every slice of `picture` (one of `stream`'s, which provides the co-located picture of
+// B slices); throws CorruptStream (or UnsupportedStream) on bad data, including slices whose
+// data does not end at their rbsp_trailing_bits.
+ParsedPicture parse_picture(const Picture& picture, const Stream& stream);
 
 // The residual planes (8.5.12.2, 8.5.13.2): y [coded_height][coded_width], u/v at half size.
 void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y,

@@ -207,6 +207,7 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
     pic.sps = sps_ptr;
     pic.pps = pps_ptr;
     pic.poc = poc_.next(h, *sps_ptr);
+    references_.begin_picture(h, *sps_ptr);
     if ((h.idr || h.has_mmco5()) && pic.decode_index > 0) ++period_;
     pic.period = period_;
     pic.key = h.idr || pending_recovery_frame_cnt_ == 0u;
@@ -224,13 +225,15 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
   Picture& pic = *current_;
   if (slice_type_rank(h.slice_type) > slice_type_rank(pic.type) || pic.slices.empty()) pic.type = h.slice_type;
   pic.nal_ref_idc = std::max(pic.nal_ref_idc, h.nal_ref_idc);
-  pic.slices.push_back({std::move(h), std::make_shared<const std::vector<uint8_t>>(std::move(rbsp))});
+  auto lists = references_.lists(h, *sps_ptr, pic.poc);
+  pic.slices.push_back({std::move(h), std::make_shared<const std::vector<uint8_t>>(std::move(rbsp)), std::move(lists)});
   au_boundary_ = false;
 }
 
 void Stream::close_picture() {
   if (!current_) return;
   Picture& pic = *current_;
+  references_.end_picture(pic.slices.front().header, *pic.sps, static_cast<int32_t>(pic.decode_index), pic.poc);
   // Only I pictures are random access points; a recovery point on a P picture is not.
   if (!pic.idr && pic.type != kSliceI) pic.key = false;
   pictures_.push_back(std::move(pic));
@@ -245,7 +248,7 @@ void Stream::finish() {
   // picture is then incomplete, so it is dropped and the stream reported truncated.
   if (!pictures_.empty()) {
     try {
-      parse_picture(pictures_.back());
+      parse_picture(pictures_.back(), *this);
     } catch (const CorruptStream&) {
       pictures_.pop_back();
       truncated_ = true;
@@ -263,6 +266,24 @@ void Stream::finish() {
     const Picture& pb = pictures_[b];
     return std::tie(pa.period, pa.poc) < std::tie(pb.period, pb.poc);
   });
+}
+
+std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_index) const {
+  if (decode_index >= pictures_.size()) throw CorruptStream("reference to a picture that is not in the stream");
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (auto it = cache_.begin(); it != cache_.end(); ++it)
+      if (it->first == decode_index) {
+        cache_.splice(cache_.begin(), cache_, it);
+        return it->second;
+      }
+  }
+  // Parsed without the lock: a B picture's parse asks for its co-located picture.
+  auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this));
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  cache_.emplace_front(decode_index, parsed);
+  if (cache_.size() > kCacheSize) cache_.pop_back();
+  return parsed;
 }
 
 }  // namespace vccv

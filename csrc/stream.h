@@ -4,20 +4,26 @@
 
 #include <array>
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "nal.h"
 #include "parameter_sets.h"
 #include "poc.h"
+#include "ref_lists.h"
 #include "slice_header.h"
 
 namespace vccv {
 
+struct ParsedPicture;
+
 struct Slice {
   SliceHeader header;
   std::shared_ptr<const std::vector<uint8_t>> rbsp;  // after the NAL header, EP bytes removed
+  std::array<RefPicList, 2> ref_lists;               // RefPicList0/1 after modification
 };
 
 struct Picture {
@@ -53,6 +59,10 @@ class Stream : public ParameterSetLookup {
   const std::vector<Picture>& pictures() const { return pictures_; }  // decoding order
   const std::vector<uint32_t>& display_order() const { return display_order_; }
 
+  // The entropy-decoded picture (picture.h), from a small cache: B pictures read their
+  // co-located picture's motion, so parsing one may parse another. Thread-safe.
+  std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index) const;
+
   const Pps* pps(uint32_t id) const override { return id < pps_.size() ? pps_[id].get() : nullptr; }
   const Sps* sps(uint32_t id) const override { return id < sps_.size() ? sps_[id].get() : nullptr; }
 
@@ -70,12 +80,16 @@ class Stream : public ParameterSetLookup {
   bool au_boundary_ = true;  // a NAL unit that can only precede a new access unit was seen
   std::optional<uint32_t> pending_recovery_frame_cnt_;
   PocDecoder poc_;
+  ReferenceTracker references_;
   uint32_t period_ = 0;
   bool truncated_ = false;
   uint32_t skipped_leading_slices_ = 0;
   bool finished_ = false;
   std::vector<Picture> pictures_;
   std::vector<uint32_t> display_order_;
+  static constexpr size_t kCacheSize = 8;
+  mutable std::mutex cache_mutex_;
+  mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;  // most recent first
 };
 
 }  // namespace vccv

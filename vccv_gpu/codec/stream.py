@@ -39,10 +39,8 @@ class Macroblocks:
         (bits 0-3: the coded luma 8x8 blocks, bits 4-5: chroma 0/1 DC/2 DC+AC; I_PCM 0x2f).
         mv: int16 [2, H4, W4, 2] list 0/1 vectors
         (x, y) in quarter pels, 0 where unused; ref_idx: int8 [2, H4, W4], -1 where unused.
-
-    B frames: direct-mode vectors (B_Skip, B_Direct_16x16 and B_8x8's direct sub-blocks) are not
-    derived yet: those blocks hold ref_idx -1 and zero vectors, and explicitly coded B partitions
-    whose prediction uses such a neighbour are only approximate. P frames are exact.
+        Direct-mode blocks (B_Skip, B_Direct_16x16, B_8x8 direct sub-blocks) hold their derived
+        spatial or temporal direct vectors and reference indices (8.4.1.2).
     """
 
     mb_type: np.ndarray
