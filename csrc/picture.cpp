@@ -758,7 +758,9 @@ class PictureParser {
         int32_t levels[64] = {};
         if (cabac_) {
           if (coded) {
-            read_block(kCatLuma8x8, 0, 0, 64, levels);
+            const int count = read_block(kCatLuma8x8, 0, 0, 64, levels);
+            // The block's coefficient count goes to its top-left 4x4 (CAVLC splits it over four).
+            cur_->total_coeff[kBlockY[i8 * 4] * 4 + kBlockX[i8 * 4]] = static_cast<uint8_t>(count);
             for (int i4 = 0; i4 < 4; ++i4) {  // the 8x8 block's coded_block_flag, inferred 1
               const int blk = i8 * 4 + i4;
               cur_->cbf_luma |= static_cast<uint16_t>(1u << (kBlockY[blk] * 4 + kBlockX[blk]));

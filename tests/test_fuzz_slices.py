@@ -1,4 +1,4 @@
-"""Hostile slice data: flipped bits, truncated and spliced slices of generated CAVLC clips.
+"""Hostile slice data: flipped bits, truncated and spliced slices of generated CAVLC and CABAC clips.
 Every case either parses or raises CorruptStream naming the frame; nothing crashes or hangs."""
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ def split_nals(data: bytes) -> list[bytes]:
 @pytest.fixture(scope="module")
 def streams(clip_factory):
     clips = [clip_factory(".h264", profile="high", entropy="cavlc", bframes=2, frames=8, gop=4, size=(64, 48)),
-             clip_factory(".h264", profile="baseline", entropy="cavlc", slices=3, frames=6, size=(80, 48), crf=10)]
+             clip_factory(".h264", profile="baseline", entropy="cavlc", slices=3, frames=6, size=(80, 48), crf=10),
+             clip_factory(".h264", profile="high", entropy="cabac", bframes=3, frames=8, gop=8, size=(64, 48)),
+             clip_factory(".h264", profile="main", entropy="cabac", bframes=2, direct="temporal", refs=3,
+                          frames=8, size=(48, 48), crf=12)]
     return [split_nals(p.read_bytes()) for p in clips]
 
 

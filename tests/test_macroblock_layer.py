@@ -9,6 +9,7 @@ import pytest
 from mv_oracle import MB_DIRECT, MB_INTRA, MB_PCM, MB_SKIP, decode_with_motion, expected_mv_grid
 from residual_oracle import inter_residual_oracle
 from vccv_gpu import codec
+from vccv_gpu.testing import read_cqm_file, write_cqm_file
 
 # CAVLC: baseline, main and high; 1/4 slices; refs 1/4; sub-pel and full-pel; odd sizes; long GOP.
 MV_MATRIX = {
@@ -20,6 +21,18 @@ MV_MATRIX = {
     "high-odd-b3-refs4": (".mp4", dict(profile="high", entropy="cavlc", bframes=3, refs=4, size=(202, 138))),
     "main-gop250-lowcrf": (".h264", dict(profile="main", entropy="cavlc", gop=250, frames=40, crf=8)),
     "high-highcrf-nodeblock": (".mp4", dict(profile="high", entropy="cavlc", crf=40, deblock=False)),
+    # CABAC: main and high, 8x8 on/off, B-frames 0/1/3 with and without pyramid, refs 1/4,
+    # weighted prediction, 1 and 4 slices, odd sizes, long GOP.
+    "cabac-main": (".mp4", dict(profile="main")),
+    "cabac-high-8x8-b3-pyramid": (".mkv", dict(profile="high", bframes=3, frames=30)),
+    "cabac-high-4x4-b1-refs4": (".mp4", dict(profile="high", transform_8x8=False, bframes=1, refs=4)),
+    "cabac-high-b2-nopyramid-slices4": (".ts", dict(profile="high", bframes=2, slices=4, size=(176, 144))),
+    "cabac-main-b3-weighted-odd": (".mp4", dict(profile="main", bframes=3, weightp=2, refs=4, size=(202, 138))),
+    "cabac-high-gop250-b3": (".h264", dict(profile="high", bframes=3, gop=250, frames=40)),
+    "cabac-high-lowcrf-fullpel": (".mp4", dict(profile="high", crf=6, subpel=False, frames=12)),
+    "cabac-high-b3-temporal": (".mp4", dict(profile="high", bframes=3, direct="temporal", refs=4, frames=30)),
+    "cavlc-main-b3-temporal": (".mkv", dict(profile="main", entropy="cavlc", bframes=3, direct="temporal")),
+    "cabac-high-b3-spatial-cqm": (".mp4", dict(profile="high", bframes=3, direct="spatial", cqm="jvt")),
 }
 
 # Residual oracle clips: one reference, no B-frames, no weighting, no deblocking.
@@ -31,6 +44,11 @@ RESIDUAL_MATRIX = {
                                crf=35, size=(178, 122)),
     "high-subpel-8x8": dict(profile="high", entropy="cavlc", subpel=True),
     "main-subpel-lowcrf": dict(profile="main", entropy="cavlc", subpel=True, crf=4, frames=12),
+    "cabac-main-fullpel": dict(profile="main", entropy="cabac", subpel=False),
+    "cabac-high-8x8-subpel": dict(profile="high", entropy="cabac", subpel=True),
+    "cabac-high-4x4-odd-slices4": dict(profile="high", entropy="cabac", transform_8x8=False, slices=4,
+                                       size=(178, 122)),
+    "cabac-high-lowcrf": dict(profile="high", entropy="cabac", crf=4, frames=12),
 }
 RESIDUAL_FIXED = dict(refs=1, bframes=0, weightp=0, deblock=False, frames=16, size=(160, 96))
 
@@ -74,9 +92,17 @@ def test_motion_vectors_match_ffmpeg(mv_clip):
     assert checked > 0
 
 
-@pytest.mark.parametrize("name", sorted(RESIDUAL_MATRIX))
-def test_inter_residuals_are_exact(name, clip_factory):
-    path = clip_factory(".mp4", **{**RESIDUAL_FIXED, **RESIDUAL_MATRIX[name]})
+@pytest.fixture(scope="session")
+def cqm_file(tmp_path_factory):
+    return write_cqm_file(tmp_path_factory.mktemp("cqm") / "custom.cfg", seed=3)
+
+
+@pytest.mark.parametrize("name", sorted(RESIDUAL_MATRIX) + ["cabac-custom-cqm-8x8", "cavlc-custom-cqm-4x4"])
+def test_inter_residuals_are_exact(name, clip_factory, cqm_file):
+    custom = {"cabac-custom-cqm-8x8": dict(profile="high", entropy="cabac", cqm=cqm_file, crf=18),
+              "cavlc-custom-cqm-4x4": dict(profile="high", entropy="cavlc", cqm=cqm_file, transform_8x8=False)}
+    settings = RESIDUAL_MATRIX.get(name) or custom[name]
+    path = clip_factory(".mp4", **{**RESIDUAL_FIXED, **settings})
     compared = 0
     with codec.open(path) as s:
         for frame, oracle in zip(s.frames, inter_residual_oracle(path)):
@@ -94,8 +120,24 @@ def test_inter_residuals_are_exact(name, clip_factory):
     assert compared > 0.5 * 1.5 * 160 * 96 * (RESIDUAL_FIXED["frames"] - 2)
 
 
-def test_intra_self_consistency(clip_factory):
-    path = clip_factory(".h264", profile="high", entropy="cavlc", frames=13, gop=6, crf=20)
+def test_custom_scaling_matrices_are_read(clip_factory, cqm_file):
+    """The weights in force (SPS/PPS lists after the fall-back rules) equal x264's input file."""
+    path = clip_factory(".mp4", **{**RESIDUAL_FIXED, "profile": "high", "entropy": "cabac", "cqm": cqm_file,
+                                   "crf": 18})
+    expected = read_cqm_file(cqm_file)
+    with codec.open(path) as s:
+        w4, w8 = s.scaling_matrices(0)
+    names4 = ["INTRA4X4_LUMA", "INTRA4X4_CHROMAU", "INTRA4X4_CHROMAV", "INTER4X4_LUMA", "INTER4X4_CHROMAU",
+              "INTER4X4_CHROMAV"]
+    for i, name in enumerate(names4):
+        np.testing.assert_array_equal(w4[i], expected[name], err_msg=name)
+    np.testing.assert_array_equal(w8[0], expected["INTRA8X8_LUMA"])
+    np.testing.assert_array_equal(w8[1], expected["INTER8X8_LUMA"])
+
+
+@pytest.mark.parametrize("entropy", ["cavlc", "cabac"])
+def test_intra_self_consistency(clip_factory, entropy):
+    path = clip_factory(".h264", profile="high", entropy=entropy, frames=13, gop=6, crf=20)
     with codec.open(path) as s:
         for frame in s.frames:
             mb = s.macroblocks(frame.index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from fractions import Fraction
 
 import av
@@ -10,11 +11,15 @@ import numpy as np
 import pytest
 
 from vccv_gpu.testing import (
+    _CQM_JVT,
+    _CQM_LISTS,
     _expected,
     _verify,
     make_clip,
     make_foreign_clip,
+    read_cqm_file,
     render_frames,
+    write_cqm_file,
     x264_settings,
 )
 
@@ -84,6 +89,42 @@ CASES = [
         "i.mp4",
         {"cabac": "0", "weightp": "0", "bframes": "0"},
         {"Constrained Baseline"},
+    ),
+    (
+        "direct-spatial-b3",
+        dict(bframes=3, direct="spatial"),
+        "j.mp4",
+        {"direct": "1", "bframes": "3", "cqm": "0"},
+        {"High"},
+    ),
+    (
+        "direct-temporal-b3",
+        dict(bframes=3, direct="temporal", profile="main"),
+        "k.h264",
+        {"direct": "2", "bframes": "3", "b_pyramid": "2"},
+        {"Main"},
+    ),
+    (
+        "weightp-b-sets-weightb",
+        dict(bframes=2, weightp=2, direct="temporal"),
+        "l.mkv",
+        {"weightp": "2", "weightb": "1", "direct": "2"},
+        {"High"},
+    ),
+    (
+        "cqm-jvt-no8x8",
+        dict(cqm="jvt", transform_8x8=False),
+        "m.mp4",
+        # Scaling matrices are a High tool: High even without the 8x8 transform.
+        {"cqm": "1", "8x8dct": "0"},
+        {"High"},
+    ),
+    (
+        "cqm-flat-main",
+        dict(cqm="flat", profile="main"),
+        "n.mp4",
+        {"cqm": "0", "8x8dct": "0"},
+        {"Main"},
     ),
 ]
 
@@ -163,6 +204,13 @@ def test_deterministic(tmp_path):
     dict(frames=0),
     dict(entropy="cabad"),
     dict(profile="high10"),
+    dict(direct="spatial"),  # no B-frames
+    dict(direct="temporal", bframes=0),
+    dict(direct="auto", bframes=2),
+    dict(direct="none", bframes=2),
+    dict(profile="main", cqm="jvt"),
+    dict(profile="baseline", entropy="cavlc", cqm="jvt"),
+    dict(cqm=3),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 def test_impossible_combinations_raise(tmp_path, kwargs):
     with pytest.raises(ValueError):
@@ -177,6 +225,26 @@ def test_bad_paths(tmp_path):
         make_clip(tmp_path / "missing" / "x.mp4")
 
 
+def test_bad_cqm_files(tmp_path):
+    out = tmp_path / "x.mp4"
+    with pytest.raises(FileNotFoundError, match="cqm"):
+        make_clip(out, cqm=tmp_path / "missing.cfg")
+    with pytest.raises(FileNotFoundError, match="cqm"):
+        make_clip(out, cqm="JVT")  # neither a preset nor a file
+    cfg = write_cqm_file(tmp_path / "q.cfg")
+    with pytest.raises(ValueError, match="high"):
+        make_clip(out, cqm=cfg, profile="main")
+    short = tmp_path / "short.cfg"
+    short.write_text("INTRA4X4_LUMA = 6, 13, 20\nINTER4X4_LUMA = 10\n")
+    with pytest.raises(ValueError, match="INTRA4X4_LUMA"):
+        make_clip(out, cqm=short)
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("INTER8X8_LUMA =\n" + ", ".join(["300"] * 64) + "\n")
+    with pytest.raises(ValueError, match="bad coefficient"):
+        make_clip(out, cqm=bad)
+    assert not out.exists()
+
+
 @pytest.fixture(scope="module")
 def high_clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("clip") / "v.mp4", frames=10, gop=5, bframes=2)
@@ -186,6 +254,23 @@ def test_verify_accepts_own_expectation(high_clip):
     _verify(high_clip, _expected(entropy="cabac", profile="high", bframes=2, refs=1, slices=1,
                                  transform_8x8=None, subpel=True, deblock=True, weightp=None,
                                  gop=5, crf=23, size=(160, 96), frames=10))
+    # x264's default for preset medium: spatial direct, flat matrices.
+    _verify(high_clip, _expected(entropy="cabac", profile="high", bframes=2, refs=1, slices=1,
+                                 transform_8x8=None, subpel=True, deblock=True, weightp=None,
+                                 gop=5, crf=23, size=(160, 96), frames=10, direct="spatial",
+                                 cqm="flat"))
+
+
+@pytest.mark.parametrize("direct,cqm", [("temporal", None), (None, "jvt"), ("spatial", "custom")])
+def test_verify_detects_wrong_direct_or_cqm(high_clip, tmp_path, direct, cqm):
+    if cqm == "custom":
+        cqm = write_cqm_file(tmp_path / "q.cfg")
+    wrong = _expected(entropy="cabac", profile="high", bframes=2, refs=1, slices=1,
+                      transform_8x8=None, subpel=True, deblock=True, weightp=None,
+                      gop=5, crf=23, size=(160, 96), frames=10, direct=direct, cqm=cqm)
+    key = "direct" if direct == "temporal" else "cqm"
+    with pytest.raises(RuntimeError, match=f"'{key}'"):
+        _verify(high_clip, wrong)
 
 
 @pytest.mark.parametrize("key,value", [
@@ -205,6 +290,9 @@ def test_verify_accepts_own_expectation(high_clip):
     ("height", 240),
     ("frames", 24),
     ("keyframes", [0]),
+    ("direct", "2"),
+    ("cqm", "1"),
+    ("cqm", "2"),
 ])
 def test_verify_detects_mismatch(high_clip, key, value):
     with pytest.raises(RuntimeError, match=f"'{key}'"):
@@ -271,3 +359,116 @@ def test_render_frames_tiny_and_large_sizes():
     assert next(render_frames((2, 2), 1)).shape == (2, 2, 3)
     f = next(render_frames((1920, 1080), 1, seed=1))
     assert f.shape == (1080, 1920, 3)
+
+
+# --------------------------------------------------------------------------
+# Quantisation matrices: cqm files, and what actually lands in the PPS
+# --------------------------------------------------------------------------
+
+
+def _pps_matrices(path) -> dict[str, np.ndarray]:
+    """The scaling matrices (raster order) in force for the clip's first picture, as the
+    parser reads them from the SPS/PPS (8x8 ones only with the 8x8 transform)."""
+    from vccv_gpu import codec
+
+    with codec.open(path) as s:
+        w4, w8 = s.scaling_matrices(0)
+        lists = list(w4) + ([w8[0], w8[1]] if s.sequence["transform_8x8_mode"] else [])
+    return {name: m.astype(int) for name, m in zip(_CQM_LISTS, lists)}
+
+
+def _decoded_psnr(path, size, frames, seed=0) -> tuple[int, float]:
+    with av.open(str(path)) as c:
+        dec = [f.to_ndarray(format="rgb24").astype(np.float64) for f in c.decode(video=0)]
+    src = list(render_frames(size, frames, seed))
+    mse = np.mean([np.mean((a - b) ** 2) for a, b in zip(dec, src)])
+    return len(dec), 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_write_read_cqm_roundtrip(tmp_path):
+    path = write_cqm_file(tmp_path / "q.cfg", seed=7)
+    assert path == tmp_path / "q.cfg"
+    mats = read_cqm_file(path)
+    assert list(mats) == list(_CQM_LISTS)
+    text = path.read_text()
+    for name, m in mats.items():
+        n = 8 if "8X8" in name else 4
+        assert m.shape == (n, n) and m.dtype.kind == "i"
+        assert 4 <= m.min() and m.max() <= 64
+        assert not np.array_equal(m, m.T)  # transposition would show
+        assert not np.array_equal(m.reshape(-1), _CQM_JVT[name]) and len(np.unique(m)) > 3
+        # The file lists each matrix row by row (raster order), as x264 reads it.
+        block = text.split(f"{name} =\n", 1)[1].split("\n\n", 1)[0]
+        rows = [[int(v) for v in re.findall(r"\d+", line)] for line in block.strip().splitlines()]
+        assert np.array_equal(np.array(rows), m)
+    # x264 has one chroma list per intra/inter: the V lists repeat the U lists.
+    assert np.array_equal(mats["INTRA4X4_CHROMAU"], mats["INTRA4X4_CHROMAV"])
+    assert np.array_equal(mats["INTER4X4_CHROMAU"], mats["INTER4X4_CHROMAV"])
+    assert not np.array_equal(mats["INTRA4X4_LUMA"], mats["INTER4X4_LUMA"])
+    # Deterministic in the seed.
+    again = read_cqm_file(write_cqm_file(tmp_path / "r.cfg", seed=7))
+    other = read_cqm_file(write_cqm_file(tmp_path / "s.cfg", seed=8))
+    assert all(np.array_equal(mats[k], again[k]) for k in mats)
+    assert not any(np.array_equal(mats[k], other[k]) for k in mats)
+
+
+def test_read_cqm_file_follows_x264_parser(tmp_path):
+    path = tmp_path / "hand.cfg"
+    path.write_text(
+        "# INTRA4X4_LUMA = 1 1 1 (a comment: ignored)\n"
+        "INTRA4X4_LUMA = 1,2,3,4, 5,6,7,8, 9,10,11,12, 13,14,15,16\n"
+        "INTRA4X4_CHROMAV = " + " ".join(["20"] * 16) + "\n"  # V first: used for U too
+        "INTRA4X4_CHROMAU = " + " ".join(["30"] * 16) + "\n"
+        "INTER4X4_LUMA = 0\n"  # leading 0: the JVT default
+        "INTRA8X8_LUMA =\n" + ",\n".join(",".join(["40"] * 8) for _ in range(8)) + "\n")
+    mats = read_cqm_file(path)
+    assert mats["INTRA4X4_LUMA"].tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12],
+                                              [13, 14, 15, 16]]
+    assert (mats["INTRA4X4_CHROMAU"] == 20).all() and (mats["INTRA4X4_CHROMAV"] == 20).all()
+    assert mats["INTER4X4_LUMA"].reshape(-1).tolist() == list(_CQM_JVT["INTER4X4_LUMA"])
+    assert (mats["INTER4X4_CHROMAU"] == 16).all()  # missing: flat
+    assert (mats["INTRA8X8_LUMA"] == 40).all() and (mats["INTER8X8_LUMA"] == 16).all()
+    # Values running into the next list do not count for this one.
+    path.write_text("INTRA4X4_LUMA = 1 2 3\nINTER4X4_LUMA = " + " ".join(["9"] * 16) + "\n")
+    with pytest.raises(ValueError, match="not enough coefficients in list 'INTRA4X4_LUMA'"):
+        read_cqm_file(path)
+    path.write_text("INTER4X4_LUMA = 0 1 2\n")  # a leading 0 ends the list: JVT
+    assert read_cqm_file(path)["INTER4X4_LUMA"].reshape(-1).tolist() == list(_CQM_JVT["INTER4X4_LUMA"])
+    # ... but 0 anywhere else is refused.
+    path.write_text("INTER4X4_LUMA = 5 0 " + " ".join(["9"] * 14) + "\n")
+    with pytest.raises(ValueError, match="bad coefficient 0"):
+        read_cqm_file(path)
+
+
+@pytest.mark.parametrize("t8x8", [True, False])
+def test_cqm_file_clip(tmp_path, t8x8):
+    cfg = write_cqm_file(tmp_path / "q.cfg", seed=2)
+    path = make_clip(tmp_path / "q.h264", cqm=str(cfg), bframes=2, frames=12, transform_8x8=t8x8)
+    sei = x264_settings(path)
+    assert sei["cqm"] == "2" and sei["8x8dct"] == ("1" if t8x8 else "0")
+    n, psnr = _decoded_psnr(path, (160, 96), 12)
+    assert n == 12 and psnr > 25
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.profile == "High"
+    # The matrices in the PPS are exactly the file's, in raster order (a
+    # zig-zag / transposition mix-up would not match: they are not symmetric).
+    want = read_cqm_file(cfg)
+    got = _pps_matrices(path)
+    assert set(got) == set(_CQM_LISTS if t8x8 else _CQM_LISTS[:6])
+    for name, m in got.items():
+        assert np.array_equal(m, want[name]), name
+    # A cqm=2 clip fails a flat / JVT expectation.
+    with pytest.raises(RuntimeError, match="'cqm'"):
+        _verify(path, {"cqm": "0"})
+
+
+def test_cqm_jvt_and_flat_clips_pps(tmp_path):
+    jvt = make_clip(tmp_path / "jvt.h264", cqm="jvt", frames=6)
+    n, psnr = _decoded_psnr(jvt, (160, 96), 6)
+    assert n == 6 and psnr > 25
+    got = _pps_matrices(jvt)
+    assert set(got) == set(_CQM_LISTS)
+    for name, m in got.items():
+        assert m.reshape(-1).tolist() == list(_CQM_JVT[name]), name
+    flat = make_clip(tmp_path / "flat.h264", frames=6)
+    assert all((m == 16).all() for m in _pps_matrices(flat).values())

@@ -15,20 +15,25 @@ Public API:
 * :func:`make_foreign_clip` - a short clip in another codec (MPEG-4 part 2, VP9),
   for "this is not H.264" tests.
 * :func:`render_frames` - the raw RGB frames that :func:`make_clip` encodes.
+* :func:`write_cqm_file` / :func:`read_cqm_file` - custom quantisation matrices in
+  the JM format libx264's ``cqmfile`` option reads (for ``make_clip(cqm=...)``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import pathlib
+import re
 from fractions import Fraction
 from typing import Iterator, Mapping, Union
 
 import av
 import numpy as np
 
-__all__ = ["make_clip", "make_foreign_clip", "render_frames", "x264_settings"]
+__all__ = ["make_clip", "make_foreign_clip", "read_cqm_file", "render_frames",
+           "write_cqm_file", "x264_settings"]
 
 PathLike = Union[str, pathlib.Path]
 
@@ -63,6 +68,44 @@ _TEXTURES = _BACKGROUNDS + (
 )
 
 _SEI_MARKER = b"x264 - core"
+
+# B-frame direct MV prediction: make_clip's name -> x264's "direct=" value in the SEI
+# (index into x264_direct_pred_names: none, spatial, temporal, auto).
+_DIRECT = {"spatial": "1", "temporal": "2"}
+
+# Quantisation matrices: x264's "cqm=" value in the SEI (X264_CQM_FLAT/JVT/CUSTOM).
+_CQM_SEI = {"flat": "0", "jvt": "1", "custom": "2"}
+
+# The eight lists of a JM-format cqm file, in the order they are written.  x264
+# (4:2:0) keeps a single chroma list per intra/inter: its parser looks up
+# "INTRA4X4_CHROMA" / "INTER4X4_CHROMA" and takes whichever of the U / V lists
+# comes first, and the PPS signals "Cr = Cb".
+_CQM_LISTS = (
+    "INTRA4X4_LUMA", "INTRA4X4_CHROMAU", "INTRA4X4_CHROMAV",
+    "INTER4X4_LUMA", "INTER4X4_CHROMAU", "INTER4X4_CHROMAV",
+    "INTRA8X8_LUMA", "INTER8X8_LUMA",
+)
+
+# H.264 default scaling matrices (Tables 7-3/7-4, x264's x264_cqm_jvt*), raster order.
+_CQM_JVT4I = (6, 13, 20, 28, 13, 20, 28, 32, 20, 28, 32, 37, 28, 32, 37, 42)
+_CQM_JVT4P = (10, 14, 20, 24, 14, 20, 24, 27, 20, 24, 27, 30, 24, 27, 30, 34)
+_CQM_JVT8I = (
+    6, 10, 13, 16, 18, 23, 25, 27, 10, 11, 16, 18, 23, 25, 27, 29,
+    13, 16, 18, 23, 25, 27, 29, 31, 16, 18, 23, 25, 27, 29, 31, 33,
+    18, 23, 25, 27, 29, 31, 33, 36, 23, 25, 27, 29, 31, 33, 36, 38,
+    25, 27, 29, 31, 33, 36, 38, 40, 27, 29, 31, 33, 36, 38, 40, 42,
+)
+_CQM_JVT8P = (
+    9, 13, 15, 17, 19, 21, 22, 24, 13, 13, 17, 19, 21, 22, 24, 25,
+    15, 17, 19, 21, 22, 24, 25, 27, 17, 19, 21, 22, 24, 25, 27, 28,
+    19, 21, 22, 24, 25, 27, 28, 30, 21, 22, 24, 25, 27, 28, 30, 32,
+    22, 24, 25, 27, 28, 30, 32, 33, 24, 25, 27, 28, 30, 32, 33, 35,
+)
+_CQM_JVT = {
+    "INTRA4X4_LUMA": _CQM_JVT4I, "INTRA4X4_CHROMAU": _CQM_JVT4I, "INTRA4X4_CHROMAV": _CQM_JVT4I,
+    "INTER4X4_LUMA": _CQM_JVT4P, "INTER4X4_CHROMAU": _CQM_JVT4P, "INTER4X4_CHROMAV": _CQM_JVT4P,
+    "INTRA8X8_LUMA": _CQM_JVT8I, "INTER8X8_LUMA": _CQM_JVT8P,
+}
 
 
 # --------------------------------------------------------------------------
@@ -310,6 +353,149 @@ def x264_settings(path: PathLike) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------
+# Quantisation matrices (x264 "cqmfile", JM format)
+# --------------------------------------------------------------------------
+
+
+def write_cqm_file(path: PathLike, *, seed: int = 0) -> pathlib.Path:
+    """Write a JM-format quantisation-matrix file for libx264's ``cqmfile`` option.
+
+    All eight lists (:data:`_CQM_LISTS`) are written, in raster order (row by
+    row; the row index is the vertical frequency), which is the order x264's
+    parser (``x264_cqm_parse_file`` in common/set.c) expects: x264 transposes
+    them to its transposed-DCT layout and writes them to the PPS in zig-zag
+    order itself.  The matrices grow with frequency at a different rate
+    horizontally and vertically, plus a little noise, so they are clearly
+    neither flat nor the JVT defaults and none is symmetric (a transposed or
+    mis-scanned matrix cannot pass for the right one); values lie in 4..64.
+    Deterministic in ``seed``.
+
+    x264 has one chroma matrix per intra/inter for 4:2:0 (it reads whichever
+    of the U/V lists comes first and signals "Cr = Cb"), so the V lists repeat
+    the U lists: the file says exactly what x264 will use.
+
+    Returns the path; read it back with :func:`read_cqm_file`.
+    """
+    path = pathlib.Path(path)
+    rng = np.random.default_rng(seed)
+
+    def matrix(n: int) -> np.ndarray:
+        step = 16.0 / n  # ramps span about the same range for 4x4 and 8x8
+        a = rng.uniform(0.25, 1.5) * step
+        b = a + rng.choice((-1, 1)) * rng.uniform(0.4, 1.0) * step
+        b = max(b, 0.1 * step)
+        r, c = np.mgrid[0:n, 0:n]
+        m = rng.uniform(6, 12) + a * r + b * c + rng.integers(-3, 4, (n, n))
+        m = np.clip(np.rint(m), 4, 64).astype(np.int32)
+        if np.array_equal(m, m.T):  # practically never: a != b
+            m[0, -1] = m[-1, 0] + 1 if m[-1, 0] < 64 else m[-1, 0] - 1
+        return m
+
+    mats: dict[str, np.ndarray] = {}
+    for name in _CQM_LISTS:
+        if name.endswith("CHROMAV"):
+            mats[name] = mats[name[:-1] + "U"]
+        else:
+            mats[name] = matrix(8 if "8X8" in name else 4)
+    lines = [
+        f"# Custom quantisation matrices for x264 cqmfile (JM format), seed={seed}.",
+        "# Raster order, one matrix row per line.  x264 uses a single chroma list",
+        "# per intra/inter (4:2:0), so each V list repeats its U list.",
+    ]
+    for name in _CQM_LISTS:
+        m = mats[name]
+        lines.append("")
+        lines.append(f"{name} =")
+        lines.append(",\n".join(",".join(f"{int(v):3d}" for v in row) for row in m))
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    return path
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _find_any(text: str, start: int, chars: str) -> int:
+    """C's strpbrk on ``text[start:]``: index of the first of ``chars``, or -1."""
+    for i in range(start, len(text)):
+        if text[i] in chars:
+            return i
+    return -1
+
+
+def _parse_jm_list(text: str, name: str, jvt: tuple[int, ...], length: int,
+                   path: pathlib.Path) -> list[int]:
+    """Port of x264's ``cqm_parse_jmlist`` (common/set.c), same quirks included."""
+    p = text.find(name)
+    if p < 0:
+        return [16] * length  # a missing list is flat
+    p += len(name)
+    if p < len(text) and text[p] in "UV":
+        p += 1
+    nextvar = text.find("INT", p)
+    out: list[int] = []
+    while len(out) < length:
+        p = _find_any(text, p, " \t\n,")
+        if p < 0:
+            break
+        p = _find_any(text, p, "0123456789")
+        if p < 0:
+            break
+        coef = int(_DIGITS.match(text, p).group())  # type: ignore[union-attr]
+        if not out and coef == 0:
+            return list(jvt)  # a leading 0 selects the default (JVT) list
+        if not 1 <= coef <= 255:
+            raise ValueError(f"{path}: bad coefficient {coef} in list {name!r} (must be 1..255)")
+        out.append(coef)
+    if (nextvar >= 0 and p > nextvar) or len(out) != length:
+        raise ValueError(f"{path}: not enough coefficients in list {name!r} "
+                         f"(need {length}, found {len(out)} before the next list)")
+    return out
+
+
+def read_cqm_file(path: PathLike) -> dict[str, np.ndarray]:
+    """The quantisation matrices libx264 will use for a JM-format ``cqmfile``.
+
+    Returns ``{name: matrix}`` for the eight names of :func:`write_cqm_file`
+    (``INTRA4X4_LUMA`` ... ``INTER8X8_LUMA``), each a 4x4 or 8x8 int32 array
+    in raster order (``m[row, col]``, row = vertical frequency), i.e. the
+    ``weightScale`` matrix a decoder derives from the PPS scaling lists.
+
+    Parsed the way x264 parses it (``x264_cqm_parse_file`` / ``cqm_parse_jmlist``
+    in common/set.c): ``#`` starts a comment; the values follow the list's name
+    and at least one space/tab/newline/comma, separated by any non-digits; a
+    missing list is flat (16); a list whose first value is 0 is the JVT
+    default.  ``*_CHROMAU`` and ``*_CHROMAV`` are the same matrix: x264 reads
+    whichever of the two lists comes first in the file for both Cb and Cr.
+    Raises ``ValueError`` where x264 would refuse the file (a value outside
+    1..255, too few values in a list).
+    """
+    path = pathlib.Path(path)
+    text = path.read_bytes().decode("latin-1").split("\0", 1)[0]
+    text = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), text)
+    out: dict[str, np.ndarray] = {}
+    for name in _CQM_LISTS:
+        n = 8 if "8X8" in name else 4
+        key = name[:-1] if name.endswith(("CHROMAU", "CHROMAV")) else name
+        vals = _parse_jm_list(text, key, _CQM_JVT[name], n * n, path)
+        out[name] = np.array(vals, dtype=np.int32).reshape(n, n)
+    return out
+
+
+def _cqm_kind(cqm: PathLike | None) -> str:
+    """``"flat"``, ``"jvt"`` or ``"custom"`` (a cqm file) for make_clip's ``cqm``."""
+    if cqm is None:
+        return "flat"
+    if isinstance(cqm, str) and cqm in ("flat", "jvt"):
+        return cqm
+    return "custom"
+
+
+def _av_escape(value: str) -> str:
+    """Escape a value for FFmpeg's ``x264-params`` (av_dict_parse_string, "=" and ":")."""
+    return "".join("\\" + ch if ch in "\\':=" or ch.isspace() else ch for ch in value)
+
+
+# --------------------------------------------------------------------------
 # Encoding
 # --------------------------------------------------------------------------
 
@@ -331,7 +517,8 @@ def _encode(path: pathlib.Path, fmt: str, codec: str, size: tuple[int, int], fra
 
 def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: int,
               transform_8x8: bool | None, subpel: bool, deblock: bool, weightp: int | None,
-              gop: int, crf: float, size: tuple[int, int], frames: int) -> dict[str, object]:
+              gop: int, crf: float, size: tuple[int, int], frames: int,
+              direct: str | None = None, cqm: PathLike | None = None) -> dict[str, object]:
     """What the finished clip must show, as checked by :func:`_verify`.
 
     Keys that are x264 SEI option names compare against :func:`x264_settings`
@@ -341,6 +528,7 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
     eff_8x8 = (profile == "high") if transform_8x8 is None else transform_8x8
     # x264 defaults for preset "medium": weightp 2, but 0 is forced for baseline.
     eff_weightp = (0 if profile == "baseline" else 2) if weightp is None else weightp
+    cqm_kind = _cqm_kind(cqm)
     exp: dict[str, object] = {
         "threads": "1",
         "mbtree": "0",
@@ -355,16 +543,22 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
         "scenecut": "0",
         "slices": str(slices),
         "crf": crf,
+        # Always in the SEI: 0 flat, 1 JVT defaults, 2 custom (cqmfile).
+        "cqm": _CQM_SEI[cqm_kind],
     }
     if bframes:
         exp["b_pyramid"] = "2" if bframes >= 2 else "0"
         if weightp is not None:
             exp["weightb"] = "1" if weightp else "0"
+        if direct is not None:
+            # x264 writes direct= only with B-frames.
+            exp["direct"] = _DIRECT[direct]
     # x264 signals the *lowest* profile that covers the tools actually used
-    # (profile= is only an upper bound): High iff 8x8 transform, else Main iff
-    # CABAC / B-frames / weighted P prediction, else Baseline, always with
-    # constraint_set1 (FFmpeg: "Constrained Baseline").
-    if eff_8x8:
+    # (profile= is only an upper bound): High iff 8x8 transform or non-flat
+    # quantisation matrices, else Main iff CABAC / B-frames / weighted P
+    # prediction, else Baseline, always with constraint_set1 (FFmpeg:
+    # "Constrained Baseline").
+    if eff_8x8 or cqm_kind != "flat":
         exp["profile"] = ("High",)
     elif entropy == "cabac" or bframes or eff_weightp:
         exp["profile"] = ("Main",)
@@ -425,7 +619,8 @@ def _verify(path: PathLike, expected: Mapping[str, object]) -> None:
 def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy: str,
                 profile: str, bframes: int, refs: int, slices: int,
                 transform_8x8: bool | None, weightp: int | None, gop: int, crf: float,
-                fps: Union[int, Fraction]) -> str:
+                fps: Union[int, Fraction], direct: str | None = None,
+                cqm: PathLike | None = None) -> str:
     """Validate everything up front; return the container format name."""
     fmt = _H264_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -474,6 +669,26 @@ def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy:
             raise ValueError("profile 'baseline' does not allow weighted prediction; use weightp=0/None")
     if transform_8x8 and profile != "high":
         raise ValueError(f"transform_8x8 requires profile 'high', got {profile!r}")
+    if direct is not None:
+        if direct not in _DIRECT:
+            raise ValueError(f"direct must be None, 'spatial' or 'temporal', got {direct!r}")
+        if not bframes:
+            # x264 drops direct prediction (direct=none) without B-frames.
+            raise ValueError(f"direct={direct!r} needs B-frames; use bframes >= 1")
+    if cqm is not None and not isinstance(cqm, (str, os.PathLike)):
+        raise ValueError(f"cqm must be None, 'flat', 'jvt' or the path of a cqm file, got {cqm!r}")
+    cqm_kind = _cqm_kind(cqm)
+    if cqm_kind != "flat" and profile != "high":
+        # Scaling matrices are a High-profile tool.  With profile=main libx264
+        # still takes cqm from x264-params and silently signals High.
+        raise ValueError(f"cqm={cqm!r} (non-flat quantisation matrices) requires profile 'high', "
+                         f"got {profile!r}")
+    if cqm_kind == "custom":
+        cqm_path = pathlib.Path(cqm)  # type: ignore[arg-type]
+        if not cqm_path.is_file():
+            raise FileNotFoundError(f"cqm file {cqm_path} does not exist "
+                                    "(cqm is 'flat', 'jvt' or the path of a JM-format cqm file)")
+        read_cqm_file(cqm_path)  # ValueError where x264 would reject the file
     return fmt
 
 
@@ -481,7 +696,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
               entropy: str = "cabac", profile: str = "high", bframes: int = 0, refs: int = 1,
               slices: int = 1, transform_8x8: bool | None = None, subpel: bool = True,
               deblock: bool = True, weightp: int | None = None, gop: int = 12,
-              crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25) -> pathlib.Path:
+              crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25,
+              direct: str | None = None, cqm: PathLike | None = None) -> pathlib.Path:
     """Encode a synthetic clip with libx264 and verify the settings took effect.
 
     Args:
@@ -503,12 +719,23 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
         subpel: False = full-pel motion vectors only (``subme=0``), else subme 7.
         deblock: False disables the in-loop deblocking filter.
         weightp: None = x264 default (2; 0 for baseline), else 0..2.  An explicit
-            value also sets ``weightb`` (weighted bipred) on/off accordingly.
+            value also sets ``weightb`` (weighted bipred) on/off accordingly
+            when there are B-frames.
         gop: keyframe interval; with ``scenecut=0`` an IDR lands exactly every
             ``gop`` frames (display order).
         crf: constant rate factor, 1..51.
         seed: picks the photographs and motion.
         fps: frame rate (int or Fraction).
+        direct: B-frame direct MV prediction, ``"spatial"`` or ``"temporal"``
+            (SEI ``direct=1`` / ``direct=2``); needs ``bframes >= 1``.  None =
+            x264's default (spatial for preset medium), not checked.
+        cqm: quantisation matrices: None or ``"flat"`` (x264's default, SEI
+            ``cqm=0``), ``"jvt"`` (the H.264 default matrices, ``cqm=1``), or
+            the path (``str`` or ``Path``) of a JM-format matrix file, e.g. from
+            :func:`write_cqm_file` (x264 ``cqmfile``, ``cqm=2``; a file named
+            ``flat`` or ``jvt`` must be given as a ``Path``).  Non-flat
+            matrices need profile ``"high"``, and make x264 signal High even
+            with ``transform_8x8=False``.  x264 writes them into the PPS.
 
     Always set: preset medium, ``threads=1`` and ``mbtree=0`` (both needed for
     byte-identical output per seed), ``scenecut=0``.  The clip is decoded
@@ -524,7 +751,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     """
     path = pathlib.Path(path)
     fmt = _check_args(path, size, frames, entropy, profile, bframes, refs, slices,
-                      transform_8x8, weightp, gop, crf, fps)
+                      transform_8x8, weightp, gop, crf, fps, direct=direct, cqm=cqm)
     size = (int(size[0]), int(size[1]))
 
     params = {
@@ -555,6 +782,15 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
         params["weightp"] = str(weightp)
         if bframes:
             params["weightb"] = "1" if weightp else "0"
+    if direct is not None:
+        params["direct"] = direct
+    cqm_kind = _cqm_kind(cqm)
+    if cqm_kind == "custom":
+        # Absolute, so the encoder's working directory does not matter.
+        cqm_file = os.path.abspath(os.fspath(cqm))  # type: ignore[arg-type]
+        params["cqmfile"] = _av_escape(cqm_file)
+    elif cqm is not None:
+        params["cqm"] = cqm_kind
     options = {
         "profile": profile,
         "preset": "medium",
@@ -565,7 +801,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     _verify(path, _expected(entropy=entropy, profile=profile, bframes=bframes, refs=refs,
                             slices=slices, transform_8x8=transform_8x8, subpel=subpel,
                             deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
-                            frames=frames))
+                            frames=frames, direct=direct, cqm=cqm))
     return path
 
 
