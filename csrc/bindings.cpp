@@ -236,6 +236,7 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
   CabacDecoder d(r, cabac_init_idc, slice_qp);
   py::list out;
   for (const int op : ops) out.append(op >= 0 ? d.decision(op) : (op == -1 ? d.bypass() : d.terminate()));
+  d.sync_reader();
   out.append(r.position());
   return out;
 }

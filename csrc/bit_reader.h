@@ -54,6 +54,7 @@ class BitReader {
   // The next `bits` (1..32) bits without consuming them; zeros past the end of the data.
   uint32_t peek(int bits) const {
     const size_t byte = pos_ >> 3;
+    if (pos_ >= size_bits_) return 0;
     uint64_t window;
     if (byte + 8 <= size_bytes_) {  // fast path: one unaligned big-endian load
       std::memcpy(&window, data_ + byte, 8);
@@ -70,6 +71,14 @@ class BitReader {
   int32_t se_range(int32_t lo, int32_t hi, const char* what);
 
   bool more_rbsp_data() const { return pos_ < stop_bit_; }
+  // Advances past data that may run beyond the end (read-ahead); rewind_to() before reading on.
+  void skip_unchecked(size_t bits) { pos_ += bits; }
+  // Moves the read position back to `bits` (<= the current one), e.g. after read-ahead.
+  void rewind_to(size_t bits) {
+    if (bits > pos_) throw_past_end();
+    pos_ = bits;
+  }
+  size_t size_bits() const { return size_bits_; }
   bool byte_aligned() const { return (pos_ & 7) == 0; }
   size_t position() const { return pos_; }
   size_t bits_left() const { return size_bits_ - pos_; }

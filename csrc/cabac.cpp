@@ -36,55 +36,50 @@ CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(
   init_engine();
 }
 
+namespace {
+
+std::array<uint8_t, 128> next_states(bool lps) {
+  std::array<uint8_t, 128> t{};
+  for (int s = 0; s < 128; ++s) {
+    const int p = s >> 1, mps = s & 1;
+    t[static_cast<size_t>(s)] = static_cast<uint8_t>(
+        lps ? (kTransIdxLps[p] << 1) | (p == 0 ? !mps : mps) : (kTransIdxMps[p] << 1) | mps);
+  }
+  return t;
+}
+
+}  // namespace
+
+const std::array<uint8_t, 128> CabacDecoder::kNextStateLps = next_states(true);
+const std::array<uint8_t, 128> CabacDecoder::kNextStateMps = next_states(false);
+
 void CabacDecoder::init_engine() {
   range_ = 510;
-  offset_ = r_.u(9);
-  if (offset_ >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
+  const uint32_t offset = r_.u(9);
+  if (offset >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
+  window_ = offset;
+  ahead_ = 0;
+}
+
+void CabacDecoder::refill() {
+  // Append 32 bits (zeros past the end of the data); reading beyond the data is an error only
+  // once the decoder has consumed those bits, which the bound below detects in time.
+  const size_t consumed = r_.position() - static_cast<size_t>(ahead_);
+  if (consumed > r_.size_bits()) throw CorruptStream("read past the end of a NAL unit");
+  window_ = (window_ << 32) | r_.peek(32);
+  ahead_ += 32;
+  r_.skip_unchecked(32);
+}
+
+void CabacDecoder::sync_reader() {
+  const size_t consumed = r_.position() - static_cast<size_t>(ahead_);
+  if (consumed > r_.size_bits()) throw CorruptStream("read past the end of a NAL unit");
+  r_.rewind_to(consumed);
+  window_ >>= ahead_;
+  ahead_ = 0;
 }
 
 void CabacDecoder::restart_engine() { init_engine(); }
-
-int CabacDecoder::decision(int ctx_idx) {
-  uint8_t& s = state_[static_cast<size_t>(ctx_idx)];
-  const int p = s >> 1, mps = s & 1;
-  const uint32_t lps = kRangeTabLps[p][(range_ >> 6) & 3];
-  range_ -= lps;
-  int bin;
-  if (offset_ >= range_) {
-    bin = !mps;
-    offset_ -= range_;
-    range_ = lps;
-    s = static_cast<uint8_t>((kTransIdxLps[p] << 1) | (p == 0 ? !mps : mps));
-  } else {
-    bin = mps;
-    s = static_cast<uint8_t>((kTransIdxMps[p] << 1) | mps);
-  }
-  if (range_ < 256) {  // RenormD: shift until range is at least 256
-    const int shift = __builtin_clz(range_) - 23;
-    range_ <<= shift;
-    offset_ = (offset_ << shift) | r_.u(shift);
-  }
-  return bin;
-}
-
-int CabacDecoder::bypass() {
-  offset_ = (offset_ << 1) | r_.u(1);
-  if (offset_ >= range_) {
-    offset_ -= range_;
-    return 1;
-  }
-  return 0;
-}
-
-int CabacDecoder::terminate() {
-  range_ -= 2;
-  if (offset_ >= range_) return 1;  // no renormalisation: the slice (or the MB before I_PCM) ends
-  if (range_ < 256) {
-    range_ <<= 1;
-    offset_ = (offset_ << 1) | r_.u(1);
-  }
-  return 0;
-}
 
 bool CabacDecoder::mb_skip_flag(bool b_slice, int inc) { return decision((b_slice ? kMbSkipB : kMbSkipP) + inc); }
 

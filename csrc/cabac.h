@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "bit_reader.h"
+#include "cabac_tables.h"
 
 namespace vccv {
 
@@ -18,12 +19,47 @@ class CabacDecoder {
   // 9.3.1.1 and 9.3.1.2: contexts for the slice (cabac_init_idc -1 for I slices), engine
   // started at the reader's current (byte-aligned) position.
   CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp);
-  // Restarts the engine after I_PCM samples (9.3.1.2).
+  // Restarts the engine after I_PCM samples (9.3.1.2) found at the reader's position.
   void restart_engine();
+  // Puts the reader at the first bit the arithmetic decoder has not consumed (it reads ahead).
+  void sync_reader();
 
-  int decision(int ctx_idx);  // 9.3.3.2.1
-  int bypass();               // 9.3.3.2.3
-  int terminate();            // 9.3.3.2.2.3
+  // 9.3.3.2.1. The engine keeps codIOffset in the top of `window_` with `ahead_` further bits
+  // below it, so renormalisation is a shift and the reader is touched once every 32 bits.
+  int decision(int ctx_idx) {
+    uint8_t& s = state_[static_cast<size_t>(ctx_idx)];
+    const uint32_t lps = kRangeTabLps[s >> 1][(range_ >> 6) & 3];
+    range_ -= lps;
+    const uint64_t scaled = uint64_t{range_} << ahead_;
+    int bin;
+    if (window_ >= scaled) {  // LPS
+      window_ -= scaled;
+      range_ = lps;
+      bin = !(s & 1);
+      s = kNextStateLps[s];
+    } else {
+      bin = s & 1;
+      s = kNextStateMps[s];
+    }
+    renormalise();
+    return bin;
+  }
+  int bypass() {  // 9.3.3.2.3
+    if (ahead_ == 0) refill();
+    --ahead_;  // one more bit joins codIOffset
+    const uint64_t scaled = uint64_t{range_} << ahead_;
+    if (window_ >= scaled) {
+      window_ -= scaled;
+      return 1;
+    }
+    return 0;
+  }
+  int terminate() {  // 9.3.3.2.2.3
+    range_ -= 2;
+    if (window_ >= uint64_t{range_} << ahead_) return 1;  // no renormalisation: parsing ends here
+    renormalise();
+    return 0;
+  }
 
   // Binarisations (9.3.2) with the ctxIdxInc rules of 9.3.3.1; `inc` arguments carry the
   // neighbour-dependent increments of the first bin.
@@ -52,9 +88,21 @@ class CabacDecoder {
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)
   void init_engine();
+  void renormalise() {  // RenormD: range back to at least 256 (range is 2..510: clz >= 23)
+    const int shift = __builtin_clz(range_) - 23;
+    range_ <<= shift;
+    if (ahead_ < shift) refill();
+    ahead_ -= shift;
+  }
+  void refill();
+
+  // State transitions (Table 9-45) on (pStateIdx << 1 | valMPS) after an LPS / an MPS.
+  static const std::array<uint8_t, 128> kNextStateLps, kNextStateMps;
 
   BitReader& r_;
-  uint32_t range_ = 510, offset_ = 0;
+  uint32_t range_ = 510;
+  uint64_t window_ = 0;  // codIOffset << ahead_ | the next ahead_ bits of the slice data
+  int ahead_ = 0;
   std::array<uint8_t, 1024> state_{};  // pStateIdx << 1 | valMPS
 };
 

@@ -123,6 +123,7 @@ class PictureParser {
         ++addr;
         if (cabac.end_of_slice_flag()) break;
       }
+      cabac.sync_reader();
       cabac_ = nullptr;
       // The arithmetic codeword ends within a byte or so of the stop bit: encoders flush a few
       // more bits than the decoder reads (9.3.4.5), so the end is checked within that slack.
@@ -609,6 +610,7 @@ class PictureParser {
   // pcm_alignment_zero_bit and the 384 samples of an I_PCM macroblock (7.3.5).
   void pcm_samples() {
     BitReader& r = *r_;
+    if (cabac_) cabac_->sync_reader();
     // After CABAC's terminate bin the encoder's flush may leave a few bits before the
     // alignment: the samples start at the next byte boundary (as decoders locate them).
     while (!r.byte_aligned())
