@@ -781,11 +781,7 @@ class PictureParser {
             cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
           }
         }
-        if (coded) {
-          int32_t c[64];
-          for (int k = 0; k < 64; ++k) c[kZigzag8x8[k]] = levels[k];
-          emit8x8(c, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
-        }
+        if (coded) emit8x8(levels, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
         continue;
       }
       for (int i4 = 0; i4 < 4; ++i4) {
@@ -800,12 +796,7 @@ class PictureParser {
         }
         cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
         if (total == 0 && !(i16 && dc[by * 4 + bx] != 0)) continue;
-        int32_t c[16];
-        for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
-        int32_t d[16];
-        if (i16) c[0] = dc[by * 4 + bx];
-        scale4x4(c, qp_, ls_y, !i16, d);
-        emit4x4(d, 0, 4 * bx, 4 * by);
+        emit4x4(levels, i16 ? 1 : 0, i16 ? dc[by * 4 + bx] : 0, ls_y, qp_, 0, 4 * bx, 4 * by);
       }
     }
     // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component.
@@ -836,35 +827,41 @@ class PictureParser {
         }
         cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
         if (total == 0 && chroma_dc[plane][blk] == 0) continue;
-        int32_t c[16];
-        for (int k = 0; k < 16; ++k) c[kZigzag4x4[k]] = levels[k];
-        c[0] = chroma_dc[plane][blk];
-        int32_t d[16];
-        scale4x4(c, qpc[plane], ls, false, d);
-        emit4x4(d, 1 + plane, 4 * bx, 4 * by);
+        emit4x4(levels, 1, chroma_dc[plane][blk], ls, qpc[plane], 1 + plane, 4 * bx, 4 * by);
       }
     }
   }
 
-  void emit4x4(const int32_t* d, int plane, int x, int y) {
+  // Scales a block's levels (scan order; from scan position `first`, the DC `dc` already scaled
+  // when first is 1) into the output if any coefficient survives.
+  void emit4x4(const int32_t* levels, int first, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
+               int x, int y) {
+    auto& coeffs = out_.coefficients.coeffs4;
+    coeffs.resize(coeffs.size() + 16);
+    int16_t* block = coeffs.data() + coeffs.size() - 16;
+    bool nonzero = scale_scan4x4(levels, first, 16, qp, ls, block);
+    if (first == 1) {
+      block[0] = saturate16(dc);
+      nonzero |= dc != 0;
+    }
+    if (!nonzero) {
+      coeffs.resize(coeffs.size() - 16);
+      return;
+    }
     const int mb_size = plane == 0 ? 16 : 8;
     out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
                                             static_cast<uint16_t>(mb_y_ * mb_size + y)});
-    int16_t block[16];
-    for (int k = 0; k < 16; ++k) block[k] = static_cast<int16_t>(d[k]);
-    out_.coefficients.coeffs4.insert(out_.coefficients.coeffs4.end(), block, block + 16);
   }
 
-  void emit8x8(const int32_t* c, int list, int x, int y) {
-    int32_t d[64];
-    scale8x8(c, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], d);
-    bool nonzero = false;
-    for (int k = 0; k < 64; ++k) nonzero |= d[k] != 0;
-    if (!nonzero) return;
+  void emit8x8(const int32_t* levels, int list, int x, int y) {
+    auto& coeffs = out_.coefficients.coeffs8;
+    coeffs.resize(coeffs.size() + 64);
+    if (!scale_scan8x8(levels, 64, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)],
+                       coeffs.data() + coeffs.size() - 64)) {
+      coeffs.resize(coeffs.size() - 64);
+      return;
+    }
     out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
-    int16_t block[64];
-    for (int k = 0; k < 64; ++k) block[k] = static_cast<int16_t>(d[k]);
-    out_.coefficients.coeffs8.insert(out_.coefficients.coeffs8.end(), block, block + 64);
   }
 
   const Picture& pic_;

@@ -1,5 +1,7 @@
 #include "transform.h"
 
+#include <algorithm>
+
 #include "scan_tables.h"
 
 namespace vccv {
@@ -61,28 +63,33 @@ LevelScales::LevelScales(const ResolvedScaling& w) {
   }
 }
 
-void scale4x4(const int32_t* c, int qp, const std::array<int32_t, 16>& ls, bool scale_dc, int32_t* d) {
+bool scale_scan4x4(const int32_t* levels, int first, int count, int qp, const std::array<int32_t, 16>& ls,
+                   int16_t* out) {
+  std::fill(out, out + 16, int16_t{0});
   const int q6 = qp / 6;
-  for (int k = 0; k < 16; ++k) {
-    if (c[k] == 0 || (k == 0 && !scale_dc)) {
-      d[k] = c[k];
-      continue;
-    }
-    const int64_t v = int64_t{c[k]} * ls[static_cast<size_t>(k)];
-    d[k] = saturate16(qp >= 24 ? shift(v, q6 - 4) : (v + (int64_t{1} << (3 - q6))) >> (4 - q6));
+  bool nonzero = false;
+  for (int k = first; k < count; ++k) {
+    if (levels[k] == 0) continue;
+    const int pos = kZigzag4x4[static_cast<size_t>(k)];
+    const int64_t v = int64_t{levels[k]} * ls[static_cast<size_t>(pos)];
+    out[pos] = saturate16(qp >= 24 ? shift(v, q6 - 4) : (v + (int64_t{1} << (3 - q6))) >> (4 - q6));
+    nonzero |= out[pos] != 0;
   }
+  return nonzero;
 }
 
-void scale8x8(const int32_t* c, int qp, const std::array<int32_t, 64>& ls, int32_t* d) {
+bool scale_scan8x8(const int32_t* levels, int count, int qp, const std::array<int32_t, 64>& ls, int16_t* out) {
+  std::fill(out, out + 64, int16_t{0});
   const int q6 = qp / 6;
-  for (int k = 0; k < 64; ++k) {
-    if (c[k] == 0) {
-      d[k] = 0;
-      continue;
-    }
-    const int64_t v = int64_t{c[k]} * ls[static_cast<size_t>(k)];
-    d[k] = saturate16(qp >= 36 ? shift(v, q6 - 6) : (v + (int64_t{1} << (5 - q6))) >> (6 - q6));
+  bool nonzero = false;
+  for (int k = 0; k < count; ++k) {
+    if (levels[k] == 0) continue;
+    const int pos = kZigzag8x8[static_cast<size_t>(k)];
+    const int64_t v = int64_t{levels[k]} * ls[static_cast<size_t>(pos)];
+    out[pos] = saturate16(qp >= 36 ? shift(v, q6 - 6) : (v + (int64_t{1} << (5 - q6))) >> (6 - q6));
+    nonzero |= out[pos] != 0;
   }
+  return nonzero;
 }
 
 void luma_dc_transform(const int32_t* c, int qp, int32_t ls00, int32_t* dc) {

@@ -21,11 +21,12 @@ struct LevelScales {
   std::array<std::array<std::array<int32_t, 64>, 6>, 6> s8;
 };
 
-// 8.5.12.1: scales the coefficients of a 4x4 block (raster order). With `scale_dc` false the DC
-// position (already scaled by a DC transform) is copied unchanged.
-void scale4x4(const int32_t* c, int qp, const std::array<int32_t, 16>& level_scale, bool scale_dc, int32_t* d);
-// 8.5.13.1
-void scale8x8(const int32_t* c, int qp, const std::array<int32_t, 64>& level_scale, int32_t* d);
+// 8.5.12.1 / 8.5.13.1 scaling of a block's levels, given in zig-zag scan order (levels[k] for
+// k < count), straight into a raster int16 block (zeros elsewhere); scan positions below `first`
+// are skipped (a DC scaled by its own transform). Returns whether any coefficient is nonzero.
+bool scale_scan4x4(const int32_t* levels, int first, int count, int qp, const std::array<int32_t, 16>& level_scale,
+                   int16_t* out);
+bool scale_scan8x8(const int32_t* levels, int count, int qp, const std::array<int32_t, 64>& level_scale, int16_t* out);
 // 8.5.10: inverse Hadamard and scaling of the Intra16x16 luma DC (4x4, raster order).
 void luma_dc_transform(const int32_t* c, int qp, int32_t level_scale_00, int32_t* dc);
 // 8.5.11: 2x2 chroma DC (4:2:0), raster order.
