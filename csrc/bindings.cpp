@@ -132,6 +132,13 @@ py::list slice_headers(const Stream& s, size_t decode_index) {
     d["slice_alpha_c0_offset_div2"] = h.slice_alpha_c0_offset_div2;
     d["slice_beta_offset_div2"] = h.slice_beta_offset_div2;
     d["slice_data_bit_offset"] = h.slice_data_bit_offset;
+    py::list lists;  // RefPicList0/1: (decoding index or -1, long-term) per reference index
+    for (const auto& list : slice.ref_lists) {
+      py::list entries;
+      for (const auto& e : list) entries.append(py::make_tuple(e.picture, e.long_term));
+      lists.append(entries);
+    }
+    d["ref_pic_lists"] = lists;
     out.append(d);
   }
   return out;

@@ -163,6 +163,9 @@ class Slice:
     poc_lsb: int = 0
     delta_poc: tuple[int, int] = (0, 0)
     mmcos: list[tuple[int, ...]] = field(default_factory=list)  # (op, args...)
+    long_term_reference: bool = False  # IDR: mark the picture long-term
+    num_ref_idx: tuple[int, int] | None = None  # num_ref_idx_active override
+    modifications: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # (idc, value) per list
     qp_delta: int = 0
     mb_count: int | None = None  # macroblocks in this slice; None: to the end of the picture
 
@@ -192,13 +195,21 @@ class Slice:
         if kind == 1:
             w.flag(1)  # direct_spatial_mv_pred_flag
         if kind in (0, 1, 3):
-            w.flag(0)  # num_ref_idx_active_override_flag
-            w.flag(0)  # ref_pic_list_modification_flag_l0
-            if kind == 1:
-                w.flag(0)
+            w.flag(self.num_ref_idx is not None)  # num_ref_idx_active_override_flag
+            if self.num_ref_idx is not None:
+                w.ue(self.num_ref_idx[0] - 1)
+                if kind == 1:
+                    w.ue(self.num_ref_idx[1] - 1)
+            for lst in range(2 if kind == 1 else 1):  # ref_pic_list_modification
+                ops = self.modifications[lst]
+                w.flag(bool(ops))
+                for idc, value in ops:
+                    w.ue(idc).ue(value)
+                if ops:
+                    w.ue(3)
         if self.nal_ref_idc:
             if self.idr:
-                w.flag(0).flag(0)
+                w.flag(0).flag(self.long_term_reference)
             else:
                 w.flag(bool(self.mmcos))
                 for op in self.mmcos:

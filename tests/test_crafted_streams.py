@@ -229,3 +229,58 @@ def test_leading_slices_without_parameter_sets_are_skipped():
         assert len(s.frames) == 1 and s.frames[0].key
     with pytest.raises(codec.CorruptStream, match="2 slices came without their SPS/PPS"):
         codec.open(orphan + orphan)
+
+
+def ref_lists(stream: codec.Stream, decode_index: int) -> list[list[tuple[int, bool]]]:
+    frame = next(f for f in stream.frames if f.decode_index == decode_index)
+    return [list(map(tuple, lst)) for lst in stream.slice_headers(frame.index)[0]["ref_pic_lists"]]
+
+
+def test_p_lists_order_by_pic_num_then_long_term():
+    sps, pps = Sps(max_num_ref_frames=4, log2_max_frame_num=4), Pps()
+    pics = [Slice(sps, pps, I, idr=True, long_term_reference=True)]  # picture 0: long-term index 0
+    pics += [Slice(sps, pps, P, frame_num=n, poc_lsb=2 * n) for n in range(1, 4)]
+    pics += [Slice(sps, pps, P, frame_num=4, poc_lsb=8, num_ref_idx=(4, 1))]
+    with codec.open(sps.nal() + pps.nal() + b"".join(p.nal() for p in pics)) as s:
+        # PicNum descending (3, 2, 1), then the long-term picture.
+        assert ref_lists(s, 4)[0] == [(3, False), (2, False), (1, False), (0, True)]
+        assert ref_lists(s, 1)[0] == [(0, True)]
+
+
+def test_sliding_window_and_frame_num_wrap():
+    sps, pps = Sps(max_num_ref_frames=2, log2_max_frame_num=4), Pps()
+    pics = [Slice(sps, pps, I, idr=True)]
+    pics += [Slice(sps, pps, P, frame_num=n % 16, poc_lsb=(2 * n) % 64, num_ref_idx=(2, 1)) for n in range(1, 20)]
+    with codec.open(sps.nal() + pps.nal() + b"".join(p.nal() for p in pics)) as s:
+        for n in range(2, 20):  # the two most recent frames, newest first, across the wrap at 16
+            assert ref_lists(s, n)[0] == [(n - 1, False), (n - 2, False)]
+
+
+def test_b_lists_by_poc_and_the_list1_swap():
+    sps, pps = Sps(max_num_ref_frames=4), Pps()
+    # Decoding order: I0 (POC 0), P1 (POC 8), P2 (POC 4), then B pictures between.
+    pics = [Slice(sps, pps, I, idr=True), Slice(sps, pps, P, frame_num=1, poc_lsb=8),
+            Slice(sps, pps, P, frame_num=2, poc_lsb=4),
+            Slice(sps, pps, B, frame_num=3, poc_lsb=6, nal_ref_idc=0, num_ref_idx=(3, 3)),
+            Slice(sps, pps, B, frame_num=3, poc_lsb=10, nal_ref_idc=0, num_ref_idx=(2, 2))]
+    with codec.open(sps.nal() + pps.nal() + b"".join(p.nal() for p in pics)) as s:
+        l0, l1 = ref_lists(s, 3)
+        assert [e[0] for e in l0] == [2, 0, 1]  # POC 4, 0 (before, descending), then 8
+        assert [e[0] for e in l1] == [1, 2, 0]  # POC 8 (after), then 4, 0
+        l0, l1 = ref_lists(s, 4)  # POC 10: every reference is before; list1 == list0 -> swap
+        assert [e[0] for e in l0] == [1, 2] and [e[0] for e in l1] == [2, 1]
+
+
+def test_list_modification_and_memory_management():
+    sps, pps = Sps(max_num_ref_frames=4), Pps()
+    pics = [Slice(sps, pps, I, idr=True)] + [Slice(sps, pps, P, frame_num=n, poc_lsb=2 * n) for n in (1, 2, 3)]
+    # Picture 4: initial list [3, 2, 1]; modification idc 0 with abs_diff_pic_num_minus1 3 moves
+    # PicNum 4 - 4 = 0 to the front. Then mmco 3 makes PicNum 2 long-term index 1, mmco 1 drops
+    # PicNum 3. Picture 5: initial [4, 1, 0 | long-term 2], modification puts long-term 1 first.
+    pics.append(Slice(sps, pps, P, frame_num=4, poc_lsb=8, num_ref_idx=(3, 1), modifications=([(0, 3)], []),
+                      mmcos=[(3, 1, 1), (1, 0)]))
+    pics.append(Slice(sps, pps, P, frame_num=5, poc_lsb=10, num_ref_idx=(3, 1),
+                      modifications=([(2, 1)], [])))  # long_term_pic_num 1 first
+    with codec.open(sps.nal() + pps.nal() + b"".join(p.nal() for p in pics)) as s:
+        assert ref_lists(s, 4)[0] == [(0, False), (3, False), (2, False)]
+        assert ref_lists(s, 5)[0] == [(2, True), (4, False), (1, False)]

@@ -33,6 +33,10 @@ MV_MATRIX = {
     "cabac-high-b3-temporal": (".mp4", dict(profile="high", bframes=3, direct="temporal", refs=4, frames=30)),
     "cavlc-main-b3-temporal": (".mkv", dict(profile="main", entropy="cavlc", bframes=3, direct="temporal")),
     "cabac-high-b3-spatial-cqm": (".mp4", dict(profile="high", bframes=3, direct="spatial", cqm="jvt")),
+    # x264's preset medium as a phone or web encoder uses it: High, CABAC, 3 B-frames, 3 refs, weightp.
+    "phone-like-high-b3-refs3": (".mp4", dict(profile="high", bframes=3, refs=3, weightp=2, size=(640, 360),
+                                              frames=20, gop=250)),
+    "cabac-1080p": (".mp4", dict(profile="high", bframes=2, size=(1920, 1080), frames=5)),
 }
 
 # Residual oracle clips: one reference, no B-frames, no weighting, no deblocking.
