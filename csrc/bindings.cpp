@@ -186,6 +186,17 @@ py::array_t<T> to_array(const std::vector<T>& v, std::vector<py::ssize_t> shape)
   return a;
 }
 
+// A read-only view of a parsed picture's array, keeping the (shared, cached) picture alive.
+template <typename T>
+py::array_t<T> view_array(const std::shared_ptr<const ParsedPicture>& owner, const std::vector<T>& v,
+                          std::vector<py::ssize_t> shape) {
+  auto* keep = new std::shared_ptr<const ParsedPicture>(owner);
+  py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const ParsedPicture>*>(p); });
+  py::array_t<T> a(shape, v.data(), base);
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
 // One parsed picture, kept so that macroblocks, residual and coefficients share one parse.
 struct PyParsedPicture {
   std::shared_ptr<const ParsedPicture> shared;
@@ -198,11 +209,11 @@ struct PyParsedPicture {
     const MacroblockGrid& g = parsed.macroblocks;
     const py::ssize_t h = g.height_mbs, w = g.width_mbs;
     py::dict d;
-    d["mb_type"] = to_array(g.mb_type, {h, w});
-    d["qp"] = to_array(g.qp, {h, w});
-    d["cbp"] = to_array(g.cbp, {h, w});
-    d["mv"] = to_array(g.mv, {2, 4 * h, 4 * w, 2});
-    d["ref_idx"] = to_array(g.ref_idx, {2, 4 * h, 4 * w});
+    d["mb_type"] = view_array(shared, g.mb_type, {h, w});
+    d["qp"] = view_array(shared, g.qp, {h, w});
+    d["cbp"] = view_array(shared, g.cbp, {h, w});
+    d["mv"] = view_array(shared, g.mv, {2, 4 * h, 4 * w, 2});
+    d["ref_idx"] = view_array(shared, g.ref_idx, {2, 4 * h, 4 * w});
     return d;
   }
 

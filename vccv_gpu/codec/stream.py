@@ -41,6 +41,8 @@ class Macroblocks:
         (x, y) in quarter pels, 0 where unused; ref_idx: int8 [2, H4, W4], -1 where unused.
         Direct-mode blocks (B_Skip, B_Direct_16x16, B_8x8 direct sub-blocks) hold their derived
         spatial or temporal direct vectors and reference indices (8.4.1.2).
+
+    The arrays are read-only views of the parser's (cached) result: copy one to modify it.
     """
 
     mb_type: np.ndarray
