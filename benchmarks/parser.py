@@ -6,7 +6,8 @@
 
     python benchmarks/parser.py [--size 1280x720] [--frames 250] [--repeat 3] [VIDEO ...]
 
-With no VIDEO, CAVLC clips are generated (720p, GOP 12 without B-frames, GOP 250 with B-frames).
+With no VIDEO, clips are generated at --size (and 1080p with --full): CAVLC and CABAC, GOP 12
+without B-frames and GOP 250 with B-frames.
 """
 
 from __future__ import annotations
@@ -57,27 +58,34 @@ def decode_all(path: Path) -> None:
             pass
 
 
-def generate(folder: Path, size: str, frames: int) -> list[Path]:
+def generate(folder: Path, sizes: list[str], frames: int) -> list[Path]:
     from vccv_gpu.testing import make_clip
 
-    width, height = (int(v) for v in size.split("x"))
-    configs = {"cavlc-gop12-b0.mp4": dict(profile="main", entropy="cavlc", gop=12),
-               "cavlc-gop250-b3-high.mp4": dict(profile="high", entropy="cavlc", gop=250, bframes=3)}
-    return [make_clip(folder / name, size=(width, height), frames=frames, **kw)
-            for name, kw in tqdm(configs.items(), desc="encoding")]
+    configs = {"cavlc-gop12-b0": dict(profile="main", entropy="cavlc", gop=12),
+               "cavlc-gop250-b3-high": dict(profile="high", entropy="cavlc", gop=250, bframes=3),
+               "cabac-gop12-b0": dict(profile="high", gop=12),
+               "cabac-gop250-b3-high": dict(profile="high", gop=250, bframes=3)}
+    jobs = [(size, name, kw) for size in sizes for name, kw in configs.items()]
+    clips = []
+    for size, name, kw in tqdm(jobs, desc="encoding"):
+        width, height = (int(v) for v in size.split("x"))
+        clips.append(make_clip(folder / f"{name}-{height}p.mp4", size=(width, height), frames=frames, **kw))
+    return clips
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*", type=Path)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--full", action="store_true", help="also 1920x1080 clips")
     parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        clips = args.videos or generate(Path(tmp), args.size, args.frames)
+        sizes = [args.size] + (["1920x1080"] if args.full else [])
+        clips = args.videos or generate(Path(tmp), sizes, args.frames)
         for path in tqdm(clips, desc="measuring"):
             with codec.open(path) as s:
                 inter = [f.index for f in s.frames if f.type in "PB"]
@@ -91,10 +99,10 @@ def main() -> None:
                 row["a_over_c"] = row["a_fps"] / row["c_fps"]
                 row["b_over_c"] = row["b_fps"] / row["c_fps"]
             rows.append(row)
-    print(f"{'clip':28} {'size':>9} {'P/B':>5} {'(a) mv+res':>11} {'(b) coeffs':>11} {'(c) decode':>11} "
+    print(f"{'clip':30} {'size':>9} {'P/B':>5} {'(a) mv+res':>11} {'(b) coeffs':>11} {'(c) decode':>11} "
           f"{'a/c':>6} {'b/c':>6}")
     for r in rows:
-        line = f"{r['clip']:28} {r['size']:>9} {r['inter_frames']:5d} {r['a_fps']:9.0f}/s {r['b_fps']:9.0f}/s"
+        line = f"{r['clip']:30} {r['size']:>9} {r['inter_frames']:5d} {r['a_fps']:9.0f}/s {r['b_fps']:9.0f}/s"
         if "c_fps" in r:
             line += f" {r['c_fps']:9.0f}/s {r['a_over_c']:6.2f} {r['b_over_c']:6.2f}"
         print(line)
