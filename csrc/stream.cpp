@@ -233,6 +233,10 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
 void Stream::close_picture() {
   if (!current_) return;
   Picture& pic = *current_;
+  if (pic.slices.empty()) {  // its first slice failed after the picture was opened
+    current_.reset();
+    return;
+  }
   references_.end_picture(pic.slices.front().header, *pic.sps, static_cast<int32_t>(pic.decode_index), pic.poc);
   // Only I pictures are random access points; a recovery point on a P picture is not.
   if (!pic.idr && pic.type != kSliceI) pic.key = false;

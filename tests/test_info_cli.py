@@ -35,3 +35,70 @@ def test_module_entry_point_help():
     assert "--json" in result.stdout
     result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec"], capture_output=True, text=True)
     assert result.returncode == 2 and "info" in result.stderr
+
+
+def test_directory_verify_reports_bad_files_by_name(clip_factory, tmp_path, capsys):
+    """`info DIR --verify`: every video under DIR is listed or reported; slice data damage that
+    only the macroblock layer sees is found with --verify and missed without it."""
+    import shutil
+
+    import numpy as np
+
+    from vccv_gpu import codec
+    from vccv_gpu.testing import make_foreign_clip
+
+    root = tmp_path / "videos"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    good = {
+        "a.mp4": clip_factory(".mp4", profile="high", bframes=3, gop=12, frames=30),
+        "nested/b.h264": clip_factory(".h264", profile="baseline", entropy="cavlc"),
+        "nested/deeper/c.mkv": clip_factory(".mkv", profile="main", entropy="cabac", bframes=2, slices=2),
+    }
+    for name, src in good.items():
+        shutil.copy(src, root / name)
+    (root / "notes.txt").write_text("not a video: ignored")
+    raw = clip_factory(".h264", profile="main", entropy="cavlc", frames=24, size=(96, 64))
+    data = raw.read_bytes()
+
+    # Cut in the middle of a slice: the cut picture is dropped and the file marked truncated.
+    (root / "cut.h264").write_bytes(data[:int(len(data) * 0.6)])
+    # Emulation-prevented zero runs in the slice data of a picture in the middle: the headers
+    # still parse, the CAVLC codes there do not.
+    flipped = bytearray(data)
+    mid = int(len(data) * 0.6)
+    flipped[mid:mid + 6] = b"\0\0\3\0\0\3"
+    (root / "nested" / "flipped.h264").write_bytes(bytes(flipped))
+    with codec.open(bytes(flipped)) as s:  # the premise: only a full parse finds the damage
+        assert not s.truncated
+    (root / "noise.mp4").write_bytes(np.random.default_rng(3).bytes(5000))
+    make_foreign_clip(root / "nested" / "other.webm", "libvpx-vp9")
+    bad = ["cut.h264", "nested/flipped.h264", "noise.mp4", "nested/other.webm"]
+
+    assert main([str(root), "--verify"]) == 1
+    out, err = capsys.readouterr()
+    errors = {line.split(": ")[1]: line for line in err.splitlines() if line.startswith("error: ")}
+    assert sorted(errors) == sorted(str(root / name) for name in bad), err
+    assert "truncated" in errors[str(root / "cut.h264")]
+    assert "picture" in errors[str(root / "nested" / "flipped.h264")]  # names the broken picture
+    assert "not H.264" in errors[str(root / "nested" / "other.webm")]
+    listed = [line.split()[0] for line in out.splitlines()[1:]]
+    assert listed == [str(root / name) for name in ("a.mp4", "nested/b.h264", "nested/deeper/c.mkv")], out
+
+    # Without --verify the damaged slice data goes unnoticed and the cut file is listed as truncated.
+    assert main([str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "flipped.h264" in out and "flipped.h264" not in err
+    assert any("cut.h264" in line and "(truncated)" in line for line in out.splitlines())
+    assert "noise.mp4" in err and "other.webm" in err
+
+    # Files and directories mix; JSON rows say they were verified.
+    assert main(["--json", "--verify", str(root / "nested" / "deeper"), str(root / "a.mp4")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in rows] == [str(root / "nested/deeper/c.mkv"), str(root / "a.mp4")]
+    assert all(r["verified"] for r in rows)
+
+
+def test_empty_directory_is_an_error(tmp_path, capsys):
+    (tmp_path / "readme.txt").write_text("no videos here")
+    assert main([str(tmp_path)]) == 1
+    assert f"error: {tmp_path}: no video files" in capsys.readouterr().err

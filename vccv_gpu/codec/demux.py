@@ -61,7 +61,7 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
     cut = truncation(file, size)
     file.seek(0)
     try:
-        container = av.open(file)
+        container = _open_container(file)
     except av.error.FFmpegError as e:
         reason = cut or f"not a video container or H.264 stream that can be read ({e.strerror})"
         raise CorruptStream(reason, name) from None
@@ -70,6 +70,10 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
         if not videos:
             raise UnsupportedStream(f"no video stream in the {container.format.name} container", name)
         stream = videos[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know (or a damaged sample entry)
+            if cut:
+                raise CorruptStream(cut, name)
+            raise UnsupportedStream("video codec is not one FFmpeg knows, not H.264", name)
         codec_name = stream.codec_context.name
         if codec_name != "h264":
             raise UnsupportedStream(f"video codec is {codec_name}, not H.264", name)
@@ -86,6 +90,17 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
         if previous is not None:
             native.add_packet(previous, previous.pts, True)
         return info
+
+
+def _open_container(file: BinaryIO) -> av.container.InputContainer:
+    """av.open that tolerates undecodable metadata text (damaged or odd files)."""
+    import av
+
+    try:
+        return av.open(file, metadata_errors="replace")
+    except TypeError:  # PyAV 19 dropped the option (and no longer decodes metadata eagerly)
+        file.seek(0)
+        return av.open(file)
 
 
 def _packets(container: av.container.InputContainer, stream: av.VideoStream, info: DemuxInfo) -> Iterator[av.Packet]:

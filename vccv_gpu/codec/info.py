@@ -1,17 +1,30 @@
-"""`python -m vccv_gpu.codec info`: the stream structure of H.264 files, as a table or JSON."""
+"""`python -m vccv_gpu.codec info`: the stream structure of H.264 files, as a table or JSON.
+
+Directories are searched (recursively) for video files; `--verify` also entropy-decodes every
+frame, so damage anywhere in a file is found, not only in its headers."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import warnings
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 from tqdm import tqdm
 
-from .errors import StreamError
+from .errors import CorruptStream, StreamError
 from .stream import Stream, open as open_stream
+
+# What a directory search picks up: containers FFmpeg reads and raw H.264 streams.
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".m2t",
+    ".h264", ".264", ".avc", ".h26l", ".jvt", ".avi", ".flv", ".f4v", ".mpg", ".mpeg", ".vob", ".wmv",
+    ".asf", ".ogv", ".mxf", ".nut",
+})
 
 
 def gop_lengths(stream: Stream) -> list[int]:
@@ -68,26 +81,68 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells])
 
 
+def video_files(directory: str) -> Iterator[str]:
+    """Video files under `directory` by extension, sorted, hidden files and folders skipped."""
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                yield os.path.join(root, name)
+
+
+def inspect(path: str, verify: bool = False) -> dict[str, Any]:
+    """The `describe` row of one file. With `verify`, every frame's macroblocks and residual are
+    decoded too, and a truncated file is an error: raises CorruptStream naming the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # truncation is reported in the output instead
+        with open_stream(path) as stream:
+            row = describe(stream)
+            if not verify:
+                return row
+            if stream.truncated:
+                found = [re.search(r"truncated \((.*)\); (\d+) complete frames", str(w.message)) for w in caught]
+                why = next((f"truncated ({m.group(1)}); {m.group(2)} complete frames" for m in found if m),
+                           "truncated")
+                raise CorruptStream(why, stream.name)
+            for frame in stream.frames:
+                stream.macroblocks(frame.index)
+                stream.residual(frame.index)
+    return {**row, "verified": True}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vccv_gpu.codec info",
         description="Print each H.264 file's size, profile, entropy coding, frame count and GOP "
-                    "structure (frame types in display order).")
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="mp4/mov/mkv/ts or raw .h264 files")
+                    "structure (frame types in display order). Files that cannot be read are "
+                    "reported on stderr as 'error: PATH: reason' and make the exit status 1.")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO",
+                        help="mp4/mov/mkv/ts or raw .h264 files, or directories to search for video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    parser.add_argument("--verify", action="store_true",
+                        help="also decode every frame's macroblocks and residual (entropy decoding), so "
+                             "corrupt slice data anywhere is found; truncated files count as errors")
     args = parser.parse_args(argv)
 
     rows, failures = [], 0
-    show_progress = len(args.videos) > 1 and sys.stderr.isatty()
-    for path in tqdm(args.videos, desc="parsing", unit="file", disable=not show_progress):
+    paths: list[str] = []
+    for given in args.videos:
+        if os.path.isdir(given):
+            found = list(video_files(given))
+            if not found:
+                failures += 1
+                print(f"error: {given}: no video files in this directory", file=sys.stderr)
+            paths += found
+        else:
+            paths.append(given)
+    show_progress = len(paths) > 1 and sys.stderr.isatty()
+    for path in tqdm(paths, desc="verifying" if args.verify else "parsing", unit="file",
+                     disable=not show_progress):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # truncation is reported in the output instead
-                with open_stream(path) as stream:
-                    row = describe(stream)
+            row = inspect(path, args.verify)
         except (StreamError, OSError) as e:
             failures += 1
-            print(f"error: {e}", file=sys.stderr)
+            tqdm.write(f"error: {e}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(row), flush=True)
