@@ -27,6 +27,9 @@ python -m pytest -m gpu -v -rs tests > "$OUT/gpu_tests.txt" 2>&1
 status=$?
 [ "$status" -eq 5 ] && echo "no gpu tests collected yet" >> "$OUT/gpu_tests.txt" && status=0
 
+python benchmarks/kernels.py --json "$OUT/kernels.json" > "$OUT/kernels.txt" 2>&1 || status=1
+python benchmarks/kernels.py --dtype bf16 --json "$OUT/kernels_bf16.json" > "$OUT/kernels_bf16.txt" 2>&1 || status=1
+
 if [ -d .bench_clips ]; then
   python benchmarks/parse_speed.py --clips .bench_clips --out "$OUT/parse_speed.json" > "$OUT/parse_speed.txt" 2>&1 \
     || status=1
