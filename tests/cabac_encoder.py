@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-_HEADER = (Path(__file__).resolve().parents[1] / "csrc" / "cabac_tables.h").read_text()
-
+from c_tables import c_arrays, flatten
 
 def _table(name: str) -> list[int]:
     """The numbers of a C array initialiser in cabac_tables.h, flattened."""
-    text = re.sub(r"/\*.*?\*/", "", re.sub(r"//[^\n]*", "", _HEADER), flags=re.S)
-    start = text.index("{", re.search(name + r"\[", text).end())
-    depth, end = 0, start
-    for end in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[end], 0)
-        if depth == 0:
-            break
-    return [int(v) for v in re.findall(r"-?\d+", text[start:end])]
+    return flatten(c_arrays("cabac_tables.h")[name][2])
 
 
 RANGE_LPS = _table("kRangeTabLps")

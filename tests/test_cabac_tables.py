@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from c_tables import c_arrays, c_int_constants, flatten, shape_of
+
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "cabac_tables.h"
 
 EXPECTED = {  # name: (element type, shape)
@@ -29,47 +31,12 @@ EXPECTED = {  # name: (element type, shape)
     "kCtxBlockCatOffset": ("uint8_t", (4, 14)),
 }
 
-_DECL = re.compile(
-    r"inline\s+constexpr\s+(\w+)\s+(\w+)\s*((?:\[\s*\d+\s*\])+)\s*=\s*\{"
-)
-_CONST = re.compile(r"inline\s+constexpr\s+int\s+(\w+)\s*=\s*(-?\d+)\s*;")
-_TOKEN = re.compile(r"\{|\}|,|[^\s{},]+")
-
-
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
-
-
-def _parse_braces(tokens: list[str], pos: int) -> tuple[list, int]:
-    """Parse one brace group starting at tokens[pos] == '{'; returns (list, next pos)."""
-    assert tokens[pos] == "{"
-    pos += 1
-    items: list = []
-    while tokens[pos] != "}":
-        if tokens[pos] == "{":
-            sub, pos = _parse_braces(tokens, pos)
-            items.append(sub)
-        elif tokens[pos] == ",":
-            pos += 1
-        else:
-            items.append(int(tokens[pos], 0))
-            pos += 1
-    return items, pos + 1
-
-
 def _shape(value) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return ()
-    inner = {_shape(v) for v in value}
-    assert len(inner) == 1, f"ragged initializer: {inner}"
-    return (len(value),) + inner.pop()
+    return shape_of(value)
 
 
 def _flat(value) -> list[int]:
-    if isinstance(value, int):
-        return [value]
-    return [x for v in value for x in _flat(v)]
+    return flatten(value)
 
 
 @lru_cache(maxsize=None)
@@ -77,22 +44,12 @@ def _raw_text() -> str:
     return HEADER.read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
 def _arrays() -> dict[str, tuple[str, tuple[int, ...], list]]:
-    text = _strip_comments(_raw_text())
-    out = {}
-    for m in _DECL.finditer(text):
-        ctype, name, dims = m.group(1), m.group(2), m.group(3)
-        shape = tuple(int(d) for d in re.findall(r"\d+", dims))
-        tokens = _TOKEN.findall(text[m.end() - 1 :])
-        value, _ = _parse_braces(tokens, 0)
-        out[name] = (ctype, shape, value)
-    return out
+    return c_arrays(HEADER.name)
 
 
-@lru_cache(maxsize=None)
 def _consts() -> dict[str, int]:
-    return {m.group(1): int(m.group(2)) for m in _CONST.finditer(_strip_comments(_raw_text()))}
+    return c_int_constants(HEADER.name)
 
 
 def arr(name: str) -> list:

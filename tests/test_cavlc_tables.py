@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
+from c_tables import c_arrays, shape_of
 
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "cavlc_tables.h"
 
@@ -30,55 +31,12 @@ EXPECTED = {  # name: (element type, shape)
     "kCodedBlockPatternInter": ("uint8_t", (48,)),
 }
 
-_DECL = re.compile(
-    r"inline\s+constexpr\s+(\w+)\s+(\w+)\s*((?:\[\s*\d+\s*\])+)\s*=\s*\{"
-)
-_TOKEN = re.compile(r"\{|\}|,|[^\s{},]+")
-
-
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
-
-
-def _parse_braces(tokens: list[str], pos: int) -> tuple[list, int]:
-    """Parse one brace group starting at tokens[pos] == '{'; returns (list, next pos)."""
-    assert tokens[pos] == "{"
-    pos += 1
-    items: list = []
-    while tokens[pos] != "}":
-        if tokens[pos] == "{":
-            sub, pos = _parse_braces(tokens, pos)
-            items.append(sub)
-        elif tokens[pos] == ",":
-            pos += 1
-            continue
-        else:
-            items.append(int(tokens[pos], 0))
-            pos += 1
-    return items, pos + 1
-
-
 def _shape(value) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        return ()
-    inner = {_shape(v) for v in value}
-    assert len(inner) == 1, f"ragged initializer: {inner}"
-    return (len(value), *inner.pop())
+    return shape_of(value)
 
 
-@lru_cache(maxsize=None)
 def arrays() -> dict[str, tuple[str, tuple[int, ...], list]]:
-    text = _strip_comments(HEADER.read_text())
-    out = {}
-    for m in _DECL.finditer(text):
-        ctype, name, dims = m.group(1), m.group(2), m.group(3)
-        shape = tuple(int(d) for d in re.findall(r"\d+", dims))
-        tokens = _TOKEN.findall(text[m.end() - 1 :])
-        value, _ = _parse_braces(tokens, 0)
-        assert name not in out, f"{name} declared twice"
-        out[name] = (ctype, shape, value)
-    return out
+    return c_arrays(HEADER.name)
 
 
 def arr(name: str) -> list:
