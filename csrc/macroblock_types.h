@@ -8,7 +8,7 @@ namespace vccv {
 // Prediction list usage of a partition: bit 0 list 0, bit 1 list 1.
 enum PredFlags : uint8_t { kPredNone = 0, kPredL0 = 1, kPredL1 = 2, kPredBi = 3, kPredDirect = 4 };
 
-enum class MbKind : uint8_t { kIntra4x4, kIntra16x16, kPcm, kInter, kSkip, kDirect16x16 };
+enum class MbKind : uint8_t { kIntra4x4, kIntra16x16, kPcm, kInter, kDirect16x16 };
 
 struct MbTypeInfo {
   MbKind kind;

@@ -52,7 +52,6 @@ class Stream : public ParameterSetLookup {
   // and computes display order.
   void finish();
 
-  bool length_prefixed() const { return length_size_ > 0; }
   bool truncated() const { return truncated_; }
   // Slices before the first usable SPS/PPS (a stream cut mid-sequence), skipped.
   uint32_t skipped_leading_slices() const { return skipped_leading_slices_; }
