@@ -26,11 +26,12 @@ import torch
 from torch import Tensor
 
 from .reference import sam_reference, tgm_reference
+from .residual import reconstruct_residual
 
 BACKENDS: tuple[str, ...] = ("auto", "triton", "reference")
 ENV_VAR = "VCCV_KERNELS"
 
-__all__ = ["BACKENDS", "ENV_VAR", "resolve_backend", "spatial_attention", "temporal_gate"]
+__all__ = ["BACKENDS", "ENV_VAR", "reconstruct_residual", "resolve_backend", "spatial_attention", "temporal_gate"]
 
 
 def triton_interpreting() -> bool:
