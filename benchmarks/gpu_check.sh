@@ -23,7 +23,8 @@ cd "$(dirname "$0")/.."
   pip install --no-deps --no-build-isolation -e .
 } > "$OUT/install.log" 2>&1 || { echo "install failed: see install.log"; tail -40 "$OUT/install.log"; exit 1; }
 
-python -m pytest -m gpu -v -rs tests > "$OUT/gpu_tests.txt" 2>&1
+# Test modules that need PyAV (absent there) cannot be collected: the others still run.
+python -m pytest -m gpu -v -rs --continue-on-collection-errors tests > "$OUT/gpu_tests.txt" 2>&1
 status=$?
 [ "$status" -eq 5 ] && echo "no gpu tests collected yet" >> "$OUT/gpu_tests.txt" && status=0
 

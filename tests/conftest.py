@@ -7,8 +7,6 @@ from typing import Any, Callable
 
 import pytest
 
-from vccv_gpu.testing import make_clip
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests skip cleanly on machines without CUDA."""
@@ -30,7 +28,10 @@ def _cuda_available() -> bool:
 
 @pytest.fixture(scope="session")
 def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """make_clip with a session cache: the same settings are encoded only once per run."""
+    """make_clip with a session cache: the same settings are encoded only once per run.
+    (Imported here: the GPU machine has no PyAV, and its GPU-only tests need no clips.)"""
+    from vccv_gpu.testing import make_clip
+
     root = tmp_path_factory.mktemp("clips")
     cache: dict[tuple, Path] = {}
 
