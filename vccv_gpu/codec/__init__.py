@@ -12,15 +12,19 @@ from typing import Any
 from .errors import CorruptStream, StreamError, UnsupportedStream
 from .stream import Coefficients, FrameInfo, Macroblocks, Residual, Stream, open
 
-__all__ = ["ClipSample", "Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "Residual", "Stream",
-           "StreamError", "UnsupportedStream", "open", "sample_clip"]
+__all__ = ["ClipLoader", "ClipSample", "Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "Residual",
+           "Stream", "StreamError", "UnsupportedStream", "open", "sample_clip"]
 
 
 def __getattr__(name: str) -> Any:
-    """`sample_clip` and `ClipSample` load torch: imported on first use, so the parser and its
-    command-line tools start without it."""
+    """`sample_clip`, `ClipSample` and `ClipLoader` load torch: imported on first use, so the
+    parser and its command-line tools start without it."""
     if name in ("sample_clip", "ClipSample"):
         from . import sample
 
         return getattr(sample, name)
+    if name == "ClipLoader":
+        from . import loader
+
+        return loader.ClipLoader
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
