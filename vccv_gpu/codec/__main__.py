@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import info
+from . import info, reencode
 
-COMMANDS = {"info": (info.main, "print the stream structure of H.264 files")}
+COMMANDS = {
+    "info": (info.main, "print the stream structure of H.264 files"),
+    "reencode": (reencode.main, "re-encode videos to H.264 with a fixed GOP and B-frame count"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
