@@ -286,6 +286,58 @@ def test_containers_with_timestamps_seek(clip_factory, monkeypatch, gop: int) ->
         assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 32))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fallback_skips_unreferenced_pictures(clip_factory, monkeypatch, workers: int) -> None:
+    """The decoded fallback hands the decoder only the sampled pictures and those others
+    predict from (nal_ref_idc != 0), nothing past the last sampled one; same frames out."""
+    from vccv_gpu.codec import sample
+
+    path = clip_factory(size=SIZE, frames=40, gop=250, bframes=2)
+    with codec.open(path) as st:
+        frames = list(st.frames)
+    fed: list[int | None] = []
+    monkeypatch.setattr(sample, "_workers", lambda: workers)
+    monkeypatch.setattr(sample, "_decode_hook", fed.append)
+    s = codec.sample_clip(path, num_segments=8, size=40)
+    assert s.policy == "decoded"
+    assert None not in fed and len(fed) == len(set(fed))
+    assert set(s.frame_indices) <= set(fed)
+    skippable = [f.index for f in frames if not f.reference and f.index not in s.frame_indices]
+    assert skippable and not set(skippable) & set(fed)  # non-reference B pictures exist, none fed
+    assert all(frames[i].reference for i in fed if i not in s.frame_indices)
+    last = max(frames[i].decode_index for i in s.frame_indices)
+    assert all(frames[i].decode_index <= last for i in fed)
+    assert len(fed) < len(frames)
+    oracle = decode_all(path)
+    assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 40))
+
+
+@pytest.mark.parametrize("suffix,gop,bframes", [(".mp4", 4, 0), (".mkv", 6, 2), (".mp4", 20, 2)])
+def test_parallel_decoding_matches_sequential(clip_factory, monkeypatch, suffix: str, gop: int,
+                                               bframes: int) -> None:
+    """Several containers decoding GOPs in threads give exactly the one-decoder result."""
+    import threading
+
+    from vccv_gpu.codec import sample
+
+    path = clip_factory(suffix, size=SIZE, frames=48, gop=gop, bframes=bframes)
+    results, threads = {}, {}
+    for workers in (1, 4):
+        seen: set[int] = set()
+        monkeypatch.setattr(sample, "_workers", lambda w=workers: w)
+        monkeypatch.setattr(sample, "_decode_hook", lambda i, seen=seen: seen.add(threading.get_ident()))
+        results[workers] = [codec.sample_clip(src, num_segments=8, size=48, residual=mode)
+                            for src in (path, path.read_bytes()) for mode in ("middle", "sum")]
+        threads[workers] = len(seen)
+    assert threads[1] == 1 and threads[4] > 1
+    for a, b in zip(results[1], results[4]):
+        assert torch.equal(a.iframes, b.iframes) and torch.equal(a.residuals, b.residuals)
+        assert (a.frame_indices, a.residual_frames, a.policy) == (b.frame_indices, b.residual_frames, b.policy)
+    oracle = decode_all(path)
+    s = results[4][0]
+    assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 48))
+
+
 def test_fallback_residual_of_intra_frame_is_next_inter(clip_factory) -> None:
     path = clip_factory(size=SIZE, frames=10, gop=250)
     s = codec.sample_clip(path, num_segments=20, size=16)  # more segments than frames

@@ -34,14 +34,21 @@ round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frame
 in float32 from uint8 and rounded back to uint8; residuals are resized in float32 and stored
 as float16. Frames are converted to RGB by PyAV (swscale); residuals with the same matrix and
 range (see `colour`). Everything is computed on the CPU and moved to `device` at the end.
+
+Speed (results do not depend on it): independent GOPs are decoded by up to min(4, CPUs)
+containers in threads, while another thread parses the residuals; frames and residuals are
+resized one at a time as they arrive; pictures with nal_ref_idc 0 that are not sampled are
+never handed to the decoder, and nothing after the last sampled picture (decoding order) is.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -177,36 +184,72 @@ def _av_source(source: Source) -> Any:
     return os.fspath(source)
 
 
-def decode_frames(source: Source, stream: Stream, indices: list[int]) -> dict[int, np.ndarray]:
-    """RGB uint8 [H, W, 3] (PyAV rgb24) of the frames `indices` (display order).
+# Test hook: called with the display index (None when unknown) of every picture handed to the
+# decoder by the seeking path, from whichever thread decodes it.
+_decode_hook: Callable[[int | None], None] | None = None
+
+
+def _workers() -> int:
+    """Decoder threads for independent GOPs (PyAV releases the GIL while decoding)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def decode_frames(source: Source, stream: Stream, indices: list[int],
+                  convert: Callable[[np.ndarray], Any] | None = None, workers: int = 1,
+                  pool: Executor | None = None) -> dict[int, Any]:
+    """RGB uint8 [H, W, 3] (PyAV rgb24) of the frames `indices` (display order), passed
+    through `convert` (in the decoding thread) when given.
 
     Containers with timestamps: one seek per keyframe that starts a needed GOP, decoding from
-    there up to the last needed frame of the GOP (a lone keyframe: its packet only). Raw
-    Annex B (no timestamps), and containers whose seek lands after the keyframe (MPEG-TS):
-    decodes in order from the start and stops after the last needed frame. Raises
-    CorruptStream naming the file when PyAV fails or a frame does not come out.
+    there up to the last needed frame of the GOP (a lone keyframe: its packet only), skipping
+    the pictures nothing refers to (nal_ref_idc 0) unless they are wanted. With workers > 1
+    the GOPs are split into up to `workers` contiguous runs, each decoded by its own container
+    in `pool` (or a pool of its own). Raw Annex B (no timestamps), and containers whose seek
+    lands after the keyframe (MPEG-TS): decodes in order from the start and stops after the
+    last needed frame. Raises CorruptStream naming the file when PyAV fails or a frame does
+    not come out.
     """
     import av
 
     wanted = sorted(set(indices))
     if not wanted:
         return {}
+    convert = convert or (lambda a: a)
     frames = stream.frames
     pts = [f.pts for f in frames]
     timed = stream.container != "h264" and None not in pts and len(set(pts)) == len(pts)
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, Any] = {}
     try:
-        with av.open(_av_source(source)) as container:
-            vs = container.streams.video[0]
-            if timed:
-                try:
-                    _decode_seeking(container, vs, stream, wanted, out)
-                except _SeekMissed:  # e.g. MPEG-TS, where seeking is approximate
-                    out.clear()
-                    timed = False
+        if timed:
+            groups = list(_gop_groups(stream, wanted).items())
+            runs = _split(groups, max(1, workers))
+            try:
+                if len(runs) == 1:
+                    # One run: let libavcodec decode it with frame threads too, unless it is
+                    # lone keyframes only (no lookahead to overlap).
+                    frame_threads = workers > 1 and any(len(t) > 1 or t[0] != k for k, t in runs[0])
+                    out.update(_decode_seeking(source, stream, runs[0], convert, frame_threads))
+                else:
+                    own = pool is None
+                    ex = ThreadPoolExecutor(len(runs)) if own else pool
+                    futures: list[Future] = []
+                    try:
+                        futures += [ex.submit(_decode_seeking, source, stream, run, convert) for run in runs]
+                        for fut in futures:
+                            out.update(fut.result())
+                    finally:
+                        if own:
+                            ex.shutdown(wait=True)
+                        else:
+                            for fut in futures:
+                                fut.cancel()
+                            wait(futures)  # none still reads the source when this returns
+            except _SeekMissed:  # e.g. MPEG-TS, where seeking is approximate
+                out.clear()
+                timed = False
         if not timed:
             with av.open(_av_source(source)) as container:
-                _decode_in_order(container, container.streams.video[0], wanted, out)
+                _decode_in_order(container, container.streams.video[0], wanted, out, convert)
     except av.FFmpegError as e:
         raise CorruptStream(f"PyAV could not decode the sampled frames ({e})", stream.name) from None
     missing = [i for i in wanted if i not in out]
@@ -219,48 +262,93 @@ class _SeekMissed(Exception):
     """The container's seek landed after the keyframe asked for."""
 
 
-def _decode_seeking(container: Any, vs: Any, stream: Stream, wanted: list[int], out: dict[int, np.ndarray]) -> None:
-    frames = stream.frames
-    keys = [f.index for f in frames if f.key]
-    index_of = {f.pts: f.index for f in frames}
+def _gop_groups(stream: Stream, wanted: list[int]) -> dict[int, list[int]]:
+    """The wanted frames by the keyframe that precedes them (display order)."""
+    keys = [f.index for f in stream.frames if f.key]
     groups: dict[int, list[int]] = {}
     for i in wanted:
-        before = [k for k in keys if k <= i]
-        groups.setdefault(before[-1] if before else 0, []).append(i)
-    ctx = vs.codec_context
-    for key, targets in groups.items():
-        container.seek(frames[key].pts, stream=vs, backward=True)  # also flushes the decoder
-        todo = {frames[i].pts for i in targets}
-        lone_key = targets == [key] and frames[key].key
-        key_pts = frames[key].pts
-        seen_key = False
-        for packet in container.demux(vs):
-            if packet.pts is not None and not seen_key:
-                # In decoding order nothing before a keyframe is displayed after it: a later
-                # timestamp before the keyframe's own packet means the seek overshot.
-                if packet.pts > key_pts:
-                    raise _SeekMissed
-                seen_key = packet.pts == key_pts
-            if lone_key:
-                if packet.pts != key_pts:
-                    continue  # the seek landed earlier (e.g. a recovery point not in the index)
-                decoded = list(ctx.decode(packet)) + list(ctx.decode(None))  # drain: no lookahead
-                ctx.flush_buffers()
-            else:
-                decoded = list(packet.decode())
-            for frame in decoded:
-                if frame.pts in todo:
-                    out[index_of[frame.pts]] = frame.to_ndarray(format="rgb24")
-                    todo.discard(frame.pts)
-            if not todo or lone_key:
-                break
+        k = bisect.bisect_right(keys, i)
+        groups.setdefault(keys[k - 1] if k else 0, []).append(i)
+    return groups
 
 
-def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, np.ndarray]) -> None:
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    """`items` in at most `parts` contiguous runs of near-equal length (none empty)."""
+    parts = max(1, min(parts, len(items)))
+    q, r = divmod(len(items), parts)
+    runs, at = [], 0
+    for p in range(parts):
+        n = q + (p < r)
+        runs.append(items[at:at + n])
+        at += n
+    return runs
+
+
+def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list[int]]],
+                    convert: Callable[[np.ndarray], Any], frame_threads: bool = False) -> dict[int, Any]:
+    """Decodes the GOPs `groups` ((keyframe, wanted frames) pairs) with a container of its own
+    (frame_threads: libavcodec's frame and slice threading; else its default)."""
+    import av
+
+    frames = stream.frames
+    index_of = {f.pts: f.index for f in frames}
+    hook = _decode_hook
+    out: dict[int, Any] = {}
+    with av.open(_av_source(source)) as container:
+        vs = container.streams.video[0]
+        ctx = vs.codec_context
+        if frame_threads:
+            ctx.thread_type = "AUTO"
+        for key, targets in groups:
+            container.seek(frames[key].pts, stream=vs, backward=True)  # also flushes the decoder
+            todo = {frames[i].pts for i in targets}
+            unfed = set(todo)  # wanted pictures not yet handed to the decoder
+            lone_key = targets == [key] and frames[key].key
+            key_pts = frames[key].pts
+            seen_key = False
+            for packet in container.demux(vs):
+                if packet.pts is not None and not seen_key:
+                    # In decoding order nothing before a keyframe is displayed after it: a later
+                    # timestamp before the keyframe's own packet means the seek overshot.
+                    if packet.pts > key_pts:
+                        raise _SeekMissed
+                    seen_key = packet.pts == key_pts
+                index = index_of.get(packet.pts) if packet.pts is not None else None
+                if lone_key:
+                    if packet.pts != key_pts:
+                        continue  # the seek landed earlier (e.g. a recovery point not in the index)
+                    if hook is not None:
+                        hook(index)
+                    decoded = list(ctx.decode(packet)) + list(ctx.decode(None))  # drain: no lookahead
+                    ctx.flush_buffers()
+                elif packet.size == 0:  # end of the stream: drain
+                    decoded = list(ctx.decode(None))
+                    ctx.flush_buffers()
+                else:
+                    if seen_key and index is not None and packet.pts not in unfed and not frames[index].reference:
+                        continue  # nothing predicts from it and it is not wanted
+                    if hook is not None:
+                        hook(index)
+                    unfed.discard(packet.pts)
+                    decoded = list(ctx.decode(packet))
+                    if not unfed:  # everything needed is in the decoder: drain it
+                        decoded += list(ctx.decode(None))
+                        ctx.flush_buffers()
+                for frame in decoded:
+                    if frame.pts in todo:
+                        out[index_of[frame.pts]] = convert(frame.to_ndarray(format="rgb24"))
+                        todo.discard(frame.pts)
+                if not todo or lone_key or not unfed:
+                    break
+    return out
+
+
+def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, Any],
+                     convert: Callable[[np.ndarray], Any] = lambda a: a) -> None:
     todo = set(wanted)
     for n, frame in enumerate(container.decode(vs)):  # output order = display order
         if n in todo:
-            out[n] = frame.to_ndarray(format="rgb24")
+            out[n] = convert(frame.to_ndarray(format="rgb24"))
             todo.discard(n)
             if not todo:
                 return
@@ -314,17 +402,31 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
             sources = [_fallback_residual_frame(types, i) for i in frame_indices]
 
         matrix = rgb_matrix(s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range")))
-        rgb = decode_frames(path, s, frame_indices)
-        res = {src: residual_rgb(s, src, matrix) for src in dict.fromkeys(sources)}
         fps, duration = s.fps, s.duration
         height, width, name = s.height, s.width, s.name
 
-    frames_t = torch.stack([torch.from_numpy(rgb[i]).permute(2, 0, 1) for i in frame_indices])
-    if frames_t.shape[-2:] != (height, width):
-        raise CorruptStream(f"PyAV decoded {frames_t.shape[-1]}x{frames_t.shape[-2]} frames, "
-                            f"the SPS says {width}x{height}", name)
-    iframes = resize(frames_t.float(), size, keep_aspect).round_().clamp_(0, 255).to(torch.uint8)
-    residuals = resize(torch.stack([res[src] for src in sources]), size, keep_aspect).to(torch.float16)
+        def frame_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+            # One frame at a time (the same values as resizing the stacked batch, without the
+            # full-resolution float copy of all N frames).
+            if rgb.shape[:2] != (height, width):
+                raise CorruptStream(f"PyAV decoded {rgb.shape[1]}x{rgb.shape[0]} frames, "
+                                    f"the SPS says {width}x{height}", name)
+            x = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()[None].float()
+            return resize(x, size, keep_aspect).round_().clamp_(0, 255).to(torch.uint8)[0]
+
+        def residuals_small() -> dict[tuple[int, ...], torch.Tensor]:
+            # One thread only: the stream's parse cache is not shared between threads.
+            return {src: resize(residual_rgb(s, src, matrix).contiguous()[None], size, keep_aspect).to(torch.float16)[0]
+                    for src in dict.fromkeys(sources)}
+
+        workers = _workers()
+        with ThreadPoolExecutor(workers + 1) as pool:
+            res_future = pool.submit(residuals_small)  # the parser releases the GIL too
+            small = decode_frames(path, s, frame_indices, frame_to_tensor, workers, pool)
+            res = res_future.result()  # (on an error the pool's exit waits for it all the same)
+
+    iframes = torch.stack([small[i] for i in frame_indices])
+    residuals = torch.stack([res[src] for src in sources])
     return ClipSample(
         iframes=iframes.contiguous().to(device),
         residuals=residuals.contiguous().to(device),
