@@ -1,0 +1,7 @@
+"""`python -m vccv_gpu.codec.fuzz`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
