@@ -61,6 +61,6 @@ class CMakeBuild(build_ext):
 setup(
     ext_modules=[CMakeExtension("vccv_gpu._h264")],
     cmdclass={"build_ext": CMakeBuild},
-    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.codec.fuzz", "vccv_gpu.model", "vccv_gpu.kernels"],
+    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.codec.fuzz", "vccv_gpu.data", "vccv_gpu.model", "vccv_gpu.kernels"],
     package_dir={"vccv_gpu": "vccv_gpu", "vccv_gpu.kernels": "kernels"},
 )
