@@ -1,0 +1,147 @@
+"""The synthetic motion-captioning set (vccv_gpu.data.synthetic)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import av
+import numpy as np
+import pytest
+
+from vccv_gpu import codec
+from vccv_gpu.data import load_dataset
+from vccv_gpu.data import synthetic as syn
+from vccv_gpu.testing import x264_settings
+
+SIZE = (64, 48)
+FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    return syn.generate(out, 6, seed=3, size=SIZE, frames=FRAMES, fps=12)
+
+
+def _params(**changes) -> syn.ClipParams:
+    base = syn.ClipParams(background="rocket", shape="ball", colour="red", motion="moves", direction="left",
+                          speed="quickly", start=(33.0, 23.0), crop=(100.0, 80.0, 2.0), event=6)
+    return dataclasses.replace(base, **changes)
+
+
+def _centroid(weights: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(weights.shape)
+    total = weights.sum()
+    return float((weights * xs).sum() / total), float((weights * ys).sum() / total)
+
+
+def test_set_loads_and_every_clip_opens(small_set):
+    samples = load_dataset("csv", small_set)
+    assert len(samples) == 6
+    assert {s.split for s in samples} <= {"train", "val", "test"}
+    assert sum(s.split == "train" for s in samples) == 4
+    entropies, bframes, gops = set(), set(), set()
+    for s in samples:
+        assert not s.video_id.startswith("/") and s.video_id.startswith("videos/")
+        assert len(s.captions) == 1 and " a photo of " in s.captions[0]
+        stream = codec.open(s.video_path)
+        assert len(stream.frames) == FRAMES
+        sei = x264_settings(s.video_path)
+        entropies.add(sei["cabac"])
+        bframes.add(sei["bframes"])
+        gops.add(sei["keyint"])
+    # Six consecutive entries of the 8-entry rotation always cover every setting.
+    assert entropies == {"0", "1"} and bframes == {"0", "2"} and gops == {"12", "250"}
+
+
+def test_deterministic_for_a_seed(small_set, tmp_path):
+    again = syn.generate(tmp_path / "a", 6, seed=3, size=SIZE, frames=FRAMES, fps=12)
+    assert again.read_bytes() == small_set.read_bytes()
+    for name in sorted(p.name for p in (small_set.parent / "videos").iterdir()):
+        assert (again.parent / "videos" / name).read_bytes() == (small_set.parent / "videos" / name).read_bytes()
+    other = syn.generate(tmp_path / "b", 6, seed=4, size=SIZE, frames=FRAMES, fps=12)
+    assert other.read_bytes() != small_set.read_bytes()
+
+
+def test_grammar_covers_every_direction_and_speed():
+    captions = set()
+    for motion, direction, speed in itertools.product(syn.MOTIONS, syn.DIRECTIONS, syn.SPEEDS):
+        captions.add(syn.describe(_params(motion=motion, direction=direction, speed=speed)))
+    # "stays still" ignores direction and speed; every other motion distinguishes all 8.
+    assert len(captions) == 3 * 8 + 1
+    text = " ".join(captions)
+    for phrase in ("to the left", "to the right", " up ", " down ", "slowly", "quickly", "stays still",
+                   "appears and moves", "and stops on"):
+        assert phrase in text
+    assert syn.describe(_params()) == "a red ball moves quickly to the left across a photo of a rocket"
+    assert syn.describe(_params(motion="still", shape="square", colour="blue", background="coffee")) == \
+        "a blue square stays still on a photo of coffee"
+    assert syn.describe(_params(motion="appears", shape="triangle", colour="green", background="chelsea",
+                                direction="up", speed="slowly")) == \
+        "a green triangle appears and moves slowly up over a photo of a cat"
+    # The sampler reaches every direction, speed and motion.
+    rng = np.random.default_rng(0)
+    drawn = [syn.sample_params(rng, SIZE, FRAMES) for _ in range(200)]
+    assert {p.direction for p in drawn} == set(syn.DIRECTIONS)
+    assert {p.speed for p in drawn} == set(syn.SPEEDS)
+    assert {p.motion for p in drawn} == set(syn.MOTIONS)
+
+
+def test_first_frame_does_not_tell_direction_or_speed():
+    first = [syn.render(_params(direction=d, speed=s), SIZE, FRAMES)[0][0]
+             for d, s in itertools.product(syn.DIRECTIONS, syn.SPEEDS)]
+    still = syn.render(_params(motion="still"), SIZE, FRAMES)[0][0]
+    for frame in first:
+        assert np.array_equal(frame, first[0])
+    assert np.array_equal(still, first[0])
+
+
+def test_left_moves_left_and_still_stays(tmp_path):
+    left = _params(direction="left", speed="quickly")
+    rgb, masks, bg = syn.render(left, SIZE, FRAMES)
+    xs = np.array([_centroid(m)[0] for m in masks])
+    ys = np.array([_centroid(m)[1] for m in masks])
+    assert np.all(np.diff(xs) < -0.5)
+    assert np.allclose(ys, ys[0], atol=1e-3)
+
+    # The same on the encoded clip: centroid of the difference from the background, decoded by FFmpeg.
+    path = tmp_path / "left.mp4"
+    syn._encode_clip(path, rgb, 12, 12, "cabac", 2)
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == FRAMES
+    dxs = []
+    for frame in decoded:
+        diff = np.abs(frame.astype(np.float32) - bg.astype(np.float32)).sum(axis=2)
+        dxs.append(_centroid(diff * (diff > 60))[0])
+    assert np.all(np.diff(dxs) < 0)
+    assert dxs[0] - dxs[-1] > 0.3 * SIZE[0]
+
+    still_masks = syn.render(_params(motion="still"), SIZE, FRAMES)[1]
+    assert all(np.array_equal(m, still_masks[0]) for m in still_masks)
+
+    slow = np.array([_centroid(m)[0] for m in syn.render(_params(speed="slowly"), SIZE, FRAMES)[1]])
+    assert 0 < slow[0] - slow[-1] < xs[0] - xs[-1]
+
+    up = np.array([_centroid(m)[1] for m in syn.render(_params(direction="up"), SIZE, FRAMES)[1]])
+    assert np.all(np.diff(up) < -0.5)
+
+
+def test_appears_and_stops_mid_clip():
+    masks = syn.render(_params(motion="appears", direction="right", event=6), SIZE, FRAMES)[1]
+    assert all(m.sum() == 0 for m in masks[:6]) and all(m.sum() > 0 for m in masks[6:])
+    xs = [_centroid(m)[0] for m in masks[6:]]
+    assert np.all(np.diff(xs) > 0.5)
+
+    masks = syn.render(_params(motion="stops", direction="down", event=6), SIZE, FRAMES)[1]
+    ys = [_centroid(m)[1] for m in masks]
+    assert np.all(np.diff(ys[:7]) > 0.5)
+    assert all(np.array_equal(m, masks[6]) for m in masks[6:])
+
+
+def test_cli(tmp_path, capsys):
+    assert syn.main([str(tmp_path), "--videos", "2", "--size", "32x32", "--frames", "4", "--seed", "1"]) == 0
+    assert (tmp_path / "captions.csv").is_file() and len(list((tmp_path / "videos").iterdir())) == 2
+    with pytest.raises(SystemExit):
+        syn.main([str(tmp_path), "--videos", "1", "--size", "33x32"])

@@ -1,0 +1,328 @@
+"""A synthetic captioning set where one frame cannot tell the caption but motion can.
+
+Each clip shows a static crop of one of scikit-image's bundled colour photographs (named in the
+caption: "a photo of a rocket", "a photo of a cat", ...) and one flat-coloured shape (ball,
+square, triangle in red / green / blue / yellow / white) that moves left / right / up / down,
+slowly or quickly, stays still, appears mid-clip and then moves, or moves and stops mid-clip.
+
+Every object starts at the frame centre plus a random offset, whatever its direction, speed or
+motion, so the first frame of "moves quickly to the left" and of "moves slowly up" come from the
+same distribution: only the motion tells them apart.
+
+Clips are encoded with libx264 through PyAV (mp4, one thread, MB-tree off, bit-exact muxing, so a
+seed gives byte-identical files) with a rotation of encoder settings: GOP 12 / 250, CAVLC / CABAC,
+no B-frames / 2 B-frames; each clip is checked afterwards to really use its settings.
+
+CLI::
+
+    python -m vccv_gpu.data.synthetic OUT --videos N [--seed S] [--size 160x96] [--frames 48] [--fps 12]
+
+writes OUT/videos/clip_00000.mp4, ... and OUT/captions.csv (``video,caption,split``, relative
+paths, ~70/15/15 train/val/test) for ``load_dataset("csv", OUT / "captions.csv")``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vccv_gpu.testing import _CONTAINER_OPTIONS, _photo, _sample, _verify
+
+__all__ = ["BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MOTIONS", "SHAPES", "SPEEDS",
+           "ClipParams", "describe", "generate", "main", "render", "sample_params"]
+
+# Bundled colour photographs -> how the caption names them.
+BACKGROUNDS: dict[str, str] = {
+    "rocket": "a rocket",
+    "coffee": "coffee",
+    "chelsea": "a cat",
+    "astronaut": "an astronaut",
+}
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 60, 235),
+    "yellow": (245, 225, 20),
+    "white": (250, 250, 250),
+}
+SHAPES: tuple[str, ...] = ("ball", "square", "triangle")
+DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+SPEEDS: tuple[str, ...] = ("slowly", "quickly")
+# moves: whole clip; still: never moves; appears: invisible until `event`, then moves;
+# stops: moves until `event`, then stays where it is.
+MOTIONS: tuple[str, ...] = ("moves", "still", "appears", "stops")
+_MOTION_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
+
+_DIRECTION_PHRASE = {"left": "to the left", "right": "to the right", "up": "up", "down": "down"}
+_UNIT = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+# Distance covered over a whole clip of moving, as a fraction of the frame extent along the motion.
+_TRAVEL = {"slowly": 0.14, "quickly": 0.36}
+_START_JITTER = 0.08  # start = centre +- this fraction of width / height
+_RADIUS = 0.13        # object half-size as a fraction of min(width, height)
+
+# (gop, entropy, bframes): every combination; clip i uses entry (i + offset(seed)) % 8.
+ENCODER_SETTINGS: tuple[tuple[int, str, int], ...] = tuple(
+    itertools.product((12, 250), ("cavlc", "cabac"), (0, 2)))
+_CRF = 23
+
+_SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    """Everything that determines one clip's pixels and caption.
+
+    start: object centre at frame 0 (pixels, x, y); crop: (x0, y0, step) of the background crop
+    in source-image pixels; event: frame where "appears" / "stops" happens (ignored otherwise).
+    """
+
+    background: str
+    shape: str
+    colour: str
+    motion: str
+    direction: str
+    speed: str
+    start: tuple[float, float]
+    crop: tuple[float, float, float]
+    event: int
+
+
+def describe(params: ClipParams | Mapping[str, Any]) -> str:
+    """The caption of a clip, from a small grammar:
+
+    * moves:   "a {colour} {shape} moves {speed} {direction} across a photo of {bg}"
+    * still:   "a {colour} {shape} stays still on a photo of {bg}"
+    * appears: "a {colour} {shape} appears and moves {speed} {direction} over a photo of {bg}"
+    * stops:   "a {colour} {shape} moves {speed} {direction} and stops on a photo of {bg}"
+
+    with direction "to the left" / "to the right" / "up" / "down".
+    """
+    p = asdict(params) if isinstance(params, ClipParams) else dict(params)
+    thing = f"a {p['colour']} {p['shape']}"
+    photo = f"a photo of {BACKGROUNDS[p['background']]}"
+    motion = p["motion"]
+    if motion == "still":
+        return f"{thing} stays still on {photo}"
+    way = f"{p['speed']} {_DIRECTION_PHRASE[p['direction']]}"
+    if motion == "moves":
+        return f"{thing} moves {way} across {photo}"
+    if motion == "appears":
+        return f"{thing} appears and moves {way} over {photo}"
+    if motion == "stops":
+        return f"{thing} moves {way} and stops on {photo}"
+    raise ValueError(f"unknown motion {motion!r}: expected one of {', '.join(MOTIONS)}")
+
+
+def sample_params(rng: np.random.Generator, size: tuple[int, int], frames: int) -> ClipParams:
+    """Draw one clip's content. The start position does not depend on motion, direction or speed."""
+    w, h = size
+    background = str(rng.choice(list(BACKGROUNDS)))
+    src_h, src_w = _photo(background).shape[:2]
+    step = float(rng.uniform(0.6, 0.95) * min(src_w / w, src_h / h))
+    x0 = float(rng.uniform(0.0, src_w - 1 - step * (w - 1)))
+    y0 = float(rng.uniform(0.0, src_h - 1 - step * (h - 1)))
+    start = (float(w / 2 + rng.uniform(-_START_JITTER, _START_JITTER) * w),
+             float(h / 2 + rng.uniform(-_START_JITTER, _START_JITTER) * h))
+    lo, hi = max(1, frames // 3), max(2, (2 * frames) // 3)
+    return ClipParams(
+        background=background,
+        shape=str(rng.choice(SHAPES)),
+        colour=str(rng.choice(list(COLOURS))),
+        motion=str(rng.choice(MOTIONS, p=_MOTION_WEIGHTS)),
+        direction=str(rng.choice(DIRECTIONS)),
+        speed=str(rng.choice(SPEEDS)),
+        start=start,
+        crop=(x0, y0, step),
+        event=int(rng.integers(lo, hi)),
+    )
+
+
+def _background(params: ClipParams, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    x0, y0, step = params.crop
+    src = _photo(params.background)
+    return _sample(src, y0 + step * np.arange(h, dtype=np.float64), x0 + step * np.arange(w, dtype=np.float64))
+
+
+def _centres(params: ClipParams, size: tuple[int, int], frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centres (frames, 2) as x, y in pixels; visible (frames,) bool)."""
+    w, h = size
+    t = np.arange(frames, dtype=np.float64)
+    ux, uy = _UNIT[params.direction]
+    extent = w if ux else h
+    per_frame = _TRAVEL[params.speed] * extent / max(frames - 1, 1)
+    if params.motion == "still":
+        moved = np.zeros_like(t)
+    elif params.motion == "moves":
+        moved = t
+    elif params.motion == "appears":
+        moved = np.maximum(t - params.event, 0.0)
+    elif params.motion == "stops":
+        moved = np.minimum(t, params.event)
+    else:
+        raise ValueError(f"unknown motion {params.motion!r}")
+    centres = np.stack([params.start[0] + ux * per_frame * moved, params.start[1] + uy * per_frame * moved], axis=1)
+    visible = t >= params.event if params.motion == "appears" else np.ones(frames, dtype=bool)
+    return centres, visible
+
+
+def _alpha(shape: str, cx: float, cy: float, r: float, size: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased coverage (H, W) float32 in 0..1 of a shape centred at (cx, cy)."""
+    w, h = size
+    xs = np.arange(w, dtype=np.float32)[None, :] + 0.5 - cx
+    ys = np.arange(h, dtype=np.float32)[:, None] + 0.5 - cy
+    if shape == "ball":
+        inside = r - np.sqrt(xs * xs + ys * ys)
+    elif shape == "square":
+        inside = r - np.maximum(np.abs(xs), np.abs(ys))
+    elif shape == "triangle":
+        # Upward-pointing isosceles triangle inscribed in the r-box: base at y = +r, apex at y = -r.
+        n = np.float32(1.0 / np.sqrt(5.0))  # normal of the slanted edges, |(2, 1)| = sqrt 5
+        left = (-2 * xs + ys + r) * n   # > 0 right of the left edge
+        right = (2 * xs + ys + r) * n   # > 0 left of the right edge
+        inside = np.minimum(np.minimum(left, right), r - ys)
+    else:
+        raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    return np.clip(inside + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def render(params: ClipParams, size: tuple[int, int] = (160, 96),
+           frames: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb (frames, H, W, 3) uint8, coverage masks (frames, H, W) float32, background (H, W, 3) uint8)."""
+    w, h = size
+    bg = _background(params, size)
+    colour = np.asarray(COLOURS[params.colour], dtype=np.float32)
+    r = _RADIUS * min(w, h)
+    centres, visible = _centres(params, size, frames)
+    out = np.empty((frames, h, w, 3), dtype=np.uint8)
+    masks = np.zeros((frames, h, w), dtype=np.float32)
+    for i in range(frames):
+        if visible[i]:
+            masks[i] = _alpha(params.shape, float(centres[i, 0]), float(centres[i, 1]), r, size)
+        a = masks[i][:, :, None]
+        out[i] = np.clip(bg * (1.0 - a) + colour * a + 0.5, 0, 255).astype(np.uint8)
+    return out, masks, np.clip(bg + 0.5, 0, 255).astype(np.uint8)
+
+
+def _encode_clip(path: Path, rgb: np.ndarray, fps: int, gop: int, entropy: str, bframes: int) -> None:
+    frames, h, w = rgb.shape[:3]
+    params = {
+        "threads": "1", "mbtree": "0",  # byte-identical output per seed (see vccv_gpu.testing)
+        "cabac": "1" if entropy == "cabac" else "0",
+        "bframes": str(bframes),
+        "b-pyramid": "normal" if bframes >= 2 else "none",
+        "keyint": str(gop), "min-keyint": str(max(1, min(gop, gop // 2 + 1))), "scenecut": "0",
+    }
+    options = {"profile": "high", "preset": "medium", "crf": str(_CRF),
+               "x264-params": ":".join(f"{k}={v}" for k, v in params.items())}
+    rate = Fraction(fps)
+    with av.open(str(path), "w", format="mp4", container_options=_CONTAINER_OPTIONS) as out:
+        stream = out.add_stream("libx264", rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(rgb[i], format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, 1 / rate
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    _verify(path, {"cabac": "1" if entropy == "cabac" else "0", "bframes": str(bframes), "keyint": str(gop),
+                   "threads": "1", "mbtree": "0", "scenecut": "0", "width": w, "height": h, "frames": frames,
+                   "keyframes": list(range(0, frames, gop))})
+
+
+def _splits(n: int, rng: np.random.Generator) -> list[str]:
+    n_val = round(n * _SPLIT_FRACTIONS[1])
+    n_test = round(n * _SPLIT_FRACTIONS[2])
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+    labels = ["val"] * n_val + ["test"] * n_test
+    labels += ["train"] * (n - len(labels))
+    return [labels[i] for i in rng.permutation(n)]
+
+
+def _check(videos: int, size: Sequence[int], frames: int, fps: int) -> tuple[int, int]:
+    if videos < 1:
+        raise ValueError(f"videos must be >= 1, got {videos}")
+    w, h = (int(size[0]), int(size[1]))
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise ValueError(f"size must be even and at least 16x16, got {w}x{h}")
+    if frames < 3:
+        raise ValueError(f"frames must be >= 3, got {frames}")
+    if fps < 1:
+        raise ValueError(f"fps must be >= 1, got {fps}")
+    return w, h
+
+
+def generate(out_dir: str | Path, videos: int, *, seed: int = 0, size: tuple[int, int] = (160, 96),
+             frames: int = 48, fps: int = 12, progress: bool = False) -> Path:
+    """Write `videos` clips to out_dir/videos/ and out_dir/captions.csv; returns the CSV path.
+
+    Everything (content, captions, encoder settings, splits) is a deterministic function of `seed`.
+    """
+    size = _check(videos, size, frames, fps)
+    out_dir = Path(out_dir)
+    video_dir = out_dir / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    offset = int(rng.integers(len(ENCODER_SETTINGS)))
+    splits = _splits(videos, rng)
+    indices: Any = range(videos)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="clips", unit="clip")
+    rows = []
+    for i in indices:
+        params = sample_params(rng, size, frames)
+        gop, entropy, bframes = ENCODER_SETTINGS[(i + offset) % len(ENCODER_SETTINGS)]
+        rel = f"videos/clip_{i:05d}.mp4"
+        rgb, _, _ = render(params, size, frames)
+        _encode_clip(out_dir / rel, rgb, fps, gop, entropy, bframes)
+        rows.append((rel, describe(params), splits[i]))
+    csv_path = out_dir / "captions.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("video", "caption", "split"))
+        writer.writerows(rows)
+    return csv_path
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 160x96, got {text!r}") from None
+    return w, h
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vccv_gpu.data.synthetic",
+        description="Write a synthetic H.264 captioning set (photo background + one moving shape; "
+                    "the caption depends on the motion) as OUT/videos/*.mp4 and OUT/captions.csv.")
+    parser.add_argument("out", type=Path, help="output folder")
+    parser.add_argument("--videos", type=int, required=True, help="number of clips")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--size", type=_size, default=(160, 96), help="WIDTHxHEIGHT, even (default 160x96)")
+    parser.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
+    parser.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
+    args = parser.parse_args(argv)
+    try:
+        path = generate(args.out, args.videos, seed=args.seed, size=args.size, frames=args.frames, fps=args.fps,
+                        progress=True)
+    except ValueError as err:
+        parser.error(str(err))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
