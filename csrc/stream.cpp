@@ -252,7 +252,7 @@ void Stream::finish() {
   // picture is then incomplete, so it is dropped and the stream reported truncated.
   if (!pictures_.empty()) {
     try {
-      parse_picture(pictures_.back(), *this);
+      parsed_picture(static_cast<uint32_t>(pictures_.size() - 1));  // cached for the first request
     } catch (const CorruptStream&) {
       pictures_.pop_back();
       truncated_ = true;

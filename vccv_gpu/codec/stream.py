@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -98,8 +97,6 @@ def _native_errors(name: str, where: str = "") -> Iterator[None]:
 class Stream:
     """A parsed H.264 stream; create it with `codec.open`. All frame lists are in display order."""
 
-    CACHE_SIZE = 4  # parsed pictures kept: memory stays bounded however long the video
-
     def __init__(self, native: _h264.Stream, demux: DemuxInfo, name: str) -> None:
         self._native = native
         self._demux = demux
@@ -117,7 +114,6 @@ class Stream:
             FrameInfo(index, pts, kind, key, decode_index, num_slices, reference)
             for index, (decode_index, pts, kind, key, num_slices, reference, _poc) in enumerate(native.frames())
         ]
-        self._cache: OrderedDict[int, Any] = OrderedDict()
         self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
             reason = demux.truncation or "the last picture is cut short"
@@ -170,21 +166,14 @@ class Stream:
         return Coefficients.from_buffer(*self._parsed(index).coefficients())
 
     def _parsed(self, index: int) -> Any:
-        """Parses only that picture's slices; a few recent results are kept for reuse."""
+        """Parses only that picture's slices (the extension keeps a few recent pictures, so
+        macroblocks, residual and coefficients of one frame share one parse)."""
         if self._native is None:
             raise ValueError(f"{self.name}: the stream is closed")
         decode_index = self.frames[index].decode_index
-        cached = self._cache.get(decode_index)
-        if cached is None:
-            where = f"picture {decode_index} (decoding order), frame {index}: "
-            with _native_errors(self.name, where):
-                cached = self._native.parse_picture(decode_index)
-            self._cache[decode_index] = cached
-            while len(self._cache) > self.CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(decode_index)
-        return cached
+        where = f"picture {decode_index} (decoding order), frame {index}: "
+        with _native_errors(self.name, where):
+            return self._native.parse_picture(decode_index)
 
     def scaling_matrices(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights in force for frame `index`: 4x4 [6,4,4] (Intra Y,Cb,Cr, Inter Y,Cb,Cr) and
@@ -192,8 +181,7 @@ class Stream:
         return self._native.scaling_matrices(self.frames[index].decode_index)
 
     def close(self) -> None:
-        self._native = None  # drops the slice data; the header fields stay readable
-        self._cache.clear()
+        self._native = None  # drops the slice data and parsed pictures; header fields stay readable
 
     def __enter__(self) -> Stream:
         return self
