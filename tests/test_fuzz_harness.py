@@ -114,7 +114,7 @@ def test_harness_detects_exceptions_hangs_crashes_and_sanitizer_reports(clips, t
     target = tmp_path / "fake_target.py"
     target.write_text(textwrap.dedent(FAKE_TARGET))
     saved = tmp_path / "saved"
-    report = fuzz.run(cases=16, seed=0, jobs=2, clips=clips, timeout=1.5, target=f"{target}:target",
+    report = fuzz.run(cases=16, seed=0, jobs=2, clips=clips, timeout=5.0, target=f"{target}:target",
                       save_failures=saved, progress=False)
     failures = {f["case"]: f for f in report["failures"]}
     assert sorted(failures) == [3, 5, 7, 9, 11], report["failures"]
@@ -134,7 +134,7 @@ def test_harness_detects_exceptions_hangs_crashes_and_sanitizer_reports(clips, t
         assert json.loads(path.with_suffix(".txt").read_text())["case"] == number
     # Saved inputs replay through the same checks (the target sees the file's index as the case).
     (tmp_path / "fail.h264").write_bytes(b"fail")
-    replay = fuzz.run(replay=[tmp_path / "fail.h264", failures[9]["input"]], jobs=1, timeout=1.5,
+    replay = fuzz.run(replay=[tmp_path / "fail.h264", failures[9]["input"]], jobs=1, timeout=5.0,
                       target=f"{target}:target", progress=False)
     assert replay["cases"] == 2 and replay["parsed"] + replay["corrupt"] == 1
     assert [(f["case"], f["kind"], f["input"]) for f in replay["failures"]] == [

@@ -7,11 +7,13 @@ its captions; `Vocabulary.build(captions, min_count=3)` builds the word list, an
 """
 
 from .datasets import (
+    DATA_FORMATS,
     KINDS,
     MSRVTT_OFFICIAL_SPLIT,
     SPLITS,
     DataFormatError,
     Sample,
+    detect_format,
     load_dataset,
     read_caption_csv,
     read_caption_jsonl,
@@ -22,7 +24,7 @@ from .datasets import (
 from .vocab import MAX_CAPTION_TOKENS, MIN_WORD_COUNT, Vocabulary, pad_batch, tokenize
 
 __all__ = [
-    "KINDS", "MAX_CAPTION_TOKENS", "MIN_WORD_COUNT", "MSRVTT_OFFICIAL_SPLIT", "SPLITS", "DataFormatError", "Sample",
-    "Vocabulary", "load_dataset", "pad_batch", "read_caption_csv", "read_caption_jsonl", "read_charades",
+    "DATA_FORMATS", "KINDS", "MAX_CAPTION_TOKENS", "MIN_WORD_COUNT", "MSRVTT_OFFICIAL_SPLIT", "SPLITS", "DataFormatError", "Sample",
+    "Vocabulary", "detect_format", "load_dataset", "pad_batch", "read_caption_csv", "read_caption_jsonl", "read_charades",
     "read_msrvtt", "split_counts", "tokenize",
 ]

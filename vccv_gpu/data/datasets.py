@@ -42,6 +42,7 @@ from typing import Any, Union
 PathArg = Union[str, "PathLike[str]"]
 
 KINDS: tuple[str, ...] = ("msrvtt", "charades", "csv", "jsonl")
+DATA_FORMATS: tuple[str, ...] = ("auto", *KINDS)  # what --data-format accepts
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MSRVTT_OFFICIAL_SPLIT: dict[str, int] = {"train": 6513, "val": 497, "test": 2990}
 CHARADES_COLUMNS: tuple[str, ...] = (
@@ -293,6 +294,36 @@ def read_caption_jsonl(path: PathArg, video_dir: PathArg | None = None, split: s
 
 # ---------------------------------------------------------------------------------------------
 # Dispatch
+
+
+def detect_format(annotations: Sequence[PathArg], data_format: str = "auto") -> str:
+    """The dataset kind of the annotation files: `data_format` itself, or for "auto" from the
+    files (.json: msrvtt, .jsonl: jsonl, .csv: charades when the header has `descriptions`, else csv)."""
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
+    if data_format != "auto":
+        return data_format
+    kinds = set()
+    for annotation in annotations:
+        path = Path(annotation)
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            kinds.add("jsonl")
+        elif suffix == ".json":
+            kinds.add("msrvtt")
+        elif suffix == ".csv":
+            try:
+                with open(path, encoding="utf-8-sig", errors="replace") as f:
+                    header = f.readline().strip().split(",")
+            except FileNotFoundError:
+                raise FileNotFoundError(f"annotation file not found: {path}") from None
+            kinds.add("charades" if "descriptions" in header else "csv")
+        else:
+            raise ValueError(f"{path}: cannot tell the dataset format from the name; give --data-format")
+    if len(kinds) != 1:
+        raise ValueError(f"the annotation files are of different formats ({', '.join(sorted(kinds))}); "
+                         "give files of one dataset")
+    return kinds.pop()
 
 
 def load_dataset(kind: str, annotations: PathArg | Sequence[PathArg], video_dir: PathArg | None = None,

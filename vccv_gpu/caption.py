@@ -1,0 +1,486 @@
+"""Caption videos: H.264 files in, one caption per video out.
+
+    python -m vccv_gpu.caption clip.mp4 videos/ [--checkpoint RUN] [--beam 5] [--json]
+    python -m vccv_gpu.caption videos/ --out captions.jsonl             # resumable
+    torchrun --nproc-per-node 8 -m vccv_gpu.caption videos/ --out captions.jsonl
+    python -m vccv_gpu.caption clip.mp4 --attention pictures/            # where the model looked
+
+In Python:
+
+    from vccv_gpu.caption import caption_videos
+    from vccv_gpu.checkpoint import load_checkpoint
+    for result in caption_videos(paths, load_checkpoint("run"), device="cuda"):
+        print(result)        # CaptionResult(path, caption, score, seconds) or codec ClipError
+
+Pipeline: `codec.ClipLoader` samples each clip on the CPU in worker threads (the checkpoint's
+BackboneConfig fixes num_segments, size and residual_mode), the checkpoint's backbones turn a
+batch into features, and `VCCV.generate` runs batched beam search; the best beam is the caption
+and its summed log-probability the score. `seconds` is the wall time of the video's batch
+(waiting for sampling, backbones, beam search) divided by the videos captioned in that batch.
+Checkpoints whose backbones sample with keep_aspect=True are refused: `codec.ClipLoader` has no
+keep_aspect option, so only keep_aspect=False (the default) can caption video.
+
+Output: `path<TAB>caption` lines on stdout, or JSON lines with --json; with --out the JSON lines
+go to FILE.jsonl instead, appended after every batch (flushed and fsynced), and a rerun skips the
+videos already there, so a kill loses at most the batch in flight. A torn last line (a kill
+during the write) is dropped and its video captioned again. Paths are written resolved
+(absolute, symlinks followed), which is also how videos are matched on resume. Videos that
+cannot be read are reported on stderr and are not written, so a rerun tries them again.
+
+At scale, under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment), every rank reads
+what is done, the ranks meet at a barrier, and rank r captions the r-th of every WORLD_SIZE
+videos still to do, on cuda:LOCAL_RANK, appending to FILE.jsonl.rank{r}. When all ranks have
+finished, rank 0 merges FILE.jsonl and every FILE.jsonl.rank* into FILE.jsonl (sorted by path,
+one line per video, atomic replace) and removes the rank files. Several nodes need FILE and the
+videos on a shared filesystem. The ranks synchronise over gloo even on GPUs: the only collective
+ops are barriers and one integer sum, and gloo waits for slow ranks without NCCL's watchdog.
+
+CPU and GPU: the model runs in float32 everywhere, but cuDNN convolutions may use TF32 (PyTorch's
+default) and the Triton kernels sum in another order than the reference ops, so features differ
+by about 1e-3 relative. Beam output is then the same caption with a score within about 1e-3 per
+word, except where two beams' scores are closer than that, when either may win. (Stated, not
+measured on a GPU yet.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import torch
+from torch import Tensor
+
+from vccv_gpu.checkpoint import Checkpoint
+
+if TYPE_CHECKING:
+    from vccv_gpu.codec.loader import ClipError
+
+__all__ = ["VIDEO_EXTENSIONS", "CaptionResult", "caption_videos", "collect_videos", "main", "merge_outputs",
+           "read_records"]
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".ts", ".h264", ".264", ".avi", ".webm")
+# Ranks that finish early wait this long at the final barrier for the others (torchrun ends the
+# whole group at once if one rank dies, so a long wait cannot hang a failed job).
+_BARRIER_TIMEOUT = timedelta(hours=24)
+
+
+class UsageError(ValueError):
+    """A user error reported as one line and exit status 2."""
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    path: str       # as given to caption_videos (the CLI gives resolved paths)
+    caption: str    # the best beam's words
+    score: float    # its summed log-probability (<eos> included when it finished)
+    seconds: float  # the batch's wall time divided by the videos captioned in it
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
+@dataclass
+class _CaptionedBatch:
+    """One batch of `_caption_batches`: per input video its result or error (in input order),
+    with what the attention pictures need."""
+
+    items: list[CaptionResult | ClipError]
+    batch: Any                  # codec ClipBatch
+    v_i: Tensor | None          # [B, N, H, W, D_I] of batch.paths
+    a_r: Tensor | None
+    tokens: list[list[int]]     # best caption's word ids per batch.paths entry
+
+
+# -----------------------------------------------------------------------------------------------
+# In-process API
+
+
+def _resolve_device(device: str | torch.device | None, checkpoint: Checkpoint) -> torch.device:
+    if device is None:
+        return next(checkpoint.model.parameters()).device
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return device
+
+
+def _check_captioning(checkpoint: Checkpoint) -> None:
+    where = checkpoint.path or "the checkpoint"
+    if checkpoint.backbones is None:
+        raise UsageError(f"{where} has no backbones (backbones.safetensors): it was trained on stored "
+                         "features and cannot caption raw video; use a checkpoint that bundles its backbones")
+    if checkpoint.backbones.config.keep_aspect:
+        raise UsageError(f"{where} samples frames with keep_aspect=True, which codec.ClipLoader does not "
+                         "support; only checkpoints with keep_aspect=False can caption video")
+
+
+def _caption_batches(paths: Sequence[Any], checkpoint: Checkpoint, *, beam: int, batch_size: int, workers: int,
+                     device: str | torch.device | None, max_len: int | None,
+                     progress: bool | None) -> Iterator[_CaptionedBatch]:
+    from vccv_gpu.codec import ClipLoader
+
+    _check_captioning(checkpoint)
+    device = _resolve_device(device, checkpoint)
+    model, backbones = checkpoint.model.to(device).eval(), checkpoint.backbones.to(device).eval()
+    config = backbones.config
+    loader = ClipLoader(paths, batch_size=batch_size, num_segments=config.num_segments, size=config.size,
+                        device=device, workers=workers, residual=config.residual_mode, progress=progress)
+    start = time.perf_counter()
+    for k, batch in enumerate(loader):
+        chunk = loader.paths[k * batch_size:(k + 1) * batch_size]
+        v_i = a_r = None
+        best = []
+        if len(batch):
+            with torch.inference_mode():
+                v_i, a_r = backbones(batch.iframes, batch.residuals)
+                best = [beams[0] for beams in model.generate(v_i, a_r, beam_size=beam, max_len=max_len)]
+        seconds = (time.perf_counter() - start) / max(len(batch), 1)  # generate's .tolist() synchronised
+        results = iter(CaptionResult(str(p), checkpoint.vocab.decode(c.tokens), float(c.log_prob), seconds)
+                       for p, c in zip(batch.paths, best))
+        errors = iter(batch.errors)
+        # Both lists keep input order: walk the chunk to interleave them back into it.
+        good = iter(batch.paths)
+        next_good = next(good, None)
+        items = []
+        for p in chunk:
+            if next_good is not None and p is next_good:
+                items.append(next(results))
+                next_good = next(good, None)
+            else:
+                items.append(next(errors))
+        yield _CaptionedBatch(items, batch, v_i, a_r, [c.tokens for c in best])
+        start = time.perf_counter()  # the consumer's time (writing, pictures) is not the batch's
+
+
+def caption_videos(paths: Iterable[str | os.PathLike[str]], checkpoint: Checkpoint, *, beam: int = 5,
+                   batch_size: int = 8, workers: int = 2, device: str | torch.device | None = None,
+                   max_len: int | None = None,
+                   progress: bool | None = False) -> Iterator[CaptionResult | ClipError]:
+    """Captions `paths` in order: a `CaptionResult` per video, or the loader's `ClipError` for a
+    video that cannot be read. `device`: None keeps the checkpoint where it is; "auto", "cpu",
+    "cuda[:k]" move its model and backbones there (in place). `max_len` defaults to the model's.
+    `progress`: the loader's sampling bar (None: on for a terminal). Raises UsageError (a
+    ValueError) if the checkpoint cannot caption video (no backbones, keep_aspect)."""
+    for captioned in _caption_batches([str(p) for p in paths], checkpoint, beam=beam, batch_size=batch_size,
+                                      workers=workers, device=device, max_len=max_len, progress=progress):
+        yield from captioned.items
+
+
+# -----------------------------------------------------------------------------------------------
+# Video lists and JSONL files
+
+
+def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Resolved, deduplicated, sorted video paths: files as given (whatever their extension, and
+    missing ones too, so they are reported as errors), directories searched recursively for
+    VIDEO_EXTENSIONS. Raises UsageError for a directory without videos."""
+    found: dict[str, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos = [p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+            if not videos:
+                raise UsageError(f"{path}: no videos in this directory ({' '.join(VIDEO_EXTENSIONS)})")
+        else:
+            videos = [path]
+        for video in videos:
+            resolved = video.resolve()
+            found.setdefault(str(resolved), resolved)
+    return [found[key] for key in sorted(found)]
+
+
+def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """The JSON records of a JSONL file (none if it is missing). A torn last line (a write cut
+    short) is ignored, and with `repair` cut off the file so appends start on a clean line.
+    Raises UsageError for a damaged line elsewhere."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records: list[dict[str, Any]] = []
+    offset = 0
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, 1):
+        last = number >= len(lines) - 1  # the final line, or the bytes after the final newline
+        record = None
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not (isinstance(record, dict) and isinstance(record.get("path"), str)):
+                if not last:
+                    raise UsageError(f"{path}: line {number} is not a caption record; fix or remove it")
+                if repair:
+                    with open(path, "r+b") as f:
+                        f.truncate(offset)
+                        os.fsync(f.fileno())
+                    print(f"{path}: dropped a torn last line (an interrupted write); its video is captioned "
+                          "again", file=sys.stderr)
+                break
+            records.append(record)
+        offset += len(line) + 1
+    return records
+
+
+def _rank_files(out: Path) -> list[Path]:
+    prefix = f"{out.name}.rank"
+    files = [p for p in out.parent.glob(f"{prefix}*") if p.name[len(prefix):].isdigit()]
+    return sorted(files, key=lambda p: int(p.name[len(prefix):]))
+
+
+def merge_outputs(out: Path) -> int:
+    """Merges `out` and its rank files into `out`: one line per video (the first record seen),
+    sorted by path, written atomically; then removes the rank files. Returns the line count."""
+    rank_files = _rank_files(out)
+    merged: dict[str, dict[str, Any]] = {}
+    for source in [out, *rank_files]:
+        for record in read_records(source):
+            merged.setdefault(record["path"], record)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for key in sorted(merged):
+            f.write(json.dumps(merged[key], ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    for rank_file in rank_files:  # after the replace: a kill before this only leaves duplicates
+        rank_file.unlink(missing_ok=True)
+    _fsync_dir(out.parent)
+    return len(merged)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def attention_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """PNG file name per video: its stem, plus a short hash of its path where stems clash."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: (f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}" if stems[p.stem] > 1 else p.stem)
+            + ".png" for p in paths}
+
+
+# -----------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclass
+class _Ranks:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> _Ranks:
+        try:
+            return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                       int(os.environ.get("LOCAL_RANK", 0)))
+        except ValueError as e:
+            raise UsageError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({e})") from e
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def sum(self, value: int) -> int:
+        if not self.distributed:
+            return value
+        total = torch.tensor([value])
+        torch.distributed.all_reduce(total)
+        return int(total.item())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vccv_gpu.caption",
+        description="Caption H.264 videos with a VCCV checkpoint (one caption per video). Under torchrun "
+                    "each rank captions a shard of the videos; with --out the rank files are merged at the end.",
+        epilog="Output fields: path (resolved), caption, score (the best beam's summed log-probability), "
+               "seconds (the wall time of the video's batch, sampling + backbones + beam search, divided by "
+               "the videos captioned in that batch). Exit status: 0 all captioned, 1 some videos could not "
+               "be read (named on stderr), 2 usage error.")
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
+                        help=f"video files, or directories searched recursively for {' '.join(VIDEO_EXTENSIONS)}")
+    parser.add_argument("--checkpoint", metavar="RUN", default=None,
+                        help="checkpoint directory, or a training run folder (its best/); default: the bundled "
+                             "demo model")
+    parser.add_argument("--beam", type=int, default=5, help="beam size (default 5, as in the paper)")
+    parser.add_argument("--max-len", type=int, default=None,
+                        help="most tokens per caption, <eos> included (default: the model's max_len)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU")
+    parser.add_argument("--batch", type=int, default=8, help="videos per batch (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="threads sampling clips on the CPU (default 2)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    parser.add_argument("--out", metavar="FILE.jsonl", type=Path, default=None,
+                        help="append JSON lines to this file instead of stdout; a rerun skips the videos "
+                             "already in it")
+    parser.add_argument("--attention", metavar="DIR", type=Path, default=None,
+                        help="write a PNG per video: the sampled frames under SAM's attention map for each "
+                             "generated word (first 12) and TGM's gate per frame")
+    parser.add_argument("--kernels", choices=("auto", "triton", "reference"), default=None,
+                        help="encoder ops: fused Triton kernels or the PyTorch reference (default: "
+                             "$VCCV_KERNELS, else auto = Triton on CUDA)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for name in ("beam", "batch", "workers", "max_len"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    try:
+        return _run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun with the same --out to caption the rest", file=sys.stderr)
+        return 130
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _load(args: argparse.Namespace, ranks: _Ranks) -> tuple[Checkpoint, torch.device]:
+    from vccv_gpu.checkpoint import load_checkpoint
+    from vccv_gpu.model.encoder import resolve_mode
+
+    device = torch.device("cpu")
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
+    try:  # a backend that cannot run here (Triton without CUDA) is a usage error, not a crash mid-run
+        resolve_mode(args.kernels, device)
+    except (RuntimeError, ValueError) as e:
+        raise UsageError(f"--kernels: {e}") from e
+    try:
+        checkpoint = load_checkpoint(args.checkpoint, device=device, kernels=args.kernels)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(str(e)) from e
+    _check_captioning(checkpoint)
+    return checkpoint, device
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vccv_gpu.codec.loader import ClipError
+
+    ranks = _Ranks.from_env()
+    tag = f"[rank {ranks.rank}] " if ranks.distributed else ""
+    checkpoint, device = _load(args, ranks)
+    videos = collect_videos(args.inputs)
+    names = attention_names(videos) if args.attention else {}
+    if ranks.distributed:
+        torch.distributed.init_process_group("gloo", timeout=_BARRIER_TIMEOUT)
+
+    own_file: Path | None = None
+    done: set[str] = set()
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        own_file = args.out.with_name(f"{args.out.name}.rank{ranks.rank}") if ranks.distributed else args.out
+        read_records(own_file, repair=True)
+        for source in [args.out, *_rank_files(args.out)]:
+            done.update(record["path"] for record in read_records(source))
+    ranks.barrier()  # every rank has read what is done before any rank writes
+    todo = [v for v in videos if str(v) not in done]
+    shard = todo[ranks.rank::ranks.world]
+    skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""
+    print(f"{tag}captioning {len(shard)} video{'s' * (len(shard) != 1)}{skipped}", file=sys.stderr)
+
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    bar = tqdm(total=len(shard), unit="video", desc=f"{tag}captioning", dynamic_ncols=True,
+               disable=not (tty and len(shard) > args.batch))
+    failed = 0
+    writer: TextIO | None = open(own_file, "a", encoding="utf-8") if own_file is not None else None
+    try:
+        for captioned in _caption_batches([str(v) for v in shard], checkpoint, beam=args.beam,
+                                          batch_size=args.batch, workers=args.workers, device=device,
+                                          max_len=args.max_len, progress=False):
+            lines = []
+            for item in captioned.items:
+                if isinstance(item, ClipError):
+                    failed += 1
+                    bar.write(f"{tag}error: {item.path}: {item.reason}", file=sys.stderr)
+                elif writer is not None or args.json:
+                    lines.append(item.to_json())
+                else:
+                    lines.append(f"{item.path}\t{item.caption}")
+            if lines:
+                target = writer if writer is not None else sys.stdout
+                target.write("\n".join(lines) + "\n")
+                target.flush()
+                if writer is not None:
+                    os.fsync(writer.fileno())
+            if args.attention:
+                _draw_batch(args.attention, captioned, checkpoint, names)
+            bar.update(len(captioned.items))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+
+    ranks.barrier()  # all rank files complete
+    if args.out is not None and ranks.rank == 0 and (ranks.distributed or _rank_files(args.out)):
+        lines = merge_outputs(args.out)
+        print(f"merged {lines} captions into {args.out}", file=sys.stderr)
+    failed = ranks.sum(failed)  # also keeps the other ranks alive until rank 0 has merged
+    if failed and ranks.rank == 0:
+        print(f"error: {failed} video{'s' * (failed != 1)} could not be captioned (named above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _draw_batch(folder: Path, captioned: _CaptionedBatch, checkpoint: Checkpoint, names: dict[Path, str]) -> None:
+    from vccv_gpu.attention import MAX_WORDS, attention_maps, draw_attention
+    from vccv_gpu.model import EOS
+
+    words_of = checkpoint.vocab.words
+    for i, (path, sample) in enumerate(zip(captioned.batch.paths, captioned.batch.samples)):
+        tokens = captioned.tokens[i] or [EOS]  # an empty caption: the step that chose <eos>
+        with torch.inference_mode():
+            attention, gate = attention_maps(checkpoint.model, captioned.v_i[i:i + 1], captioned.a_r[i:i + 1],
+                                             tokens[:MAX_WORDS])
+        words = [words_of[t] for t in tokens]
+        caption = checkpoint.vocab.decode(captioned.tokens[i])
+        draw_attention(folder / names[Path(path)], sample.iframes, words, attention, gate, caption,
+                       frame_indices=list(sample.frame_indices), video=Path(path).name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

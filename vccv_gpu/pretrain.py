@@ -1,0 +1,261 @@
+"""Pretraining the backbones on a captioned video set, for when no pretrained weights fit.
+
+The paper takes CNN_I from ImageNet (an object classifier) and trains CNN_r for action recognition
+on HMDB-51 residual frames. Neither data set is reachable everywhere, so this trains the same kind
+of networks on the training split of a caption set, with the caption words as labels:
+
+* each network reads the N sampled frames of a clip (appearance frames for CNN_I, residual frames
+  for CNN_r), pools its last feature map per frame and scores every target word with one linear
+  layer; the clip's score is the mean over its frames (segment consensus, as in TSN and CoViAR);
+* the loss is binary cross-entropy against the set of words in the clip's captions;
+* `--iframe-words` / `--residual-words` choose each network's labels (default: every word of the
+  vocabulary). Naming, say, only object and colour words for CNN_I makes it an object classifier
+  like the paper's ImageNet network, one that never learns motion from the frames.
+
+Validation (the val split) reports each network's mean average precision over its words. The
+result is one backbones file (`FeatureExtractor.save`) for `vccv_gpu.extract --backbones FILE`.
+
+    python -m vccv_gpu.pretrain --data captions.csv --out backbones.safetensors \
+        --iframe tiny --residual tiny --size 112 --segments 8 --epochs 12
+
+Clips are sampled once and kept in memory (uint8 frames and float16 residuals: about
+N x 3 x size^2 x 3 bytes a clip, 0.9 MB for 8 segments at 112 pixels); `--max-clips` bounds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
+from vccv_gpu.codec import ClipLoader
+from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
+
+__all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
+
+
+@dataclass
+class PretrainOptions:
+    data: list[str]
+    out: str
+    data_format: str = "auto"
+    video_dir: str | None = None
+    iframe: str = "tiny"
+    residual: str = "tiny"
+    size: int = 112
+    segments: int = 8
+    residual_mode: str = "middle"
+    init_iframe: str = "none"
+    init_residual: str = "none"
+    iframe_words: list[str] | None = None  # None: every vocabulary word
+    residual_words: list[str] | None = None
+    epochs: int = 12
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+    max_clips: int | None = None
+    progress: bool | None = None
+
+
+@dataclass
+class PretrainResult:
+    path: Path
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: losses, val mAP
+
+
+@dataclass
+class _Clips:
+    iframes: Tensor    # uint8 [C, N, 3, S, S]
+    residuals: Tensor  # float16 [C, N, 3, S, S]
+    words: list[set[str]]
+
+
+class _WordHead(nn.Module):
+    """A backbone's clip-level word scores: per-frame pooled features -> linear -> mean over frames."""
+
+    def __init__(self, dim: int, words: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, words)
+
+    def forward(self, features: Tensor, clips: int) -> Tensor:
+        pooled = features.mean(dim=(2, 3))  # [C*N, D]
+        return self.linear(pooled).view(clips, -1, self.linear.out_features).mean(dim=1)
+
+
+def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions, what: str) -> _Clips:
+    loader = ClipLoader([s.video_path for s in samples], batch_size=8, num_segments=config.num_segments,
+                        size=config.size, residual=config.residual_mode, workers=opts.workers,
+                        progress=opts.progress)
+    by_path = {s.video_path: s for s in samples}
+    iframes, residuals, words = [], [], []
+    for batch in loader:
+        for err in batch.errors:
+            print(f"warning: skipped {err.path}: {err.reason}", file=sys.stderr)
+        iframes.append(batch.iframes)
+        residuals.append(batch.residuals)
+        words += [{w for c in by_path[p].captions for w in tokenize(c)} for p in batch.paths]
+    if not words:
+        raise ValueError(f"no {what} clip could be read")
+    return _Clips(torch.cat(iframes), torch.cat(residuals), words)
+
+
+def _targets(words: list[set[str]], labels: list[str]) -> Tensor:
+    index = {w: i for i, w in enumerate(labels)}
+    out = torch.zeros(len(words), len(labels))
+    for row, clip_words in enumerate(words):
+        for w in clip_words & index.keys():
+            out[row, index[w]] = 1.0
+    return out
+
+
+def _average_precision(scores: Tensor, targets: Tensor) -> float:
+    """Mean over labels (with at least one positive) of the average precision of the ranking."""
+    aps = []
+    for k in range(targets.shape[1]):
+        positives = targets[:, k].sum()
+        if positives == 0:
+            continue
+        order = scores[:, k].argsort(descending=True)
+        hits = targets[order, k]
+        precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
+        aps.append(float((precision * hits).sum() / positives))
+    return 100.0 * sum(aps) / len(aps) if aps else math.nan
+
+
+def _labels(requested: list[str] | None, vocab: Vocabulary, role: str) -> list[str]:
+    known = [w for w in vocab.words[4:]]
+    if requested is None:
+        return known
+    unknown = [w for w in requested if w not in vocab]
+    if unknown:
+        raise ValueError(f"--{role}-words not in the training vocabulary: {', '.join(unknown)}")
+    return list(dict.fromkeys(requested))
+
+
+def pretrain(opts: PretrainOptions) -> PretrainResult:
+    """Trains CNN_I and CNN_r as word classifiers (see the module docstring); writes opts.out."""
+    torch.manual_seed(opts.seed)
+    device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if opts.device == "auto" else opts.device)
+    config = BackboneConfig(opts.iframe, opts.residual, size=opts.size, num_segments=opts.segments,
+                            residual_mode=opts.residual_mode)
+    kind = detect_format(opts.data, opts.data_format)
+    train = load_dataset(kind, opts.data, opts.video_dir, split="train")
+    val = load_dataset(kind, opts.data, opts.video_dir, split="val")
+    if not train:
+        raise ValueError(f"no training videos in {', '.join(opts.data)}")
+    if opts.max_clips is not None:
+        train = train[:opts.max_clips]
+    vocab = Vocabulary.build(c for s in train for c in s.captions)
+    labels = {"iframe": _labels(opts.iframe_words, vocab, "iframe"),
+              "residual": _labels(opts.residual_words, vocab, "residual")}
+    extractor = FeatureExtractor(config, opts.init_iframe, opts.init_residual).to(device)
+    heads = nn.ModuleDict({role: _WordHead(ARCHITECTURES[name][0], len(labels[role]))
+                           for role, name in (("iframe", opts.iframe), ("residual", opts.residual))}).to(device)
+
+    train_clips = _sample(train, config, opts, "training")
+    val_clips = _sample(val, config, opts, "validation") if val else None
+    targets = {role: _targets(train_clips.words, labels[role]) for role in labels}
+    params = list(extractor.parameters()) + list(heads.parameters())
+    optimiser = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    steps = opts.epochs * math.ceil(len(train_clips.words) / opts.batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, opts.lr, total_steps=max(steps, 1))
+
+    def scores(clips: _Clips, rows: Tensor) -> dict[str, Tensor]:
+        frames = extractor.normalise_frames(clips.iframes[rows].to(device))
+        residuals = extractor.normalise_residuals(clips.residuals[rows].to(device))
+        return {"iframe": heads["iframe"](extractor.cnn_i(frames), len(rows)),
+                "residual": heads["residual"](extractor.cnn_r(residuals), len(rows))}
+
+    history: list[dict[str, float]] = []
+    from tqdm import tqdm
+
+    for epoch in tqdm(range(opts.epochs), desc="pretraining", unit="epoch", disable=opts.progress is False):
+        extractor.train()
+        heads.train()
+        totals = {"iframe": 0.0, "residual": 0.0}
+        order = torch.randperm(len(train_clips.words))
+        for start in range(0, len(order), opts.batch):
+            rows = order[start:start + opts.batch]
+            out = scores(train_clips, rows)
+            losses = {role: F.binary_cross_entropy_with_logits(out[role], targets[role][rows].to(device))
+                      for role in out}
+            optimiser.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimiser.step()
+            schedule.step()
+            for role, loss in losses.items():
+                totals[role] += float(loss) * len(rows)
+        record = {f"loss_{role}": total / len(order) for role, total in totals.items()}
+        record["epoch"] = epoch + 1
+        if val_clips is not None:
+            extractor.eval()
+            heads.eval()
+            with torch.no_grad():
+                all_rows = torch.arange(len(val_clips.words))
+                out = {role: torch.cat([scores(val_clips, all_rows[i:i + opts.batch])[role].cpu()
+                                        for i in range(0, len(all_rows), opts.batch)]) for role in labels}
+            for role in labels:
+                record[f"val_map_{role}"] = _average_precision(out[role], _targets(val_clips.words, labels[role]))
+        history.append(record)
+        print("  ".join(f"{k} {v:.4g}" for k, v in record.items()), file=sys.stderr)
+    path = extractor.cpu().eval().save(opts.out)
+    return PretrainResult(path=path, history=history)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.replace(",", " ").split() if w]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vccv_gpu.pretrain",
+        description="Pretrain the I-frame and residual backbones as word classifiers on the training split of "
+                    "a caption set (the stand-in for ImageNet and HMDB-51 pretraining when those weights are "
+                    "not available); writes one backbones file for `vccv_gpu.extract --backbones`.")
+    parser.add_argument("--data", nargs="+", required=True, help="annotation file(s) with train and val splits")
+    parser.add_argument("--data-format", default="auto", choices=DATA_FORMATS,
+                        help="annotation format (default: from the file name)")
+    parser.add_argument("--video-dir", help="folder of the videos (default: as the annotations say)")
+    parser.add_argument("--out", required=True, help="output backbones file (.safetensors)")
+    parser.add_argument("--iframe", default="tiny", choices=sorted(ARCHITECTURES), help="CNN_I (default tiny)")
+    parser.add_argument("--residual", default="tiny", choices=sorted(ARCHITECTURES), help="CNN_r (default tiny)")
+    parser.add_argument("--size", type=int, default=112, help="frame size in pixels (default 112)")
+    parser.add_argument("--segments", type=int, default=8, help="frames sampled per clip (default 8)")
+    parser.add_argument("--residual-mode", default="middle", choices=("first", "middle", "sum"),
+                        help="which residual of each GOP (default middle)")
+    parser.add_argument("--init-iframe", default="none", help="CNN_I start: none, imagenet or a weights file")
+    parser.add_argument("--init-residual", default="none", help="CNN_r start: none, imagenet or a weights file")
+    parser.add_argument("--iframe-words", type=_words, help="CNN_I's labels, e.g. 'ball,square,red' (default: all)")
+    parser.add_argument("--residual-words", type=_words, help="CNN_r's labels (default: all words)")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs (default 12)")
+    parser.add_argument("--batch", type=int, default=16, help="clips per step (default 16)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, one-cycle (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (default auto)")
+    parser.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
+    parser.add_argument("--max-clips", type=int, help="use at most this many training clips")
+    args = parser.parse_args(argv)
+    opts = PretrainOptions(**{k: v for k, v in vars(args).items()})
+    try:
+        result = pretrain(opts)
+    except (ValueError, FileNotFoundError, MissingWeights) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result.path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
