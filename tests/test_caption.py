@@ -101,9 +101,6 @@ def test_checkpoint_that_cannot_caption_video(tmp_path: Path, clips: Path, video
     no_backbones = _tiny_checkpoint(tmp_path / "features_only", clips, with_backbones=False)
     assert main([str(videos[0]), "--checkpoint", str(no_backbones)]) == 2
     assert "has no backbones" in capsys.readouterr().err
-    keep_aspect = _tiny_checkpoint(tmp_path / "keep_aspect", clips, keep_aspect=True)
-    assert main([str(videos[0]), "--checkpoint", str(keep_aspect)]) == 2
-    assert "keep_aspect" in capsys.readouterr().err
 
 
 def test_plain_output_is_path_tab_caption(clips: Path, videos: list[Path], checkpoint: Path,

@@ -95,6 +95,15 @@ def test_residual_mode_and_single_worker(clips: list[Path]) -> None:
         assert sample.residual_frames == direct.residual_frames
 
 
+def test_keep_aspect_is_passed_to_sample_clip(clips: list[Path]) -> None:
+    (batch,) = list(ClipLoader(clips[:1], batch_size=1, num_segments=N, size=S, workers=1, progress=False,
+                               keep_aspect=True))
+    direct = codec.sample_clip(clips[0], num_segments=N, size=S, keep_aspect=True)
+    squashed = codec.sample_clip(clips[0], num_segments=N, size=S)
+    assert torch.equal(batch.iframes[0], direct.iframes) and torch.equal(batch.residuals[0], direct.residuals)
+    assert not torch.equal(direct.iframes, squashed.iframes)  # the clip is not square: the option matters
+
+
 def test_bad_files_become_errors_of_their_batch(clips: list[Path], bad_files: dict[str, Path]) -> None:
     paths = [clips[0], bad_files["junk"], clips[1], bad_files["truncated"],
              bad_files["foreign"], clips[2], bad_files["missing"], clips[3]]

@@ -17,8 +17,6 @@ BackboneConfig fixes num_segments, size and residual_mode), the checkpoint's bac
 batch into features, and `VCCV.generate` runs batched beam search; the best beam is the caption
 and its summed log-probability the score. `seconds` is the wall time of the video's batch
 (waiting for sampling, backbones, beam search) divided by the videos captioned in that batch.
-Checkpoints whose backbones sample with keep_aspect=True are refused: `codec.ClipLoader` has no
-keep_aspect option, so only keep_aspect=False (the default) can caption video.
 
 Output: `path<TAB>caption` lines on stdout, or JSON lines with --json; with --out the JSON lines
 go to FILE.jsonl instead, appended after every batch (flushed and fsynced), and a rerun skips the
@@ -121,9 +119,6 @@ def _check_captioning(checkpoint: Checkpoint) -> None:
     if checkpoint.backbones is None:
         raise UsageError(f"{where} has no backbones (backbones.safetensors): it was trained on stored "
                          "features and cannot caption raw video; use a checkpoint that bundles its backbones")
-    if checkpoint.backbones.config.keep_aspect:
-        raise UsageError(f"{where} samples frames with keep_aspect=True, which codec.ClipLoader does not "
-                         "support; only checkpoints with keep_aspect=False can caption video")
 
 
 def _caption_batches(paths: Sequence[Any], checkpoint: Checkpoint, *, beam: int, batch_size: int, workers: int,
@@ -136,7 +131,8 @@ def _caption_batches(paths: Sequence[Any], checkpoint: Checkpoint, *, beam: int,
     model, backbones = checkpoint.model.to(device).eval(), checkpoint.backbones.to(device).eval()
     config = backbones.config
     loader = ClipLoader(paths, batch_size=batch_size, num_segments=config.num_segments, size=config.size,
-                        device=device, workers=workers, residual=config.residual_mode, progress=progress)
+                        device=device, workers=workers, residual=config.residual_mode, progress=progress,
+                        keep_aspect=config.keep_aspect)
     start = time.perf_counter()
     for k, batch in enumerate(loader):
         chunk = loader.paths[k * batch_size:(k + 1) * batch_size]
@@ -172,7 +168,7 @@ def caption_videos(paths: Iterable[str | os.PathLike[str]], checkpoint: Checkpoi
     video that cannot be read. `device`: None keeps the checkpoint where it is; "auto", "cpu",
     "cuda[:k]" move its model and backbones there (in place). `max_len` defaults to the model's.
     `progress`: the loader's sampling bar (None: on for a terminal). Raises UsageError (a
-    ValueError) if the checkpoint cannot caption video (no backbones, keep_aspect)."""
+    ValueError) if the checkpoint cannot caption video (no backbones)."""
     for captioned in _caption_batches([str(p) for p in paths], checkpoint, beam=beam, batch_size=batch_size,
                                       workers=workers, device=device, max_len=max_len, progress=progress):
         yield from captioned.items

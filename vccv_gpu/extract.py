@@ -30,9 +30,8 @@ from typing import Any
 import torch
 
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
-from vccv_gpu.codec.errors import StreamError
-from vccv_gpu.codec.loader import ClipError, ClipLoader
-from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample, sample_clip
+from vccv_gpu.codec.loader import ClipLoader
+from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample
 from vccv_gpu.data import DATA_FORMATS
 from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
                                merge_index, prepare_store, video_key)
@@ -62,19 +61,6 @@ class ExtractReport:
     @property
     def clips_per_second(self) -> float:
         return self.extracted / self.extract_seconds if self.extract_seconds > 0 else 0.0
-
-
-class _AspectClipLoader(ClipLoader):
-    """ClipLoader with `keep_aspect` sampling (ClipLoader itself always squashes to size x size)."""
-
-    def _sample(self, path: Any) -> ClipSample | ClipError:
-        try:
-            return sample_clip(path, num_segments=self.num_segments, size=self.size, residual=self.residual,
-                               device="cpu", keep_aspect=True)
-        except StreamError as e:
-            return ClipError(path, e.reason, type(e).__name__)
-        except OSError as e:
-            return ClipError(path, str(e), type(e).__name__)
 
 
 def _clip_info(sample: ClipSample) -> dict[str, Any]:
@@ -153,9 +139,9 @@ def _run(todo: list[Any], extractor: FeatureExtractor, writer: StoreWriter, repo
     from tqdm import tqdm
 
     extractor.to(device=device, memory_format=torch.channels_last).eval()
-    loader_type = _AspectClipLoader if config.keep_aspect else ClipLoader
-    loader = loader_type(todo, batch_size=batch_size, num_segments=config.num_segments, size=config.size,
-                         device=device, workers=workers, residual=config.residual_mode, progress=False)
+    loader = ClipLoader(todo, batch_size=batch_size, num_segments=config.num_segments, size=config.size,
+                        device=device, workers=workers, residual=config.residual_mode, progress=False,
+                        keep_aspect=config.keep_aspect)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
     desc = "extracting" if report.world_size == 1 else f"extracting (rank {report.rank})"

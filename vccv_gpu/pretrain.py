@@ -133,13 +133,15 @@ def _average_precision(scores: Tensor, targets: Tensor) -> float:
     return 100.0 * sum(aps) / len(aps) if aps else math.nan
 
 
-def _labels(requested: list[str] | None, vocab: Vocabulary, role: str) -> list[str]:
-    known = [w for w in vocab.words[4:]]
+def _labels(requested: list[str] | None, captions: list[str], role: str) -> list[str]:
+    """The requested label words (each must occur in the training captions), or by default the
+    caption vocabulary's words (those seen at least 3 times)."""
     if requested is None:
-        return known
-    unknown = [w for w in requested if w not in vocab]
+        return Vocabulary.build(captions).words[4:]
+    seen = {w for c in captions for w in tokenize(c)}
+    unknown = [w for w in requested if w not in seen]
     if unknown:
-        raise ValueError(f"--{role}-words not in the training vocabulary: {', '.join(unknown)}")
+        raise ValueError(f"--{role}-words not in the training captions: {', '.join(unknown)}")
     return list(dict.fromkeys(requested))
 
 
@@ -157,9 +159,9 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         raise ValueError(f"no training videos in {', '.join(opts.data)}")
     if opts.max_clips is not None:
         train = train[:opts.max_clips]
-    vocab = Vocabulary.build(c for s in train for c in s.captions)
-    labels = {"iframe": _labels(opts.iframe_words, vocab, "iframe"),
-              "residual": _labels(opts.residual_words, vocab, "residual")}
+    captions = [c for s in train for c in s.captions]
+    labels = {"iframe": _labels(opts.iframe_words, captions, "iframe"),
+              "residual": _labels(opts.residual_words, captions, "residual")}
     extractor = FeatureExtractor(config, opts.init_iframe, opts.init_residual).to(device)
     heads = nn.ModuleDict({role: _WordHead(ARCHITECTURES[name][0], len(labels[role]))
                            for role, name in (("iframe", opts.iframe), ("residual", opts.residual))}).to(device)
@@ -196,7 +198,7 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
             optimiser.step()
             schedule.step()
             for role, loss in losses.items():
-                totals[role] += float(loss) * len(rows)
+                totals[role] += loss.item() * len(rows)
         record = {f"loss_{role}": total / len(order) for role, total in totals.items()}
         record["epoch"] = epoch + 1
         if val_clips is not None:

@@ -78,7 +78,7 @@ class ClipLoader:
     Args:
         paths: the clips (file paths, or bytes of a file in memory), batched in this order.
         batch_size: clips per batch (the last batch may be shorter).
-        num_segments, size, residual: as for `codec.sample_clip`.
+        num_segments, size, residual, keep_aspect: as for `codec.sample_clip`.
         device: where the stacked tensors go (sampling itself runs on the CPU).
         workers: threads running `sample_clip`.
         prefetch: batches prepared ahead of the one the consumer holds (0: none).
@@ -101,7 +101,8 @@ class ClipLoader:
 
     def __init__(self, paths: Sequence[Source], batch_size: int = 8, num_segments: int = 20,
                  size: int = 224, device: str | torch.device = "cpu", workers: int = 2,
-                 residual: str = "middle", prefetch: int = 2, progress: bool | None = None) -> None:
+                 residual: str = "middle", prefetch: int = 2, progress: bool | None = None,
+                 keep_aspect: bool = False) -> None:
         if isinstance(paths, (str, bytes, bytearray, memoryview)):
             raise TypeError("paths must be a sequence of clips, not a single clip")
         if batch_size < 1:
@@ -125,6 +126,7 @@ class ClipLoader:
         self.residual = residual
         self.prefetch = int(prefetch)
         self.progress = progress
+        self.keep_aspect = bool(keep_aspect)
 
     def __len__(self) -> int:
         return math.ceil(len(self.paths) / self.batch_size)
@@ -142,7 +144,7 @@ class ClipLoader:
         """Runs in a worker thread: one clip on the CPU, or the error that names it."""
         try:
             return sample_clip(path, num_segments=self.num_segments, size=self.size,
-                               residual=self.residual, device="cpu")
+                               residual=self.residual, device="cpu", keep_aspect=self.keep_aspect)
         except StreamError as e:
             return ClipError(path, e.reason, type(e).__name__)
         except OSError as e:
