@@ -4,12 +4,15 @@
 #   here:  pip download pynvvideocodec==2.2.4 --no-deps --only-binary=:all: --python-version 3.12 \
 #            --platform manylinux_2_28_x86_64 -d .wheels
 #          pip download pybind11 tqdm --no-deps --only-binary=:all: --python-version 3.12 -d .wheels
+#          pip download av==18.1.0 --no-deps --only-binary=:all: --python-version 3.12 \
+#            --platform manylinux_2_28_x86_64 -d .wheels     # 36 MB; throughput.py needs PyAV there
 #          python benchmarks/parse_speed.py --frames 250 --out /dev/null   # (checks it runs here)
 #          mkdir -p .bench_clips && python -m vccv_gpu.testing .bench_clips/720p-cavlc.h264 --size 1280x720 \
 #            --frames 250 --entropy cavlc --profile main
 #   run:   bash benchmarks/gpu_check.sh "$OUT"     with carry [".wheels", ".bench_clips"]
 #
-# The GPU machine has no network and no PyAV: wheels and clips travel with the work tree.
+# The GPU machine has no network and no PyAV: wheels and clips travel with the work tree (the PyAV
+# wheel, with its libx264, lets throughput.py generate its clips and decode there).
 # It installs the wheels and the project, runs every `gpu` test and every benchmark that can run
 # there, and writes machine.txt, install.log, gpu_tests.txt and one file per benchmark to OUT.
 set -uo pipefail
@@ -35,6 +38,15 @@ if [ -d .bench_clips ]; then
   python benchmarks/parse_speed.py --clips .bench_clips --out "$OUT/parse_speed.json" > "$OUT/parse_speed.txt" 2>&1 \
     || status=1
   python benchmarks/parser.py .bench_clips/*cavlc* --out "$OUT/parser.json" > "$OUT/parser.txt" 2>&1 || status=1
+fi
+# End to end against its limits and baselines: generated 10-s 720p clips (GOP 12 without B-frames,
+# GOP 250 with), the paper's model sizes with random weights (speed does not depend on them).
+if python -c "import av" 2> /dev/null; then
+  python benchmarks/throughput.py --device cuda --model paper --sizes 1280x720 --seconds 10 --batch 8 --workers 4 \
+    --out "$OUT/throughput" > "$OUT/throughput.txt" 2>&1 || status=1
+else
+  echo "throughput: not run, PyAV is not installed (put its wheel in .wheels, see the top of this file)" \
+    > "$OUT/throughput.txt"
 fi
 tail -n 3 "$OUT"/*.txt
 exit "$status"
