@@ -9,6 +9,10 @@
 #          python benchmarks/parse_speed.py --frames 250 --out /dev/null   # (checks it runs here)
 #          mkdir -p .bench_clips && python -m vccv_gpu.testing .bench_clips/720p-cavlc.h264 --size 1280x720 \
 #            --frames 250 --entropy cavlc --profile main
+#          python -m vccv_gpu.testing .bench_clips/gop250-b.h264 --size 320x180 --frames 48 --gop 250 --bframes 2
+#            # tests/test_gpu_frontend.py generates its clips when the PyAV wheel travels; without PyAV it
+#            # takes the first two .bench_clips/*.h264 (raw Annex B: the parser reads them without PyAV)
+#            # and runs only the checks that need no CPU decode (residual planes, devices, host copies)
 #   run:   bash benchmarks/gpu_check.sh "$OUT"     with carry [".wheels", ".bench_clips"]
 #
 # The GPU machine has no network and no PyAV: wheels and clips travel with the work tree (the PyAV

@@ -42,3 +42,19 @@ def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         return cache[key]
 
     return get
+
+
+@pytest.fixture
+def cli_help(capsys: pytest.CaptureFixture[str]) -> Callable[[Callable[[list[str]], int], str], str]:
+    """Runs `main(["--help"])` of a CLI: checks that it exits 0 and starts with the usage line of
+    `prog`, and returns the help text."""
+
+    def run(main: Callable[[list[str]], int], prog: str) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: {prog}")
+        return text
+
+    return run

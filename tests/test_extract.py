@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ import torch
 
 from vccv_gpu import features
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor
+from vccv_gpu.codec.info import find_videos
 from vccv_gpu.codec.sample import sample_clip
-from vccv_gpu.extract import extract, find_videos, main
+from vccv_gpu.extract import extract, main
 from vccv_gpu.features import FeatureStore, FeatureStoreError, video_key
 
 CONFIG = BackboneConfig(iframe="tiny", residual="tiny", size=64, num_segments=4)
@@ -179,12 +181,8 @@ def test_cli_refuses_other_backbones(clips: list[Path], tmp_path: Path, capsys: 
     assert len(FeatureStore(out)) == 1
 
 
-def test_help(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    assert text.startswith("usage: python -m vccv_gpu.extract")
+def test_help(cli_help: Callable[..., str]) -> None:
+    text = cli_help(main, "python -m vccv_gpu.extract")
     for option in ("--out", "--data", "--backbones", "--shard-size", "--device"):
         assert option in text
 

@@ -426,4 +426,7 @@ def test_device_cuda(clip_factory) -> None:
     s = codec.sample_clip(path, num_segments=4, size=32, device="cuda")
     assert s.iframes.is_cuda and s.residuals.is_cuda
     cpu = codec.sample_clip(path, num_segments=4, size=32)
-    assert torch.equal(s.iframes.cpu(), cpu.iframes) and torch.equal(s.residuals.cpu(), cpu.residuals)
+    # The GPU path resizes on the device: rounding may differ by 1 (frames) or a float16 step (residuals).
+    diff = (s.iframes.cpu().int() - cpu.iframes.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
+    torch.testing.assert_close(s.residuals.cpu().float(), cpu.residuals.float(), rtol=2e-3, atol=0.05)

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from vccv_gpu.codec.sample import RESIDUAL_MODES
 from vccv_gpu.model import RAEConfig
+from vccv_gpu.runtime import fsync_dir
 
 __all__ = ["ARCHITECTURES", "WEIGHTS", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
            "model_config"]
@@ -243,6 +244,7 @@ class FeatureExtractor(nn.Module):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
         return path
 
     @classmethod

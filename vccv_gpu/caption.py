@@ -59,14 +59,14 @@ import torch
 from torch import Tensor
 
 from vccv_gpu.checkpoint import Checkpoint
+from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
+from vccv_gpu.runtime import fsync_dir, resolve_device, torchrun_env
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
 
-__all__ = ["VIDEO_EXTENSIONS", "CaptionResult", "caption_videos", "collect_videos", "main", "merge_outputs",
-           "read_records"]
+__all__ = ["CaptionResult", "caption_videos", "collect_videos", "main", "merge_outputs", "read_records"]
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".ts", ".h264", ".264", ".avi", ".webm")
 # Ranks that finish early wait this long at the final barrier for the others (torchrun ends the
 # whole group at once if one rank dies, so a long wait cannot hang a failed job).
 _BARRIER_TIMEOUT = timedelta(hours=24)
@@ -103,15 +103,12 @@ class _CaptionedBatch:
 # In-process API
 
 
-def _resolve_device(device: str | torch.device | None, checkpoint: Checkpoint) -> torch.device:
-    if device is None:
-        return next(checkpoint.model.parameters()).device
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return device
+def _resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+    """`runtime.resolve_device` ('cuda' is cuda:local_rank), its error a UsageError."""
+    try:
+        return resolve_device(str(device), local_rank)
+    except ValueError as e:
+        raise UsageError(f"{e} (use --device cpu or auto)") from e
 
 
 def _check_captioning(checkpoint: Checkpoint) -> None:
@@ -127,7 +124,7 @@ def _caption_batches(paths: Sequence[Any], checkpoint: Checkpoint, *, beam: int,
     from vccv_gpu.codec import ClipLoader
 
     _check_captioning(checkpoint)
-    device = _resolve_device(device, checkpoint)
+    device = next(checkpoint.model.parameters()).device if device is None else _resolve_device(device)
     model, backbones = checkpoint.model.to(device).eval(), checkpoint.backbones.to(device).eval()
     config = backbones.config
     loader = ClipLoader(paths, batch_size=batch_size, num_segments=config.num_segments, size=config.size,
@@ -181,16 +178,12 @@ def caption_videos(paths: Iterable[str | os.PathLike[str]], checkpoint: Checkpoi
 def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Resolved, deduplicated, sorted video paths: files as given (whatever their extension, and
     missing ones too, so they are reported as errors), directories searched recursively for
-    VIDEO_EXTENSIONS. Raises UsageError for a directory without videos."""
+    video files (`codec.info.find_videos`). Raises UsageError for a directory without videos."""
     found: dict[str, Path] = {}
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = [p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
-            if not videos:
-                raise UsageError(f"{path}: no videos in this directory ({' '.join(VIDEO_EXTENSIONS)})")
-        else:
-            videos = [path]
+        videos = find_videos([item])
+        if not videos:  # only a directory can yield none
+            raise UsageError(f"{item}: no videos in this directory ({' '.join(sorted(VIDEO_SUFFIXES))})")
         for video in videos:
             resolved = video.resolve()
             found.setdefault(str(resolved), resolved)
@@ -254,21 +247,8 @@ def merge_outputs(out: Path) -> int:
     os.replace(tmp, out)
     for rank_file in rank_files:  # after the replace: a kill before this only leaves duplicates
         rank_file.unlink(missing_ok=True)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return len(merged)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def attention_names(paths: Sequence[Path]) -> dict[Path, str]:
@@ -293,10 +273,9 @@ class _Ranks:
     @classmethod
     def from_env(cls) -> _Ranks:
         try:
-            return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                       int(os.environ.get("LOCAL_RANK", 0)))
+            return cls(*torchrun_env())
         except ValueError as e:
-            raise UsageError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({e})") from e
+            raise UsageError(str(e)) from e
 
     @property
     def distributed(self) -> bool:
@@ -324,7 +303,7 @@ def _parser() -> argparse.ArgumentParser:
                "the videos captioned in that batch). Exit status: 0 all captioned, 1 some videos could not "
                "be read (named on stderr), 2 usage error.")
     parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
-                        help=f"video files, or directories searched recursively for {' '.join(VIDEO_EXTENSIONS)}")
+                        help=f"video files, or directories searched recursively for {' '.join(sorted(VIDEO_SUFFIXES))}")
     parser.add_argument("--checkpoint", metavar="RUN", default=None,
                         help="checkpoint directory, or a training run folder (its best/); default: the bundled "
                              "demo model")
@@ -372,12 +351,7 @@ def _load(args: argparse.Namespace, ranks: _Ranks) -> tuple[Checkpoint, torch.de
     from vccv_gpu.checkpoint import load_checkpoint
     from vccv_gpu.model.encoder import resolve_mode
 
-    device = torch.device("cpu")
-    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-        device = torch.device("cuda", ranks.local_rank)
-        torch.cuda.set_device(device)
+    device = _resolve_device(args.device, ranks.local_rank)
     try:  # a backend that cannot run here (Triton without CUDA) is a usage error, not a crash mid-run
         resolve_mode(args.kernels, device)
     except (RuntimeError, ValueError) as e:

@@ -32,6 +32,7 @@ import torch
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import VCCV, RAEConfig
+from vccv_gpu.runtime import fsync_dir
 
 __all__ = ["DEMO_CHECKPOINT", "FORMAT", "Checkpoint", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
 
@@ -83,11 +84,13 @@ def save_checkpoint(path: str | os.PathLike[str], model: VCCV, vocab: Vocabulary
         _write(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True, default=str).encode())
         with open(tmp / "model.safetensors", "rb") as f:
             os.fsync(f.fileno())
+        fsync_dir(tmp)  # the files' names in it
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

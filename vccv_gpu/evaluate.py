@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from vccv_gpu.data import DATA_FORMATS, DataFormatError, Sample, Vocabulary, detect_format, load_dataset
 from vccv_gpu.model import VCCV
+from vccv_gpu.runtime import fsync_dir, resolve_device
 
 __all__ = ["VARIANT_LABELS", "StoredVideo", "StoredFeatures", "caption_videos", "evaluate_run",
-           "find_in_store", "load_samples", "main", "plain_warnings", "resolve_device",
-           "warn_missing"]
+           "find_in_store", "load_samples", "main", "plain_warnings", "warn_missing"]
 
 # Row names of the paper's Tables I and II.
 VARIANT_LABELS: dict[str, str] = {"iframe": "I-frame", "rae_no_gate_no_residual": "RAE w/o gate and residuals",
@@ -129,20 +129,6 @@ def _stack(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
     return torch.stack([v for v, _ in items]), torch.stack([a for _, a in items])
 
 
-def resolve_device(choice: str = "auto", local_rank: int = 0) -> torch.device:
-    """auto (cuda if available, else cpu), cpu, cuda or cuda:K; 'cuda' picks the local rank's GPU."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(choice)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
 def caption_videos(model: VCCV, vocab: Vocabulary, store_root: str | os.PathLike[str], keys: Sequence[str], *,
                    beam: int = 5, batch_size: int = 16, device: torch.device | str = "cpu", workers: int = 0,
                    progress: bool = True, desc: str = "captioning") -> list[str]:
@@ -178,6 +164,7 @@ def _write_json_atomic(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def evaluate_run(run: str | os.PathLike[str], split: str = "test", beam: int = 5, *,

@@ -30,15 +30,16 @@ from typing import Any
 import torch
 
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
+from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
 from vccv_gpu.codec.loader import ClipLoader
 from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample
 from vccv_gpu.data import DATA_FORMATS
 from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
                                merge_index, prepare_store, video_key)
+from vccv_gpu.runtime import resolve_device, torchrun_env
 
-__all__ = ["VIDEO_SUFFIXES", "ExtractReport", "extract", "find_videos", "main"]
+__all__ = ["ExtractReport", "extract", "main"]
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".ts", ".h264", ".264", ".avi", ".webm")
 # Ranks finish at different times; the default 30-minute collective timeout is too short to wait.
 _BARRIER_TIMEOUT = datetime.timedelta(hours=48)
 
@@ -170,19 +171,6 @@ def _run(todo: list[Any], extractor: FeatureExtractor, writer: StoreWriter, repo
 # Command line
 
 
-def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given (also missing ones: they are reported as errors), and every video file
-    (by suffix, `VIDEO_SUFFIXES`) under the given folders, recursively."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
-        else:
-            found.append(path)
-    return found
-
-
 def _dataset_videos(annotations: Sequence[str], data_format: str, video_dir: str | None,
                     split: str | None) -> list[Path]:
     from vccv_gpu.data import detect_format, load_dataset
@@ -202,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "unreadable ones are listed in OUT/errors.jsonl (exit status 1). Under torchrun each "
                     "rank takes a share of the videos.")
     p.add_argument("videos", nargs="*", metavar="VIDEO",
-                   help=f"video files, or folders searched recursively for {' '.join(VIDEO_SUFFIXES)}")
+                   help=f"video files, or folders searched recursively for {' '.join(sorted(VIDEO_SUFFIXES))}")
     p.add_argument("--out", required=True, metavar="DIR", help="feature store folder (created or resumed)")
     g = p.add_argument_group("videos of a dataset")
     g.add_argument("--data", action="append", default=[], metavar="ANNOT",
@@ -261,19 +249,6 @@ def _make_extractor(args: argparse.Namespace) -> FeatureExtractor:
                                 residual_weights=weights(config.residual))
 
 
-def _device(choice: str, local_rank: int) -> torch.device:
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(choice)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -282,11 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.videos and not args.data:
         parser.error("give VIDEO files/folders or --data ANNOT")
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    prefix = "" if world_size == 1 else f"rank {rank}: "
+    prefix = ""
     try:
-        device = _device(args.device, local_rank)
+        rank, world_size, local_rank = torchrun_env()
+        prefix = "" if world_size == 1 else f"rank {rank}: "
+        device = resolve_device(args.device, local_rank)
         paths = find_videos(args.videos)
         if args.data:
             paths += _dataset_videos(args.data, args.data_format, args.video_dir, args.split)

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from vccv_gpu.backbones import BackboneConfig
+from vccv_gpu.runtime import fsync_dir
 
 __all__ = ["BACKBONES_FILE", "ERRORS_FILE", "FORMAT", "INDEX_FILE", "STORE_FILE", "FeatureStore",
            "FeatureStoreError", "StoreWriter", "VideoError", "merge_index", "prepare_store", "video_key",
@@ -95,20 +96,6 @@ def weights_fingerprint(state: Mapping[str, Tensor]) -> str:
 # Small file helpers
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Makes a rename in `folder` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -116,7 +103,7 @@ def _write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -384,7 +371,7 @@ class StoreWriter:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         _publish(tmp, path)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         for record in pending.records:
             self._index_file.write(json.dumps({**record, "shard": name}) + "\n")
         self._index_file.flush()
@@ -397,10 +384,7 @@ class StoreWriter:
             self.flush()
             self._wait()
         finally:
-            self._pool.shutdown(wait=True)
-            self._index_file.close()
-            self._errors_file.close()
-            self._lock.close()
+            self._release()
 
     def abort(self) -> None:
         """Drops the buffered videos, finishes a write in flight, releases the files."""
@@ -408,10 +392,13 @@ class StoreWriter:
         try:
             self._wait()
         finally:
-            self._pool.shutdown(wait=True)
-            self._index_file.close()
-            self._errors_file.close()
-            self._lock.close()
+            self._release()
+
+    def _release(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._index_file.close()
+        self._errors_file.close()
+        self._lock.close()
 
     def __enter__(self) -> StoreWriter:
         return self

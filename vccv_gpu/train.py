@@ -54,10 +54,11 @@ from vccv_gpu.checkpoint import save_checkpoint
 from vccv_gpu.data import (DATA_FORMATS, MAX_CAPTION_TOKENS, MIN_WORD_COUNT, DataFormatError, Vocabulary, detect_format,
                            pad_batch)
 from vccv_gpu.evaluate import (StoredFeatures, StoredVideo, caption_videos, find_in_store, load_samples,
-                               plain_warnings, resolve_device, warn_missing)
+                               plain_warnings, warn_missing)
 from vccv_gpu.features import FeatureStore
 from vccv_gpu.metrics import score_captions
 from vccv_gpu.model import PAD, VARIANTS, VCCV, RAEConfig, caption_loss
+from vccv_gpu.runtime import fsync_dir, resolve_device, torchrun_env
 
 __all__ = ["TRAINER_FILE", "CaptionPairs", "TrainOptions", "TrainResult", "build_parser", "collate_pairs", "main",
            "run_training"]
@@ -188,6 +189,7 @@ def _fsync_write(path: Path, write: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -232,10 +234,9 @@ class _World:
 
 
 def _join_world(device_choice: str) -> tuple[_World, torch.device]:
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, size, local_rank = torchrun_env()
     if size <= 1:
         return _World(), resolve_device(device_choice)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_choice, local_rank)
     owns = not dist.is_initialized()
     if owns:

@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -81,13 +81,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells])
 
 
-def video_files(directory: str) -> Iterator[str]:
+def video_files(directory: str | os.PathLike[str]) -> Iterator[str]:
     """Video files under `directory` by extension, sorted, hidden files and folders skipped."""
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 yield os.path.join(root, name)
+
+
+def find_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """In the order given: files as given (whatever their extension, and missing ones too, so
+    they are reported as errors), and each directory's `video_files`."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        found.extend(map(Path, video_files(path)) if path.is_dir() else [path])
+    return found
 
 
 def inspect(path: str, verify: bool = False) -> dict[str, Any]:

@@ -9,8 +9,9 @@
         for err in batch.errors:          # the clips of this batch that could not be read
             print(f"skipped {err.path}: {err.reason}")
 
-Design: `workers` threads run `sample_clip` on the CPU (the parser and PyAV release the GIL);
-the consumer stacks each batch and moves it to `device`. A window of submitted clips bounds the
+Design: `workers` threads run `sample_clip` (the parser and PyAV release the GIL) for `device`:
+on a CUDA device that is the GPU front end (NVDEC frames, residuals reconstructed on the GPU),
+otherwise the CPU path; the consumer stacks each batch on `device`. A window of submitted clips bounds the
 work ahead: when the consumer asks for batch k, the clips of batches k .. k + prefetch are
 submitted, so while it holds batch k at most `prefetch` further batches are being prepared or
 waiting; memory is bounded by the prefetch depth, not by the number or length of the videos.
@@ -79,7 +80,7 @@ class ClipLoader:
         paths: the clips (file paths, or bytes of a file in memory), batched in this order.
         batch_size: clips per batch (the last batch may be shorter).
         num_segments, size, residual, keep_aspect: as for `codec.sample_clip`.
-        device: where the stacked tensors go (sampling itself runs on the CPU).
+        device: where the tensors are made (a CUDA device: by the GPU front end) and stacked.
         workers: threads running `sample_clip`.
         prefetch: batches prepared ahead of the one the consumer holds (0: none).
         progress: a tqdm bar over clips; None = on when stderr is a terminal and there is
@@ -141,10 +142,10 @@ class ClipLoader:
         return tty and len(self) > 1
 
     def _sample(self, path: Source) -> ClipSample | ClipError:
-        """Runs in a worker thread: one clip on the CPU, or the error that names it."""
+        """Runs in a worker thread: one clip, or the error that names it."""
         try:
             return sample_clip(path, num_segments=self.num_segments, size=self.size,
-                               residual=self.residual, device="cpu", keep_aspect=self.keep_aspect)
+                               residual=self.residual, device=self.device, keep_aspect=self.keep_aspect)
         except StreamError as e:
             return ClipError(path, e.reason, type(e).__name__)
         except OSError as e:

@@ -33,7 +33,8 @@ size x size; `keep_aspect=True` resizes the short side to `size` (the long side 
 round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frames are resized
 in float32 from uint8 and rounded back to uint8; residuals are resized in float32 and stored
 as float16. Frames are converted to RGB by PyAV (swscale); residuals with the same matrix and
-range (see `colour`). Everything is computed on the CPU and moved to `device` at the end.
+range (see `colour`). Everything is computed on the CPU and moved to `device` at the end,
+except for device="cuda" on a CUDA host: then gpu.py computes the same tensors on the GPU.
 
 Speed (results do not depend on it): independent GOPs are decoded by up to min(4, CPUs)
 containers in threads, while another thread parses the residuals; frames and residuals are
@@ -376,8 +377,10 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
                 device: str | torch.device = "cpu", keep_aspect: bool = False) -> ClipSample:
     """Samples N = num_segments appearance frames and residual frames of an H.264 clip.
 
-    See the module docstring for the policy. Raises codec.UnsupportedStream / CorruptStream
-    (naming the file) for video the parser or PyAV cannot read; ValueError for bad arguments.
+    See the module docstring for the policy; device="cuda" on a CUDA host runs the GPU front end
+    (`gpu.sample_clip_device`: same indices, tensors made on the GPU). Raises
+    codec.UnsupportedStream / CorruptStream (naming the file) for video the parser or PyAV cannot
+    read; ValueError for bad arguments.
     """
     if residual not in RESIDUAL_MODES:
         raise ValueError(f"residual must be one of {RESIDUAL_MODES}, got {residual!r}")
@@ -386,6 +389,11 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        # NVDEC frames and device residuals (gpu.py; frames from PyAV when PyNvVideoCodec is missing)
+        from .gpu import sample_clip_device
+
+        return sample_clip_device(path, num_segments, size, residual, device, keep_aspect)
     with open_stream(path) as s:
         n_frames = len(s.frames)
         if n_frames == 0:

@@ -1,0 +1,592 @@
+"""The GPU front end (vccv_gpu/codec/gpu.py) against the CPU path.
+
+On the CPU: the device pipeline run on CPU tensors (residual kernels: the reference and the
+Triton kernels under TRITON_INTERPRET=1), the NV12 -> RGB conversion against PyAV's rgb24 and
+the NVDEC orchestration (decoder pool, parallel runs, raw Annex B) against a stand-in with
+PyNvVideoCodec's calls that decodes with PyAV. Tolerances against the CPU path's ClipSample:
+frame indices, policy and residual sources equal; frames equal (the conversion is libswscale's
+arithmetic; on a machine that is not x86-64 swscale may use other code: then max abs diff <= 3,
+mean <= 1.5, the float conversion's measured distance); residual YUV planes bit-exact; RGB
+residuals within float16 rounding (rtol 2e-3, atol 0.05, as tests/test_sample_clip.py).
+
+On a GPU (marked `gpu`): the same through NVDEC, tensors on CUDA, no large device-to-host copy.
+They generate their clips when PyAV is importable, else read `.bench_clips/*.h264` (see
+benchmarks/gpu_check.sh); comparisons with the CPU path need PyAV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from vccv_gpu import codec
+from vccv_gpu.codec import gpu
+from vccv_gpu.codec.colour import KR_KB, residual_to_rgb, rgb_matrix, yuv_to_rgb
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # before the Triton kernels are first used
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+SIZE = (152, 88)  # not a multiple of 16: the SPS crops
+
+
+def assert_frames_match(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    got, want = got.cpu(), want.cpu()
+    assert got.dtype == want.dtype == torch.uint8 and got.shape == want.shape, what
+    if X86:
+        diff = (got.int() - want.int()).abs()
+        assert torch.equal(got, want), f"{what}: {int((diff > 0).sum())} values differ, max {int(diff.max())}"
+    else:
+        diff = (got.float() - want.float()).abs()
+        assert float(diff.max()) <= 3 and float(diff.mean()) <= 1.5, what
+
+
+def assert_residuals_match(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    assert got.dtype == want.dtype == torch.float16 and got.shape == want.shape, what
+    torch.testing.assert_close(got.cpu().float(), want.cpu().float(), rtol=2e-3, atol=0.05, msg=what)
+
+
+def assert_same_plan(got: codec.ClipSample, want: codec.ClipSample) -> None:
+    assert (got.policy, got.frame_indices, got.residual_indices, got.residual_frames) == \
+        (want.policy, want.frame_indices, want.residual_indices, want.residual_frames)
+    assert (got.fps, got.duration) == (want.fps, want.duration)
+
+
+def nv12_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a clip as PyAV's NV12 array [height * 3/2, width], display order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="nv12") for f in container.decode(video=0)]
+
+
+def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[int, torch.Tensor]:
+    """A frame source for `sample_clip_device` that hands it PyAV's NV12 frames."""
+    import io
+
+    import av
+
+    src = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    wanted = set(indices)
+    with av.open(src) as container:
+        frames = {n: f.to_ndarray(format="nv12") for n, f in enumerate(container.decode(video=0)) if n in wanted}
+    return {i: convert(torch.from_numpy(frames[i]).to(device)) for i in sorted(wanted)}
+
+
+# ---------------------------------------------------------------------------------------------
+# NV12 -> RGB
+
+
+def encode_tagged(path: Path, colorspace: int, color_range: int, size: tuple[int, int]) -> Path:
+    """A few libx264 frames whose VUI signals the given matrix and range."""
+    import av
+
+    from vccv_gpu.testing import render_frames
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.colorspace = colorspace
+        stream.codec_context.color_range = color_range
+        stream.options = {"x264-params": "keyint=4:threads=1", "crf": "18"}
+        for t, rgb in enumerate(render_frames(size, 3, 1)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("colorspace,color_range,size", [
+    (2, 1, (160, 96)),   # unspecified matrix: BT.601, limited range
+    (1, 1, (160, 96)),   # BT.709 limited
+    (1, 2, (160, 96)),   # BT.709 full
+    (6, 2, (160, 96)),   # SMPTE 170M full
+    (7, 1, (160, 96)),   # SMPTE 240M
+    (9, 1, (160, 96)),   # BT.2020
+    (4, 1, (160, 96)),   # FCC
+    (1, 1, (74, 42)),    # width not a multiple of 8 or 16
+])
+def test_nv12_to_rgb_is_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range: int, size) -> None:
+    import av
+
+    path = encode_tagged(tmp_path / "tagged.mp4", colorspace, color_range, size)
+    with codec.open(path) as s:
+        mc, full = s.sequence["matrix_coefficients"], bool(s.sequence["full_range"])
+    assert (mc, full) == (colorspace, color_range == 2)
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            want = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+            got = gpu.nv12_to_rgb(torch.from_numpy(frame.to_ndarray(format="nv12")), mc, full)
+            assert_frames_match(got, want, f"matrix {mc}, full range {full}")
+    # the other range is visibly different: the conversion does depend on it
+    other = gpu.nv12_to_rgb(torch.from_numpy(frame.to_ndarray(format="nv12")), mc, not full)
+    assert float((other.float() - want.float()).abs().mean()) > 2
+
+
+def test_swscale_tables_are_the_colour_matrices() -> None:
+    """The fixed-point tables are colour.rgb_matrix's matrices (within swscale's rounding)."""
+    g = torch.Generator().manual_seed(0)
+    h, w = 32, 48
+    nv12 = torch.randint(0, 256, (h * 3 // 2, w), dtype=torch.uint8, generator=g)
+    y, uv = nv12[:h], nv12[h:].view(h // 2, w // 2, 2)
+    for mc in sorted(KR_KB) + [2]:
+        for full in (False, True):
+            exact = yuv_to_rgb(y, uv[..., 0], uv[..., 1], rgb_matrix(mc, full), full).round().clamp(0, 255)
+            diff = (gpu.nv12_to_rgb(nv12, mc, full).float() - exact).abs()
+            assert float(diff.max()) <= 3 and float(diff.mean()) <= 1.5, (mc, full)
+
+
+def test_nv12_to_rgb_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="NV12"):
+        gpu.nv12_to_rgb(torch.zeros(10, 8, dtype=torch.uint8), 1, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Residuals on the device (CPU tensors)
+
+
+def test_residual_to_rgb_device_equals_colour() -> None:
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(-300, 300, (48, 64), generator=g, dtype=torch.int32)
+    u, v = (torch.randint(-300, 300, (24, 32), generator=g, dtype=torch.int32) for _ in range(2))
+    for mc in (1, 2, 4, 7, 9):
+        for full in (False, True):
+            m = rgb_matrix(mc, full)
+            for height, width in ((48, 64), (46, 58)):
+                want = residual_to_rgb(y, u, v, m, height=height, width=width)
+                got = gpu.residual_to_rgb_device(y, u, v, m, height, width)
+                torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_residual_planes_bit_exact(clip_factory, backend: str) -> None:
+    """Summed residual planes from the one-copy buffer equal the CPU's Stream.residual sums."""
+    if backend == "triton":
+        pytest.importorskip("triton")
+    path = clip_factory(size=(64, 48), frames=12, gop=4, bframes=2, entropy="cavlc", transform_8x8=True)
+    with codec.open(path) as s:
+        types = [f.type for f in s.frames]
+        inter = [i for i, t in enumerate(types) if t in "PB"]
+        sources = [(inter[0],), tuple(inter[:3]), (), tuple(inter[2:5]), (inter[0],)]  # incl. a repeat
+        host = gpu.gather_coefficients(s, [i for src in sources for i in src], pin=False)
+        assert host.buffer.dtype == torch.int16 and host.buffer.dim() == 1
+        planes = gpu.residual_planes(host, sources, s.coded_width, s.coded_height, "cpu", backend)
+        assert set(planes) == {src for src in sources if src}
+        for src, got in planes.items():
+            want = [sum(np.asarray(getattr(s.residual(i), p), dtype=np.int32) for i in src) for p in "yuv"]
+            for name, g_plane, w_plane in zip("yuv", got, want):
+                assert g_plane.dtype == torch.int32
+                assert np.array_equal(g_plane.numpy(), w_plane), f"{src} plane {name} ({backend})"
+            assert any(int(p.abs().sum()) for p in got)  # not all zero: residuals were exercised
+
+
+@pytest.mark.parametrize("mode", ["first", "middle", "sum"])
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_device_residuals_equal_cpu_sample(clip_factory, mode: str, keep_aspect: bool) -> None:
+    path = clip_factory(size=SIZE, frames=36, gop=6, bframes=2)
+    want = codec.sample_clip(path, num_segments=6, size=40, residual=mode, keep_aspect=keep_aspect)
+    with codec.open(path) as s:
+        got = gpu.residuals_on_device(s, want.residual_frames, 40, keep_aspect, "cpu", "reference")
+    assert_residuals_match(got, want.residuals, f"{mode}, keep_aspect {keep_aspect}")
+    assert want.residuals.abs().amax() > 1  # real residuals, not zeros
+
+
+def test_triton_residuals_equal_cpu_sample(clip_factory) -> None:
+    pytest.importorskip("triton")
+    path = clip_factory(size=(64, 48), frames=12, gop=4)
+    want = codec.sample_clip(path, num_segments=3, size=32, residual="sum")
+    got = gpu.sample_clip_device(path, 3, 32, "sum", "cpu", backend="triton")
+    assert_same_plan(got, want)
+    assert_residuals_match(got.residuals, want.residuals, "triton (interpreted)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole device pipeline on CPU tensors
+
+
+@pytest.mark.parametrize("suffix,settings", [
+    (".mp4", {"frames": 48, "gop": 6, "bframes": 2}),     # keyframe policy, B-frames
+    (".mkv", {"frames": 40, "gop": 250, "bframes": 2}),   # decoded fallback
+    (".h264", {"frames": 48, "gop": 6}),                  # raw Annex B
+])
+def test_device_pipeline_equals_cpu_path(clip_factory, suffix: str, settings: dict) -> None:
+    """NV12 frames (here from PyAV) through the device conversion, resize and residuals."""
+    path = clip_factory(suffix, size=SIZE, **settings)
+    for mode, keep_aspect in (("middle", False), ("sum", True)):
+        want = codec.sample_clip(path, num_segments=8, size=48, residual=mode, keep_aspect=keep_aspect)
+        got = gpu.sample_clip_device(path, 8, 48, mode, "cpu", keep_aspect, nv12_decoder=pyav_nv12_decoder)
+        assert_same_plan(got, want)
+        assert_frames_match(got.iframes, want.iframes, f"{path.name} {mode}")
+        assert_residuals_match(got.residuals, want.residuals, f"{path.name} {mode}")
+    assert got.policy == ("decoded" if settings["gop"] == 250 else "keyframes")
+
+
+def test_pyav_frames_fallback_equals_cpu_path(clip_factory) -> None:
+    """Without an NV12 source the frames are the CPU path's own (PyAV rgb24, resized)."""
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    want = codec.sample_clip(path.read_bytes(), num_segments=4, size=32)
+    got = gpu.sample_clip_device(path.read_bytes(), 4, 32, "middle", "cpu")
+    assert_same_plan(got, want)
+    assert torch.equal(got.iframes, want.iframes)
+    assert_residuals_match(got.residuals, want.residuals, "bytes source")
+
+
+def test_cuda_device_dispatches_to_the_gpu_path(clip_factory, monkeypatch) -> None:
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu, "sample_clip_device", lambda *args: calls.append(args) or "gpu result")
+    assert codec.sample_clip(path, num_segments=4, size=32, device="cuda:0", keep_aspect=True) == "gpu result"
+    assert calls == [(path, 4, 32, "middle", torch.device("cuda:0"), True)]
+    assert codec.sample_clip(path, num_segments=4, size=32).iframes.device.type == "cpu"  # cpu: unchanged
+
+
+# ---------------------------------------------------------------------------------------------
+# NVDEC orchestration against a stand-in for PyNvVideoCodec
+
+
+class FakeFrame:
+    """A decoded frame: exports its NV12 array through DLPack, as DecodedFrame does."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __dlpack__(self, stream: Any = None, **kwargs: Any) -> Any:
+        return self.array.__dlpack__()
+
+    def __dlpack_device__(self) -> Any:
+        return self.array.__dlpack_device__()
+
+
+class FakeNvc:
+    """PyNvVideoCodec's calls used by gpu.py, with their documented signatures, on PyAV."""
+
+    class OutputColorType:
+        NATIVE, RGB, RGBP = "NATIVE", "RGB", "RGBP"
+
+    class PyNvVCException(Exception):
+        pass
+
+    class PyNvVCExceptionUnsupported(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.created: list[str] = []
+        self.reconfigured: list[str] = []
+        self.requests: list[list[int]] = []
+        self.threads: set[int] = set()
+
+    def SimpleDecoder(self, enc_file_path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True,
+                      max_width=0, max_height=0, need_scanned_stream_metadata=0, decoder_cache_size=4,
+                      output_color_type="NATIVE", bWaitForSessionWarmUp=False, enableDecodeStats=False):
+        assert use_device_memory and output_color_type == "NATIVE" and max_width >= 1920 and max_height >= 1088
+        assert isinstance(enc_file_path, (str, bytes))
+        with self.lock:
+            self.created.append(enc_file_path)
+        return FakeSimpleDecoder(self, enc_file_path)
+
+    def CreateDemuxer(self, filename):
+        return FakeDemuxer(filename)
+
+    def CreateDecoder(self, gpuid=0, codec=None, cudacontext=0, cudastream=0, usedevicememory=False,
+                      maxwidth=0, maxheight=0, outputColorType="NATIVE", enableSEIMessage=False,
+                      bWaitForSessionWarmUp=False, latency=None, enableDecodeStats=False):
+        assert codec == "h264" and usedevicememory
+        return FakeDecoder()
+
+
+class FakeSimpleDecoder:
+    def __init__(self, nvc: FakeNvc, source) -> None:
+        self.nvc = nvc
+        self.frames = self._decode(source)
+
+    @staticmethod
+    def _decode(source) -> list[np.ndarray]:
+        import io
+
+        import av
+
+        src = io.BytesIO(source) if isinstance(source, bytes) else source
+        with av.open(src) as container:
+            return [f.to_ndarray(format="nv12") for f in container.decode(video=0)]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def reconfigure_decoder(self, new_source: str) -> None:
+        with self.nvc.lock:
+            self.nvc.reconfigured.append(new_source)
+        self.frames = self._decode(new_source)
+
+    def get_batch_frames_by_index(self, indices: list[int]) -> list[FakeFrame]:
+        assert indices == sorted(set(indices))
+        with self.nvc.lock:
+            self.nvc.requests.append(list(indices))
+            self.nvc.threads.add(threading.get_ident())
+        return [FakeFrame(self.frames[i]) for i in indices]
+
+
+class FakeDemuxer:
+    def __init__(self, filename: str) -> None:
+        import av
+
+        self.container = av.open(filename)
+        self.stream = self.container.streams.video[0]
+
+    def GetNvCodecId(self) -> str:
+        return self.stream.codec_context.name
+
+    def __iter__(self):
+        yield from self.container.demux(self.stream)  # ends with an empty packet: the decoder drains
+
+
+class FakeDecoder:
+    def __init__(self) -> None:
+        import av
+
+        self.context = av.CodecContext.create("h264", "r")
+
+    def Decode(self, packet) -> list[FakeFrame]:
+        return [FakeFrame(f.to_ndarray(format="nv12")) for f in self.context.decode(packet)]
+
+
+@pytest.fixture
+def fake_nvc(monkeypatch) -> FakeNvc:
+    fake = FakeNvc()
+    monkeypatch.setattr(gpu, "_nvc", lambda: fake)
+    monkeypatch.setattr(gpu, "_pools", {})
+    return fake
+
+
+def test_nvdec_pool_parallel_runs_and_reuse(clip_factory, fake_nvc: FakeNvc) -> None:
+    a = clip_factory(size=SIZE, frames=48, gop=4, seed=0)   # 12 GOPs: 4 runs
+    b = clip_factory(size=SIZE, frames=48, gop=6, seed=1, bframes=2)
+    want_a = codec.sample_clip(a, num_segments=8, size=32)
+    got_a = gpu.sample_clip_device(a, 8, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert_same_plan(got_a, want_a)
+    assert_frames_match(got_a.iframes, want_a.iframes, "NVDEC stand-in")
+    assert_residuals_match(got_a.residuals, want_a.residuals, "NVDEC stand-in")
+    created = len(fake_nvc.created)
+    assert 2 <= created <= gpu.NVDEC_SESSIONS and len(fake_nvc.threads) > 1  # runs in parallel threads
+    # only the sampled keyframes were asked for, each once, in NVDEC_SESSIONS contiguous runs
+    assert sorted(i for r in fake_nvc.requests for i in r) == want_a.frame_indices
+    assert all(r == sorted(r) for r in fake_nvc.requests) and len(fake_nvc.requests) == gpu.NVDEC_SESSIONS
+    # the next clip reuses the sessions (reconfigured, not created); the same file again: neither
+    got_b = gpu.sample_clip_device(b, 8, 32, "sum", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert len(fake_nvc.created) == created
+    assert fake_nvc.reconfigured and set(fake_nvc.reconfigured) == {str(b)}
+    reconfigured = len(fake_nvc.reconfigured)
+    gpu.sample_clip_device(b, 8, 32, "sum", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert (len(fake_nvc.created), len(fake_nvc.reconfigured)) == (created, reconfigured)
+    want_b = codec.sample_clip(b, num_segments=8, size=32, residual="sum")
+    assert_same_plan(got_b, want_b)
+    assert_frames_match(got_b.iframes, want_b.iframes, "reconfigured stand-in")
+
+
+def test_nvdec_fallback_policy_and_raw_streams(clip_factory, fake_nvc: FakeNvc) -> None:
+    wanted = {}
+    for suffix in (".mp4", ".h264"):
+        path = clip_factory(suffix, size=SIZE, frames=30, gop=250, bframes=2)
+        want = codec.sample_clip(path, num_segments=6, size=32)
+        got = gpu.sample_clip_device(path, 6, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+        assert got.policy == "decoded"
+        assert_same_plan(got, want)
+        assert_frames_match(got.iframes, want.iframes, suffix)
+        wanted[suffix] = sorted(set(want.frame_indices))
+    # one GOP: one SimpleDecoder run over the mp4's sampled frames; the raw stream went through
+    # Demuxer + Decoder instead
+    assert fake_nvc.requests == [wanted[".mp4"]] and fake_nvc.created == [str(clip_factory(
+        ".mp4", size=SIZE, frames=30, gop=250, bframes=2))]
+
+
+def test_nvdec_frame_count_mismatch_falls_back_to_pyav(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    monkeypatch.setattr(FakeSimpleDecoder, "__len__", lambda self: len(self.frames) - 1)
+    want = codec.sample_clip(path, num_segments=4, size=32)
+    with pytest.warns(RuntimeWarning, match="counts 23 frames"):
+        got = gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert torch.equal(got.iframes, want.iframes)
+
+
+def test_nvdec_errors(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
+    """Unsupported by NVDEC: PyAV decodes the frames; a decoding failure names the file."""
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    want = codec.sample_clip(path, num_segments=4, size=32)
+
+    def fail(kind):
+        def get_batch_frames_by_index(self, indices):
+            raise kind("boom")
+        return get_batch_frames_by_index
+
+    monkeypatch.setattr(FakeSimpleDecoder, "get_batch_frames_by_index", fail(FakeNvc.PyNvVCExceptionUnsupported))
+    with pytest.warns(RuntimeWarning, match="NVDEC does not support"):
+        got = gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert torch.equal(got.iframes, want.iframes)
+    monkeypatch.setattr(FakeSimpleDecoder, "get_batch_frames_by_index", fail(FakeNvc.PyNvVCException))
+    with pytest.raises(codec.CorruptStream, match=f"{path.name}.*NVDEC could not decode"):
+        gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+
+
+def test_decoder_pool_hands_each_slot_to_one_thread(monkeypatch) -> None:
+    pool = gpu.DecoderPool("cpu", size=2)
+    held, peak, lock = set(), [0], threading.Lock()
+
+    def use(_: int) -> None:
+        with pool.borrow() as slot:
+            with lock:
+                assert id(slot) not in held
+                held.add(id(slot))
+                peak[0] = max(peak[0], len(held))
+            threading.Event().wait(0.01)
+            with lock:
+                held.discard(id(slot))
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2 and pool._created == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# On a GPU (NOT YET RUN: no GPU was available when these were written)
+
+
+def _have_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def gpu_clips(tmp_path_factory) -> list[Path]:
+    """Generated clips (PyAV present): keyframe policy with and without B-frames, the decoded
+    fallback, Matroska and raw Annex B; else the carried .bench_clips/*.h264."""
+    if _have_pyav():
+        from vccv_gpu.testing import make_clip
+
+        root = tmp_path_factory.mktemp("gpu_clips")
+        return [make_clip(root / "gop6.mp4", size=(320, 180), frames=60, gop=6),
+                make_clip(root / "gop8-b.mkv", size=(320, 180), frames=64, gop=8, bframes=2),
+                make_clip(root / "gop250-b.mp4", size=(320, 180), frames=60, gop=250, bframes=3),
+                make_clip(root / "gop6.h264", size=(318, 180), frames=48, gop=6),
+                make_clip(root / "gop250.h264", size=(318, 180), frames=48, gop=250)]  # ends near EOF
+    carried = sorted((Path(__file__).resolve().parent.parent / ".bench_clips").glob("*.h264"))[:2]
+    if not carried:
+        pytest.skip("no PyAV to generate clips and no .bench_clips/*.h264 (see benchmarks/gpu_check.sh)")
+    return carried
+
+
+@pytest.fixture
+def nvdec() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    if not gpu.nvdec_available():
+        pytest.skip(f"PyNvVideoCodec is not usable: {gpu._nvc_error}")
+
+
+@pytest.mark.gpu
+def test_gpu_residual_planes_bit_exact(gpu_clips: list[Path]) -> None:
+    for path in gpu_clips:
+        with codec.open(path) as s:
+            inter = [f.index for f in s.frames if f.type in "PB"][:6]
+            sources = [(i,) for i in inter] + [tuple(inter)]
+            host = gpu.gather_coefficients(s, inter, pin=True)
+            assert host.buffer.is_pinned()
+            planes = gpu.residual_planes(host, sources, s.coded_width, s.coded_height, "cuda")
+            for src, got in planes.items():
+                assert all(p.is_cuda for p in got)
+                want = [sum(np.asarray(getattr(s.residual(i), p), dtype=np.int32) for i in src) for p in "yuv"]
+                for name, g_plane, w_plane in zip("yuv", got, want):
+                    assert np.array_equal(g_plane.cpu().numpy(), w_plane), f"{path.name} {src} plane {name}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["middle", "sum"])
+def test_gpu_sample_clip_equals_cpu_path(gpu_clips: list[Path], nvdec: None, mode: str) -> None:
+    if not _have_pyav():
+        pytest.skip("the CPU path needs PyAV")
+    for path in gpu_clips:
+        cpu = codec.sample_clip(path, num_segments=8, size=112, residual=mode)
+        got = codec.sample_clip(path, num_segments=8, size=112, residual=mode, device="cuda")
+        assert got.iframes.is_cuda and got.residuals.is_cuda
+        assert_same_plan(got, cpu)
+        # same decoded YUV and the same conversion: only bilinear resizing may round differently
+        diff = (got.iframes.cpu().int() - cpu.iframes.int()).abs()
+        assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 0.01, f"{path.name}: frames"
+        assert_residuals_match(got.residuals, cpu.residuals, f"{path.name}: residuals")
+
+
+def _dtoh_bytes(trace: Path) -> list[int]:
+    """Sizes of the device-to-host copies in a chrome trace written by torch.profiler."""
+    events = json.loads(trace.read_text()).get("traceEvents", [])
+    return [int(e.get("args", {}).get("bytes", 0)) for e in events
+            if e.get("cat") == "gpu_memcpy" and "DtoH" in e.get("name", "")]
+
+
+@pytest.mark.gpu
+def test_gpu_no_host_round_trip(gpu_clips: list[Path], nvdec: None, tmp_path: Path) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    path = gpu_clips[0]
+    codec.sample_clip(path, num_segments=8, size=112, device="cuda")  # warm up: sessions, kernels
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        s = codec.sample_clip(path, num_segments=8, size=112, device="cuda")
+        torch.cuda.synchronize()
+    prof.export_chrome_trace(str(tmp_path / "sample.json"))
+    assert s.iframes.is_cuda and s.residuals.is_cuda
+    copies = _dtoh_bytes(tmp_path / "sample.json")
+    assert max(copies, default=0) < 4096, f"device-to-host copies during sample_clip: {copies}"
+    # the check sees a pixel copy when there is one
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        s.iframes.cpu()
+        torch.cuda.synchronize()
+    prof.export_chrome_trace(str(tmp_path / "copy.json"))
+    assert max(_dtoh_bytes(tmp_path / "copy.json"), default=0) >= s.iframes.numel()
+
+
+@pytest.mark.gpu
+def test_gpu_sessions_are_reused(gpu_clips: list[Path], nvdec: None) -> None:
+    device = torch.device("cuda", torch.cuda.current_device())
+    for path in gpu_clips:
+        codec.sample_clip(path, num_segments=8, size=64, device="cuda")
+    created = gpu.decoder_pool(device)._created
+    for path in gpu_clips:
+        codec.sample_clip(path, num_segments=8, size=64, device="cuda")
+    assert gpu.decoder_pool(device)._created == created <= gpu.NVDEC_SESSIONS
+
+
+@pytest.mark.gpu
+def test_gpu_without_pynvvideocodec_warns_and_uses_pyav(gpu_clips: list[Path], monkeypatch) -> None:
+    if not _have_pyav():
+        pytest.skip("frames come from PyAV in this mode")
+    monkeypatch.setattr(gpu, "_nvc", lambda: None)
+    monkeypatch.setattr(gpu, "_nvc_error", "ModuleNotFoundError: (test)")
+    monkeypatch.setattr(gpu, "_warned_cpu_frames", False)
+    path = gpu_clips[0]
+    with pytest.warns(RuntimeWarning, match="PyNvVideoCodec is not usable"):
+        got = codec.sample_clip(path, num_segments=8, size=112, device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codec.sample_clip(path, num_segments=8, size=112, device="cuda")  # warned once only
+    cpu = codec.sample_clip(path, num_segments=8, size=112)
+    assert got.iframes.is_cuda and got.residuals.is_cuda
+    assert torch.equal(got.iframes.cpu(), cpu.iframes)
+    assert_residuals_match(got.residuals, cpu.residuals, "PyAV frames, GPU residuals")

@@ -1,0 +1,680 @@
+"""The GPU front end of `sample_clip`: frames decoded by NVDEC, residuals rebuilt on the device.
+
+    s = codec.sample_clip("clip.mp4", device="cuda")   # dispatches here when CUDA is available
+
+Same policy, indices and tensors as the CPU path (`sample.py`), computed where the pixels are:
+
+* Residuals: the parser's compact coefficients (`Stream.coefficients(i)`, parsed on the CPU in a
+  worker thread while NVDEC decodes) of every frame the clip needs are concatenated into one
+  pinned int16 buffer and copied to the device once; `kernels.reconstruct_residual` (Triton on
+  CUDA) inverse-transforms each frame into its Y/U/V planes; a `sum` residual adds the frames'
+  planes in int32 before conversion (as `sample.residual_rgb` does); the planes are converted to
+  RGB with the stream's matrix (`residual_to_rgb_device`, the linear part only, chroma repeated
+  2x2, cropped to the display size), resized (`sample.resize`) and stored as float16. The YUV
+  planes are bit-exact with the CPU's `Stream.residual`; the RGB residual equals the CPU path's
+  within float32 rounding (then float16).
+* Frames: NV12 surfaces stay in GPU memory (DLPack into torch, no host copy) and are converted
+  by `nv12_to_rgb`, an integer transcription of libswscale's x86 yuv420p -> rgb24 converter (the
+  one PyAV uses for the CPU path's frames): bit-exact with PyAV's rgb24 on x86-64 (tested), so
+  GPU and CPU frames differ only where bilinear resizing rounds differently on the two devices.
+  Then resized like the CPU path (float32, rounded back to uint8).
+
+NVDEC through PyNvVideoCodec 2.2 (NOT YET RUN ON A GPU: written from the documentation and the
+package's own samples, exercised on the CPU only against a stand-in that mimics that API; the
+`gpu` tests in tests/test_gpu_frontend.py check it on a GPU host):
+
+* Containers: `PyNvVideoCodec.SimpleDecoder` (API reference "SimpleDecoder"; the wheel's
+  decoders/SimpleDecoder.py), one per pool slot, created with `use_device_memory=True`,
+  `output_color_type=OutputColorType.NATIVE` (NV12: one (height * 3/2, width) uint8 buffer,
+  samples/advanced/simple_decode_from_memory.py), `cuda_stream=` the slot's own torch stream
+  (vLLM's PyNvVideoCodec backend does the same), `max_width`/`max_height` so that later clips can
+  reuse it, and `need_scanned_stream_metadata=True` (frame counts of containers whose header
+  has none, e.g. Matroska). A process-wide pool keeps up to `NVDEC_SESSIONS` of them across
+  clips and points them at each new file with `reconfigure_decoder(path)` (notebook
+  simple_decode_tutorial.ipynb section 5: reconfiguring avoids a new session). Frames come from
+  `get_batch_frames_by_index(indices)` (ascending, unique) and enter torch with
+  `torch.from_dlpack(frame)` (samples/utils/Utils.py `convert_frames_to_torch`).
+  Keyframe policy: the sampled keyframes are independent, so the GOPs are split into contiguous
+  runs, each decoded by its own slot in a thread (several NVDEC engines at once). Fallback
+  policy: each slot decodes its run forward from the preceding keyframe, as SimpleDecoder's
+  random access does; it cannot skip pictures with nal_ref_idc 0 the way the CPU path does.
+  Assumption checked only by the GPU tests: SimpleDecoder's frame index is the display index.
+* Raw Annex B files (SimpleDecoder takes containers only): `CreateDemuxer(filename=...)` and
+  `CreateDecoder(gpuid=, codec=demuxer.GetNvCodecId(), cudacontext=, cudastream=,
+  usedevicememory=True)`; `Decode(packet)` yields frames in display order
+  (samples/advanced/decode.py, decode_with_cuda_control.py); decoding stops after the last
+  sampled frame. Not pooled (one decoder per such clip).
+* Each slot converts its frames on its own stream right after they come out (the decoder owns
+  their memory and reuses it), synchronizes that stream before the slot goes back to the pool,
+  and the outputs are recorded on the caller's stream (`Tensor.record_stream`).
+
+Without PyNvVideoCodec (or for raw Annex B given as bytes), frames are decoded by PyAV on the CPU
+exactly as in the CPU path, uploaded in one copy, and only the residuals are computed on the GPU;
+a warning says so once per process. So are the frames of a clip that PyNvVideoCodec reports
+unsupported or counts differently from the parser (`NvdecCannotDecode`, a warning per clip).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .colour import rgb_matrix, upsample_chroma
+from .demux import Source
+from .errors import CorruptStream
+from .sample import (
+    ClipSample,
+    _fallback_residual_frame,
+    _gop_groups,
+    _split,
+    _workers,
+    choose_keyframes,
+    decode_frames,
+    gop_residual_frames,
+    resize,
+    uniform_indices,
+)
+from .stream import Stream
+from .stream import open as open_stream
+
+__all__ = [
+    "NVDEC_SESSIONS",
+    "DecoderPool",
+    "HostCoefficients",
+    "NvdecCannotDecode",
+    "decode_nvdec",
+    "decoder_pool",
+    "gather_coefficients",
+    "nv12_to_rgb",
+    "nvdec_available",
+    "residual_planes",
+    "residual_to_rgb_device",
+    "residuals_on_device",
+    "sample_clip_device",
+    "swscale_coefficients",
+]
+
+# NVDEC sessions kept per GPU (DESIGN.md: four SimpleDecoders in parallel decoded 1.33x the
+# frames of one on an H100; the H100/H200 have 7 NVDEC engines).
+NVDEC_SESSIONS = 4
+
+# A decoder is created for at least this size, so that clips up to 1080p can reuse it.
+_MIN_DECODER_SIZE = (1920, 1088)
+
+# Signature of a frame source: (source, stream, display indices, convert, device, pool)
+# -> {index: convert(nv12)} with nv12 a uint8 [height * 3/2, width] tensor on `device`.
+Nv12Decoder = Callable[[Source, Stream, list[int], Callable[[Tensor], Tensor], torch.device, Executor],
+                       dict[int, Tensor]]
+
+
+# ----------------------------------------------------------------------------------------
+# Frames: NV12 -> RGB as libswscale does it
+# ----------------------------------------------------------------------------------------
+
+# libswscale/yuv2rgb.c `ff_yuv2rgb_coeffs` (crv, cbu, cgu, cgv in 1/65536, limited-range chroma
+# scale included), indexed by matrix_coefficients; `sws_getCoefficients` maps 8 and > 10 to the
+# default (5). The same matrices as colour.KR_KB (colour.rgb_matrix), in swscale's fixed point.
+_SWS_COEFFS: dict[int, tuple[int, int, int, int]] = {
+    0: (104597, 132201, 25675, 53279),
+    1: (117489, 138438, 13975, 34925),
+    2: (104597, 132201, 25675, 53279),
+    3: (104597, 132201, 25675, 53279),
+    4: (104448, 132798, 24759, 53109),
+    5: (104597, 132201, 25675, 53279),
+    6: (104597, 132201, 25675, 53279),
+    7: (117579, 136230, 16907, 35559),
+    9: (110013, 140363, 12277, 42626),
+    10: (110013, 140363, 12277, 42626),
+}
+
+
+def _round_to_int16(value: int) -> int:
+    """libswscale's roundToInt16: (f + 2^15) >> 16, saturated to int16."""
+    return max(-0x7FFF, min(0x7FFF, (value + (1 << 15)) >> 16))
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates towards zero)."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def swscale_coefficients(matrix_coefficients: int | None, full_range: bool) -> dict[str, int]:
+    """The int16 coefficients of libswscale's SIMD yuv2rgb for a stream's matrix and range:
+    `ff_yuv2rgb_c_init_tables` (libswscale/yuv2rgb.c) with contrast, saturation and brightness
+    at their defaults."""
+    mc = int(matrix_coefficients) if matrix_coefficients is not None else 2
+    crv, cbu, cgu, cgv = _SWS_COEFFS.get(mc, _SWS_COEFFS[5])
+    cgu, cgv = -cgu, -cgv
+    cy, oy = 1 << 16, 0
+    if not full_range:
+        cy, oy = cy * 255 // 219, 16 << 16
+    else:
+        crv, cbu, cgu, cgv = (_c_div(c * 224, 255) for c in (crv, cbu, cgu, cgv))
+    return {"y": _round_to_int16(cy << 13), "y_offset": _round_to_int16(oy << 3),
+            "vr": _round_to_int16(crv << 13), "ub": _round_to_int16(cbu << 13),
+            "ug": _round_to_int16(cgu << 13), "vg": _round_to_int16(cgv << 13)}
+
+
+def _mulhi(x: Tensor, coefficient: int) -> Tensor:
+    """pmulhw: the high 16 bits of the signed product (an arithmetic shift: floors)."""
+    return (x * coefficient) >> 16
+
+
+def nv12_to_rgb(nv12: Tensor, matrix_coefficients: int | None, full_range: bool) -> Tensor:
+    """uint8 NV12 [height * 3/2, width] (luma rows, then interleaved Cb/Cr rows) -> uint8 RGB
+    [3, height, width], on nv12's device.
+
+    The arithmetic of libswscale's x86 yuv420p -> rgb24 converter (libswscale/x86/
+    yuv2rgb_template.c: samples << 3 minus the offsets, pmulhw by the int16 coefficients,
+    saturating add, packuswb), with chroma repeated 2x2 as its unscaled path does; bit-exact with
+    PyAV's `to_ndarray(format="rgb24")` on x86-64 (tests/test_gpu_frontend.py).
+    """
+    rows, width = nv12.shape[-2:]
+    height = rows * 2 // 3
+    if nv12.dim() != 2 or height * 3 != rows * 2 or height % 2 or width % 2:
+        raise ValueError(f"expected an NV12 buffer [height * 3/2, width] with even sizes, got {list(nv12.shape)}")
+    k = swscale_coefficients(matrix_coefficients, full_range)
+    y = (nv12[:height].to(torch.int32) << 3) - k["y_offset"]
+    uv = nv12[height:].view(height // 2, width // 2, 2).to(torch.int32)
+    u, v = (uv[..., 0] << 3) - 1024, (uv[..., 1] << 3) - 1024
+    luma = _mulhi(y, k["y"])
+    chroma = torch.stack([_mulhi(v, k["vr"]), _mulhi(u, k["ug"]) + _mulhi(v, k["vg"]), _mulhi(u, k["ub"])])
+    rgb = luma[None] + upsample_chroma(chroma, height, width)
+    return rgb.clamp_(0, 255).to(torch.uint8)
+
+
+def small_frame(rgb: Tensor, size: int, keep_aspect: bool) -> Tensor:
+    """uint8 [3, H, W] -> uint8 [3, size, size]: the CPU path's resize (float32, rounded back)."""
+    x = rgb[None].float()
+    return resize(x, size, keep_aspect).round_().clamp_(0, 255).to(torch.uint8)[0]
+
+
+# ----------------------------------------------------------------------------------------
+# Residuals on the device
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class HostCoefficients:
+    """The coefficient buffers of a clip's residual frames, concatenated in one int16 tensor
+    (pinned for a CUDA copy); blocks[i] = (offset, n4, n8) of frame i's buffer in it."""
+
+    buffer: Tensor
+    blocks: dict[int, tuple[int, int, int]]
+
+
+def gather_coefficients(stream: Stream, frames: list[int], pin: bool) -> HostCoefficients:
+    """Parses `frames` (display indices) and concatenates their `Coefficients.data`."""
+    parts: list[np.ndarray] = []
+    blocks: dict[int, tuple[int, int, int]] = {}
+    offset = 0
+    for i in dict.fromkeys(frames):
+        c = stream.coefficients(i)
+        blocks[i] = (offset, len(c.positions4), len(c.positions8))
+        parts.append(c.data)
+        offset += c.data.size
+    buffer = torch.empty(offset, dtype=torch.int16, pin_memory=pin)
+    if parts:
+        np.concatenate(parts, out=buffer.numpy())
+    return HostCoefficients(buffer, blocks)
+
+
+def residual_planes(host: HostCoefficients, sources: list[tuple[int, ...]], coded_width: int, coded_height: int,
+                    device: torch.device | str, backend: str | None = None) -> dict[tuple[int, ...], list[Tensor]]:
+    """int32 Y/U/V planes (coded size) on `device` for each distinct non-empty source: the sum of
+    its frames' residuals, reconstructed by `kernels.reconstruct_residual` from one host-to-device
+    copy of `host.buffer`."""
+    from .. import kernels
+
+    device = torch.device(device)
+    data = host.buffer.to(device, non_blocking=True)  # the clip's one host-to-device copy
+    out: dict[tuple[int, ...], list[Tensor]] = {}
+    for src in dict.fromkeys(sources):
+        if not src:
+            continue
+        total: list[Tensor] | None = None
+        for i in src:
+            offset, n4, n8 = host.blocks[i]
+            length = 3 * (n4 + n8) + 16 * n4 + 64 * n8
+            planes = kernels.reconstruct_residual(data[offset:offset + length], n4, n8, coded_width, coded_height,
+                                                  backend=backend)
+            if total is None:
+                total = [p.to(torch.int32) for p in planes]
+            else:
+                for acc, p in zip(total, planes):
+                    acc += p
+        out[src] = total
+    return out
+
+
+def residual_to_rgb_device(y: Tensor, u: Tensor, v: Tensor, matrix: np.ndarray, height: int, width: int) -> Tensor:
+    """`colour.residual_to_rgb` with elementwise arithmetic instead of einsum: no matmul, so no
+    TF32 on GPUs where it is enabled, and no host copy of the matrix. float32 [3, height, width]."""
+    planes = (y[..., :height, :width].float(), upsample_chroma(u.float(), height, width),
+              upsample_chroma(v.float(), height, width))
+    channels = []
+    for row in np.asarray(matrix, dtype=np.float64):
+        acc = None
+        for weight, plane in zip(row, planes):
+            if weight == 0.0:
+                continue
+            term = plane * float(weight)
+            acc = term if acc is None else acc.add_(term)
+        channels.append(acc if acc is not None else torch.zeros_like(planes[0]))
+    return torch.stack(channels, dim=-3)
+
+
+def residuals_on_device(stream: Stream, sources: list[tuple[int, ...]], size: int, keep_aspect: bool,
+                        device: torch.device | str, backend: str | None = None,
+                        host: HostCoefficients | None = None) -> Tensor:
+    """float16 [N, 3, size, size]: the RGB residual of each source (a tuple of frames, summed;
+    empty: zeros), as `sample.sample_clip` makes them, computed on `device`. `host`: the
+    clip's coefficients if already gathered (else parsed here)."""
+    device = torch.device(device)
+    if host is None:
+        frames = [i for src in sources for i in src]
+        host = gather_coefficients(stream, frames, pin=device.type == "cuda")
+    matrix = rgb_matrix(stream.sequence.get("matrix_coefficients"), bool(stream.sequence.get("full_range")))
+    planes = residual_planes(host, sources, stream.coded_width, stream.coded_height, device, backend)
+    small: dict[tuple[int, ...], Tensor] = {}
+    for src in dict.fromkeys(sources):
+        if not src:
+            small[src] = torch.zeros(3, size, size, dtype=torch.float16, device=device)
+            continue
+        rgb = residual_to_rgb_device(*planes[src], matrix, stream.height, stream.width)
+        small[src] = resize(rgb[None], size, keep_aspect).to(torch.float16)[0]
+    return torch.stack([small[src] for src in sources])
+
+
+# ----------------------------------------------------------------------------------------
+# NVDEC through PyNvVideoCodec
+# ----------------------------------------------------------------------------------------
+
+_nvc_module: Any = None
+_nvc_error: str | None = None
+_nvc_lock = threading.Lock()
+
+
+def _nvc() -> Any:
+    """PyNvVideoCodec, imported once; None (with the reason in _nvc_error) when it cannot be.
+    (Its import fails without an NVIDIA driver, so it is tried only on CUDA hosts.)"""
+    global _nvc_module, _nvc_error
+    with _nvc_lock:
+        if _nvc_module is None and _nvc_error is None:
+            try:
+                _nvc_module = importlib.import_module("PyNvVideoCodec")
+            except (ImportError, OSError, RuntimeError) as e:  # not installed; no driver or NVDEC
+                _nvc_error = f"{type(e).__name__}: {e}"
+        return _nvc_module
+
+
+def nvdec_available() -> bool:
+    """True when PyNvVideoCodec imports (which needs an NVIDIA driver)."""
+    return _nvc() is not None
+
+
+def _gpu_id(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 0
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def _new_stream(device: torch.device) -> Any:
+    """A CUDA stream of its own for a decoder (None off CUDA: the stand-in used by the tests)."""
+    return torch.cuda.Stream(device) if device.type == "cuda" else None
+
+
+def _stream_handle(stream: Any) -> int:
+    return int(stream.cuda_stream) if stream is not None else 0
+
+
+@contextmanager
+def _on(stream: Any, device: torch.device) -> Iterator[None]:
+    """Makes `stream` (on `device`) torch's current stream in this thread."""
+    if stream is None:
+        yield
+        return
+    with torch.cuda.device(device), torch.cuda.stream(stream):
+        yield
+
+
+def _synchronize(stream: Any) -> None:
+    if stream is not None:
+        stream.synchronize()
+
+
+def _current_context() -> int:
+    """The calling thread's CUcontext (torch's, the device's primary context), for CreateDecoder."""
+    libcuda = ctypes.CDLL("libcuda.so.1")
+    handle = ctypes.c_void_p()
+    result = libcuda.cuCtxGetCurrent(ctypes.byref(handle))
+    if result != 0:
+        raise RuntimeError(f"cuCtxGetCurrent failed with CUresult {result}")
+    return int(handle.value or 0)
+
+
+def _as_nv12(frame: Any, width: int, height: int, name: str) -> Tensor:
+    """A decoded NV12 frame as a torch view of the decoder's memory (DLPack, no copy)."""
+    t = torch.from_dlpack(frame)
+    if t.dim() == 3 and t.shape[-1] == 1:
+        t = t[..., 0]
+    if t.dtype != torch.uint8 or tuple(t.shape) != (height * 3 // 2, width):
+        raise CorruptStream(f"NVDEC returned a {t.dtype} {list(t.shape)} frame, expected NV12 "
+                            f"[{height * 3 // 2}, {width}] for {width}x{height}", name)
+    return t
+
+
+class NvdecCannotDecode(Exception):
+    """NVDEC cannot be trusted with this clip: PyNvVideoCodec reports it unsupported, or counts
+    other frames than the parser (e.g. a truncated file: its frame indices would not be display
+    indices). `sample_clip_device` then decodes the clip's frames with PyAV."""
+
+
+class _Slot:
+    """One pooled SimpleDecoder, its CUDA stream and what it is configured for."""
+
+    def __init__(self, gpu_id: int, device: torch.device) -> None:
+        self.gpu_id = gpu_id
+        self.device = device
+        self.stream = _new_stream(device)
+        self.decoder: Any = None
+        self.source_key: Any = None
+        self.max_size = (0, 0)
+
+    def drop(self) -> None:
+        self.decoder, self.source_key, self.max_size = None, None, (0, 0)
+
+    def open(self, source: Source, coded_size: tuple[int, int]) -> Any:
+        """The decoder, pointed at `source` (reconfigured if it can be, else created)."""
+        nvc = _nvc()
+        key = _source_key(source)
+        fits = coded_size[0] <= self.max_size[0] and coded_size[1] <= self.max_size[1]
+        if self.decoder is not None and key is not None and key == self.source_key and fits:
+            return self.decoder
+        if self.decoder is not None and fits and isinstance(source, (str, os.PathLike)):
+            try:
+                self.decoder.reconfigure_decoder(os.fspath(source))
+                self.source_key = key
+                return self.decoder
+            except Exception:  # noqa: BLE001 - any refusal (e.g. a bit depth change): a new session instead
+                self.drop()
+        max_size = (max(coded_size[0], _MIN_DECODER_SIZE[0]), max(coded_size[1], _MIN_DECODER_SIZE[1]))
+        self.drop()
+        with _on(self.stream, self.device):
+            self.decoder = nvc.SimpleDecoder(
+                os.fspath(source) if isinstance(source, (str, os.PathLike)) else bytes(source),
+                gpu_id=self.gpu_id, cuda_stream=_stream_handle(self.stream), use_device_memory=True,
+                max_width=max_size[0], max_height=max_size[1], need_scanned_stream_metadata=True,
+                output_color_type=nvc.OutputColorType.NATIVE)
+        self.source_key, self.max_size = key, max_size
+        return self.decoder
+
+
+def _source_key(source: Source) -> Any:
+    """Identifies a file's current contents (None for bytes: never reused without reconfiguring)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = os.path.abspath(os.fspath(source))
+    st = os.stat(path)
+    return path, st.st_size, st.st_mtime_ns
+
+
+class DecoderPool:
+    """Up to `size` SimpleDecoders of one GPU, kept across clips (creating a session costs more
+    than decoding a short clip's keyframes). `borrow()` hands one slot to one thread at a time."""
+
+    def __init__(self, device: torch.device | str, size: int = NVDEC_SESSIONS) -> None:
+        self.device = torch.device(device)
+        self.gpu_id = _gpu_id(self.device)
+        self.size = max(1, size)
+        self._free: list[_Slot] = []
+        self._created = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def borrow(self) -> Iterator[_Slot]:
+        with self._cond:
+            while not self._free and self._created >= self.size:
+                self._cond.wait()
+            if self._free:
+                slot = self._free.pop()
+            else:
+                self._created += 1
+                slot = None
+        if slot is None:
+            slot = _Slot(self.gpu_id, self.device)
+        ok = False
+        try:
+            yield slot
+            ok = True
+        finally:
+            if not ok:
+                slot.drop()  # its state after a failure is unknown: the next use starts afresh
+            with self._cond:
+                self._free.append(slot)
+                self._cond.notify()
+
+
+_pools: dict[tuple[str, int], DecoderPool] = {}
+_pools_lock = threading.Lock()
+
+
+def decoder_pool(device: torch.device) -> DecoderPool:
+    """The process-wide pool of `device`'s GPU."""
+    key = (device.type, _gpu_id(device))
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = DecoderPool(device)
+        return _pools[key]
+
+
+def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Callable[[Tensor], Tensor],
+                 device: torch.device, pool: Executor) -> dict[int, Tensor]:
+    """{display index: convert(NV12 frame)} for `indices`, decoded by NVDEC (see the module
+    docstring; not yet run on a GPU). `convert` runs on the decoding slot's stream; its outputs
+    are recorded on the caller's current stream. Raises NvdecCannotDecode (the caller falls back
+    to PyAV) or CorruptStream naming the file when decoding fails."""
+    wanted = sorted(set(indices))
+    if not wanted:
+        return {}
+    nvc = _nvc()
+    name = stream.name
+    width, height = stream.width, stream.height
+    coded = (stream.coded_width, stream.coded_height)
+    errors = {n: getattr(nvc, n) for n in dir(nvc) if n.startswith("PyNvVCException")}
+    unsupported = tuple(e for n, e in errors.items() if n == "PyNvVCExceptionUnsupported")
+    failures = tuple(e for n, e in errors.items() if n != "PyNvVCExceptionUnsupported")
+
+    def run(frames: list[int]) -> dict[int, Tensor]:
+        slots = decoder_pool(device)
+        with slots.borrow() as slot:
+            decoder = slot.open(source, coded)
+            count = len(decoder)
+            if count != len(stream.frames):
+                raise NvdecCannotDecode(f"PyNvVideoCodec counts {count} frames in {name}, the parser "
+                                        f"{len(stream.frames)}")
+            out = {}
+            with _on(slot.stream, device):
+                decoded = decoder.get_batch_frames_by_index(frames)
+                if len(decoded) != len(frames):
+                    raise CorruptStream(f"NVDEC returned {len(decoded)} of the frames {frames}", name)
+                for i, frame in zip(frames, decoded):
+                    out[i] = convert(_as_nv12(frame, width, height, name))
+                del decoded
+            _synchronize(slot.stream)  # done with the decoder's memory before the slot is reused
+            return out
+
+    try:
+        if stream.container == "h264":
+            return _record(_decode_annexb(source, wanted, convert, device, width, height, name), device)
+        groups = list(_gop_groups(stream, wanted).values())  # wanted frames by preceding keyframe
+        runs = [[i for group in run for i in group] for run in _split(groups, decoder_pool(device).size)]
+        out: dict[int, Tensor] = {}
+        if len(runs) == 1:
+            out.update(run(runs[0]))
+        else:
+            for result in [pool.submit(run, r) for r in runs]:
+                out.update(result.result())
+        return _record(out, device)
+    except unsupported as e:
+        raise NvdecCannotDecode(f"NVDEC does not support {name} ({e})") from None
+    except failures as e:
+        raise CorruptStream(f"NVDEC could not decode the sampled frames ({e})", name) from None
+
+
+def _record(frames: dict[int, Tensor], device: torch.device) -> dict[int, Tensor]:
+    """Marks tensors made on decoder streams as used by the caller's stream (allocator safety)."""
+    if device.type == "cuda":
+        current = torch.cuda.current_stream(device)
+        for t in frames.values():
+            t.record_stream(current)
+    return frames
+
+
+def _decode_annexb(source: Source, wanted: list[int], convert: Callable[[Tensor], Tensor], device: torch.device,
+                   width: int, height: int, name: str) -> dict[int, Tensor]:
+    """Raw Annex B file: one Demuxer + Decoder, in display order up to the last wanted frame."""
+    nvc = _nvc()
+    cuda_stream = _new_stream(device)
+    todo = set(wanted)
+    out: dict[int, Tensor] = {}
+    with _on(cuda_stream, device):
+        demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
+        context = _current_context() if device.type == "cuda" else 0
+        decoder = nvc.CreateDecoder(gpuid=_gpu_id(device), codec=demuxer.GetNvCodecId(), cudacontext=context,
+                                    cudastream=_stream_handle(cuda_stream), usedevicememory=True)
+        shown = 0
+        for packet in demuxer:
+            for frame in decoder.Decode(packet):
+                if shown in todo:
+                    out[shown] = convert(_as_nv12(frame, width, height, name))
+                    todo.discard(shown)
+                shown += 1
+            if not todo:
+                break
+    _synchronize(cuda_stream)
+    if todo:
+        raise CorruptStream(f"frames {sorted(todo)} (display order) did not come out of NVDEC", name)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# The front end on a device
+# ----------------------------------------------------------------------------------------
+
+
+def _plan(s: Stream, num_segments: int, residual: str) -> tuple[str, list[int], list[tuple[int, ...]]]:
+    """(policy, frame_indices, residual sources): the CPU path's policy (sample.py)."""
+    n_frames = len(s.frames)
+    if n_frames == 0:
+        raise CorruptStream("no complete frames", s.name)
+    types = [f.type for f in s.frames]
+    keys = s.keyframes
+    if len(set(keys)) >= num_segments:
+        frame_indices = choose_keyframes(keys, n_frames, num_segments)
+        return "keyframes", frame_indices, [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
+    frame_indices = uniform_indices(n_frames, num_segments)
+    return "decoded", frame_indices, [_fallback_residual_frame(types, i) for i in frame_indices]
+
+
+_warned_cpu_frames = False
+
+
+def _warn_cpu_frames(reason: str) -> None:
+    global _warned_cpu_frames
+    if not _warned_cpu_frames:
+        _warned_cpu_frames = True
+        warnings.warn(f"sample_clip(device='cuda'): {reason}; frames are decoded by PyAV on the CPU and "
+                      "uploaded (residuals are still computed on the GPU)", RuntimeWarning, stacklevel=3)
+
+
+def _decode_pyav(source: Source, stream: Stream, indices: list[int], size: int, keep_aspect: bool,
+                 device: torch.device, pool: Executor) -> dict[int, Tensor]:
+    """The CPU path's frames (PyAV, resized on the CPU), uploaded in one pinned copy."""
+    height, width, name = stream.height, stream.width, stream.name
+
+    def frame_to_tensor(rgb: np.ndarray) -> Tensor:
+        if rgb.shape[:2] != (height, width):
+            raise CorruptStream(f"PyAV decoded {rgb.shape[1]}x{rgb.shape[0]} frames, "
+                                f"the SPS says {width}x{height}", name)
+        return small_frame(torch.from_numpy(rgb).permute(2, 0, 1), size, keep_aspect)
+
+    small = decode_frames(source, stream, indices, frame_to_tensor, _workers(), pool)
+    order = sorted(small)
+    if not order:
+        return {}
+    batch = torch.stack([small[i] for i in order])
+    if device.type == "cuda":
+        batch = batch.pin_memory().to(device, non_blocking=True)
+    return dict(zip(order, batch.unbind(0)))
+
+
+def sample_clip_device(path: Source, num_segments: int, size: int, residual: str, device: torch.device | str,
+                       keep_aspect: bool = False, nv12_decoder: Nv12Decoder | None = None,
+                       backend: str | None = None) -> ClipSample:
+    """`sample_clip` computed on `device` (arguments already checked by `sample.sample_clip`).
+
+    Frames: `nv12_decoder` if given (the tests pass a PyAV stand-in), else NVDEC on CUDA when
+    PyNvVideoCodec imports, else PyAV on the CPU (one-time warning on CUDA). backend: the
+    residual kernels' (see `kernels.resolve_backend`).
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    with open_stream(path) as s:
+        policy, frame_indices, sources = _plan(s, num_segments, residual)
+        fps, duration = s.fps, s.duration
+        mc, full_range = s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range"))
+
+        def convert(nv12: Tensor) -> Tensor:
+            return small_frame(nv12_to_rgb(nv12, mc, full_range), size, keep_aspect)
+
+        decoder = nv12_decoder
+        if decoder is None and device.type == "cuda":
+            if not nvdec_available():
+                _warn_cpu_frames(f"PyNvVideoCodec is not usable ({_nvc_error})")
+            elif s.container == "h264" and not isinstance(path, (str, os.PathLike)):
+                _warn_cpu_frames("raw Annex B bytes cannot be demuxed by PyNvVideoCodec")
+            else:
+                decoder = decode_nvdec
+        residual_frames = [i for src in sources for i in src]
+        # threads: one parses, the others decode (NVDEC_SESSIONS slots, or PyAV's decoders)
+        with ThreadPoolExecutor(max(_workers(), NVDEC_SESSIONS) + 1) as pool:
+            # the parser releases the GIL: coefficients are parsed while the frames decode
+            coefficients = pool.submit(gather_coefficients, s, residual_frames, device.type == "cuda")
+            small = None
+            if decoder is not None:
+                try:
+                    small = decoder(path, s, frame_indices, convert, device, pool)
+                except NvdecCannotDecode as e:
+                    warnings.warn(f"{e}; its frames are decoded by PyAV instead", RuntimeWarning, stacklevel=2)
+            if small is None:
+                small = _decode_pyav(path, s, frame_indices, size, keep_aspect, device, pool)
+            host = coefficients.result()
+        missing = sorted(set(frame_indices) - set(small))
+        if missing:
+            raise CorruptStream(f"frames {missing} (display order) did not come out of the decoder", s.name)
+        residuals = residuals_on_device(s, sources, size, keep_aspect, device, backend, host)
+    return ClipSample(
+        iframes=torch.stack([small[i] for i in frame_indices]),
+        residuals=residuals,
+        frame_indices=list(frame_indices),
+        residual_indices=[src[0] if src else -1 for src in sources],
+        residual_frames=list(sources),
+        policy=policy,
+        fps=fps,
+        duration=duration,
+    )

@@ -1,0 +1,54 @@
+"""Process and file plumbing shared by the CLIs: durable renames, the torch device to run on,
+and the ranks torchrun hands a process."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+__all__ = ["fsync_dir", "resolve_device", "torchrun_env"]
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Makes a rename in `folder` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def resolve_device(choice: str = "auto", local_rank: int = 0) -> torch.device:
+    """auto (cuda if available, else cpu), cpu, cuda or cuda:K; 'cuda' picks the local rank's GPU,
+    which becomes the current CUDA device. Raises ValueError if CUDA is asked for but absent."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(choice)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device on this machine")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def torchrun_env() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK; (0, 1, 0)
+    outside torchrun. Raises ValueError naming a variable that is not an integer."""
+    values = []
+    for name, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)):
+        text = os.environ.get(name)
+        try:
+            values.append(default if text is None else int(text))
+        except ValueError:
+            raise ValueError(f"environment variable {name}={text!r} is not an integer "
+                             "(torchrun sets RANK, WORLD_SIZE and LOCAL_RANK)") from None
+    rank, world_size, local_rank = values
+    return rank, world_size, local_rank
