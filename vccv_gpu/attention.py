@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vccv_gpu.model import BOS, VCCV
+from vccv_gpu.runtime import atomic_write
 
 __all__ = ["MAX_WORDS", "attention_maps", "draw_attention"]
 
@@ -159,12 +160,4 @@ def draw_attention(path: str | os.PathLike[str], frames: Tensor | np.ndarray, wo
         heading += f"\n({'; '.join(notes)})"
     fig.suptitle(heading, fontsize=11)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from vccv_gpu.codec.sample import RESIDUAL_MODES
 from vccv_gpu.model import RAEConfig
-from vccv_gpu.runtime import fsync_dir
+from vccv_gpu.runtime import atomic_write
 
 __all__ = ["ARCHITECTURES", "WEIGHTS", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
            "model_config"]
@@ -234,18 +234,11 @@ class FeatureExtractor(nn.Module):
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Both networks and the config in one safetensors file (written atomically)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file(state, str(tmp), metadata={_METADATA_KEY: json.dumps(self.config.to_dict())})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        return path
+        data = save(state, metadata={_METADATA_KEY: json.dumps(self.config.to_dict())})
+        return atomic_write(path, lambda f: f.write(data))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FeatureExtractor:

@@ -60,7 +60,7 @@ from torch import Tensor
 
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
-from vccv_gpu.runtime import fsync_dir, resolve_device, torchrun_env
+from vccv_gpu.runtime import atomic_write, fsync_dir, resolve_device, torchrun_env
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
@@ -238,13 +238,8 @@ def merge_outputs(out: Path) -> int:
     for source in [out, *rank_files]:
         for record in read_records(source):
             merged.setdefault(record["path"], record)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for key in sorted(merged):
-            f.write(json.dumps(merged[key], ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    text = "".join(json.dumps(merged[key], ensure_ascii=False) + "\n" for key in sorted(merged))
+    atomic_write(out, lambda f: f.write(text.encode()))
     for rank_file in rank_files:  # after the replace: a kill before this only leaves duplicates
         rank_file.unlink(missing_ok=True)
     fsync_dir(out.parent)

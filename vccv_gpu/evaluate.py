@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vccv_gpu.data import DATA_FORMATS, DataFormatError, Sample, Vocabulary, detect_format, load_dataset
 from vccv_gpu.model import VCCV
-from vccv_gpu.runtime import fsync_dir, resolve_device
+from vccv_gpu.runtime import atomic_write, resolve_device
 
 __all__ = ["VARIANT_LABELS", "StoredVideo", "StoredFeatures", "caption_videos", "evaluate_run",
            "find_in_store", "load_samples", "main", "plain_warnings", "warn_missing"]
@@ -155,18 +155,6 @@ def caption_videos(model: VCCV, vocab: Vocabulary, store_root: str | os.PathLike
 # Evaluating a run
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def evaluate_run(run: str | os.PathLike[str], split: str = "test", beam: int = 5, *,
                  data: Sequence[str | os.PathLike[str]] | None = None, data_format: str | None = None,
                  video_dir: str | os.PathLike[str] | None = None, features: str | os.PathLike[str] | None = None,
@@ -215,8 +203,8 @@ def evaluate_run(run: str | os.PathLike[str], split: str = "test", beam: int = 5
                             {v.video_id: caption for v, caption in zip(videos, predictions)}, meteor=meteor)
     run_dir = Path(run) if (Path(run) / "best").is_dir() else checkpoint_dir.parent  # never inside a checkpoint
     out_path = Path(out) if out is not None else run_dir / f"predictions-{split}.json"
-    _write_json_atomic(out_path, [{"video_id": v.video_id, "video": v.path, "caption": caption}
-                                  for v, caption in zip(videos, predictions)])
+    rows = [{"video_id": v.video_id, "video": v.path, "caption": caption} for v, caption in zip(videos, predictions)]
+    atomic_write(out_path, lambda f: f.write((json.dumps(rows, indent=1, ensure_ascii=False) + "\n").encode()))
     if verbose:
         label = VARIANT_LABELS.get(model_config.variant, model_config.variant)
         print(f"{split}: {len(videos)} videos, beam {beam}, checkpoint {checkpoint_dir}")

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from vccv_gpu.backbones import BackboneConfig
-from vccv_gpu.runtime import fsync_dir
+from vccv_gpu.runtime import atomic_write, fsync_dir
 
 __all__ = ["BACKBONES_FILE", "ERRORS_FILE", "FORMAT", "INDEX_FILE", "STORE_FILE", "FeatureStore",
            "FeatureStoreError", "StoreWriter", "VideoError", "merge_index", "prepare_store", "video_key",
@@ -97,13 +97,7 @@ def weights_fingerprint(state: Mapping[str, Tensor]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -4,10 +4,31 @@ and the ranks torchrun hands a process."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
-__all__ = ["fsync_dir", "resolve_device", "torchrun_env"]
+__all__ = ["atomic_write", "fsync_dir", "resolve_device", "torchrun_env"]
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Writes a file so that readers see the old one or the complete new one: `write(f)` fills a
+    temporary file in the same folder, which is fsynced and renamed over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return path
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:

@@ -58,7 +58,7 @@ from vccv_gpu.evaluate import (StoredFeatures, StoredVideo, caption_videos, find
 from vccv_gpu.features import FeatureStore
 from vccv_gpu.metrics import score_captions
 from vccv_gpu.model import PAD, VARIANTS, VCCV, RAEConfig, caption_loss
-from vccv_gpu.runtime import fsync_dir, resolve_device, torchrun_env
+from vccv_gpu.runtime import atomic_write, resolve_device, torchrun_env
 
 __all__ = ["TRAINER_FILE", "CaptionPairs", "TrainOptions", "TrainResult", "build_parser", "collate_pairs", "main",
            "run_training"]
@@ -179,17 +179,6 @@ def collate_pairs(items: list[tuple[Tensor, Tensor, list[int]]]) -> tuple[Tensor
 
 # ---------------------------------------------------------------------------------------------
 # Files of a run
-
-
-def _fsync_write(path: Path, write: Any) -> None:
-    """Atomic: write to a temporary name in the same folder, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -486,8 +475,8 @@ def _train(options: TrainOptions, run: Path, trainer_path: Path, world: _World, 
                      "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "model_config": config.to_json(), "vocab": vocab.to_dict(), "best": best, "history": history,
                      "rng": rng_states, "options": json.dumps(_plain(options))}
-            _fsync_write(trainer_path, lambda f: torch.save(state, f))
-            _fsync_write(run / "history.json", lambda f: f.write((json.dumps(history, indent=1) + "\n").encode()))
+            atomic_write(trainer_path, lambda f: torch.save(state, f))
+            atomic_write(run / "history.json", lambda f: f.write((json.dumps(history, indent=1) + "\n").encode()))
         world.barrier()
 
     if writer is not None:
