@@ -11,6 +11,7 @@ import os
 
 import pytest
 import torch
+from torch import nn
 
 from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, RAEConfig, beam_search, caption_loss
 
@@ -45,6 +46,8 @@ def model(config: RAEConfig, kernels: str, seed: int = 0) -> VCCV:
     m = VCCV(config, kernels=kernels).to(DEVICE)
     assert m.mode(torch.device(DEVICE)) == kernels  # no silent fallback to another path
     with torch.no_grad():  # larger attention and gate weights than the default init: the terms matter
+        if config.variant == "rae":
+            nn.Linear.reset_parameters(m.encoder.w_g)  # not the zero start: every gate term must count
         for name, p in m.encoder.named_parameters():
             if name.startswith(("w_t", "w_i", "w_r", "w_g")):
                 p.mul_(3.0)
