@@ -145,3 +145,17 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "captions.csv").is_file() and len(list((tmp_path / "videos").iterdir())) == 2
     with pytest.raises(SystemExit):
         syn.main([str(tmp_path), "--videos", "1", "--size", "33x32"])
+
+
+def test_attribute_words_read_back_what_the_caption_says() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        params = syn.sample_params(rng, (160, 96), 48)
+        caption = syn.describe(params)
+        assert syn.attribute_named(caption, "colour") == params.colour
+        assert syn.attribute_named(caption, "shape") == params.shape
+        assert syn.attribute_named(caption, "photo") == syn.BACKGROUNDS[params.background].split()[-1]
+        still = params.motion == "still"
+        assert syn.attribute_named(caption, "direction") == ("still" if still else params.direction)
+        assert syn.attribute_named(caption, "speed") == (None if still else params.speed)
+        assert syn.attribute_named(caption, "motion") == {"moves": None}.get(params.motion, params.motion)

@@ -16,7 +16,7 @@ Validation (the val split) reports each network's mean average precision over it
 result is one backbones file (`FeatureExtractor.save`) for `vccv_gpu.extract --backbones FILE`.
 
     python -m vccv_gpu.pretrain --data captions.csv --out backbones.safetensors \
-        --iframe tiny --residual tiny --size 112 --segments 8 --epochs 12
+        --iframe tiny --residual tiny --size 112 --segments 8
 
 Clips are sampled once and kept in memory (uint8 frames and float16 residuals: about
 N x 3 x size^2 x 3 bytes a clip, 0.9 MB for 8 segments at 112 pixels); `--max-clips` bounds it.
@@ -57,9 +57,9 @@ class PretrainOptions:
     init_residual: str = "none"
     iframe_words: list[str] | None = None  # None: every vocabulary word
     residual_words: list[str] | None = None
-    epochs: int = 12
-    batch: int = 16
-    lr: float = 1e-3
+    epochs: int = 30
+    batch: int = 8
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
     device: str = "auto"
@@ -241,9 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init-residual", default="none", help="CNN_r start: none, imagenet or a weights file")
     parser.add_argument("--iframe-words", type=_words, help="CNN_I's labels, e.g. 'ball,square,red' (default: all)")
     parser.add_argument("--residual-words", type=_words, help="CNN_r's labels (default: all words)")
-    parser.add_argument("--epochs", type=int, default=12, help="epochs (default 12)")
-    parser.add_argument("--batch", type=int, default=16, help="clips per step (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, one-cycle (default 1e-3)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, one-cycle (default 2e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (default auto)")
     parser.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")

@@ -37,7 +37,8 @@ import numpy as np
 
 from vccv_gpu.testing import _CONTAINER_OPTIONS, _photo, _sample, _verify
 
-__all__ = ["BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MOTIONS", "SHAPES", "SPEEDS",
+__all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MOTIONS", "SHAPES", "SPEEDS",
+           "attribute_named",
            "ClipParams", "describe", "generate", "main", "render", "sample_params"]
 
 # Bundled colour photographs -> how the caption names them.
@@ -61,6 +62,24 @@ SPEEDS: tuple[str, ...] = ("slowly", "quickly")
 # stops: moves until `event`, then stays where it is.
 MOTIONS: tuple[str, ...] = ("moves", "still", "appears", "stops")
 _MOTION_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
+
+# The words by which a caption names each attribute of a clip (a caption names at most one of each;
+# "still" is the direction of a shape that stays, and a shape that simply moves names no motion word).
+ATTRIBUTE_WORDS: dict[str, tuple[str, ...]] = {
+    "direction": (*DIRECTIONS, "still"),
+    "speed": SPEEDS,
+    "motion": ("appears", "stops", "still"),
+    "colour": tuple(COLOURS),
+    "shape": SHAPES,
+    "photo": tuple(name.split()[-1] for name in BACKGROUNDS.values()),
+}
+
+
+def attribute_named(caption: str, attribute: str) -> str | None:
+    """The word of `caption` that names `attribute` (see ATTRIBUTE_WORDS), or None."""
+    words = set(caption.lower().split())
+    return next((w for w in ATTRIBUTE_WORDS[attribute] if w in words), None)
+
 
 _DIRECTION_PHRASE = {"left": "to the left", "right": "to the right", "up": "up", "down": "down"}
 _UNIT = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
