@@ -86,29 +86,6 @@ def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[in
 # NV12 -> RGB
 
 
-def encode_tagged(path: Path, colorspace: int, color_range: int, size: tuple[int, int]) -> Path:
-    """A few libx264 frames whose VUI signals the given matrix and range."""
-    import av
-
-    from vccv_gpu.testing import render_frames
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.colorspace = colorspace
-        stream.codec_context.color_range = color_range
-        stream.options = {"x264-params": "keyint=4:threads=1", "crf": "18"}
-        for t, rgb in enumerate(render_frames(size, 3, 1)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("colorspace,color_range,size", [
     (2, 1, (160, 96)),   # unspecified matrix: BT.601, limited range
     (1, 1, (160, 96)),   # BT.709 limited
@@ -122,7 +99,9 @@ def encode_tagged(path: Path, colorspace: int, color_range: int, size: tuple[int
 def test_nv12_to_rgb_is_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range: int, size) -> None:
     import av
 
-    path = encode_tagged(tmp_path / "tagged.mp4", colorspace, color_range, size)
+    from vccv_gpu.testing import make_tagged_clip
+
+    path = make_tagged_clip(tmp_path / "tagged.mp4", colorspace, color_range, size, frames=3)
     with codec.open(path) as s:
         mc, full = s.sequence["matrix_coefficients"], bool(s.sequence["full_range"])
     assert (mc, full) == (colorspace, color_range == 2)

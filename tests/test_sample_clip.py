@@ -25,7 +25,7 @@ from vccv_gpu.codec.sample import (
     resize,
     uniform_indices,
 )
-from vccv_gpu.testing import make_foreign_clip, render_frames
+from vccv_gpu.testing import make_foreign_clip, make_tagged_clip
 
 SIZE = (160, 96)
 
@@ -108,25 +108,6 @@ def test_gop_residual_frames_rules() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def encode_tagged(path: Path, colorspace: int, color_range: int) -> Path:
-    """A few frames with libx264 through PyAV, VUI tagged with the given matrix and range."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = SIZE
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.colorspace = colorspace
-        stream.codec_context.color_range = color_range
-        stream.options = {"x264-params": "keyint=4:threads=1", "crf": "18"}
-        for t, rgb in enumerate(render_frames(SIZE, 4, 1)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("colorspace, color_range, expected_mc, full", [
     (2, 1, 2, False),   # unspecified matrix, limited range: swscale's default BT.601
     (1, 1, 1, False),   # BT.709, limited
@@ -135,7 +116,7 @@ def encode_tagged(path: Path, colorspace: int, color_range: int) -> Path:
 ])
 def test_rgb_matrix_is_swscales(tmp_path: Path, colorspace: int, color_range: int, expected_mc: int,
                                 full: bool) -> None:
-    path = encode_tagged(tmp_path / "tagged.mp4", colorspace, color_range)
+    path = make_tagged_clip(tmp_path / "tagged.mp4", colorspace, color_range, SIZE)
     with codec.open(path) as s:
         mc, full_range = s.sequence["matrix_coefficients"], s.sequence["full_range"]
     assert (mc, full_range) == (expected_mc, full)

@@ -32,7 +32,7 @@ from typing import Iterator, Mapping, Union
 import av
 import numpy as np
 
-__all__ = ["make_clip", "make_foreign_clip", "read_cqm_file", "render_frames",
+__all__ = ["make_clip", "make_foreign_clip", "make_tagged_clip", "read_cqm_file", "render_frames",
            "write_cqm_file", "x264_settings"]
 
 PathLike = Union[str, pathlib.Path]
@@ -802,6 +802,28 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
                             slices=slices, transform_8x8=transform_8x8, subpel=subpel,
                             deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
                             frames=frames, direct=direct, cqm=cqm))
+    return path
+
+
+def make_tagged_clip(path: PathLike, colorspace: int, color_range: int, size: tuple[int, int] = (160, 96),
+                     frames: int = 4) -> pathlib.Path:
+    """A few libx264 frames whose VUI signals the given matrix (FFmpeg's AVColorSpace number, e.g.
+    1 = BT.709, 2 = unspecified) and range (1 = limited, 2 = full): for colour-conversion tests."""
+    path = pathlib.Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.colorspace = colorspace
+        stream.codec_context.color_range = color_range
+        stream.options = {"x264-params": "keyint=4:threads=1", "crf": "18"}
+        for t, rgb in enumerate(render_frames(size, frames, 1)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 

@@ -76,15 +76,12 @@ from .demux import Source
 from .errors import CorruptStream
 from .sample import (
     ClipSample,
-    _fallback_residual_frame,
     _gop_groups,
     _split,
     _workers,
-    choose_keyframes,
     decode_frames,
-    gop_residual_frames,
+    plan_clip,
     resize,
-    uniform_indices,
 )
 from .stream import Stream
 from .stream import open as open_stream
@@ -576,20 +573,6 @@ def _decode_annexb(source: Source, wanted: list[int], convert: Callable[[Tensor]
 # ----------------------------------------------------------------------------------------
 
 
-def _plan(s: Stream, num_segments: int, residual: str) -> tuple[str, list[int], list[tuple[int, ...]]]:
-    """(policy, frame_indices, residual sources): the CPU path's policy (sample.py)."""
-    n_frames = len(s.frames)
-    if n_frames == 0:
-        raise CorruptStream("no complete frames", s.name)
-    types = [f.type for f in s.frames]
-    keys = s.keyframes
-    if len(set(keys)) >= num_segments:
-        frame_indices = choose_keyframes(keys, n_frames, num_segments)
-        return "keyframes", frame_indices, [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
-    frame_indices = uniform_indices(n_frames, num_segments)
-    return "decoded", frame_indices, [_fallback_residual_frame(types, i) for i in frame_indices]
-
-
 _warned_cpu_frames = False
 
 
@@ -635,7 +618,7 @@ def sample_clip_device(path: Source, num_segments: int, size: int, residual: str
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     with open_stream(path) as s:
-        policy, frame_indices, sources = _plan(s, num_segments, residual)
+        policy, frame_indices, sources = plan_clip(s, num_segments, residual)
         fps, duration = s.fps, s.duration
         mc, full_range = s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range"))
 

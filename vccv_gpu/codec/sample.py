@@ -66,6 +66,7 @@ __all__ = [
     "ClipSample",
     "choose_keyframes",
     "gop_residual_frames",
+    "plan_clip",
     "resize",
     "sample_clip",
     "uniform_indices",
@@ -156,6 +157,20 @@ def _fallback_residual_frame(types: list[str], index: int) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------
 # Resizing
 # ----------------------------------------------------------------------------------------
+
+
+def plan_clip(s: Stream, num_segments: int, residual: str) -> tuple[str, list[int], list[tuple[int, ...]]]:
+    """(policy, frame indices, residual sources per segment) of a clip: see the module docstring."""
+    n_frames = len(s.frames)
+    if n_frames == 0:
+        raise CorruptStream("no complete frames", s.name)
+    types = [f.type for f in s.frames]
+    keys = s.keyframes
+    if len(set(keys)) >= num_segments:
+        frame_indices = choose_keyframes(keys, n_frames, num_segments)
+        return "keyframes", frame_indices, [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
+    frame_indices = uniform_indices(n_frames, num_segments)
+    return "decoded", frame_indices, [_fallback_residual_frame(types, i) for i in frame_indices]
 
 
 def resize(x: torch.Tensor, size: int, keep_aspect: bool = False) -> torch.Tensor:
@@ -395,19 +410,7 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
 
         return sample_clip_device(path, num_segments, size, residual, device, keep_aspect)
     with open_stream(path) as s:
-        n_frames = len(s.frames)
-        if n_frames == 0:
-            raise CorruptStream("no complete frames", s.name)
-        types = [f.type for f in s.frames]
-        keys = s.keyframes
-        if len(set(keys)) >= num_segments:
-            policy = "keyframes"
-            frame_indices = choose_keyframes(keys, n_frames, num_segments)
-            sources = [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
-        else:
-            policy = "decoded"
-            frame_indices = uniform_indices(n_frames, num_segments)
-            sources = [_fallback_residual_frame(types, i) for i in frame_indices]
+        policy, frame_indices, sources = plan_clip(s, num_segments, residual)
 
         matrix = rgb_matrix(s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range")))
         fps, duration = s.fps, s.duration
