@@ -5,12 +5,13 @@
     python benchmarks/throughput.py --videos clips/ --checkpoint RUN --batch 16 --device cuda
 
 Clips per second, on the same clips with the same model and device:
-  end to end       `caption_videos`: ClipLoader threads sample clips on the CPU while the device
-                   runs the backbones and beam search of the batch before
+  end to end       `caption_videos`: ClipLoader threads sample clips (on CUDA through the GPU front
+                   end: NVDEC, device residuals) while the backbones and beam search of the batch
+                   before run
   stages, alone    per clip: demux + parse (`codec.open`), residual parse (entropy decoding),
                    frame decode (libavcodec, RGB, resize), residual reconstruction (C++ render,
-                   RGB, resize; on CUDA also the Triton kernel, which the pipeline does not use
-                   yet); per batch, on tensors in device memory: backbones, RAE + beam search
+                   RGB, resize; on CUDA also the Triton kernel that the GPU front end uses);
+                   per batch, on tensors in device memory: backbones, RAE + beam search
   (c) model only   backbones + RAE + beam search on sampled tensors in device memory
   (d) decode only  libavcodec decoding just the frames the policy needs (frontend.py's bound)
   (a) naive        every frame decoded to RGB + frame differences (frontend.py), then the model
