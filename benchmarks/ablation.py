@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30, help="RAE training epochs at scale 1 (default 30)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
     p.add_argument("--lr", type=float, default=1e-3, help="RAE learning rate (default 1e-3: the paper's 1e-4 "
-                   "is for 6,513 MSR-VTT videos of 20 captions; this set is 200 clips of one)")
+                   "is for 6,513 MSR-VTT videos of 20 captions; this set has 210 training clips of one)")
     args = p.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ bound and the loaders people use today, side by side on the same clips and devic
   smart  decode every frame but convert only the 2N needed ones (a careful torchcodec/decord user)
 
 Baselines use libavcodec's default threading; clips are generated (grainy photographic content,
-GOP 12 without B-frames and GOP 250 with B-frames) unless files are given. Only the CPU path
-exists so far: `--device cuda` moves our tensors to the GPU but decodes with libavcodec.
+GOP 12 without B-frames and GOP 250 with B-frames) unless files are given. `--device cuda` times
+the GPU front end (codec/gpu.py: NVDEC frames when PyNvVideoCodec is installed, else PyAV's;
+residuals reconstructed on the GPU).
 """
 
 from __future__ import annotations

@@ -243,8 +243,7 @@ def _png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def test_attention_pictures(tmp_path: Path, clips: Path, videos: list[Path], checkpoint: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_attention_pictures(tmp_path: Path, videos: list[Path], checkpoint: Path) -> None:
     folder = tmp_path / "pictures"
     assert main([str(videos[0]), str(videos[1]), "--checkpoint", str(checkpoint), "--attention", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{v.stem}.png" for v in videos[:2])

@@ -61,14 +61,6 @@ def assert_same_plan(got: codec.ClipSample, want: codec.ClipSample) -> None:
     assert (got.fps, got.duration) == (want.fps, want.duration)
 
 
-def nv12_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of a clip as PyAV's NV12 array [height * 3/2, width], display order."""
-    import av
-
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="nv12") for f in container.decode(video=0)]
-
-
 def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[int, torch.Tensor]:
     """A frame source for `sample_clip_device` that hands it PyAV's NV12 frames."""
     import io
@@ -420,7 +412,7 @@ def test_nvdec_errors(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
         gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
 
 
-def test_decoder_pool_hands_each_slot_to_one_thread(monkeypatch) -> None:
+def test_decoder_pool_hands_each_slot_to_one_thread() -> None:
     pool = gpu.DecoderPool("cpu", size=2)
     held, peak, lock = set(), [0], threading.Lock()
 

@@ -37,7 +37,7 @@ from vccv_gpu.codec.sample import RESIDUAL_MODES
 from vccv_gpu.model import RAEConfig
 from vccv_gpu.runtime import atomic_write
 
-__all__ = ["ARCHITECTURES", "WEIGHTS", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
+__all__ = ["ARCHITECTURES", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
            "model_config"]
 
 # name -> (feature channels, total stride)
@@ -47,7 +47,6 @@ ARCHITECTURES: dict[str, tuple[int, int]] = {
     "resnet18": (512, 32),
     "tiny": (128, 16),
 }
-WEIGHTS = ("none", "imagenet")  # or a file path
 
 # ImageNet statistics of torchvision's weights, applied to the appearance frames.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)

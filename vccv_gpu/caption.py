@@ -12,11 +12,12 @@ In Python:
     for result in caption_videos(paths, load_checkpoint("run"), device="cuda"):
         print(result)        # CaptionResult(path, caption, score, seconds) or codec ClipError
 
-Pipeline: `codec.ClipLoader` samples each clip on the CPU in worker threads (the checkpoint's
-BackboneConfig fixes num_segments, size and residual_mode), the checkpoint's backbones turn a
-batch into features, and `VCCV.generate` runs batched beam search; the best beam is the caption
-and its summed log-probability the score. `seconds` is the wall time of the video's batch
-(waiting for sampling, backbones, beam search) divided by the videos captioned in that batch.
+Pipeline: `codec.ClipLoader` samples each clip in worker threads, on a CUDA device through the GPU
+front end (the checkpoint's BackboneConfig fixes num_segments, size, residual_mode and
+keep_aspect), the checkpoint's backbones turn a batch into features, and `VCCV.generate` runs
+batched beam search; the best beam is the caption and its summed log-probability the score.
+`seconds` is the wall time of the video's batch (waiting for sampling, backbones, beam search)
+divided by the videos captioned in that batch.
 
 Output: `path<TAB>caption` lines on stdout, or JSON lines with --json; with --out the JSON lines
 go to FILE.jsonl instead, appended after every batch (flushed and fsynced), and a rerun skips the
@@ -308,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU")
     parser.add_argument("--batch", type=int, default=8, help="videos per batch (default 8)")
-    parser.add_argument("--workers", type=int, default=2, help="threads sampling clips on the CPU (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="threads sampling clips (default 2)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     parser.add_argument("--out", metavar="FILE.jsonl", type=Path, default=None,
                         help="append JSON lines to this file instead of stdout; a rerun skips the videos "

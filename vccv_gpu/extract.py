@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"video files, or folders searched recursively for {' '.join(sorted(VIDEO_SUFFIXES))}")
     p.add_argument("--out", required=True, metavar="DIR", help="feature store folder (created or resumed)")
     g = p.add_argument_group("videos of a dataset")
-    g.add_argument("--data", action="append", default=[], metavar="ANNOT",
-                   help="annotation file of a dataset whose videos to extract (repeatable)")
+    g.add_argument("--data", action="extend", nargs="+", default=[], metavar="ANNOT",
+                   help="annotation file(s) of a dataset whose videos to extract")
     g.add_argument("--data-format", choices=DATA_FORMATS, default="auto",
                    help="format of --data (auto: .json msrvtt, .jsonl jsonl, .csv charades or csv by header)")
     g.add_argument("--video-dir", metavar="D", help="folder of the dataset's videos")

@@ -37,7 +37,9 @@ from torch import Tensor, nn
 
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
 from vccv_gpu.codec import ClipLoader
+from vccv_gpu.codec.sample import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
+from vccv_gpu.runtime import resolve_device
 
 __all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
 
@@ -148,8 +150,7 @@ def _labels(requested: list[str] | None, captions: list[str], role: str) -> list
 def pretrain(opts: PretrainOptions) -> PretrainResult:
     """Trains CNN_I and CNN_r as word classifiers (see the module docstring); writes opts.out."""
     torch.manual_seed(opts.seed)
-    device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if opts.device == "auto" else opts.device)
+    device = resolve_device(opts.device)
     config = BackboneConfig(opts.iframe, opts.residual, size=opts.size, num_segments=opts.segments,
                             residual_mode=opts.residual_mode)
     kind = detect_format(opts.data, opts.data_format)
@@ -228,14 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "not available); writes one backbones file for `vccv_gpu.extract --backbones`.")
     parser.add_argument("--data", nargs="+", required=True, help="annotation file(s) with train and val splits")
     parser.add_argument("--data-format", default="auto", choices=DATA_FORMATS,
-                        help="annotation format (default: from the file name)")
+                        help="annotation format (default auto: from the file name and a CSV's header)")
     parser.add_argument("--video-dir", help="folder of the videos (default: as the annotations say)")
     parser.add_argument("--out", required=True, help="output backbones file (.safetensors)")
     parser.add_argument("--iframe", default="tiny", choices=sorted(ARCHITECTURES), help="CNN_I (default tiny)")
     parser.add_argument("--residual", default="tiny", choices=sorted(ARCHITECTURES), help="CNN_r (default tiny)")
     parser.add_argument("--size", type=int, default=112, help="frame size in pixels (default 112)")
     parser.add_argument("--segments", type=int, default=8, help="frames sampled per clip (default 8)")
-    parser.add_argument("--residual-mode", default="middle", choices=("first", "middle", "sum"),
+    parser.add_argument("--residual-mode", default="middle", choices=RESIDUAL_MODES,
                         help="which residual of each GOP (default middle)")
     parser.add_argument("--init-iframe", default="none", help="CNN_I start: none, imagenet or a weights file")
     parser.add_argument("--init-residual", default="none", help="CNN_r start: none, imagenet or a weights file")

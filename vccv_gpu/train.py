@@ -210,7 +210,6 @@ def _plain(options: TrainOptions) -> dict[str, Any]:
 class _World:
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
     owns_group: bool = False  # this run called init_process_group (and tears it down)
 
     @property
@@ -230,7 +229,7 @@ def _join_world(device_choice: str) -> tuple[_World, torch.device]:
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _World(rank, size, local_rank, owns), device
+    return _World(rank, size, owns), device
 
 
 # ---------------------------------------------------------------------------------------------
