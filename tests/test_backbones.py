@@ -74,6 +74,22 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
+def test_tiny_blocks_compute_torchvisions_basic_block() -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    from vccv_gpu.backbones import _BasicBlock
+
+    torch.manual_seed(0)
+    downsample = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, 2, bias=False), torch.nn.BatchNorm2d(16))
+    ours = _BasicBlock(8, 16, 2, downsample).eval()
+    theirs = BasicBlock(8, 16, 2, downsample).eval()
+    for p in ours.parameters():
+        torch.nn.init.normal_(p)
+    theirs.load_state_dict(ours.state_dict())  # the same parameter names
+    x = torch.randn(2, 8, 9, 9)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
 def test_torchvision_weight_files_load(tmp_path) -> None:
     import torchvision
 

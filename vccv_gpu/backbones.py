@@ -124,14 +124,30 @@ def model_config(backbones: BackboneConfig, vocab_size: int, **overrides: Any) -
 # Networks
 
 
-def _tiny_resnet() -> nn.Module:
-    from torchvision.models.resnet import BasicBlock
+class _BasicBlock(nn.Module):
+    """ResNet's basic block (two 3x3 convolutions and a shortcut), with torchvision's parameter names,
+    so that the tiny network (and the bundled demo) needs no torchvision."""
 
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def _tiny_resnet() -> nn.Module:
     def stage(inplanes: int, planes: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or inplanes != planes:
             downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-        return nn.Sequential(BasicBlock(inplanes, planes, stride, downsample), BasicBlock(planes, planes))
+        return nn.Sequential(_BasicBlock(inplanes, planes, stride, downsample), _BasicBlock(planes, planes))
 
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
