@@ -4,6 +4,8 @@
 #   here:  pip download pynvvideocodec==2.2.4 --no-deps --only-binary=:all: --python-version 3.12 \
 #            --platform manylinux_2_28_x86_64 -d .wheels
 #          pip download pybind11 tqdm --no-deps --only-binary=:all: --python-version 3.12 -d .wheels
+#          pip download safetensors --no-deps --only-binary=:all: --python-version 3.12 \
+#            --platform manylinux_2_17_x86_64 -d .wheels     # checkpoints, the demo model, feature stores
 #          pip download av==18.1.0 --no-deps --only-binary=:all: --python-version 3.12 \
 #            --platform manylinux_2_28_x86_64 -d .wheels     # 36 MB; throughput.py needs PyAV there
 #          python benchmarks/parse_speed.py --frames 250 --out /dev/null   # (checks it runs here)
