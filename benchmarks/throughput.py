@@ -64,6 +64,7 @@ from vccv_gpu.caption import caption_videos, collect_videos
 from vccv_gpu.checkpoint import Checkpoint, load_checkpoint
 from vccv_gpu.codec.colour import residual_to_rgb, rgb_matrix
 from vccv_gpu.codec.loader import ClipError, ClipLoader
+from vccv_gpu.runtime import atomic_write
 from vccv_gpu.codec.sample import ClipSample, decode_frames, resize
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import EOS, SPECIAL_TOKENS, VCCV
@@ -303,14 +304,6 @@ def print_table(groups: list[dict[str, Any]]) -> None:
         print("  " + "   ".join(f"{k} = {v:.2f}" for k, v in g["ratios"].items()))
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def plot(groups: list[dict[str, Any]], path: Path, title: str) -> None:
     try:
         import matplotlib
@@ -331,7 +324,7 @@ def plot(groups: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.set_xlabel("clips per second (log scale)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -411,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
           + " (median of repeat runs after a warm-up)")
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "results.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    atomic_write(args.out / "results.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
     plot(results, args.out / "throughput.png", f"{model_note}\non {where}, batch {args.batch}, beam {args.beam}")
     print(f"\nwrote {args.out}: results.json, throughput.png")
     return 1 if failed else 0

@@ -61,7 +61,7 @@ from torch import Tensor
 
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
-from vccv_gpu.runtime import atomic_write, fsync_dir, resolve_device, torchrun_env
+from vccv_gpu.runtime import atomic_write, fsync_dir, resolve_device, stderr_is_terminal, torchrun_env
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
@@ -387,12 +387,8 @@ def _run(args: argparse.Namespace) -> int:
     skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""
     print(f"{tag}captioning {len(shard)} video{'s' * (len(shard) != 1)}{skipped}", file=sys.stderr)
 
-    try:
-        tty = sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        tty = False
     bar = tqdm(total=len(shard), unit="video", desc=f"{tag}captioning", dynamic_ncols=True,
-               disable=not (tty and len(shard) > args.batch))
+               disable=not (stderr_is_terminal() and len(shard) > args.batch))
     failed = 0
     writer: TextIO | None = open(own_file, "a", encoding="utf-8") if own_file is not None else None
     try:

@@ -60,7 +60,7 @@ def _write(path: Path, data: bytes) -> None:
 def save_checkpoint(path: str | os.PathLike[str], model: VCCV, vocab: Vocabulary,
                     backbones: FeatureExtractor | None = None, info: dict[str, Any] | None = None) -> Path:
     """Writes the checkpoint directory `path` atomically (replacing one that is there)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if len(vocab) != model.config.vocab_size:
@@ -75,15 +75,13 @@ def save_checkpoint(path: str | os.PathLike[str], model: VCCV, vocab: Vocabulary
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
+        _write(tmp / "model.safetensors", save(state))
         if backbones is not None:
             backbones.save(tmp / "backbones.safetensors")
         _write(tmp / "vocab.json", json.dumps(vocab.to_dict()).encode())
         config = {"format": FORMAT, "model": json.loads(model.config.to_json()),
                   "backbones": backbones.config.to_dict() if backbones is not None else None, "info": info or {}}
         _write(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True, default=str).encode())
-        with open(tmp / "model.safetensors", "rb") as f:
-            os.fsync(f.fileno())
         fsync_dir(tmp)  # the files' names in it
         old = None
         if path.exists():

@@ -36,7 +36,7 @@ from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample
 from vccv_gpu.data import DATA_FORMATS
 from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
                                merge_index, prepare_store, video_key)
-from vccv_gpu.runtime import resolve_device, torchrun_env
+from vccv_gpu.runtime import resolve_device, stderr_is_terminal, torchrun_env
 
 __all__ = ["ExtractReport", "extract", "main"]
 
@@ -76,12 +76,7 @@ def _fp16(x: torch.Tensor) -> torch.Tensor:
 
 
 def _show_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return stderr_is_terminal() if progress is None else progress
 
 
 def extract(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], extractor: FeatureExtractor,

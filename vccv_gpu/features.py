@@ -427,7 +427,6 @@ class FeatureStore:
             raise FeatureStoreError(f"{self.root}: feature store folder not found")
         meta = _store_meta(self.root)
         self.config: BackboneConfig = BackboneConfig.from_dict(meta["backbones"])
-        self.dims: dict[str, Any] = meta["dims"]
         self.weights_sha256: str = meta["weights_sha256"]
         self._videos, self._info = self._read_index()
         self._open_shards = max(1, int(open_shards))

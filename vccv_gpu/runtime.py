@@ -4,13 +4,14 @@ and the ranks torchrun hands a process."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
-__all__ = ["atomic_write", "fsync_dir", "resolve_device", "torchrun_env"]
+__all__ = ["atomic_write", "fsync_dir", "resolve_device", "stderr_is_terminal", "torchrun_env"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
@@ -43,6 +44,14 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress bars have a terminal to draw on (False for a closed or replaced stderr)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def resolve_device(choice: str = "auto", local_rank: int = 0) -> torch.device:

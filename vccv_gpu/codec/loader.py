@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ import torch
 
 from .demux import Source
 from .errors import StreamError
+from ..runtime import stderr_is_terminal
 from .sample import RESIDUAL_MODES, ClipSample, sample_clip
 
 __all__ = ["ClipBatch", "ClipError", "ClipLoader"]
@@ -135,11 +135,7 @@ class ClipLoader:
     def _show_progress(self) -> bool:
         if self.progress is not None:
             return bool(self.progress)
-        try:
-            tty = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            tty = False
-        return tty and len(self) > 1
+        return stderr_is_terminal() and len(self) > 1
 
     def _sample(self, path: Source) -> ClipSample | ClipError:
         """Runs in a worker thread: one clip, or the error that names it."""
