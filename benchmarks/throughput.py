@@ -62,10 +62,11 @@ from vccv_gpu import codec
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
 from vccv_gpu.caption import caption_videos, collect_videos
 from vccv_gpu.checkpoint import Checkpoint, load_checkpoint
-from vccv_gpu.codec.colour import residual_to_rgb, rgb_matrix
+from vccv_gpu.codec.colour import rgb_matrix
 from vccv_gpu.codec.loader import ClipError, ClipLoader
+from vccv_gpu.codec.resample import residual_from_planes, resize
+from vccv_gpu.codec.sample import ClipSample, decode_frames, small_frame
 from vccv_gpu.runtime import atomic_write
-from vccv_gpu.codec.sample import ClipSample, decode_frames, resize
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import EOS, SPECIAL_TOKENS, VCCV
 
@@ -199,20 +200,19 @@ def front_end_stages(plan: Plan, config: BackboneConfig, device: torch.device, s
             if planes is None:
                 continue
             start = time.perf_counter()
-            resize(residual_to_rgb(*planes, matrix, s.height, s.width)[None], size).half()
+            residual_from_planes(*planes, matrix, s.height, s.width, size).half()
             times["residual reconstruction (C++)"] += time.perf_counter() - start
             if device.type == "cuda":
                 start = time.perf_counter()
                 gpu = [reconstruct_residual(torch.from_numpy(c.data).to(device), len(c.coeffs4), len(c.coeffs8),
                                             s.coded_width, s.coded_height) for c in buffers]
                 summed = [sum(p[k].int() for p in gpu) for k in range(3)]
-                resize(residual_to_rgb(*summed, matrix, s.height, s.width)[None], size).half()
+                residual_from_planes(*summed, matrix, s.height, s.width, size).half()
                 sync()
                 times["residual kernel (Triton)"] += time.perf_counter() - start
         start = time.perf_counter()
-        decode_frames(plan.path, s, plan.sample.frame_indices, lambda a: resize(
-            torch.from_numpy(a).permute(2, 0, 1)[None].float(), size).round_().clamp_(0, 255).to(torch.uint8),
-            workers=max(1, min(4, os.cpu_count() or 1)))
+        decode_frames(plan.path, s, plan.sample.frame_indices, lambda f: small_frame(f, s, size, False),
+                      workers=max(1, min(4, os.cpu_count() or 1)))
         times["frame decode"] = time.perf_counter() - start
     return times
 

@@ -10,6 +10,7 @@
 #include "cabac.h"
 #include "errors.h"
 #include "picture.h"
+#include "resample.h"
 #include "scan_tables.h"
 #include "stream.h"
 
@@ -259,6 +260,83 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
   return out;
 }
 
+// ---- resampling (resample.h): numpy views in, checked, then computed with the GIL released ----
+
+template <typename T>
+PlaneView<T> plane_view(const py::array_t<T>& a, const char* name) {
+  if (a.ndim() != 2 || a.strides(1) != static_cast<py::ssize_t>(sizeof(T)) ||
+      a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) != 0 || a.strides(0) < a.shape(1) * static_cast<py::ssize_t>(sizeof(T)))
+    throw py::value_error(std::string(name) + ": expected a 2-D array with contiguous rows");
+  return {a.data(), a.strides(0) / static_cast<py::ssize_t>(sizeof(T)), a.shape(0), a.shape(1)};
+}
+
+using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using WeightArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Taps (i0, i1, w0, w1) of one axis, kept alive here (a cast may have copied them), every index
+// checked against the plane extents it reads: `extent` samples at full resolution, `half_extent`
+// in the subsampled (chroma) planes.
+struct TapArrays {
+  IndexArray i0, i1;
+  WeightArray w0, w1;
+  TapArrays(const py::tuple& taps, int64_t extent, int64_t half_extent, const char* name) {
+    if (taps.size() != 4) throw py::value_error(std::string(name) + ": expected (i0, i1, w0, w1)");
+    i0 = taps[0].cast<IndexArray>();
+    i1 = taps[1].cast<IndexArray>();
+    w0 = taps[2].cast<WeightArray>();
+    w1 = taps[3].cast<WeightArray>();
+    const py::ssize_t n = i0.size();
+    if (i0.ndim() != 1 || i1.ndim() != 1 || w0.ndim() != 1 || w1.ndim() != 1 || i1.size() != n ||
+        w0.size() != n || w1.size() != n)
+      throw py::value_error(std::string(name) + ": taps must be 1-D arrays of one length");
+    for (const auto* idx : {&i0, &i1})
+      for (py::ssize_t k = 0; k < n; ++k) {
+        const int64_t i = idx->data()[k];
+        if (i < 0 || i >= extent || (i >> 1) >= half_extent)
+          throw py::value_error(std::string(name) + ": tap index " + std::to_string(i) + " outside the plane");
+      }
+  }
+  AxisTaps taps() const { return {i0.data(), i1.data(), w0.data(), w1.data(), static_cast<size_t>(i0.size())}; }
+};
+
+py::array_t<uint8_t> resample_rgb_py(const py::array_t<uint8_t>& rgb, const py::tuple& rows, const py::tuple& cols) {
+  if (rgb.ndim() != 3 || rgb.shape(2) != 3 || rgb.strides(2) != 1 || rgb.strides(1) != 3 ||
+      rgb.strides(0) < 3 * rgb.shape(1))
+    throw py::value_error("rgb: expected a [height, width, 3] array with contiguous rows");
+  const TapArrays row_taps(rows, rgb.shape(0), rgb.shape(0), "rows"), col_taps(cols, rgb.shape(1), rgb.shape(1), "cols");
+  const AxisTaps r = row_taps.taps(), c = col_taps.taps();
+  py::array_t<uint8_t> out({py::ssize_t{3}, static_cast<py::ssize_t>(r.size), static_cast<py::ssize_t>(c.size)});
+  uint8_t* dst = out.mutable_data();
+  const uint8_t* src = rgb.data();
+  const ptrdiff_t stride = rgb.strides(0);
+  {
+    py::gil_scoped_release release;
+    resample_rgb(src, stride, r, c, dst);
+  }
+  return out;
+}
+
+py::array_t<float> resample_residual_py(const py::array_t<int32_t>& y, const py::array_t<int32_t>& u,
+                                        const py::array_t<int32_t>& v, const py::tuple& rows, const py::tuple& cols,
+                                        const WeightArray& matrix) {
+  if (matrix.ndim() != 2 || matrix.shape(0) != 3 || matrix.shape(1) != 3)
+    throw py::value_error("matrix: expected [3, 3]");
+  const auto yv = plane_view(y, "y"), uv = plane_view(u, "u"), vv = plane_view(v, "v");
+  const int64_t half_h = std::min(uv.height, vv.height), half_w = std::min(uv.width, vv.width);
+  const TapArrays row_taps(rows, yv.height, half_h, "rows"), col_taps(cols, yv.width, half_w, "cols");
+  const AxisTaps r = row_taps.taps(), c = col_taps.taps();
+  float m[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) m[i][j] = matrix.at(i, j);
+  py::array_t<float> out({py::ssize_t{3}, static_cast<py::ssize_t>(r.size), static_cast<py::ssize_t>(c.size)});
+  float* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    resample_residual(yv, uv, vv, r, c, m, dst);
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_h264, m) {
@@ -268,6 +346,11 @@ PYBIND11_MODULE(_h264, m) {
 
   m.def("cabac_bins", &cabac_bins, py::arg("rbsp"), py::arg("cabac_init_idc"), py::arg("slice_qp"), py::arg("ops"),
         "CABAC engine access for tests; the last item is the bit position reached.");
+  m.def("resample_rgb", &resample_rgb_py, py::arg("rgb"), py::arg("rows"), py::arg("cols"),
+        "uint8 RGB [3, rows, cols] from an interleaved uint8 RGB image [height, width, 3]: bilinear blend.");
+  m.def("resample_residual", &resample_residual_py, py::arg("y"), py::arg("u"), py::arg("v"), py::arg("rows"),
+        py::arg("cols"), py::arg("matrix"),
+        "float32 RGB residual [3, rows, cols] from int32 Y/U/V planes: bilinear blend, then the 3x3 matrix.");
   m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
   m.def("remove_emulation_prevention", [](const py::bytes& data) {
     const std::string bytes = data;

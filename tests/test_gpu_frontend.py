@@ -3,11 +3,11 @@
 On the CPU: the device pipeline run on CPU tensors (residual kernels: the reference and the
 Triton kernels under TRITON_INTERPRET=1), the NV12 -> RGB conversion against PyAV's rgb24 and
 the NVDEC orchestration (decoder pool, parallel runs, raw Annex B) against a stand-in with
-PyNvVideoCodec's calls that decodes with PyAV. Tolerances against the CPU path's ClipSample:
-frame indices, policy and residual sources equal; frames equal (the conversion is libswscale's
-arithmetic; on a machine that is not x86-64 swscale may use other code: then max abs diff <= 3,
-mean <= 1.5, the float conversion's measured distance); residual YUV planes bit-exact; RGB
-residuals within float16 rounding (rtol 2e-3, atol 0.05, as tests/test_sample_clip.py).
+PyNvVideoCodec's calls that decodes with PyAV. Against the CPU path's ClipSample: frame indices,
+policy and residual sources equal; frames equal (the conversion is libswscale's arithmetic; on a
+machine that is not x86-64 swscale may use other code: then max abs diff <= 3, mean <= 1.5, the
+float conversion's measured distance); residual YUV planes and RGB residuals bit-exact (the
+resampling is the same float32 operations on every device, resample.py).
 
 On a GPU (marked `gpu`): the same through NVDEC, tensors on CUDA, no large device-to-host copy.
 They generate their clips when PyAV is importable, else read `.bench_clips/*.h264` (see
@@ -30,12 +30,27 @@ import torch
 
 from vccv_gpu import codec
 from vccv_gpu.codec import gpu
-from vccv_gpu.codec.colour import KR_KB, residual_to_rgb, rgb_matrix, yuv_to_rgb
+from vccv_gpu.codec.colour import (
+    KR_KB,
+    rgb_matrix,
+    swscale_coefficients,
+    swscale_rgb,
+    upsample_chroma,
+    yuv_to_rgb,
+)
+from vccv_gpu.codec.resample import frame_from_planes, frame_from_rgb
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before the Triton kernels are first used
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def nv12_to_rgb(nv12: torch.Tensor, mc: int, full: bool) -> torch.Tensor:
+    """The whole frame through colour.swscale_rgb (chroma repeated 2x2)."""
+    y, u, v = gpu.nv12_planes(nv12)
+    h, w = y.shape
+    return swscale_rgb(y, upsample_chroma(u, h, w), upsample_chroma(v, h, w), swscale_coefficients(mc, full))
 SIZE = (152, 88)  # not a multiple of 16: the SPS crops
 
 
@@ -52,7 +67,9 @@ def assert_frames_match(got: torch.Tensor, want: torch.Tensor, what: str) -> Non
 
 def assert_residuals_match(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     assert got.dtype == want.dtype == torch.float16 and got.shape == want.shape, what
-    torch.testing.assert_close(got.cpu().float(), want.cpu().float(), rtol=2e-3, atol=0.05, msg=what)
+    # the same gathers and float32 operations on every device (resample.py): the same bits
+    diff = (got.cpu().float() - want.cpu().float()).abs()
+    assert torch.equal(got.cpu(), want.cpu()), f"{what}: {int((diff > 0).sum())} values differ, max {float(diff.max())}"
 
 
 def assert_same_plan(got: codec.ClipSample, want: codec.ClipSample) -> None:
@@ -88,7 +105,7 @@ def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[in
     (4, 1, (160, 96)),   # FCC
     (1, 1, (74, 42)),    # width not a multiple of 8 or 16
 ])
-def test_nv12_to_rgb_is_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range: int, size) -> None:
+def test_nv12_planes_convert_to_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range: int, size) -> None:
     import av
 
     from vccv_gpu.testing import make_tagged_clip
@@ -100,10 +117,15 @@ def test_nv12_to_rgb_is_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             want = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-            got = gpu.nv12_to_rgb(torch.from_numpy(frame.to_ndarray(format="nv12")), mc, full)
+            nv12 = torch.from_numpy(frame.to_ndarray(format="nv12"))
+            got = nv12_to_rgb(nv12, mc, full)
             assert_frames_match(got, want, f"matrix {mc}, full range {full}")
+            # the GPU path's small frames: the same as resizing PyAV's rgb24
+            small = frame_from_planes(*gpu.nv12_planes(nv12), mc, full, 24, keep_aspect=True)
+            expected = frame_from_rgb(want.permute(1, 2, 0).contiguous(), 24, keep_aspect=True)
+            assert_frames_match(small, expected, f"small, matrix {mc}, full range {full}")
     # the other range is visibly different: the conversion does depend on it
-    other = gpu.nv12_to_rgb(torch.from_numpy(frame.to_ndarray(format="nv12")), mc, not full)
+    other = nv12_to_rgb(nv12, mc, not full)
     assert float((other.float() - want.float()).abs().mean()) > 2
 
 
@@ -116,30 +138,17 @@ def test_swscale_tables_are_the_colour_matrices() -> None:
     for mc in sorted(KR_KB) + [2]:
         for full in (False, True):
             exact = yuv_to_rgb(y, uv[..., 0], uv[..., 1], rgb_matrix(mc, full), full).round().clamp(0, 255)
-            diff = (gpu.nv12_to_rgb(nv12, mc, full).float() - exact).abs()
+            diff = (nv12_to_rgb(nv12, mc, full).float() - exact).abs()
             assert float(diff.max()) <= 3 and float(diff.mean()) <= 1.5, (mc, full)
 
 
-def test_nv12_to_rgb_rejects_bad_shapes() -> None:
+def test_nv12_planes_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="NV12"):
-        gpu.nv12_to_rgb(torch.zeros(10, 8, dtype=torch.uint8), 1, False)
+        gpu.nv12_planes(torch.zeros(10, 8, dtype=torch.uint8))
 
 
 # ---------------------------------------------------------------------------------------------
 # Residuals on the device (CPU tensors)
-
-
-def test_residual_to_rgb_device_equals_colour() -> None:
-    g = torch.Generator().manual_seed(1)
-    y = torch.randint(-300, 300, (48, 64), generator=g, dtype=torch.int32)
-    u, v = (torch.randint(-300, 300, (24, 32), generator=g, dtype=torch.int32) for _ in range(2))
-    for mc in (1, 2, 4, 7, 9):
-        for full in (False, True):
-            m = rgb_matrix(mc, full)
-            for height, width in ((48, 64), (46, 58)):
-                want = residual_to_rgb(y, u, v, m, height=height, width=width)
-                got = gpu.residual_to_rgb_device(y, u, v, m, height, width)
-                torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", ["reference", "triton"])

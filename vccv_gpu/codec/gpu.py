@@ -8,16 +8,14 @@ Same policy, indices and tensors as the CPU path (`sample.py`), computed where t
   worker thread while NVDEC decodes) of every frame the clip needs are concatenated into one
   pinned int16 buffer and copied to the device once; `kernels.reconstruct_residual` (Triton on
   CUDA) inverse-transforms each frame into its Y/U/V planes; a `sum` residual adds the frames'
-  planes in int32 before conversion (as `sample.residual_rgb` does); the planes are converted to
-  RGB with the stream's matrix (`residual_to_rgb_device`, the linear part only, chroma repeated
-  2x2, cropped to the display size), resized (`sample.resize`) and stored as float16. The YUV
-  planes are bit-exact with the CPU's `Stream.residual`; the RGB residual equals the CPU path's
-  within float32 rounding (then float16).
-* Frames: NV12 surfaces stay in GPU memory (DLPack into torch, no host copy) and are converted
-  by `nv12_to_rgb`, an integer transcription of libswscale's x86 yuv420p -> rgb24 converter (the
-  one PyAV uses for the CPU path's frames): bit-exact with PyAV's rgb24 on x86-64 (tested), so
-  GPU and CPU frames differ only where bilinear resizing rounds differently on the two devices.
-  Then resized like the CPU path (float32, rounded back to uint8).
+  planes in int32 (as `sample.summed_residual` does); `resample.residual_from_planes` resizes
+  them and applies the stream's matrix, as on the CPU; stored as float16. The YUV planes are
+  bit-exact with the CPU's `Stream.residual`, and the resampling is the same elementwise float32
+  arithmetic on both devices.
+* Frames: NV12 surfaces stay in GPU memory (DLPack into torch, no host copy); `nv12_planes`
+  views their planes and `resample.frame_from_planes` converts the samples the resize reads with
+  libswscale's x86 arithmetic (`colour.swscale_rgb`, bit-exact with PyAV's rgb24 there) and
+  resizes them, exactly as the CPU path does with PyAV's frames.
 
 NVDEC through PyNvVideoCodec 2.2 (NOT YET RUN ON A GPU: written from the documentation and the
 package's own samples, exercised on the CPU only against a stand-in that mimics that API; the
@@ -71,7 +69,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .colour import rgb_matrix, upsample_chroma
+from .colour import rgb_matrix
 from .demux import Source
 from .errors import CorruptStream
 from .sample import (
@@ -81,8 +79,9 @@ from .sample import (
     _workers,
     decode_frames,
     plan_clip,
-    resize,
+    small_frame,
 )
+from .resample import frame_from_planes, residual_from_planes
 from .stream import Stream
 from .stream import open as open_stream
 
@@ -94,13 +93,11 @@ __all__ = [
     "decode_nvdec",
     "decoder_pool",
     "gather_coefficients",
-    "nv12_to_rgb",
+    "nv12_planes",
     "nvdec_available",
     "residual_planes",
-    "residual_to_rgb_device",
     "residuals_on_device",
     "sample_clip_device",
-    "swscale_coefficients",
 ]
 
 # NVDEC sessions kept per GPU (DESIGN.md: four SimpleDecoders in parallel decoded 1.33x the
@@ -120,83 +117,15 @@ Nv12Decoder = Callable[[Source, Stream, list[int], Callable[[Tensor], Tensor], t
 # Frames: NV12 -> RGB as libswscale does it
 # ----------------------------------------------------------------------------------------
 
-# libswscale/yuv2rgb.c `ff_yuv2rgb_coeffs` (crv, cbu, cgu, cgv in 1/65536, limited-range chroma
-# scale included), indexed by matrix_coefficients; `sws_getCoefficients` maps 8 and > 10 to the
-# default (5). The same matrices as colour.KR_KB (colour.rgb_matrix), in swscale's fixed point.
-_SWS_COEFFS: dict[int, tuple[int, int, int, int]] = {
-    0: (104597, 132201, 25675, 53279),
-    1: (117489, 138438, 13975, 34925),
-    2: (104597, 132201, 25675, 53279),
-    3: (104597, 132201, 25675, 53279),
-    4: (104448, 132798, 24759, 53109),
-    5: (104597, 132201, 25675, 53279),
-    6: (104597, 132201, 25675, 53279),
-    7: (117579, 136230, 16907, 35559),
-    9: (110013, 140363, 12277, 42626),
-    10: (110013, 140363, 12277, 42626),
-}
-
-
-def _round_to_int16(value: int) -> int:
-    """libswscale's roundToInt16: (f + 2^15) >> 16, saturated to int16."""
-    return max(-0x7FFF, min(0x7FFF, (value + (1 << 15)) >> 16))
-
-
-def _c_div(a: int, b: int) -> int:
-    """C integer division (truncates towards zero)."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
-def swscale_coefficients(matrix_coefficients: int | None, full_range: bool) -> dict[str, int]:
-    """The int16 coefficients of libswscale's SIMD yuv2rgb for a stream's matrix and range:
-    `ff_yuv2rgb_c_init_tables` (libswscale/yuv2rgb.c) with contrast, saturation and brightness
-    at their defaults."""
-    mc = int(matrix_coefficients) if matrix_coefficients is not None else 2
-    crv, cbu, cgu, cgv = _SWS_COEFFS.get(mc, _SWS_COEFFS[5])
-    cgu, cgv = -cgu, -cgv
-    cy, oy = 1 << 16, 0
-    if not full_range:
-        cy, oy = cy * 255 // 219, 16 << 16
-    else:
-        crv, cbu, cgu, cgv = (_c_div(c * 224, 255) for c in (crv, cbu, cgu, cgv))
-    return {"y": _round_to_int16(cy << 13), "y_offset": _round_to_int16(oy << 3),
-            "vr": _round_to_int16(crv << 13), "ub": _round_to_int16(cbu << 13),
-            "ug": _round_to_int16(cgu << 13), "vg": _round_to_int16(cgv << 13)}
-
-
-def _mulhi(x: Tensor, coefficient: int) -> Tensor:
-    """pmulhw: the high 16 bits of the signed product (an arithmetic shift: floors)."""
-    return (x * coefficient) >> 16
-
-
-def nv12_to_rgb(nv12: Tensor, matrix_coefficients: int | None, full_range: bool) -> Tensor:
-    """uint8 NV12 [height * 3/2, width] (luma rows, then interleaved Cb/Cr rows) -> uint8 RGB
-    [3, height, width], on nv12's device.
-
-    The arithmetic of libswscale's x86 yuv420p -> rgb24 converter (libswscale/x86/
-    yuv2rgb_template.c: samples << 3 minus the offsets, pmulhw by the int16 coefficients,
-    saturating add, packuswb), with chroma repeated 2x2 as its unscaled path does; bit-exact with
-    PyAV's `to_ndarray(format="rgb24")` on x86-64 (tests/test_gpu_frontend.py).
-    """
+def nv12_planes(nv12: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """uint8 NV12 [height * 3/2, width] (luma rows, then interleaved Cb/Cr rows) -> views of its
+    Y [height, width], Cb and Cr [height/2, width/2] planes."""
     rows, width = nv12.shape[-2:]
     height = rows * 2 // 3
     if nv12.dim() != 2 or height * 3 != rows * 2 or height % 2 or width % 2:
         raise ValueError(f"expected an NV12 buffer [height * 3/2, width] with even sizes, got {list(nv12.shape)}")
-    k = swscale_coefficients(matrix_coefficients, full_range)
-    y = (nv12[:height].to(torch.int32) << 3) - k["y_offset"]
-    uv = nv12[height:].view(height // 2, width // 2, 2).to(torch.int32)
-    u, v = (uv[..., 0] << 3) - 1024, (uv[..., 1] << 3) - 1024
-    luma = _mulhi(y, k["y"])
-    chroma = torch.stack([_mulhi(v, k["vr"]), _mulhi(u, k["ug"]) + _mulhi(v, k["vg"]), _mulhi(u, k["ub"])])
-    rgb = luma[None] + upsample_chroma(chroma, height, width)
-    return rgb.clamp_(0, 255).to(torch.uint8)
-
-
-def small_frame(rgb: Tensor, size: int, keep_aspect: bool) -> Tensor:
-    """uint8 [3, H, W] -> uint8 [3, size, size]: the CPU path's resize (float32, rounded back)."""
-    x = rgb[None].float()
-    return resize(x, size, keep_aspect).round_().clamp_(0, 255).to(torch.uint8)[0]
+    uv = nv12[height:].view(height // 2, width // 2, 2)
+    return nv12[:height], uv[..., 0], uv[..., 1]
 
 
 # ----------------------------------------------------------------------------------------
@@ -257,23 +186,6 @@ def residual_planes(host: HostCoefficients, sources: list[tuple[int, ...]], code
     return out
 
 
-def residual_to_rgb_device(y: Tensor, u: Tensor, v: Tensor, matrix: np.ndarray, height: int, width: int) -> Tensor:
-    """`colour.residual_to_rgb` with elementwise arithmetic instead of einsum: no matmul, so no
-    TF32 on GPUs where it is enabled, and no host copy of the matrix. float32 [3, height, width]."""
-    planes = (y[..., :height, :width].float(), upsample_chroma(u.float(), height, width),
-              upsample_chroma(v.float(), height, width))
-    channels = []
-    for row in np.asarray(matrix, dtype=np.float64):
-        acc = None
-        for weight, plane in zip(row, planes):
-            if weight == 0.0:
-                continue
-            term = plane * float(weight)
-            acc = term if acc is None else acc.add_(term)
-        channels.append(acc if acc is not None else torch.zeros_like(planes[0]))
-    return torch.stack(channels, dim=-3)
-
-
 def residuals_on_device(stream: Stream, sources: list[tuple[int, ...]], size: int, keep_aspect: bool,
                         device: torch.device | str, backend: str | None = None,
                         host: HostCoefficients | None = None) -> Tensor:
@@ -291,8 +203,8 @@ def residuals_on_device(stream: Stream, sources: list[tuple[int, ...]], size: in
         if not src:
             small[src] = torch.zeros(3, size, size, dtype=torch.float16, device=device)
             continue
-        rgb = residual_to_rgb_device(*planes[src], matrix, stream.height, stream.width)
-        small[src] = resize(rgb[None], size, keep_aspect).to(torch.float16)[0]
+        small[src] = residual_from_planes(*planes[src], matrix, stream.height, stream.width, size,
+                                          keep_aspect).to(torch.float16)
     return torch.stack([small[src] for src in sources])
 
 
@@ -587,13 +499,9 @@ def _warn_cpu_frames(reason: str) -> None:
 def _decode_pyav(source: Source, stream: Stream, indices: list[int], size: int, keep_aspect: bool,
                  device: torch.device, pool: Executor) -> dict[int, Tensor]:
     """The CPU path's frames (PyAV, resized on the CPU), uploaded in one pinned copy."""
-    height, width, name = stream.height, stream.width, stream.name
 
-    def frame_to_tensor(rgb: np.ndarray) -> Tensor:
-        if rgb.shape[:2] != (height, width):
-            raise CorruptStream(f"PyAV decoded {rgb.shape[1]}x{rgb.shape[0]} frames, "
-                                f"the SPS says {width}x{height}", name)
-        return small_frame(torch.from_numpy(rgb).permute(2, 0, 1), size, keep_aspect)
+    def frame_to_tensor(frame: Any) -> Tensor:
+        return small_frame(frame, stream, size, keep_aspect)
 
     small = decode_frames(source, stream, indices, frame_to_tensor, _workers(), pool)
     order = sorted(small)
@@ -623,7 +531,7 @@ def sample_clip_device(path: Source, num_segments: int, size: int, residual: str
         mc, full_range = s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range"))
 
         def convert(nv12: Tensor) -> Tensor:
-            return small_frame(nv12_to_rgb(nv12, mc, full_range), size, keep_aspect)
+            return frame_from_planes(*nv12_planes(nv12), mc, full_range, size, keep_aspect)
 
         decoder = nv12_decoder
         if decoder is None and device.type == "cuda":

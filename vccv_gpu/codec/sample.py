@@ -28,13 +28,13 @@ Policy (DESIGN.md, "Sampling policy"); F frames, N segments, indices in display 
   frame, else that of the next P or B frame in display order (which may lie in the next GOP),
   else zeros (residual index -1). `residual` does not apply here. With F < N frames, indices repeat.
 
-Resizing: bilinear, align_corners=False, no antialiasing (torch.nn.functional.interpolate), to
-size x size; `keep_aspect=True` resizes the short side to `size` (the long side to
-round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frames are resized
-in float32 from uint8 and rounded back to uint8; residuals are resized in float32 and stored
-as float16. Frames are converted to RGB by PyAV (swscale); residuals with the same matrix and
-range (see `colour`). Everything is computed on the CPU and moved to `device` at the end,
-except for device="cuda" on a CUDA host: then gpu.py computes the same tensors on the GPU.
+Resizing (`resample`): bilinear, align_corners=False, no antialiasing (torch's interpolate,
+computed as gathers), to size x size; `keep_aspect=True` resizes the short side to `size` (the
+long side to round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frames
+are PyAV's rgb24 (libswscale) resized in float32 and rounded back to uint8. Residuals are
+resized in float32 from their Y/U/V planes, then converted with the frames' matrix and range (see `colour`) and stored as
+float16. Everything is computed on the CPU and moved to `device` at the end, except for
+device="cuda" on a CUDA host: then gpu.py computes the same tensors on the GPU.
 
 Speed (results do not depend on it): independent GOPs are decoded by up to min(4, CPUs)
 containers in threads, while another thread parses the residuals; frames and residuals are
@@ -53,11 +53,11 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .colour import residual_to_rgb, rgb_matrix
+from .colour import rgb_matrix
 from .demux import Source
 from .errors import CorruptStream
+from .resample import frame_from_rgb, residual_from_planes
 from .stream import Stream
 from .stream import open as open_stream
 
@@ -67,8 +67,9 @@ __all__ = [
     "choose_keyframes",
     "gop_residual_frames",
     "plan_clip",
-    "resize",
     "sample_clip",
+    "small_frame",
+    "summed_residual",
     "uniform_indices",
 ]
 
@@ -154,11 +155,6 @@ def _fallback_residual_frame(types: list[str], index: int) -> tuple[int, ...]:
     return ()
 
 
-# ----------------------------------------------------------------------------------------
-# Resizing
-# ----------------------------------------------------------------------------------------
-
-
 def plan_clip(s: Stream, num_segments: int, residual: str) -> tuple[str, list[int], list[tuple[int, ...]]]:
     """(policy, frame indices, residual sources per segment) of a clip: see the module docstring."""
     n_frames = len(s.frames)
@@ -171,22 +167,6 @@ def plan_clip(s: Stream, num_segments: int, residual: str) -> tuple[str, list[in
         return "keyframes", frame_indices, [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
     frame_indices = uniform_indices(n_frames, num_segments)
     return "decoded", frame_indices, [_fallback_residual_frame(types, i) for i in frame_indices]
-
-
-def resize(x: torch.Tensor, size: int, keep_aspect: bool = False) -> torch.Tensor:
-    """[N, C, H, W] float -> [N, C, size, size]: bilinear, align_corners=False, no antialias;
-    keep_aspect: short side to `size`, then a centre crop."""
-    h, w = x.shape[-2:]
-    if keep_aspect:
-        short = min(h, w)
-        nh = size if h == short else max(size, round(h * size / short))
-        nw = size if w == short else max(size, round(w * size / short))
-    else:
-        nh = nw = size
-    if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return x[..., top:top + size, left:left + size]
 
 
 # ----------------------------------------------------------------------------------------
@@ -211,10 +191,11 @@ def _workers() -> int:
 
 
 def decode_frames(source: Source, stream: Stream, indices: list[int],
-                  convert: Callable[[np.ndarray], Any] | None = None, workers: int = 1,
+                  convert: Callable[[Any], Any] | None = None, workers: int = 1,
                   pool: Executor | None = None) -> dict[int, Any]:
-    """RGB uint8 [H, W, 3] (PyAV rgb24) of the frames `indices` (display order), passed
-    through `convert` (in the decoding thread) when given.
+    """{display index: convert(frame)} for the frames `indices`, where `frame` is PyAV's
+    av.VideoFrame and `convert` runs in the decoding thread (default: RGB uint8 [H, W, 3],
+    PyAV's rgb24).
 
     Containers with timestamps: one seek per keyframe that starts a needed GOP, decoding from
     there up to the last needed frame of the GOP (a lone keyframe: its packet only), skipping
@@ -230,7 +211,7 @@ def decode_frames(source: Source, stream: Stream, indices: list[int],
     wanted = sorted(set(indices))
     if not wanted:
         return {}
-    convert = convert or (lambda a: a)
+    convert = convert or _rgb24
     frames = stream.frames
     pts = [f.pts for f in frames]
     timed = stream.container != "h264" and None not in pts and len(set(pts)) == len(pts)
@@ -274,6 +255,10 @@ def decode_frames(source: Source, stream: Stream, indices: list[int],
     return out
 
 
+def _rgb24(frame: Any) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
 class _SeekMissed(Exception):
     """The container's seek landed after the keyframe asked for."""
 
@@ -301,7 +286,7 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
 
 
 def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list[int]]],
-                    convert: Callable[[np.ndarray], Any], frame_threads: bool = False) -> dict[int, Any]:
+                    convert: Callable[[Any], Any], frame_threads: bool = False) -> dict[int, Any]:
     """Decodes the GOPs `groups` ((keyframe, wanted frames) pairs) with a container of its own
     (frame_threads: libavcodec's frame and slice threading; else its default)."""
     import av
@@ -352,7 +337,7 @@ def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list
                         ctx.flush_buffers()
                 for frame in decoded:
                     if frame.pts in todo:
-                        out[index_of[frame.pts]] = convert(frame.to_ndarray(format="rgb24"))
+                        out[index_of[frame.pts]] = convert(frame)
                         todo.discard(frame.pts)
                 if not todo or lone_key or not unfed:
                     break
@@ -360,11 +345,11 @@ def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list
 
 
 def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, Any],
-                     convert: Callable[[np.ndarray], Any] = lambda a: a) -> None:
+                     convert: Callable[[Any], Any]) -> None:
     todo = set(wanted)
     for n, frame in enumerate(container.decode(vs)):  # output order = display order
         if n in todo:
-            out[n] = convert(frame.to_ndarray(format="rgb24"))
+            out[n] = convert(frame)
             todo.discard(n)
             if not todo:
                 return
@@ -375,17 +360,24 @@ def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, 
 # ----------------------------------------------------------------------------------------
 
 
-def residual_rgb(stream: Stream, indices: tuple[int, ...], matrix: np.ndarray) -> torch.Tensor:
-    """float32 [3, height, width]: the sum of the residuals of `indices`, as RGB (zeros if none)."""
-    h, w = stream.height, stream.width
-    if not indices:
-        return torch.zeros(3, h, w)
-    planes = None
+def summed_residual(stream: Stream, indices: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """int32 Y/U/V residual planes (coded size) of the sum of the residuals of `indices`
+    (at least one)."""
+    planes: list[torch.Tensor] = []
     for i in indices:
         r = stream.residual(i)
-        cur = [torch.from_numpy(np.array(p, dtype=np.int32)) for p in (r.y, r.u, r.v)]
-        planes = cur if planes is None else [a + b for a, b in zip(planes, cur)]
-    return residual_to_rgb(*planes, matrix, height=h, width=w)
+        cur = [torch.from_numpy(np.asarray(p, dtype=np.int32)) for p in (r.y, r.u, r.v)]
+        planes = cur if not planes else [a.add_(b) for a, b in zip(planes, cur)]
+    return tuple(planes)
+
+
+def small_frame(frame: Any, stream: Stream, size: int, keep_aspect: bool) -> torch.Tensor:
+    """A decoded av.VideoFrame -> uint8 RGB [3, size, size]: PyAV's rgb24 (libswscale), resized
+    and rounded (`resample.frame_from_rgb`)."""
+    if (frame.height, frame.width) != (stream.height, stream.width):
+        raise CorruptStream(f"PyAV decoded {frame.width}x{frame.height} frames, "
+                            f"the SPS says {stream.width}x{stream.height}", stream.name)
+    return frame_from_rgb(torch.from_numpy(frame.to_ndarray(format="rgb24")), size, keep_aspect)
 
 
 def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual: str = "middle",
@@ -414,20 +406,14 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
 
         matrix = rgb_matrix(s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range")))
         fps, duration = s.fps, s.duration
-        height, width, name = s.height, s.width, s.name
 
-        def frame_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-            # One frame at a time (the same values as resizing the stacked batch, without the
-            # full-resolution float copy of all N frames).
-            if rgb.shape[:2] != (height, width):
-                raise CorruptStream(f"PyAV decoded {rgb.shape[1]}x{rgb.shape[0]} frames, "
-                                    f"the SPS says {width}x{height}", name)
-            x = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()[None].float()
-            return resize(x, size, keep_aspect).round_().clamp_(0, 255).to(torch.uint8)[0]
+        def frame_to_tensor(frame: Any) -> torch.Tensor:
+            return small_frame(frame, s, size, keep_aspect)
 
         def residuals_small() -> dict[tuple[int, ...], torch.Tensor]:
             # One task for all residuals: splitting them over the pool measured slower.
-            return {src: resize(residual_rgb(s, src, matrix).contiguous()[None], size, keep_aspect).to(torch.float16)[0]
+            return {src: (residual_from_planes(*summed_residual(s, src), matrix, s.height, s.width, size, keep_aspect)
+                          if src else torch.zeros(3, size, size)).to(torch.float16)
                     for src in dict.fromkeys(sources)}
 
         workers = _workers()
