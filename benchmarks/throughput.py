@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from frontend import bound, generate, keyframe_pts, keyframes_only, naive, smart, timed
+from frontend import decode_needed, generate, naive, smart, timed
 
 from vccv_gpu import codec
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
@@ -132,20 +132,16 @@ class Plan:
 
     path: Path
     sample: ClipSample
-    pts: list[int | None]   # timestamps of sample.frame_indices
+    stream: codec.Stream   # the parsed clip (what the bound's decoder is told to decode)
 
 
 def make_plan(path: Path, config: BackboneConfig) -> Plan:
     sample = codec.sample_clip(path, config.num_segments, config.size, config.residual_mode)
-    return Plan(path, sample, keyframe_pts(path, sample.frame_indices))
+    return Plan(path, sample, codec.open(path))
 
 
 def decode_only(plan: Plan) -> None:
-    indices = plan.sample.frame_indices
-    if plan.sample.policy == "keyframes" and None not in plan.pts:
-        keyframes_only(plan.path, plan.pts)
-    else:
-        bound(plan.path, sorted(set(indices) | {i for i in plan.sample.residual_indices if i >= 0}))
+    decode_needed(plan.path, plan.stream, plan.sample.frame_indices, 1)
 
 
 def baseline_sample(plan: Plan, size: int, how: str) -> ClipSample:

@@ -76,7 +76,7 @@ from .sample import (
     ClipSample,
     _gop_groups,
     _split,
-    _workers,
+    decoder_workers,
     decode_frames,
     plan_clip,
     small_frame,
@@ -503,7 +503,7 @@ def _decode_pyav(source: Source, stream: Stream, indices: list[int], size: int, 
     def frame_to_tensor(frame: Any) -> Tensor:
         return small_frame(frame, stream, size, keep_aspect)
 
-    small = decode_frames(source, stream, indices, frame_to_tensor, _workers(), pool)
+    small = decode_frames(source, stream, indices, frame_to_tensor, decoder_workers(), pool)
     order = sorted(small)
     if not order:
         return {}
@@ -543,7 +543,7 @@ def sample_clip_device(path: Source, num_segments: int, size: int, residual: str
                 decoder = decode_nvdec
         residual_frames = [i for src in sources for i in src]
         # threads: one parses, the others decode (NVDEC_SESSIONS slots, or PyAV's decoders)
-        with ThreadPoolExecutor(max(_workers(), NVDEC_SESSIONS) + 1) as pool:
+        with ThreadPoolExecutor(max(decoder_workers(), NVDEC_SESSIONS) + 1) as pool:
             # the parser releases the GIL: coefficients are parsed while the frames decode
             coefficients = pool.submit(gather_coefficients, s, residual_frames, device.type == "cuda")
             small = None

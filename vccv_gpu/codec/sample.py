@@ -65,6 +65,8 @@ __all__ = [
     "RESIDUAL_MODES",
     "ClipSample",
     "choose_keyframes",
+    "decode_frames",
+    "decoder_workers",
     "gop_residual_frames",
     "plan_clip",
     "sample_clip",
@@ -185,7 +187,7 @@ def _av_source(source: Source) -> Any:
 _decode_hook: Callable[[int | None], None] | None = None
 
 
-def _workers() -> int:
+def decoder_workers() -> int:
     """Decoder threads for independent GOPs (PyAV releases the GIL while decoding)."""
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -416,7 +418,7 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
                           if src else torch.zeros(3, size, size)).to(torch.float16)
                     for src in dict.fromkeys(sources)}
 
-        workers = _workers()
+        workers = decoder_workers()
         with ThreadPoolExecutor(workers + 1) as pool:
             res_future = pool.submit(residuals_small)  # the parser releases the GIL too
             small = decode_frames(path, s, frame_indices, frame_to_tensor, workers, pool)
