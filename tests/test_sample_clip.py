@@ -272,6 +272,37 @@ def test_containers_with_timestamps_seek(clip_factory, monkeypatch, gop: int) ->
         assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 32))
 
 
+@pytest.mark.parametrize("suffix,one_pass", [(".mp4", True), (".mov", True), (".mkv", False), (".ts", False),
+                                             (".h264", False)])
+def test_mp4_is_demuxed_once(clip_factory, monkeypatch, suffix: str, one_pass: bool) -> None:
+    """MP4/MOV: codec.open records where each packet lies and the decoder reads the packets from
+    there, opening no container of its own; other containers are opened again (and seek)."""
+    path = clip_factory(suffix, size=SIZE, frames=36, gop=6, bframes=2)
+    with codec.open(path) as st:
+        spans = st.packet_spans
+        assert (spans is not None) == one_pass
+        if spans is not None:
+            with av.open(str(path)) as container:
+                packets = [bytes(p) for p in container.demux(video=0) if p.size]
+            data = path.read_bytes()
+            assert [data[pos:pos + size] for pos, size in (spans[d] for d in range(len(packets)))] == packets
+    opened: list[object] = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    oracle = decode_all(path)
+    opened.clear()
+    for source in (path, path.read_bytes()):
+        for gop_policy_segments in (4, 12):  # keyframes, then the decoded fallback (6 GOPs < 12)
+            s = codec.sample_clip(source, num_segments=gop_policy_segments, size=32)
+            assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 32))
+    if suffix == ".h264":
+        assert len(opened) == 4  # raw Annex B: parsed without PyAV; one decoding pass in order
+    elif one_pass:
+        assert len(opened) == 4  # the parser's demuxing only
+    else:
+        assert len(opened) > 4
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_fallback_skips_unreferenced_pictures(clip_factory, monkeypatch, workers: int) -> None:
     """The decoded fallback hands the decoder only the sampled pictures and those others
@@ -282,7 +313,7 @@ def test_fallback_skips_unreferenced_pictures(clip_factory, monkeypatch, workers
     with codec.open(path) as st:
         frames = list(st.frames)
     fed: list[int | None] = []
-    monkeypatch.setattr(sample, "_workers", lambda: workers)
+    monkeypatch.setattr(sample, "decoder_workers", lambda: workers)
     monkeypatch.setattr(sample, "_decode_hook", fed.append)
     s = codec.sample_clip(path, num_segments=8, size=40)
     assert s.policy == "decoded"
@@ -310,7 +341,7 @@ def test_parallel_decoding_matches_sequential(clip_factory, monkeypatch, suffix:
     results, threads = {}, {}
     for workers in (1, 4):
         seen: set[int] = set()
-        monkeypatch.setattr(sample, "_workers", lambda w=workers: w)
+        monkeypatch.setattr(sample, "decoder_workers", lambda w=workers: w)
         monkeypatch.setattr(sample, "_decode_hook", lambda i, seen=seen: seen.add(threading.get_ident()))
         results[workers] = [codec.sample_clip(src, num_segments=8, size=48, residual=mode)
                             for src in (path, path.read_bytes()) for mode in ("middle", "sum")]

@@ -25,6 +25,15 @@ class DemuxInfo:
     time_base: Fraction | None   # unit of FrameInfo.pts; None for raw streams (no timestamps)
     fps: float | None            # from the container; None where it has none
     truncation: str | None       # why the data is known to be cut short, if it is
+    extradata: bytes | None = None  # the decoder configuration (avcC) of a container, if any
+    # (pts, byte offset, size) of each packet in demuxing order, where a packet's data lies as
+    # is at its offset in the source (MP4/MOV); None elsewhere. The decoder then reads the
+    # packets it needs from there instead of demuxing the container a second time.
+    spans: list[tuple[int | None, int, int]] | None = None
+
+
+# Containers whose packets are stored contiguously at `packet.pos` (checked per file as well).
+_SPAN_CONTAINERS = ("mov,mp4",)
 
 
 def is_annexb(head: bytes) -> bool:
@@ -81,15 +90,41 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
         if extradata:
             native.add_extradata(extradata)
         rate = stream.average_rate or stream.guessed_rate
-        info = DemuxInfo(container.format.name, stream.time_base, float(rate) if rate else None, cut)
+        info = DemuxInfo(container.format.name, stream.time_base, float(rate) if rate else None, cut,
+                         bytes(extradata) if extradata else None)
+        spans: list[tuple[int | None, int, int]] | None = (
+            [] if container.format.name.startswith(_SPAN_CONTAINERS) else None)
+        checks: list[tuple[int, bytes]] = []  # the first and last packets' data, to check the offsets
         packets = _packets(container, stream, info)
         previous = next(packets, None)
         for packet in packets:
+            spans = _add_span(spans, checks, previous)
             native.add_packet(previous, previous.pts, False)
             previous = packet
         if previous is not None:
+            spans = _add_span(spans, checks, previous, last=True)
             native.add_packet(previous, previous.pts, True)
-        return info
+    info.spans = spans if spans and _spans_hold(file, checks) else None
+    return info
+
+
+def _add_span(spans: list | None, checks: list[tuple[int, bytes]], packet: av.Packet,
+              last: bool = False) -> list | None:
+    if spans is None or packet.pos is None or packet.pos < 0:
+        return None
+    if not spans or last:
+        checks.append((packet.pos, bytes(packet)))
+    spans.append((packet.pts, packet.pos, packet.size))
+    return spans
+
+
+def _spans_hold(file: BinaryIO, checks: list[tuple[int, bytes]]) -> bool:
+    """Whether the source holds the checked packets' data at their offsets."""
+    for pos, data in checks:
+        file.seek(pos)
+        if file.read(len(data)) != data:
+            return False
+    return True
 
 
 def _open_container(file: BinaryIO) -> av.container.InputContainer:

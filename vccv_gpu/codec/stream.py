@@ -83,6 +83,22 @@ class Coefficients:
                             data[p8_end:c4_end].reshape(n4, 4, 4), data[c4_end:].reshape(n8, 8, 8))
 
 
+def _packet_spans(demux: DemuxInfo, frames: list[FrameInfo]) -> dict[int, tuple[int, int]] | None:
+    """{decode index: (byte offset, size) of its packet in the source}: where the container
+    stores packets contiguously and each packet is one picture (their timestamps agree); else
+    None."""
+    spans = demux.spans
+    if not spans or not frames:
+        return None
+    by_decode: dict[int, tuple[int, int]] = {}
+    for f in frames:
+        pts, pos, size = spans[f.decode_index] if f.decode_index < len(spans) else (None, 0, 0)
+        if pts is None or pts != f.pts:
+            return None
+        by_decode[f.decode_index] = (pos, size)
+    return by_decode
+
+
 @contextmanager
 def _native_errors(name: str, where: str = "") -> Iterator[None]:
     """Re-raises the extension's exceptions as codec errors naming the file (and frame)."""
@@ -114,11 +130,17 @@ class Stream:
             FrameInfo(index, pts, kind, key, decode_index, num_slices, reference)
             for index, (decode_index, pts, kind, key, num_slices, reference, _poc) in enumerate(native.frames())
         ]
+        self.packet_spans: dict[int, tuple[int, int]] | None = _packet_spans(demux, self.frames)
         self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
             reason = demux.truncation or "the last picture is cut short"
             warnings.warn(f"{name}: truncated ({reason}); {len(self.frames)} complete frames listed",
                           stacklevel=3)
+
+    @property
+    def extradata(self) -> bytes | None:
+        """The container's decoder configuration (avcC), if it has one."""
+        return self._demux.extradata
 
     @property
     def container(self) -> str:
