@@ -15,7 +15,7 @@ bound and the loaders people use today, side by side on the same clips and devic
 
 Baselines use libavcodec's default threading; clips are generated (grainy photographic content,
 GOP 12 without B-frames and GOP 250 with B-frames) unless files are given. Each measurement is
-the median of --repeat rounds, the columns interleaved within a round. `--device cuda` times the
+the median of --repeat rounds, the columns in a shuffled order within each round. `--device cuda` times the
 GPU front end (codec/gpu.py: NVDEC frames when PyNvVideoCodec is installed, else PyAV's;
 residuals reconstructed on the GPU); then bound and bound* are NVDEC through the front end's
 session pool, and smart is a SimpleDecoder seek-decoding each needed frame and the next
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -148,11 +149,14 @@ def main() -> None:
                     times["bound"] = times["bound_all"] = lambda: decode_needed_nvdec(path, stream, indices,
                                                                                      args.device)
                     times["smart"] = lambda: smart_nvdec(path, indices, (stream.width, stream.height), args.device)
-                # interleaved rounds, so that a slow moment of the machine hits every column alike
+                # interleaved rounds in a shuffled order, so that neither a slow moment of the
+                # machine nor what the previous column left in memory favours one column
                 runs: dict[str, list[float]] = {name: [] for name in times}
-                for _ in range(args.repeat):
-                    for name, fn in times.items():
-                        runs[name].append(timed(1, fn))
+                order = list(times)
+                for round_ in range(args.repeat):
+                    random.Random(round_).shuffle(order)
+                    for name in order:
+                        runs[name].append(timed(1, times[name]))
             rows.append(dict(clip=path.name, policy=sample.policy,
                              **{name: statistics.median(t) for name, t in runs.items()}))
     print(f"{'clip':24} {'policy':9} {'ours':>7} {'bound':>7} {'bound*':>7} {'naive':>7} {'smart':>7} "

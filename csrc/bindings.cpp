@@ -262,8 +262,8 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
 
 // ---- resampling (resample.h): numpy views in, checked, then computed with the GIL released ----
 
-template <typename T>
-PlaneView<T> plane_view(const py::array_t<T>& a, const char* name) {
+template <typename T, int Flags>
+PlaneView<T> plane_view(const py::array_t<T, Flags>& a, const char* name) {
   if (a.ndim() != 2 || a.strides(1) != static_cast<py::ssize_t>(sizeof(T)) ||
       a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) != 0 || a.strides(0) < a.shape(1) * static_cast<py::ssize_t>(sizeof(T)))
     throw py::value_error(std::string(name) + ": expected a 2-D array with contiguous rows");
@@ -316,12 +316,16 @@ py::array_t<uint8_t> resample_rgb_py(const py::array_t<uint8_t>& rgb, const py::
   return out;
 }
 
-py::array_t<float> resample_residual_py(const py::array_t<int32_t>& y, const py::array_t<int32_t>& u,
-                                        const py::array_t<int32_t>& v, const py::tuple& rows, const py::tuple& cols,
-                                        const WeightArray& matrix) {
+// Exact dtypes only (no silent conversion): int16 planes (one frame) or int32 (a sum).
+template <typename T>
+using PlaneArray = py::array_t<T, 0>;
+
+template <typename T>
+py::array_t<float> resample_residual_py(const PlaneArray<T>& y, const PlaneArray<T>& u, const PlaneArray<T>& v,
+                                        const py::tuple& rows, const py::tuple& cols, const WeightArray& matrix) {
   if (matrix.ndim() != 2 || matrix.shape(0) != 3 || matrix.shape(1) != 3)
     throw py::value_error("matrix: expected [3, 3]");
-  const auto yv = plane_view(y, "y"), uv = plane_view(u, "u"), vv = plane_view(v, "v");
+  const auto yv = plane_view<T>(y, "y"), uv = plane_view<T>(u, "u"), vv = plane_view<T>(v, "v");
   const int64_t half_h = std::min(uv.height, vv.height), half_w = std::min(uv.width, vv.width);
   const TapArrays row_taps(rows, yv.height, half_h, "rows"), col_taps(cols, yv.width, half_w, "cols");
   const AxisTaps r = row_taps.taps(), c = col_taps.taps();
@@ -348,9 +352,12 @@ PYBIND11_MODULE(_h264, m) {
         "CABAC engine access for tests; the last item is the bit position reached.");
   m.def("resample_rgb", &resample_rgb_py, py::arg("rgb"), py::arg("rows"), py::arg("cols"),
         "uint8 RGB [3, rows, cols] from an interleaved uint8 RGB image [height, width, 3]: bilinear blend.");
-  m.def("resample_residual", &resample_residual_py, py::arg("y"), py::arg("u"), py::arg("v"), py::arg("rows"),
-        py::arg("cols"), py::arg("matrix"),
-        "float32 RGB residual [3, rows, cols] from int32 Y/U/V planes: bilinear blend, then the 3x3 matrix.");
+  const char* resample_residual_doc =
+      "float32 RGB residual [3, rows, cols] from int16 (or int32) Y/U/V planes: bilinear blend, then the 3x3 matrix.";
+  m.def("resample_residual", &resample_residual_py<int16_t>, py::arg("y"), py::arg("u"), py::arg("v"),
+        py::arg("rows"), py::arg("cols"), py::arg("matrix"), resample_residual_doc);
+  m.def("resample_residual", &resample_residual_py<int32_t>, py::arg("y"), py::arg("u"), py::arg("v"),
+        py::arg("rows"), py::arg("cols"), py::arg("matrix"), resample_residual_doc);
   m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
   m.def("remove_emulation_prevention", [](const py::bytes& data) {
     const std::string bytes = data;

@@ -58,8 +58,9 @@ void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows
   }
 }
 
-void resample_residual(const PlaneView<int32_t>& y, const PlaneView<int32_t>& u, const PlaneView<int32_t>& v,
-                       const AxisTaps& rows, const AxisTaps& cols, const float matrix[3][3], float* out) {
+template <typename T>
+void resample_residual(const PlaneView<T>& y, const PlaneView<T>& u, const PlaneView<T>& v, const AxisTaps& rows,
+                       const AxisTaps& cols, const float matrix[3][3], float* out) {
   const size_t plane = rows.size * cols.size;
   std::vector<float> planes(3 * plane);
   blend_plane(y, rows, cols, 0, planes.data());
@@ -81,5 +82,12 @@ void resample_residual(const PlaneView<int32_t>& y, const PlaneView<int32_t>& u,
     if (!any) std::fill(dst, dst + plane, 0.0f);
   }
 }
+
+template void resample_residual<int16_t>(const PlaneView<int16_t>&, const PlaneView<int16_t>&,
+                                         const PlaneView<int16_t>&, const AxisTaps&, const AxisTaps&,
+                                         const float[3][3], float*);
+template void resample_residual<int32_t>(const PlaneView<int32_t>&, const PlaneView<int32_t>&,
+                                         const PlaneView<int32_t>&, const AxisTaps&, const AxisTaps&,
+                                         const float[3][3], float*);
 
 }  // namespace vccv

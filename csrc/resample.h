@@ -35,7 +35,9 @@ void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows
 // float32 RGB residual [3][rows.size][cols.size] from integer Y/U/V residual planes: each plane
 // blended (chroma through taps i / 2), then rgb[c] = sum over k of plane[k] * matrix[c][k],
 // skipping zero weights, added in order k = 0, 1, 2.
-void resample_residual(const PlaneView<int32_t>& y, const PlaneView<int32_t>& u, const PlaneView<int32_t>& v,
-                       const AxisTaps& rows, const AxisTaps& cols, const float matrix[3][3], float* out);
+// T: int16_t (one frame's residual, as the parser renders it) or int32_t (a sum of frames).
+template <typename T>
+void resample_residual(const PlaneView<T>& y, const PlaneView<T>& u, const PlaneView<T>& v, const AxisTaps& rows,
+                       const AxisTaps& cols, const float matrix[3][3], float* out);
 
 }  // namespace vccv

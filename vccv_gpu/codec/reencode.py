@@ -1,12 +1,20 @@
 """`python -m vccv_gpu.codec reencode`: rewrite videos to the paper's preprocessing.
 
-H.264 with a keyframe exactly every `gop` frames (x264 ``keyint=min-keyint=gop``, ``scenecut=0``,
-closed GOPs), a fixed number of B-frames, the source's resolution (cropped by one column/row
-where it is odd, since 4:2:0 needs even sizes) and frame rate; video only, audio is dropped.
-Decoding, encoding (libx264) and muxing go through PyAV.
+H.264 with a keyframe exactly every `gop` frames (closed GOPs, no scene-cut keyframes), a fixed
+number of B-frames, the source's resolution and frame rate; video only, audio is dropped.
 
-NVENC (``encoder="nvenc"``) is not implemented: it raises NotImplementedError, and
-``encoder="auto"`` uses libx264.
+* libx264 (``encoder="libx264"``, and ``auto`` without a GPU): decoding, encoding
+  (``keyint=min-keyint=gop``, ``scenecut=0``) and muxing through PyAV; odd sizes lose their last
+  column/row (4:2:0 needs even sizes).
+* NVENC (``encoder="nvenc"``, and ``auto`` when PyNvVideoCodec and CUDA are there, for .mp4
+  outputs): PyNvVideoCodec's Transcoder decodes with NVDEC, encodes with NVENC (``gop`` and
+  ``idrperiod`` = gop, ``bf`` = bframes, constant quality ``cq`` = crf, the x264 preset mapped to
+  P1..P7) and muxes, all on the GPU (what it does with audio is PyNvVideoCodec's choice). The
+  configuration keys are those of the 2.2.4 wheel's samples (samples/advanced/encode_config.json,
+  samples/basic/create_video_segments.py); NOT YET RUN ON A GPU. The result is checked with the
+  parser (every keyframe at a multiple of gop and only there, B-frame runs within bframes, the
+  source's frame count): a file NVENC got wrong is an error, or under ``auto`` a warning and a
+  libx264 re-encode.
 """
 
 from __future__ import annotations
@@ -35,29 +43,48 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "slower", "veryslow", "placebo")
 
 
+# x264 preset -> NVENC preset (P1 fastest .. P7 best), so that --preset means the same trade-off.
+NVENC_PRESETS = {"ultrafast": "P1", "superfast": "P1", "veryfast": "P2", "faster": "P3", "fast": "P3",
+                 "medium": "P4", "slow": "P5", "slower": "P6", "veryslow": "P7", "placebo": "P7"}
+NVENC_SUFFIXES = (".mp4",)  # what PyNvVideoCodec's muxer writes H.264 into (of OUTPUT_FORMATS)
+
+
 class ReencodeError(Exception):
     """A file that could not be re-encoded (unreadable, no video stream, ...)."""
 
 
-def _nvenc_usable() -> bool:
+def nvenc_unusable() -> str | None:
+    """Why NVENC cannot be used here, or None when it can (PyNvVideoCodec and CUDA present)."""
     try:
         import PyNvVideoCodec  # noqa: F401
+    except ImportError:
+        return "PyNvVideoCodec is not installed (pip install pynvvideocodec)"
+    try:
         import torch
     except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+        return "torch is not installed"
+    return None if torch.cuda.is_available() else "no CUDA device is available"
 
 
-def resolve_encoder(encoder: str) -> str:
-    """``"libx264"`` for ``auto`` (and ``libx264``); ``nvenc`` raises NotImplementedError."""
+def resolve_encoder(encoder: str, dst: PathLike | None = None) -> str:
+    """The encoder to use: ``auto`` is nvenc where it is usable (and `dst`, if given, is an .mp4),
+    else libx264. ValueError for ``nvenc`` where it is not usable or for an output it cannot write."""
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
-    if encoder == "nvenc":
-        raise NotImplementedError(
-            "the NVENC encoder (PyNvVideoCodec) is not implemented; use --encoder libx264 or auto")
-    # auto: NVENC would be picked when PyNvVideoCodec and CUDA are there (_nvenc_usable()), but
-    # that branch is not implemented, so auto always means libx264.
-    return "libx264"
+    if encoder == "libx264":
+        return encoder
+    why = nvenc_unusable()
+    if why is None and dst is not None and Path(dst).suffix.lower() not in NVENC_SUFFIXES:
+        why = f"NVENC output goes into {', '.join(NVENC_SUFFIXES)} files only, not {Path(dst).suffix}"
+    if encoder == "nvenc" and why is not None:
+        raise ValueError(f"--encoder nvenc: {why}")
+    return "nvenc" if why is None else "libx264"
+
+
+def nvenc_config(gop: int, bframes: int, crf: float, preset: str) -> dict[str, object]:
+    """PyNvVideoCodec encoder settings for an IDR every `gop` frames and `bframes` B-frames."""
+    return {"codec": "h264", "gop": gop, "idrperiod": gop, "bf": bframes, "preset": NVENC_PRESETS[preset],
+            "tuning_info": "high_quality", "rc": "vbr", "cq": int(round(crf))}
 
 
 def x264_params(gop: int, bframes: int) -> str:
@@ -86,34 +113,97 @@ def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
 
 def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, crf: float = 18,
              preset: str = "medium", encoder: str = "libx264") -> Path:
-    """Re-encode the first video stream of `src` into `dst` (.mp4, .mkv or .h264) with libx264.
+    """Re-encode the first video stream of `src` into `dst` (.mp4, .mkv or .h264).
 
     An IDR frame lands exactly every `gop` frames, with at most `bframes` consecutive B-frames;
-    size and frame rate are kept (an odd width or height loses its last column/row, with a
-    warning); audio and other streams are dropped. Frames get constant-rate timestamps at the
-    source's average frame rate. The file is written under a temporary name and renamed when
-    complete. `dst` is overwritten if it exists, but never when it is `src` itself.
+    size and frame rate are kept (libx264: an odd width or height loses its last column/row,
+    with a warning; audio and other streams are dropped). libx264 frames get constant-rate
+    timestamps at the source's average frame rate. `encoder`: libx264, nvenc or auto (see the
+    module docstring). The file is written under a temporary name and renamed when complete.
+    `dst` is overwritten if it exists, but never when it is `src` itself.
 
-    Raises ReencodeError for an unreadable source, ValueError for bad settings or a `dst`
-    suffix other than .mp4/.mkv/.h264, NotImplementedError for ``encoder="nvenc"``.
+    Raises ReencodeError for an unreadable source (or an NVENC result that is not what was
+    asked), ValueError for bad settings, a `dst` suffix other than .mp4/.mkv/.h264, or an
+    encoder that cannot be used.
     """
     _check_settings(gop, bframes, crf, preset)
-    resolve_encoder(encoder)
     src, dst = Path(src), Path(dst)
     fmt = OUTPUT_FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise ValueError(f"{dst}: the output must end in {', '.join(OUTPUT_FORMATS)}")
     if dst.resolve() == src.resolve():
         raise ValueError(f"{dst}: refusing to overwrite the input")
+    chosen = resolve_encoder(encoder, dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
+    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")  # the suffix names the container
     try:
-        _transcode(src, tmp, fmt, gop, bframes, crf, preset)
+        if chosen == "nvenc":
+            try:
+                _transcode_nvenc(src, tmp, gop, bframes, crf, preset)
+            except ReencodeError as e:
+                if encoder == "nvenc":
+                    raise
+                warnings.warn(f"{e}; re-encoded with libx264 instead", stacklevel=2)
+                chosen = "libx264"
+        if chosen == "libx264":
+            _transcode(src, tmp, fmt, gop, bframes, crf, preset)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return dst
+
+
+def _transcode_nvenc(src: Path, tmp: Path, gop: int, bframes: int, crf: float, preset: str) -> None:
+    """NVDEC -> NVENC -> mp4 by PyNvVideoCodec's Transcoder, then the result checked."""
+    import PyNvVideoCodec as nvc
+    import torch
+
+    try:
+        transcoder = nvc.Transcoder(str(src), str(tmp), torch.cuda.current_device(), 0, 0,
+                                    **nvenc_config(gop, bframes, crf, preset))
+        transcoder.transcode_with_mux()
+    except Exception as e:  # noqa: BLE001 - PyNvVideoCodec raises its own (and plain) exception types
+        raise ReencodeError(f"{src}: NVENC transcoding failed: {e}") from e
+    check_gop_structure(tmp, gop, bframes, _source_frame_count(src), what=f"{src}: NVENC")
+
+
+def _source_frame_count(src: Path) -> int | None:
+    """The source's frame count where its container states it."""
+    try:
+        with av.open(str(src)) as container:
+            videos = container.streams.video
+            return (videos[0].frames or None) if videos else None
+    except (av.FFmpegError, OSError):
+        return None
+
+
+def check_gop_structure(path: PathLike, gop: int, bframes: int, frames: int | None = None,
+                        what: str | None = None) -> None:
+    """Raises ReencodeError unless the H.264 file `path` has its keyframes exactly at the
+    multiples of `gop`, no run of more than `bframes` B-frames and (if given) `frames` frames."""
+    from .errors import CorruptStream, UnsupportedStream
+    from .stream import open as open_stream
+
+    what = what or str(path)
+    try:
+        with open_stream(path) as s:
+            types = [f.type for f in s.frames]
+            keys = s.keyframes
+    except (CorruptStream, UnsupportedStream) as e:
+        raise ReencodeError(f"{what} wrote a file the parser cannot read: {e}") from None
+    if frames is not None and len(types) != frames:
+        raise ReencodeError(f"{what} wrote {len(types)} frames, the source has {frames}")
+    expected = list(range(0, len(types), gop))
+    if keys != expected:
+        wrong = sorted(set(keys) ^ set(expected))[:5]
+        raise ReencodeError(f"{what} put keyframes elsewhere than every {gop} frames (e.g. around frames {wrong})")
+    run = longest = 0
+    for t in types:
+        run = run + 1 if t == "B" else 0
+        longest = max(longest, run)
+    if longest > bframes:
+        raise ReencodeError(f"{what} wrote {longest} consecutive B-frames, more than {bframes}")
 
 
 def _transcode(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: float,
@@ -202,7 +292,7 @@ def plan(inputs: Sequence[str], out: str) -> tuple[list[tuple[Path, Path]], list
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vccv_gpu.codec reencode",
-        description="Re-encode videos to the paper's preprocessing: H.264 (libx264), a keyframe "
+        description="Re-encode videos to the paper's preprocessing: H.264 (NVENC or libx264), a keyframe "
                     "exactly every --gop frames (closed GOPs, no scene-cut keyframes), --bframes "
                     "B-frames, the same resolution (odd sizes are cropped by one column/row, with a "
                     "note) and frame rate. VIDEO ONLY: audio and subtitle streams are dropped. "
@@ -218,16 +308,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "ending in .mp4, .mkv or .h264")
     parser.add_argument("--gop", type=int, default=12, help="keyframe interval in frames (default 12)")
     parser.add_argument("--bframes", type=int, default=0, help="consecutive B-frames (default 0)")
-    parser.add_argument("--crf", type=float, default=18, help="x264 constant rate factor (default 18)")
-    parser.add_argument("--preset", default="medium", choices=X264_PRESETS, help="x264 preset (default medium)")
+    parser.add_argument("--crf", type=float, default=18,
+                        help="x264 constant rate factor; NVENC's constant quality cq (default 18)")
+    parser.add_argument("--preset", default="medium", choices=X264_PRESETS,
+                        help="x264 preset; NVENC gets the matching P1..P7 (default medium)")
     parser.add_argument("--encoder", default="auto", choices=ENCODERS,
-                        help="auto (default) = libx264; nvenc is not implemented yet and fails")
+                        help="auto (default): NVENC through PyNvVideoCodec for .mp4 outputs where it and "
+                             "CUDA are there (a result with the wrong GOP structure is redone with "
+                             "libx264), else libx264; nvenc: NVENC or an error")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
     try:
         _check_settings(args.gop, args.bframes, args.crf, args.preset)
-        encoder = resolve_encoder(args.encoder)
-    except (ValueError, NotImplementedError) as e:
+        resolve_encoder(args.encoder)
+    except ValueError as e:
         parser.error(str(e))
 
     out_resolved = Path(args.out).resolve()
@@ -261,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 reencode(src, dst, gop=args.gop, bframes=args.bframes, crf=args.crf,
-                         preset=args.preset, encoder=encoder)
+                         preset=args.preset, encoder=args.encoder)
         except (ReencodeError, ValueError, OSError, av.FFmpegError) as e:
             failures += 1
             tqdm.write(f"error: {src}: {str(e).removeprefix(f'{src}: ')}", file=sys.stderr)

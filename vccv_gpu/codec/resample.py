@@ -161,7 +161,8 @@ def residual_from_planes(y: Tensor, u: Tensor, v: Tensor, matrix: np.ndarray, he
     reference=True) to torch."""
     rows, cols = output_taps(height, width, size, keep_aspect)
     if y.device.type == "cpu" and not reference:
-        planes = (_rows_contiguous(p.to(torch.int32)) for p in (y, u, v))
+        dtype = torch.int16 if y.dtype == u.dtype == v.dtype == torch.int16 else torch.int32
+        planes = (_rows_contiguous(p.to(dtype)) for p in (y, u, v))
         out = _h264.resample_residual(*planes, _as_numpy_taps(rows), _as_numpy_taps(cols),
                                       np.asarray(matrix, dtype=np.float32))
         return torch.from_numpy(out)

@@ -434,13 +434,15 @@ def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, 
 
 
 def summed_residual(stream: Stream, indices: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
-    """int32 Y/U/V residual planes (coded size) of the sum of the residuals of `indices`
-    (at least one)."""
+    """Y/U/V residual planes (coded size) of the sum of the residuals of `indices` (at least
+    one): the parser's int16 planes for one frame, int32 for a sum."""
     planes: list[torch.Tensor] = []
     for i in indices:
         r = stream.residual(i)
-        cur = [torch.from_numpy(np.asarray(p, dtype=np.int32)) for p in (r.y, r.u, r.v)]
-        planes = cur if not planes else [a.add_(b) for a, b in zip(planes, cur)]
+        if not planes:
+            planes = [torch.from_numpy(p) for p in (r.y, r.u, r.v)]
+            continue
+        planes = [a.to(torch.int32) + torch.from_numpy(b) for a, b in zip(planes, (r.y, r.u, r.v))]
     return tuple(planes)
 
 
