@@ -69,10 +69,11 @@ def decode_needed_nvdec(path: Path, stream: codec.Stream, indices: list[int], de
     torch.cuda.synchronize()
 
 
-def smart_nvdec(path: Path, indices: list[int], size: tuple[int, int], device: str) -> None:
+def smart_nvdec(path: Path, indices: list[int], size: tuple[int, int], device: str) -> tuple[list, list]:
     """A careful PyNvVideoCodec user: a SimpleDecoder seek-decodes each needed frame and the
     next one (for the difference) from its keyframe; frames converted to RGB on the GPU.
-    size: (width, height) of the clip."""
+    size: (width, height) of the clip. Returns the frames (uint8 [3, H, W]) and the differences
+    with the next frame (int16), on the GPU."""
     import torch
 
     from vccv_gpu.codec import gpu
@@ -88,8 +89,10 @@ def smart_nvdec(path: Path, indices: list[int], size: tuple[int, int], device: s
     for i, frame in zip(wanted, decoder.get_batch_frames_by_index(wanted)):
         y, u, v = gpu.nv12_planes(gpu._as_nv12(frame, size[0], size[1], str(path)))
         rgb[i] = swscale_rgb(y, upsample_chroma(u, size[1], size[0]), upsample_chroma(v, size[1], size[0]), k)
-    [rgb[min(i + 1, last)].to(torch.int16) - rgb[i] for i in indices]
+    frames = [rgb[i] for i in indices]
+    diffs = [rgb[min(i + 1, last)].to(torch.int16) - rgb[i] for i in indices]
     torch.cuda.synchronize()
+    return frames, diffs
 
 
 def naive(path: Path, indices: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:

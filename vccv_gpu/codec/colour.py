@@ -9,6 +9,7 @@ samples, so only the linear part of the conversion applies (no -16 / -128 offset
     M = rgb_matrix(matrix_coefficients, full_range)   # [3, 3]: rgb = M @ (y, cb, cr) (+ offsets)
     rgb = yuv_to_rgb(y, u, v, M)                       # offsets applied (frames; used to test M)
     res = residual_to_rgb(y, u, v, M)                  # linear part only (residuals)
+    rgb = swscale_rgb(y, u, v, swscale_coefficients(mc, full_range))  # swscale's integers (GPU frames)
 
 Chroma is upsampled to luma size by repeating each sample 2x2 (nearest), which is what
 swscale's unscaled yuv420p -> rgb24 converter does.

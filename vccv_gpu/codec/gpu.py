@@ -76,8 +76,8 @@ from .sample import (
     ClipSample,
     _gop_groups,
     _split,
-    decoder_workers,
     decode_frames,
+    decoder_workers,
     plan_clip,
     small_frame,
 )
@@ -114,7 +114,7 @@ Nv12Decoder = Callable[[Source, Stream, list[int], Callable[[Tensor], Tensor], t
 
 
 # ----------------------------------------------------------------------------------------
-# Frames: NV12 -> RGB as libswscale does it
+# Frames: NV12 planes
 # ----------------------------------------------------------------------------------------
 
 def nv12_planes(nv12: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -32,14 +32,14 @@ Resizing (`resample`): bilinear, align_corners=False, no antialiasing (torch's i
 computed as gathers), to size x size; `keep_aspect=True` resizes the short side to `size` (the
 long side to round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frames
 are PyAV's rgb24 (libswscale) resized in float32 and rounded back to uint8. Residuals are
-resized in float32 from their Y/U/V planes, then converted with the frames' matrix and range (see `colour`) and stored as
-float16. Everything is computed on the CPU and moved to `device` at the end, except for
+resized in float32 from their Y/U/V planes, then converted with the frames' matrix and range
+(see `colour`) and stored as float16. Everything is computed on the CPU and moved to `device` at the end, except for
 device="cuda" on a CUDA host: then gpu.py computes the same tensors on the GPU.
 
 Speed (results do not depend on it): MP4/MOV files are demuxed once, by `codec.open`, which
 records where each packet lies; the decoders read the packets they need from there (other
-containers are opened again and seek to each GOP; measured 2-11 % faster per clip on 10-s
-720p/1080p clips, benchmarks in the session notes). Independent GOPs are decoded by up to
+containers are opened again and seek to each GOP; measured both ways on 10-s 720p and 1080p
+clips, one pass was 2-11 % faster per clip). Independent GOPs are decoded by up to
 min(4, CPUs) decoders in threads, while another thread parses the residuals; frames and
 residuals are resized one at a time as they arrive, in the extension (resample.py); pictures
 with nal_ref_idc 0 that are not sampled are never handed to the decoder, and nothing after the
