@@ -269,6 +269,7 @@ class FakeNvc:
         self.reconfigured: list[str] = []
         self.requests: list[list[int]] = []
         self.threads: set[int] = set()
+        self.fed: list[int | None] = []  # timestamps of the packets the forward decoder was given
 
     def SimpleDecoder(self, enc_file_path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True,
                       max_width=0, max_height=0, need_scanned_stream_metadata=0, decoder_cache_size=4,
@@ -286,7 +287,7 @@ class FakeNvc:
                       maxwidth=0, maxheight=0, outputColorType="NATIVE", enableSEIMessage=False,
                       bWaitForSessionWarmUp=False, latency=None, enableDecodeStats=False):
         assert codec == "h264" and usedevicememory
-        return FakeDecoder()
+        return FakeDecoder(self)
 
 
 class FakeSimpleDecoder:
@@ -320,6 +321,14 @@ class FakeSimpleDecoder:
         return [FakeFrame(self.frames[i]) for i in indices]
 
 
+class FakePacket:
+    """PacketData: `bsl` is its size (0 for the end of the stream). PyNvVideoCodec's demuxer
+    hands out Annex B; here the decoder gets the container's avcC with each packet instead."""
+
+    def __init__(self, packet: Any, extradata: bytes | None) -> None:
+        self.packet, self.bsl, self.extradata = packet, packet.size, extradata
+
+
 class FakeDemuxer:
     def __init__(self, filename: str) -> None:
         import av
@@ -331,17 +340,24 @@ class FakeDemuxer:
         return self.stream.codec_context.name
 
     def __iter__(self):
-        yield from self.container.demux(self.stream)  # ends with an empty packet: the decoder drains
+        extradata = self.stream.codec_context.extradata
+        for packet in self.container.demux(self.stream):  # ends with an empty packet: the decoder drains
+            yield FakePacket(packet, extradata)
 
 
 class FakeDecoder:
-    def __init__(self) -> None:
+    def __init__(self, nvc: FakeNvc) -> None:
         import av
 
+        self.nvc = nvc
         self.context = av.CodecContext.create("h264", "r")
 
-    def Decode(self, packet) -> list[FakeFrame]:
-        return [FakeFrame(f.to_ndarray(format="nv12")) for f in self.context.decode(packet)]
+    def Decode(self, packet: FakePacket) -> list[FakeFrame]:
+        if packet.extradata and not self.context.extradata:
+            self.context.extradata = packet.extradata
+        if packet.bsl:
+            self.nvc.fed.append(packet.packet.pts)
+        return [FakeFrame(f.to_ndarray(format="nv12")) for f in self.context.decode(packet.packet)]
 
 
 @pytest.fixture
@@ -378,19 +394,41 @@ def test_nvdec_pool_parallel_runs_and_reuse(clip_factory, fake_nvc: FakeNvc) -> 
 
 
 def test_nvdec_fallback_policy_and_raw_streams(clip_factory, fake_nvc: FakeNvc) -> None:
-    wanted = {}
-    for suffix in (".mp4", ".h264"):
-        path = clip_factory(suffix, size=SIZE, frames=30, gop=250, bframes=2)
+    """The decoded fallback goes through Demuxer + Decoder, which is handed only the pictures
+    the CPU path decodes (unreferenced ones left out, nothing after the last sampled one);
+    raw Annex B streams too (every packet, up to the last sampled frame)."""
+    for suffix in (".mp4", ".mov", ".h264"):
+        path = clip_factory(suffix, size=SIZE, frames=40, gop=250, bframes=2)
         want = codec.sample_clip(path, num_segments=6, size=32)
+        fake_nvc.fed.clear()
         got = gpu.sample_clip_device(path, 6, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
         assert got.policy == "decoded"
         assert_same_plan(got, want)
         assert_frames_match(got.iframes, want.iframes, suffix)
-        wanted[suffix] = sorted(set(want.frame_indices))
-    # one GOP: one SimpleDecoder run over the mp4's sampled frames; the raw stream went through
-    # Demuxer + Decoder instead
-    assert fake_nvc.requests == [wanted[".mp4"]] and fake_nvc.created == [str(clip_factory(
-        ".mp4", size=SIZE, frames=30, gop=250, bframes=2))]
+        if suffix == ".h264":
+            continue
+        with codec.open(path) as s:
+            frames = list(s.frames)
+        fed = [next(f for f in frames if f.pts == pts) for pts in fake_nvc.fed]
+        last = max(frames[i].decode_index for i in want.frame_indices)
+        assert [f.decode_index for f in fed] == sorted(f.decode_index for f in fed)  # decoding order
+        assert all(f.reference or f.index in want.frame_indices for f in fed)
+        assert any(not f.reference for f in frames if f.decode_index < last)  # there were some to leave out
+        assert {f.index for f in frames if f.decode_index <= last and (f.reference or f.index in want.frame_indices)} \
+            == {f.index for f in fed}
+    assert fake_nvc.requests == [] and fake_nvc.created == []  # no SimpleDecoder
+
+
+def test_nvdec_forward_frame_count_mismatch_falls_back_to_pyav(clip_factory, fake_nvc: FakeNvc,
+                                                              monkeypatch) -> None:
+    """A decoder that drops a picture cannot be mapped to display indices: PyAV decodes instead."""
+    path = clip_factory(size=SIZE, frames=30, gop=250, bframes=2)
+    want = codec.sample_clip(path, num_segments=6, size=32)
+    decode = FakeDecoder.Decode
+    monkeypatch.setattr(FakeDecoder, "Decode", lambda self, p: decode(self, p)[1:] if p.bsl == 0 else decode(self, p))
+    with pytest.warns(RuntimeWarning, match="NVDEC returned"):
+        got = gpu.sample_clip_device(path, 6, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    assert torch.equal(got.iframes, want.iframes)
 
 
 def test_nvdec_frame_count_mismatch_falls_back_to_pyav(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:

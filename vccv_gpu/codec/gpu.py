@@ -33,15 +33,18 @@ package's own samples, exercised on the CPU only against a stand-in that mimics 
   `get_batch_frames_by_index(indices)` (ascending, unique) and enter torch with
   `torch.from_dlpack(frame)` (samples/utils/Utils.py `convert_frames_to_torch`).
   Keyframe policy: the sampled keyframes are independent, so the GOPs are split into contiguous
-  runs, each decoded by its own slot in a thread (several NVDEC engines at once). Fallback
-  policy: each slot decodes its run forward from the preceding keyframe, as SimpleDecoder's
-  random access does; it cannot skip pictures with nal_ref_idc 0 the way the CPU path does.
-  Assumption checked only by the GPU tests: SimpleDecoder's frame index is the display index.
-* Raw Annex B files (SimpleDecoder takes containers only): `CreateDemuxer(filename=...)` and
-  `CreateDecoder(gpuid=, codec=demuxer.GetNvCodecId(), cudacontext=, cudastream=,
-  usedevicememory=True)`; `Decode(packet)` yields frames in display order
-  (samples/advanced/decode.py, decode_with_cuda_control.py); decoding stops after the last
-  sampled frame. Not pooled (one decoder per such clip).
+  runs, each decoded by its own slot in a thread (several NVDEC engines at once). Assumption
+  checked only by the GPU tests: SimpleDecoder's frame index is the display index.
+* Forward decoding (`_decode_forward`): `CreateDemuxer(filename=...)` and `CreateDecoder(gpuid=,
+  codec=demuxer.GetNvCodecId(), cudacontext=, cudastream=, usedevicememory=True)`;
+  `Decode(packet)` yields frames in display order, and the demuxer's last packet (`bsl` 0)
+  flushes it (samples/advanced/decode.py, transcode.py). Used for raw Annex B files
+  (SimpleDecoder takes containers only; every packet up to the last sampled frame), and for the
+  decoded fallback of files with one picture per packet (MP4/MOV, `Stream.packet_spans`): there
+  NVDEC is handed only the pictures the CPU path decodes, leaving out those with nal_ref_idc 0
+  that are not sampled and everything after the last sampled one, and the k-th frame out is
+  the k-th handed picture in display order (checked by count). Not pooled (one decoder per
+  such clip).
 * Each slot converts its frames on its own stream right after they come out (the decoder owns
   their memory and reuses it), synchronizes that stream before the slot goes back to the pool,
   and the outputs are recorded on the caller's stream (`Tensor.record_stream`).
@@ -427,10 +430,13 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
             return out
 
     try:
-        if stream.container == "h264":
-            return _record(_decode_annexb(source, wanted, convert, device, width, height, name), device)
-        groups = list(_gop_groups(stream, wanted).values())  # wanted frames by preceding keyframe
-        runs = [[i for group in run for i in group] for run in _split(groups, decoder_pool(device).size)]
+        by_key = _gop_groups(stream, wanted)  # wanted frames by preceding keyframe
+        lone_keys = all(group == [k] and stream.frames[k].key for k, group in by_key.items())
+        if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
+            # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
+            # fallback where unreferenced pictures can be left out
+            return _record(_decode_forward(source, stream, wanted, convert, device, width, height, name), device)
+        runs = [[i for group in run for i in group] for run in _split(list(by_key.values()), decoder_pool(device).size)]
         out: dict[int, Tensor] = {}
         if len(runs) == 1:
             out.update(run(runs[0]))
@@ -453,28 +459,53 @@ def _record(frames: dict[int, Tensor], device: torch.device) -> dict[int, Tensor
     return frames
 
 
-def _decode_annexb(source: Source, wanted: list[int], convert: Callable[[Tensor], Tensor], device: torch.device,
-                   width: int, height: int, name: str) -> dict[int, Tensor]:
-    """Raw Annex B file: one Demuxer + Decoder, in display order up to the last wanted frame."""
+def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: Callable[[Tensor], Tensor],
+                    device: torch.device, width: int, height: int, name: str) -> dict[int, Tensor]:
+    """One Demuxer + Decoder decoding forward (raw Annex B files; and the decoded fallback of
+    files whose packets are one picture each, `Stream.packet_spans`).
+
+    With one picture per packet, NVDEC is handed only what the CPU path decodes: from the first
+    needed GOP's keyframe to the last wanted picture (decoding order), without the pictures
+    nothing refers to (nal_ref_idc 0) unless they are wanted; the demuxer's end-of-stream packet
+    then flushes it, and the k-th frame out is the k-th handed picture in display order (a count
+    that does not match raises NvdecCannotDecode). Raw streams: every packet, in order, until
+    the last wanted frame has come out."""
     nvc = _nvc()
     cuda_stream = _new_stream(device)
+    frames = stream.frames
     todo = set(wanted)
     out: dict[int, Tensor] = {}
+    feed: set[int] | None = None  # decode indices to hand over; None: every packet (raw streams)
+    if stream.packet_spans is not None:
+        first = min(frames[key].decode_index for key in _gop_groups(stream, wanted))
+        last = max(frames[i].decode_index for i in wanted)
+        feed = {f.decode_index for f in frames
+                if first <= f.decode_index <= last and (f.reference or f.index in todo)}
+        shown_order = sorted(f.index for f in frames if f.decode_index in feed)
     with _on(cuda_stream, device):
         demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
         context = _current_context() if device.type == "cuda" else 0
         decoder = nvc.CreateDecoder(gpuid=_gpu_id(device), codec=demuxer.GetNvCodecId(), cudacontext=context,
                                     cudastream=_stream_handle(cuda_stream), usedevicememory=True)
         shown = 0
+        packet_index = 0
         for packet in demuxer:
+            end = packet.bsl == 0  # the end-of-stream packet: flushes the decoder
+            if feed is not None and not end:
+                packet_index += 1
+                if packet_index - 1 not in feed:
+                    continue
             for frame in decoder.Decode(packet):
-                if shown in todo:
-                    out[shown] = convert(_as_nv12(frame, width, height, name))
-                    todo.discard(shown)
+                index = shown if feed is None else (shown_order[shown] if shown < len(shown_order) else -1)
+                if index in todo:
+                    out[index] = convert(_as_nv12(frame, width, height, name))
+                    todo.discard(index)
                 shown += 1
-            if not todo:
+            if end or (feed is None and not todo):
                 break
     _synchronize(cuda_stream)
+    if feed is not None and shown != len(feed):
+        raise NvdecCannotDecode(f"NVDEC returned {shown} frames for the {len(feed)} pictures of {name} it was given")
     if todo:
         raise CorruptStream(f"frames {sorted(todo)} (display order) did not come out of NVDEC", name)
     return out
