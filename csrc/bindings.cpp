@@ -379,12 +379,17 @@ PYBIND11_MODULE(_h264, m) {
       .def("add_extradata",
            [](Stream& s, const py::buffer& b) { with_bytes(b, [&](auto* d, size_t n) { s.add_extradata(d, n); }); },
            py::arg("data"), "Container extradata: an avcC record or Annex B parameter sets.")
+      .def("set_source_file", &Stream::set_source_file, py::arg("path"),
+           "The file the packets come from: slice data found there (add_packet's file_offset) is read "
+           "back when parsed instead of being kept in memory.")
       .def("add_packet",
-           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last) {
-             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last); });
+           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last, int64_t file_offset) {
+             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last, file_offset); });
            },
-           py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false,
-           "One access unit (or a whole Annex B stream); `last` marks the end of the input.")
+           py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false, py::arg("file_offset") = -1,
+           "One access unit (or a whole Annex B stream); `last` marks the end of the input; `file_offset`: "
+           "where these bytes lie in the source file, if they lie there as they are.")
+      .def_property_readonly("rbsp_bytes", &Stream::rbsp_bytes, "Bytes of slice data held in memory.")
       .def("finish", [](Stream& s) {
         py::gil_scoped_release release;
         s.finish();

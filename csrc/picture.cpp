@@ -93,7 +93,8 @@ class PictureParser {
   void parse_slice(int slice_index) {
     const Slice& slice = pic_.slices[static_cast<size_t>(slice_index)];
     sh_ = &slice.header;
-    BitReader r(slice.rbsp->data(), slice.rbsp->size());
+    const auto rbsp = stream_.slice_rbsp(slice);  // kept alive while r_ reads it
+    BitReader r(rbsp->data(), rbsp->size());
     r.skip(sh_->slice_data_bit_offset);
     r_ = &r;
     slice_ = slice_index;

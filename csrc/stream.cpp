@@ -1,6 +1,11 @@
 #include "stream.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -22,6 +27,31 @@ std::vector<uint8_t> rbsp_of(const NalSpan& nal, const NalHeader& header) {
   return remove_emulation_prevention(nal.data + header.header_bytes, nal.size - header.header_bytes);
 }
 
+// FNV-1a over a NAL unit's size and its first and last 64 bytes: notices a source file that
+// changed after it was parsed, without hashing all of its data.
+uint64_t fingerprint(const uint8_t* data, size_t size) {
+  uint64_t h = 1469598103934665603ull ^ size;
+  auto mix = [&](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  const size_t n = std::min<size_t>(size, 64);
+  mix(data, n);
+  mix(data + size - n, n);
+  return h;
+}
+
+// Reads exactly `size` bytes at `offset` (false if the file is shorter or unreadable).
+bool read_at(int fd, int64_t offset, uint8_t* out, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + static_cast<int64_t>(done)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 int slice_type_rank(SliceType t) {  // I < P < B, for a picture's overall type
   switch (t) {
     case kSliceB: return 2;
@@ -34,6 +64,7 @@ int slice_type_rank(SliceType t) {  // I < P < B, for a picture's overall type
 
 void Stream::add_extradata(const uint8_t* data, size_t size) {
   if (size == 0) return;
+  packet_offset_ = -1;  // parameter sets only; nothing here is read back from the file
   std::optional<int64_t> no_pts;
   if (data[0] == 1) {
     const AvcConfig config = parse_avcc(data, size);
@@ -44,8 +75,56 @@ void Stream::add_extradata(const uint8_t* data, size_t size) {
   }
 }
 
-void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last) {
+Stream::~Stream() {
+  if (source_fd_ >= 0) ::close(source_fd_);
+}
+
+void Stream::set_source_file(const std::string& path) {
+  if (source_fd_ >= 0) ::close(source_fd_);
+  source_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // -1: slice data stays in memory
+}
+
+NalLocation Stream::locate(const NalSpan& nal, const NalHeader& header) const {
+  NalLocation location;
+  if (packet_offset_ >= 0 && nal.size <= UINT32_MAX) {
+    location.offset = packet_offset_ + (nal.data - packet_data_);
+    location.size = static_cast<uint32_t>(nal.size);
+    location.header_bytes = static_cast<uint32_t>(header.header_bytes);
+    location.check = fingerprint(nal.data, nal.size);
+  }
+  return location;
+}
+
+std::shared_ptr<const std::vector<uint8_t>> Stream::slice_rbsp(const Slice& slice) const {
+  if (slice.rbsp) return slice.rbsp;
+  const NalLocation& at = slice.location;
+  std::vector<uint8_t> nal(at.size);
+  if (!read_at(source_fd_, at.offset, nal.data(), nal.size()) || fingerprint(nal.data(), nal.size()) != at.check)
+    throw CorruptStream("the file changed since it was opened (slice data at byte " + std::to_string(at.offset) +
+                        " differs)");
+  return std::make_shared<const std::vector<uint8_t>>(
+      remove_emulation_prevention(nal.data() + at.header_bytes, nal.size() - at.header_bytes));
+}
+
+size_t Stream::rbsp_bytes() const {
+  size_t total = 0;
+  for (const Picture& pic : pictures_)
+    for (const Slice& slice : pic.slices)
+      if (slice.rbsp) total += slice.rbsp->size();
+  return total;
+}
+
+void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
+                        int64_t file_offset) {
   if (finished_) throw std::logic_error("add_packet after finish");
+  // Slices are read back from the file only where the file holds exactly these bytes.
+  packet_data_ = data;
+  packet_offset_ = -1;
+  if (source_fd_ >= 0 && file_offset >= 0 && size > 0) {
+    std::vector<uint8_t> stored(size);
+    if (read_at(source_fd_, file_offset, stored.data(), size) && std::memcmp(stored.data(), data, size) == 0)
+      packet_offset_ = file_offset;
+  }
   bool cut = false;
   std::vector<NalSpan> nals = length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut)
                                                : split_annexb(data, size);
@@ -90,7 +169,7 @@ void Stream::add_nal(const NalSpan& nal, std::optional<int64_t>& pts) {
     case kNalSlice:
     case kNalIdrSlice:
     case kNalSlicePartitionA:  // rejected in add_slice once its header proves it real
-      add_slice(header, rbsp_of(nal, header), pts);
+      add_slice(header, rbsp_of(nal, header), pts, locate(nal, header));
       return;
     case kNalSlicePartitionB:
     case kNalSlicePartitionC:
@@ -176,7 +255,8 @@ bool Stream::starts_new_picture(const SliceHeader& h) const {  // 7.4.1.2.4
   return false;
 }
 
-void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts) {
+void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts,
+                       const NalLocation& location) {
   BitReader r(rbsp.data(), rbsp.size());
   if (pictures_.empty() && !current_) {
     // A stream cut from a broadcast starts mid-sequence: skip slices until parameter sets arrive.
@@ -226,7 +306,9 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
   if (slice_type_rank(h.slice_type) > slice_type_rank(pic.type) || pic.slices.empty()) pic.type = h.slice_type;
   pic.nal_ref_idc = std::max(pic.nal_ref_idc, h.nal_ref_idc);
   auto lists = references_.lists(h, *sps_ptr, pic.poc);
-  pic.slices.push_back({std::move(h), std::make_shared<const std::vector<uint8_t>>(std::move(rbsp)), std::move(lists)});
+  // A slice found in the source file is read back from there when parsed: only headers stay.
+  auto kept = location.offset >= 0 ? nullptr : std::make_shared<const std::vector<uint8_t>>(std::move(rbsp));
+  pic.slices.push_back({std::move(h), std::move(kept), std::move(lists), location});
   au_boundary_ = false;
 }
 

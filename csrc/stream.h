@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "nal.h"
@@ -20,10 +21,21 @@ namespace vccv {
 
 struct ParsedPicture;
 
+// Where a slice NAL unit lies in the source file, to read it back at parse time instead of
+// keeping it in memory; `check` fingerprints its bytes (a file changed since is an error).
+struct NalLocation {
+  int64_t offset = -1;  // -1: the slice data is kept in memory
+  uint32_t size = 0;
+  uint32_t header_bytes = 0;
+  uint64_t check = 0;
+};
+
 struct Slice {
   SliceHeader header;
-  std::shared_ptr<const std::vector<uint8_t>> rbsp;  // after the NAL header, EP bytes removed
+  std::shared_ptr<const std::vector<uint8_t>> rbsp;  // after the NAL header, EP bytes removed; null
+                                                     // when read back from the file (location)
   std::array<RefPicList, 2> ref_lists;               // RefPicList0/1 after modification
+  NalLocation location;
 };
 
 struct Picture {
@@ -47,7 +59,13 @@ class Stream : public ParameterSetLookup {
   // One packet (or a whole raw file) of Annex B / length-prefixed data; `pts` goes to the
   // picture whose first slice it carries. `last` marks the end of the input: a NAL unit that
   // fails there is treated as truncation (the incomplete picture is dropped) instead of an error.
-  void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last);
+  // `file_offset`: where the packet's bytes lie in the source file given to set_source_file
+  // (checked byte for byte); its slices are then read back from there when parsed.
+  void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
+                  int64_t file_offset = -1);
+  // The file the packets come from: slice data found there is not kept in memory.
+  void set_source_file(const std::string& path);
+  ~Stream() override;
   // Ends the input: closes the last picture (dropping it if its slice data proves it cut short)
   // and computes display order.
   void finish();
@@ -61,18 +79,27 @@ class Stream : public ParameterSetLookup {
   // The entropy-decoded picture (picture.h), from a small cache: B pictures read their
   // co-located picture's motion, so parsing one may parse another. Thread-safe.
   std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index) const;
+  // A slice's RBSP: kept in memory, or read back from the source file.
+  std::shared_ptr<const std::vector<uint8_t>> slice_rbsp(const Slice& slice) const;
+  // Bytes of slice data held in memory (file-backed slices hold none).
+  size_t rbsp_bytes() const;
 
   const Pps* pps(uint32_t id) const override { return id < pps_.size() ? pps_[id].get() : nullptr; }
   const Sps* sps(uint32_t id) const override { return id < sps_.size() ? sps_[id].get() : nullptr; }
 
  private:
   void add_nal(const NalSpan& nal, std::optional<int64_t>& pts);
-  void add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts);
+  void add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::optional<int64_t>& pts,
+                 const NalLocation& location);
+  NalLocation locate(const NalSpan& nal, const NalHeader& header) const;
   bool starts_new_picture(const SliceHeader& h) const;
   void close_picture();
   void check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const;
 
   int length_size_ = 0;  // 0: Annex B
+  int source_fd_ = -1;           // set_source_file's descriptor
+  const uint8_t* packet_data_ = nullptr;  // the packet being added, and its offset in the file (-1: none)
+  int64_t packet_offset_ = -1;
   std::array<std::shared_ptr<const Sps>, 32> sps_;
   std::array<std::shared_ptr<const Pps>, 256> pps_;
   std::optional<Picture> current_;

@@ -129,3 +129,32 @@ def test_timing(clip_factory):
     with codec.open(clip_factory(".h264", **MATRIX["baseline-cavlc-gop12"][1])) as s:
         assert s.time_base is None and all(f.pts is None for f in s.frames)
         assert s.fps == pytest.approx(25)  # from the SPS's VUI timing
+
+
+def test_mp4_slice_data_is_read_back_from_the_file(clip_factory, tmp_path):
+    """MP4: only headers stay in memory, slice data is read back from the file when parsed,
+    with the same results as from bytes; a file changed since is a named error."""
+    import shutil
+
+    import numpy as np
+
+    path = clip_factory(".mp4", size=(160, 96), frames=24, gop=6, bframes=2)
+    with codec.open(path) as from_file, codec.open(path.read_bytes()) as from_bytes:
+        assert from_file._native.rbsp_bytes == 0 and from_bytes._native.rbsp_bytes > 1000
+        for i in range(len(from_file.frames)):
+            a, b = from_file.residual(i), from_bytes.residual(i)
+            assert all(np.array_equal(getattr(a, p), getattr(b, p)) for p in "yuv"), i
+            assert np.array_equal(from_file.macroblocks(i).mv, from_bytes.macroblocks(i).mv), i
+    with codec.open(clip_factory(".mkv", size=(160, 96), frames=24, gop=6)) as mkv:
+        assert mkv._native.rbsp_bytes > 1000  # no file offsets to read from: kept
+
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(path, copy)
+    with codec.open(copy) as s:
+        target = next(f for f in s.frames if f.type == "P" and f.decode_index < 10)
+        pos, size = s.packet_spans[target.decode_index]
+        data = bytearray(copy.read_bytes())
+        data[pos + size - 3] ^= 0xFF  # the end of its last slice
+        copy.write_bytes(bytes(data))
+        with pytest.raises(codec.CorruptStream, match=r"copy\.mp4.*changed since it was opened"):
+            s.residual(target.index)

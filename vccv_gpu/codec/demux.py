@@ -61,10 +61,13 @@ def feed(native: _h264.Stream, source: Source, name: str) -> DemuxInfo:
         native.add_packet(path.read_bytes(), None, True)
         return DemuxInfo("h264", None, None, None)
     with path.open("rb") as f:
-        return _feed_container(native, f, path.stat().st_size, name)
+        return _feed_container(native, f, path.stat().st_size, name, path)
 
 
-def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) -> DemuxInfo:
+def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str, path: Path | None = None) -> DemuxInfo:
+    """Demuxes with PyAV into `native`. MP4/MOV files (`path`): the packets' offsets go along,
+    so that the parser reads slice data back from the file instead of keeping it (memory for
+    headers only, whatever the video's length), and the decoder reads packets there too."""
     import av  # only containers need PyAV: raw Annex B streams parse without it
 
     cut = truncation(file, size)
@@ -94,18 +97,25 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str) 
                          bytes(extradata) if extradata else None)
         spans: list[tuple[int | None, int, int]] | None = (
             [] if container.format.name.startswith(_SPAN_CONTAINERS) else None)
+        file_backed = spans is not None and path is not None
+        if file_backed:
+            native.set_source_file(os.fspath(path))
         checks: list[tuple[int, bytes]] = []  # the first and last packets' data, to check the offsets
         packets = _packets(container, stream, info)
         previous = next(packets, None)
         for packet in packets:
             spans = _add_span(spans, checks, previous)
-            native.add_packet(previous, previous.pts, False)
+            native.add_packet(previous, previous.pts, False, _offset(previous) if file_backed else -1)
             previous = packet
         if previous is not None:
             spans = _add_span(spans, checks, previous, last=True)
-            native.add_packet(previous, previous.pts, True)
+            native.add_packet(previous, previous.pts, True, _offset(previous) if file_backed else -1)
     info.spans = spans if spans and _spans_hold(file, checks) else None
     return info
+
+
+def _offset(packet: av.Packet) -> int:
+    return packet.pos if packet.pos is not None and packet.pos >= 0 else -1
 
 
 def _add_span(spans: list | None, checks: list[tuple[int, bytes]], packet: av.Packet,
