@@ -52,7 +52,8 @@ class Taps:
     w1: Tensor
 
     def to(self, device: torch.device | str) -> Taps:
-        return Taps(*(t.to(device, non_blocking=True) for t in (self.i0, self.i1, self.w0, self.w1)))
+        # blocking: the cached copies are then complete for whichever CUDA stream reads them
+        return Taps(*(t.to(device) for t in (self.i0, self.i1, self.w0, self.w1)))
 
     def halved(self) -> Taps:
         """The taps on a plane subsampled by 2 whose samples are repeated 2x2 (4:2:0 chroma)."""
@@ -99,8 +100,18 @@ def output_taps(height: int, width: int, size: int, keep_aspect: bool) -> tuple[
 
 
 @functools.lru_cache(maxsize=64)
-def _compact_taps(height: int, width: int, size: int, keep_aspect: bool) -> tuple[tuple[Tensor, Taps], ...]:
-    return tuple(t.compact() for t in output_taps(height, width, size, keep_aspect))
+def _taps_on(height: int, width: int, size: int, keep_aspect: bool, device: torch.device) -> tuple[Taps, Taps]:
+    """output_taps, copied to `device` once."""
+    rows, cols = output_taps(height, width, size, keep_aspect)
+    return rows.to(device), cols.to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _compact_taps_on(height: int, width: int, size: int, keep_aspect: bool,
+                     device: torch.device) -> tuple[tuple[Tensor, Taps], ...]:
+    """(samples read, taps renumbered into them) of each axis, on `device`."""
+    return tuple((used.to(device), taps.to(device))
+                 for used, taps in (t.compact() for t in output_taps(height, width, size, keep_aspect)))
 
 
 def _blend(x: Tensor, rows: Taps, cols: Taps) -> Tensor:
@@ -115,8 +126,7 @@ def _blend(x: Tensor, rows: Taps, cols: Taps) -> Tensor:
 
 def resize(x: Tensor, size: int, keep_aspect: bool = False) -> Tensor:
     """[..., H, W] -> float32 [..., size, size], bilinear (see the module docstring)."""
-    rows, cols = output_taps(x.shape[-2], x.shape[-1], size, keep_aspect)
-    return _blend(x, rows.to(x.device), cols.to(x.device))
+    return _blend(x, *_taps_on(x.shape[-2], x.shape[-1], size, keep_aspect, x.device))
 
 
 def _as_numpy_taps(taps: Taps) -> tuple[np.ndarray, ...]:
@@ -143,12 +153,11 @@ def frame_from_planes(y: Tensor, u: Tensor, v: Tensor, matrix_coefficients: int 
     """Decoded 8-bit 4:2:0 planes (y [H, W], u and v [ceil(H/2), ceil(W/2)], any strides; the GPU
     path's NVDEC frames) -> uint8 RGB [3, size, size]: `frame_from_rgb` of libswscale's rgb24
     conversion (`colour.swscale_rgb`), computed from the samples the resize reads only."""
-    (used_rows, rows), (used_cols, cols) = _compact_taps(y.shape[-2], y.shape[-1], size, keep_aspect)
-    used_rows, used_cols = used_rows.to(y.device), used_cols.to(y.device)
+    (used_rows, rows), (used_cols, cols) = _compact_taps_on(y.shape[-2], y.shape[-1], size, keep_aspect, y.device)
     chroma_rows, chroma_cols = used_rows // 2, used_cols // 2
     rgb = swscale_rgb(y[used_rows][:, used_cols], u[chroma_rows][:, chroma_cols], v[chroma_rows][:, chroma_cols],
                       swscale_coefficients(matrix_coefficients, full_range))
-    small = _blend(rgb, rows.to(y.device), cols.to(y.device))
+    small = _blend(rgb, rows, cols)
     return small.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -159,14 +168,14 @@ def residual_from_planes(y: Tensor, u: Tensor, v: Tensor, matrix: np.ndarray, he
     `matrix` (colour.rgb_matrix: the linear part of the conversion, no offsets). CPU tensors go to
     the extension's loop (`_h264.resample_residual`, the same operations), others (or
     reference=True) to torch."""
-    rows, cols = output_taps(height, width, size, keep_aspect)
     if y.device.type == "cpu" and not reference:
+        rows, cols = output_taps(height, width, size, keep_aspect)
         dtype = torch.int16 if y.dtype == u.dtype == v.dtype == torch.int16 else torch.int32
         planes = (_rows_contiguous(p.to(dtype)) for p in (y, u, v))
         out = _h264.resample_residual(*planes, _as_numpy_taps(rows), _as_numpy_taps(cols),
                                       np.asarray(matrix, dtype=np.float32))
         return torch.from_numpy(out)
-    rows, cols = rows.to(y.device), cols.to(y.device)
+    rows, cols = _taps_on(height, width, size, keep_aspect, y.device)
     planes = (_blend(y, rows, cols), _blend(u, rows.halved(), cols.halved()),
               _blend(v, rows.halved(), cols.halved()))
     channels = []
