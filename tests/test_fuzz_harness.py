@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections import Counter
 
 import pytest
@@ -36,6 +37,25 @@ def test_seed_clips_parse(corpus):
         outcome, good, bad = fuzz.parse_all(clip.data)
         assert (outcome, bad) == ("parsed", 0) and good >= 6, clip.name
         assert {fuzz.SPS, fuzz.PPS, fuzz.IDR} <= set(clip.types), clip.name
+
+
+def test_odd_mp4_cases_go_through_a_file(corpus, monkeypatch):
+    """So that the sanitizer build also fuzzes slice data read back from files."""
+    from pathlib import Path
+
+    from vccv_gpu import codec
+    from vccv_gpu.codec.fuzz import harness
+
+    mp4 = next(c for c in range(1, 400, 2) if fuzz.make_case(corpus, 0, c).data[4:8] == b"ftyp")
+    opened = []
+    real_open = codec.open
+    monkeypatch.setattr(codec, "open", lambda source: opened.append(source) or real_open(source))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mutated cases may be truncated
+        for case in (mp4, mp4 + 1):
+            harness.parse_all(fuzz.make_case(corpus, 0, case).data, case)
+    assert isinstance(opened[0], Path) and opened[0].read_bytes() == fuzz.make_case(corpus, 0, mp4).data
+    assert isinstance(opened[1], bytes)
 
 
 def test_cases_are_deterministic_and_use_every_mutation(clips, corpus):
