@@ -22,7 +22,8 @@ inline float mix(float a, float wa, float b, float wb) {
   return left + right;
 }
 
-// float32 [rows][cols] blend of one integer plane, with the column taps divided by `shift`.
+// float32 [rows][cols] blend of one integer plane, every tap index shifted right by `shift` (1: a
+// 4:2:0 chroma plane read through luma taps).
 template <typename T>
 void blend_plane(const PlaneView<T>& p, const AxisTaps& rows, const AxisTaps& cols, int shift, float* out) {
   for (size_t o = 0; o < rows.size; ++o) {
