@@ -50,7 +50,7 @@ fi
 # not depend on them) where torchvision is installed (its ResNets; the demo's tiny ones need none).
 if python -c "import av" 2> /dev/null; then
   # The front end alone (sample_clip, N=20, 224) against NVDEC's bound and SimpleDecoder seeking.
-  python benchmarks/frontend.py --device cuda --sizes 1280x720,1920x1080 --seconds 10 --repeat 3 \
+  python benchmarks/frontend.py --device cuda --sizes 1280x720 --seconds 10 --repeat 3 \
     --json "$OUT/frontend_cuda.json" > "$OUT/frontend_cuda.txt" 2>&1 || status=1
   python benchmarks/throughput.py --device cuda --sizes 1280x720 --seconds 10 --batch 8 --workers 4 \
     --out "$OUT/throughput_demo" > "$OUT/throughput_demo.txt" 2>&1 || status=1
