@@ -590,13 +590,5 @@ def sample_clip_device(path: Source, num_segments: int, size: int, residual: str
         if missing:
             raise CorruptStream(f"frames {missing} (display order) did not come out of the decoder", s.name)
         residuals = residuals_on_device(s, sources, size, keep_aspect, device, backend, host)
-    return ClipSample(
-        iframes=torch.stack([small[i] for i in frame_indices]),
-        residuals=residuals,
-        frame_indices=list(frame_indices),
-        residual_indices=[src[0] if src else -1 for src in sources],
-        residual_frames=list(sources),
-        policy=policy,
-        fps=fps,
-        duration=duration,
-    )
+    return ClipSample.from_plan(policy, frame_indices, sources, torch.stack([small[i] for i in frame_indices]),
+                                residuals, fps, duration)

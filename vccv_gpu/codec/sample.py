@@ -96,6 +96,14 @@ class ClipSample:
     fps: float | None
     duration: float | None
 
+    @classmethod
+    def from_plan(cls, policy: str, frame_indices: list[int], sources: list[tuple[int, ...]], iframes: torch.Tensor,
+                  residuals: torch.Tensor, fps: float | None, duration: float | None) -> ClipSample:
+        """The sample of a clip planned by `plan_clip` (policy, frames, residual sources)."""
+        return cls(iframes=iframes, residuals=residuals, frame_indices=list(frame_indices),
+                   residual_indices=[src[0] if src else -1 for src in sources], residual_frames=list(sources),
+                   policy=policy, fps=fps, duration=duration)
+
 
 # ----------------------------------------------------------------------------------------
 # Policy (pure functions of the frame structure)
@@ -499,13 +507,5 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
 
     iframes = torch.stack([small[i] for i in frame_indices])
     residuals = torch.stack([res[src] for src in sources])
-    return ClipSample(
-        iframes=iframes.contiguous().to(device),
-        residuals=residuals.contiguous().to(device),
-        frame_indices=list(frame_indices),
-        residual_indices=[src[0] if src else -1 for src in sources],
-        residual_frames=list(sources),
-        policy=policy,
-        fps=fps,
-        duration=duration,
-    )
+    return ClipSample.from_plan(policy, frame_indices, sources, iframes.contiguous().to(device),
+                                residuals.contiguous().to(device), fps, duration)
