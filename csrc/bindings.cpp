@@ -47,7 +47,7 @@ void with_bytes(const py::buffer& buffer, F&& f) {
 }
 
 py::dict sequence_info(const Stream& s) {
-  const Picture& first = picture_at(s, 0);
+  const Picture& first = picture_at(s, s.first_listed());
   const Sps& sps = *first.sps;
   const Pps& pps = *first.pps;
   py::dict d;
@@ -383,12 +383,15 @@ PYBIND11_MODULE(_h264, m) {
            "The file the packets come from: slice data found there (add_packet's file_offset) is read "
            "back when parsed instead of being kept in memory.")
       .def("add_packet",
-           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last, int64_t file_offset) {
-             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last, file_offset); });
+           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last, int64_t file_offset,
+              bool presented) {
+             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last, file_offset, presented); });
            },
            py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false, py::arg("file_offset") = -1,
+           py::arg("presented") = true,
            "One access unit (or a whole Annex B stream); `last` marks the end of the input; `file_offset`: "
-           "where these bytes lie in the source file, if they lie there as they are.")
+           "where these bytes lie in the source file, if they lie there as they are; `presented` false: "
+           "an edit list leaves its picture out of the presentation.")
       .def_property_readonly("rbsp_bytes", &Stream::rbsp_bytes, "Bytes of slice data held in memory.")
       .def("finish", [](Stream& s) {
         py::gil_scoped_release release;
@@ -409,7 +412,7 @@ PYBIND11_MODULE(_h264, m) {
              return out;
            },
            "Display order: (decode_index, pts, type, key, num_slices, reference, poc) per picture.")
-      .def("sequence_info", &sequence_info, "Fields of the first picture's SPS/PPS.")
+      .def("sequence_info", &sequence_info, "Fields of the first listed picture's SPS/PPS.")
       .def("slice_headers", &slice_headers, py::arg("decode_index"))
       .def("parse_picture",
            [](const Stream& s, size_t decode_index) {

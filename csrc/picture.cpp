@@ -110,8 +110,9 @@ class PictureParser {
     const bool intra_slice = sh_->slice_type == kSliceI;
     int addr = static_cast<int>(sh_->first_mb_in_slice);
     if (pps_.entropy_coding_mode) {
-      while (!r.byte_aligned())
-        if (!r.flag()) throw CorruptStream("cabac_alignment_one_bit is 0");
+      // cabac_alignment_one_bit: 1 by 7.3.4, but some encoders pad with zeros and decoders
+      // (FFmpeg included) skip the padding without looking at it.
+      while (!r.byte_aligned()) r.flag();
       CabacDecoder cabac(r, intra_slice ? -1 : static_cast<int>(sh_->cabac_init_idc), qp_);
       cabac_ = &cabac;
       while (true) {  // 7.3.4 with entropy_coding_mode_flag = 1

@@ -13,7 +13,8 @@ int64_t ReferenceTracker::pic_num(const Ref& r, uint32_t current_frame_num, cons
   return r.frame_num > current_frame_num ? int64_t{r.frame_num} - max_frame_num : int64_t{r.frame_num};
 }
 
-std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sps& sps, int64_t poc) const {
+std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sps& sps, int64_t poc,
+                                                   bool may_miss) const {
   std::array<RefPicList, 2> out;
   if (h.slice_type == kSliceI || h.slice_type == kSliceSI) return out;
   std::vector<const Ref*> short_term, long_term;
@@ -76,7 +77,7 @@ std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sp
             found = true;
           }
       }
-      if (!found) throw CorruptStream("ref_pic_list_modification names a picture that is not a reference");
+      if (!found && !may_miss) throw CorruptStream("ref_pic_list_modification names a picture that is not a reference");
       // Insert at `index`, then drop the later duplicate of the same picture (8-37/8-38).
       l.insert(l.begin() + static_cast<long>(index), entry);
       ++index;

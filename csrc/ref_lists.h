@@ -21,7 +21,9 @@ using RefPicList = std::vector<RefPicEntry>;
 class ReferenceTracker {
  public:
   // Lists for a slice of the picture being decoded (whose POC is `poc`), after modification.
-  std::array<RefPicList, 2> lists(const SliceHeader& h, const Sps& sps, int64_t poc) const;
+  // `may_miss`: a modification naming no reference inserts "no reference picture" (a stream
+  // entered mid-sequence) instead of being an error.
+  std::array<RefPicList, 2> lists(const SliceHeader& h, const Sps& sps, int64_t poc, bool may_miss) const;
   // Applies frame_num gap filling before a picture (8.2.5.2).
   void begin_picture(const SliceHeader& h, const Sps& sps);
   // Marks the decoded picture (8.2.5.1): IDR, sliding window or memory_management_control_operation.

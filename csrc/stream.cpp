@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <numeric>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -115,8 +114,9 @@ size_t Stream::rbsp_bytes() const {
 }
 
 void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
-                        int64_t file_offset) {
+                        int64_t file_offset, bool presented) {
   if (finished_) throw std::logic_error("add_packet after finish");
+  packet_presented_ = presented;
   // Slices are read back from the file only where the file holds exactly these bytes.
   packet_data_ = data;
   packet_offset_ = -1;
@@ -125,6 +125,8 @@ void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t>
     if (read_at(source_fd_, file_offset, stored.data(), size) && std::memcmp(stored.data(), data, size) == 0)
       packet_offset_ = file_offset;
   }
+  // A container sample is one access unit (ISO/IEC 14496-15, 5.3.2); a raw stream is one packet.
+  au_boundary_ = true;
   bool cut = false;
   std::vector<NalSpan> nals = length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut)
                                                : split_annexb(data, size);
@@ -208,8 +210,12 @@ void Stream::add_nal(const NalSpan& nal, std::optional<int64_t>& pts) {
     case 17:
     case 18:  // 7.4.1.2.3: these can only start (or end) an access unit
       break;
+    case kNalSliceExtension:
+    case kNalSliceExtensionDepth:
+      ++extension_slices_;  // SVC/MVC/3D enhancement layers: only the base layer is decoded
+      return;
     default:
-      return;  // filler data, auxiliary and extension slices, reserved types: ignored
+      return;  // filler data, auxiliary slices, reserved types: ignored
   }
   au_boundary_ = true;
 }
@@ -240,8 +246,13 @@ void Stream::check_supported(const SliceHeader& h, const Sps& sps, const Pps& pp
   }
 }
 
-bool Stream::starts_new_picture(const SliceHeader& h) const {  // 7.4.1.2.4
+bool Stream::starts_new_picture(const SliceHeader& h) const {
   if (!current_ || au_boundary_) return true;
+  // A second slice at macroblock 0: consecutive pictures can share every field 7.4.1.2.4
+  // compares (all-intra IDR pictures with the same idr_pic_id), so decoders start a picture
+  // there too. A first slice elsewhere keeps arbitrary slice order detectable.
+  if (h.first_mb_in_slice == 0 && current_->slices.front().header.first_mb_in_slice == 0) return true;
+  // 7.4.1.2.4: the first VCL NAL unit of a new primary coded picture.
   const SliceHeader& p = current_->slices.back().header;
   if (h.frame_num != p.frame_num || h.pps_id != p.pps_id || h.field_pic != p.field_pic ||
       h.bottom_field != p.bottom_field || (h.nal_ref_idc == 0) != (p.nal_ref_idc == 0) ||
@@ -283,6 +294,7 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
     pic.decode_index = static_cast<uint32_t>(pictures_.size());
     pic.pts = pts;
     pts.reset();  // a packet's timestamp belongs to the first picture it starts
+    pic.presented = packet_presented_;
     pic.idr = h.idr;
     pic.sps = sps_ptr;
     pic.pps = pps_ptr;
@@ -291,7 +303,13 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
     if ((h.idr || h.has_mmco5()) && pic.decode_index > 0) ++period_;
     pic.period = period_;
     pic.key = h.idr || pending_recovery_frame_cnt_ == 0u;
+    if (pending_recovery_frame_cnt_)
+      recovery_frame_num_ = (h.frame_num + *pending_recovery_frame_cnt_) % (1u << sps_ptr->log2_max_frame_num);
     pending_recovery_frame_cnt_.reset();
+    // Where a decoder entering the stream has every reference it needs: an IDR picture, the
+    // frame a recovery point names (D.2.8), or (close_picture) an I picture.
+    pic.recovered = h.idr || (recovery_frame_num_ == h.frame_num && h.nal_ref_idc != 0);
+    if (pic.recovered) recovery_frame_num_.reset();
     current_ = std::move(pic);
   } else {
     const SliceHeader& previous = current_->slices.back().header;
@@ -305,7 +323,10 @@ void Stream::add_slice(const NalHeader& header, std::vector<uint8_t> rbsp, std::
   Picture& pic = *current_;
   if (slice_type_rank(h.slice_type) > slice_type_rank(pic.type) || pic.slices.empty()) pic.type = h.slice_type;
   pic.nal_ref_idc = std::max(pic.nal_ref_idc, h.nal_ref_idc);
-  auto lists = references_.lists(h, *sps_ptr, pic.poc);
+  // Before the stream's first random access point, and in the pictures shown before it, a
+  // reference can be missing (the stream was cut there): such entries name no picture.
+  const bool may_miss = !random_access_ || (pic.period == random_access_->period && pic.poc < random_access_->poc);
+  auto lists = references_.lists(h, *sps_ptr, pic.poc, may_miss);
   // A slice found in the source file is read back from there when parsed: only headers stay.
   auto kept = location.offset >= 0 ? nullptr : std::make_shared<const std::vector<uint8_t>>(std::move(rbsp));
   pic.slices.push_back({std::move(h), std::move(kept), std::move(lists), location});
@@ -322,31 +343,56 @@ void Stream::close_picture() {
   references_.end_picture(pic.slices.front().header, *pic.sps, static_cast<int32_t>(pic.decode_index), pic.poc);
   // Only I pictures are random access points; a recovery point on a P picture is not.
   if (!pic.idr && pic.type != kSliceI) pic.key = false;
+  // An I picture is a random access point even unmarked (a stream cut before it).
+  pic.recovered = pic.recovered || pic.type == kSliceI;
+  if (!random_access_ && pic.recovered) random_access_ = RandomAccess{pic.decode_index, pic.period, pic.poc};
   pictures_.push_back(std::move(pic));
   current_.reset();
+}
+
+bool Stream::listed(uint32_t decode_index) const {
+  if (!random_access_ || decode_index < random_access_->decode_index) return false;
+  const Picture& pic = pictures_[decode_index];
+  if (!pic.presented) return false;
+  return !(pic.period == random_access_->period && pic.poc < random_access_->poc);
 }
 
 void Stream::finish() {
   if (finished_) return;
   close_picture();
   finished_ = true;
-  // A cut inside the last picture's slice data shows only when that data is parsed: the
-  // picture is then incomplete, so it is dropped and the stream reported truncated.
-  if (!pictures_.empty()) {
-    try {
-      parsed_picture(static_cast<uint32_t>(pictures_.size() - 1));  // cached for the first request
-    } catch (const CorruptStream&) {
-      pictures_.pop_back();
-      truncated_ = true;
-    }
-  }
+  if (pictures_.empty() && extension_slices_ > 0)
+    throw UnsupportedStream("SVC/MVC enhancement layers only: " + std::to_string(extension_slices_) +
+                            " extension slices and no base-layer picture");
   if (pictures_.empty())
     throw CorruptStream("the stream contains no decodable picture" +
                         (skipped_leading_slices_ ? " (" + std::to_string(skipped_leading_slices_) +
                                                        " slices came without their SPS/PPS)"
                                                  : std::string()));
-  display_order_.resize(pictures_.size());
-  std::iota(display_order_.begin(), display_order_.end(), 0u);
+  if (!random_access_)
+    throw CorruptStream("none of the stream's " + std::to_string(pictures_.size()) +
+                        " pictures can be decoded: it has no IDR picture, I picture or recovery point, so every "
+                        "picture predicts from pictures before the start of the data");
+  // The first random access point is a key frame of this stream, marked or not.
+  Picture& entry = pictures_[random_access_->decode_index];
+  entry.key = entry.key || entry.type == kSliceI;
+  // A cut inside the last picture's slice data shows only when that data is parsed: the
+  // picture is then incomplete, so it is dropped and the stream reported truncated.
+  const auto last = static_cast<uint32_t>(pictures_.size() - 1);
+  if (listed(last)) {
+    try {
+      parsed_picture(last);  // cached for the first request
+    } catch (const CorruptStream&) {
+      pictures_.pop_back();
+      truncated_ = true;
+      if (last == random_access_->decode_index) throw CorruptStream("the stream's only decodable picture is cut short");
+    }
+  }
+  for (uint32_t i = 0; i < pictures_.size(); ++i)
+    if (listed(i)) display_order_.push_back(i);
+  if (display_order_.empty())
+    throw CorruptStream("the container presents none of the stream's " + std::to_string(pictures_.size()) +
+                        " pictures (its edit list leaves them all out)");
   std::stable_sort(display_order_.begin(), display_order_.end(), [&](uint32_t a, uint32_t b) {
     const Picture& pa = pictures_[a];
     const Picture& pb = pictures_[b];

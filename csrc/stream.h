@@ -44,6 +44,8 @@ struct Picture {
   SliceType type = kSliceI;  // the most general slice type: B > P > I
   bool idr = false;
   bool key = false;          // IDR, or an I picture at a recovery point SEI with recovery_frame_cnt 0
+  bool recovered = false;    // decoding entered here yields correct pictures from here on (below)
+  bool presented = true;     // false where the container's edit list leaves it out
   uint8_t nal_ref_idc = 0;
   int64_t poc = 0;
   uint32_t period = 0;       // increases at each IDR and mmco5: POC restarts there
@@ -61,8 +63,10 @@ class Stream : public ParameterSetLookup {
   // fails there is treated as truncation (the incomplete picture is dropped) instead of an error.
   // `file_offset`: where the packet's bytes lie in the source file given to set_source_file
   // (checked byte for byte); its slices are then read back from there when parsed.
+  // `presented` false: the container's edit list leaves the picture out of the presentation
+  // (decoded as a reference, not shown), so it is not listed.
   void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
-                  int64_t file_offset = -1);
+                  int64_t file_offset = -1, bool presented = true);
   // The file the packets come from: slice data found there is not kept in memory.
   void set_source_file(const std::string& path);
   ~Stream() override;
@@ -71,9 +75,15 @@ class Stream : public ParameterSetLookup {
   void finish();
 
   bool truncated() const { return truncated_; }
+  // Decoding index of the stream's first random access point. Pictures before it, and pictures
+  // after it shown before it (open-GOP leading pictures), reference pictures the stream does not
+  // hold; they are kept for the references they provide but not listed in display order (as
+  // FFmpeg drops them); nor are pictures an edit list leaves out (add_packet's `presented`).
+  uint32_t first_listed() const { return random_access_ ? random_access_->decode_index : 0; }
   // Slices before the first usable SPS/PPS (a stream cut mid-sequence), skipped.
   uint32_t skipped_leading_slices() const { return skipped_leading_slices_; }
   const std::vector<Picture>& pictures() const { return pictures_; }  // decoding order
+  // The listed pictures (see first_listed) in display order.
   const std::vector<uint32_t>& display_order() const { return display_order_; }
 
   // The entropy-decoded picture (picture.h), from a small cache: B pictures read their
@@ -94,22 +104,31 @@ class Stream : public ParameterSetLookup {
   NalLocation locate(const NalSpan& nal, const NalHeader& header) const;
   bool starts_new_picture(const SliceHeader& h) const;
   void close_picture();
+  bool listed(uint32_t decode_index) const;
   void check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const;
 
   int length_size_ = 0;  // 0: Annex B
   int source_fd_ = -1;           // set_source_file's descriptor
   const uint8_t* packet_data_ = nullptr;  // the packet being added, and its offset in the file (-1: none)
   int64_t packet_offset_ = -1;
+  bool packet_presented_ = true;
   std::array<std::shared_ptr<const Sps>, 32> sps_;
   std::array<std::shared_ptr<const Pps>, 256> pps_;
   std::optional<Picture> current_;
   bool au_boundary_ = true;  // a NAL unit that can only precede a new access unit was seen
   std::optional<uint32_t> pending_recovery_frame_cnt_;
+  std::optional<uint32_t> recovery_frame_num_;  // D.2.8: the frame_num at which output is correct
+  struct RandomAccess {
+    uint32_t decode_index, period;
+    int64_t poc;
+  };
+  std::optional<RandomAccess> random_access_;  // the stream's first recovered picture
   PocDecoder poc_;
   ReferenceTracker references_;
   uint32_t period_ = 0;
   bool truncated_ = false;
   uint32_t skipped_leading_slices_ = 0;
+  uint32_t extension_slices_ = 0;  // nal_unit_type 20/21 (enhancement layers), skipped
   bool finished_ = false;
   std::vector<Picture> pictures_;
   std::vector<uint32_t> display_order_;

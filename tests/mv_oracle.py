@@ -242,14 +242,19 @@ def _plane_array(plane: "av.video.plane.VideoPlane") -> np.ndarray:
 
 
 def decode_with_motion(path: PathLike, *, mb_types: bool = True,
-                       keep_planes: bool = False) -> list[FrameMotion]:
+                       keep_planes: bool = False, format: str | None = None,
+                       strict: bool = False) -> list[FrameMotion]:
     """Decode ``path`` with FFmpeg (single-threaded, no cropping) and collect, per output
     frame, the motion export, the debug mb_type table and optionally the decoded
     uncropped planes (Y, U, V uint8 arrays of the coded size; 4:2:0 only).
 
     ``apply_cropping=0`` makes FFmpeg return the whole decoded picture (coded size,
     multiples of 16) instead of the display window: needed for residual oracles
-    on sizes that are not multiples of 16.
+    on sizes that are not multiples of 16.  ``format`` names the demuxer where FFmpeg's
+    probing would not find it (``"h264"`` for raw streams with unusual headers).  ``strict``
+    makes FFmpeg hold as many frames for reordering as the standard allows where the SPS does
+    not say how many (``strict=strict``): without it, FFmpeg guesses the reordering depth and
+    drops a frame that arrives after a later one was output.
     """
     path = Path(path)
     prev_level = av.logging.get_level()
@@ -261,10 +266,12 @@ def decode_with_motion(path: PathLike, *, mb_types: bool = True,
             av.logging.set_skip_repeated(False)
             av.logging.set_level(av.logging.DEBUG)
         with av.logging.Capture(local=True) as captured:
-            with av.open(str(path)) as container:
+            with av.open(str(path), format=format) as container:
                 stream = container.streams.video[0]
                 ctx = stream.codec_context
                 options = {"flags2": "+export_mvs", "apply_cropping": "0"}
+                if strict:
+                    options["strict"] = "strict"
                 if mb_types:
                     options["debug"] = "mb_type"
                 ctx.options = options

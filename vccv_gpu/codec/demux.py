@@ -103,15 +103,32 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str, 
         checks: list[tuple[int, bytes]] = []  # the first and last packets' data, to check the offsets
         packets = _packets(container, stream, info)
         previous = next(packets, None)
-        for packet in packets:
-            spans = _add_span(spans, checks, previous)
-            native.add_packet(previous, previous.pts, False, _offset(previous) if file_backed else -1)
+        while previous is not None:
+            packet = next(packets, None)
+            last = packet is None
+            spans = _add_span(spans, checks, previous, last=last)
+            _add_packet(native, previous, last, _offset(previous) if file_backed else -1, name)
             previous = packet
-        if previous is not None:
-            spans = _add_span(spans, checks, previous, last=True)
-            native.add_packet(previous, previous.pts, True, _offset(previous) if file_backed else -1)
     info.spans = spans if spans and _spans_hold(file, checks) else None
     return info
+
+
+def _add_packet(native: _h264.Stream, packet: av.Packet, last: bool, offset: int, name: str) -> None:
+    """One packet into the parser, with what the container says beside its data: encryption,
+    new parameter sets (a second MP4 sample description) and whether an edit list leaves it out
+    of the presentation (FFmpeg's discard flag: decoded for reference, not shown)."""
+    if _side_data(packet, "encryption_info") is not None:
+        raise UnsupportedStream("the video is encrypted (MPEG Common Encryption): decrypt it first", name)
+    new_extradata = _side_data(packet, "new_extradata")
+    if new_extradata:
+        native.add_extradata(new_extradata)
+    native.add_packet(packet, packet.pts, last, offset, not packet.is_discard)
+
+
+def _side_data(packet: av.Packet, kind: str) -> bytes | None:
+    if not hasattr(packet, "has_sidedata") or not packet.has_sidedata(kind):
+        return None  # PyAV before 15 does not expose packet side data
+    return bytes(packet.get_sidedata(kind))
 
 
 def _offset(packet: av.Packet) -> int:

@@ -1,0 +1,159 @@
+"""Runs one stream of ../shared/conformance through the parser and FFmpeg (PyAV) and reports
+what happened, as plain data a worker process can send back.
+
+`check_stream(path)` opens the stream with `codec.open`, parses every frame's macroblocks,
+residual and coefficients, decodes it with FFmpeg exporting motion vectors, and compares frame
+count, frame types and every exported vector (for an exported 8x8 block its top-left 4x4, the
+vector FFmpeg exports for a split 8x8). `run_streams` runs many streams in worker processes,
+each with a time limit, so that a crash or a hang is an outcome of its stream, not of the run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Outcomes of one stream.
+OK = "ok"                    # opened, every frame parsed
+REFUSED = "unsupported"      # codec.UnsupportedStream at open or in a frame
+CORRUPT = "corrupt"          # codec.CorruptStream at open or in a frame
+FAILED = "failed"            # any other exception (a parser bug)
+CRASHED = "crashed"          # the worker died (signal): a parser bug
+TIMED_OUT = "timed out"      # past the time limit: a parser bug
+
+
+@dataclass
+class StreamReport:
+    name: str
+    outcome: str
+    message: str = ""
+    frames: int = 0                 # parser frames listed
+    types: str = ""                 # their types in display order
+    parsed_frames: int = 0          # frames whose macroblocks, residual and coefficients parsed
+    ffmpeg_frames: int | None = None
+    ffmpeg_types: str = ""
+    ffmpeg_error: str = ""
+    vectors_compared: int = 0
+    vector_mismatches: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _ffmpeg_view(path: Path, report: StreamReport) -> list:
+    """FFmpeg's frames with their exported vectors; errors recorded, not raised (damaged input)."""
+    from mv_oracle import decode_with_motion
+
+    try:
+        raw = path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".ts", ".3gp")
+        motions = decode_with_motion(path, mb_types=False, format="h264" if raw else None,
+                                     strict=True)
+    except Exception as e:  # noqa: BLE001 - FFmpeg's own refusal is data here
+        report.ffmpeg_error = f"{type(e).__name__}: {e}"
+        return []
+    report.ffmpeg_frames = len(motions)
+    report.ffmpeg_types = "".join(m.pict_type[0] for m in motions)
+    return motions
+
+
+def _compare_vectors(stream, index: int, motion, report: StreamReport) -> None:
+    from mv_oracle import expected_mv_grid
+
+    mb = stream.macroblocks(index)
+    for lst in (0, 1):
+        expected, known = expected_mv_grid(motion, lst, stream.coded_width, stream.coded_height)
+        report.vectors_compared += int(known.sum())
+        bad = known & (mb.mv[lst] != expected).any(axis=-1)
+        if bad.any() and len(report.vector_mismatches) < 5:
+            y, x = (int(v) for v in np.argwhere(bad)[0])
+            report.vector_mismatches.append(
+                f"frame {index} list {lst}: {int(bad.sum())} of {int(known.sum())} vectors differ, first at "
+                f"4x4 block ({x}, {y}): parser {tuple(mb.mv[lst][y, x])}, FFmpeg {tuple(expected[y, x])}")
+
+
+def check_stream(path: Path) -> StreamReport:
+    """Opens, parses and compares one stream (see the module docstring)."""
+    from vccv_gpu import codec
+
+    start = time.monotonic()
+    report = StreamReport(path.name, OK)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # truncation warnings: the outcome says it
+            stream = codec.open(path)
+        report.frames = len(stream.frames)
+        report.types = "".join(f.type for f in stream.frames)
+        for f in stream.frames:
+            stream.macroblocks(f.index)
+            stream.residual(f.index)
+            stream.coefficients(f.index)
+            report.parsed_frames += 1
+    except codec.UnsupportedStream as e:
+        report.outcome, report.message = REFUSED, str(e)
+    except codec.CorruptStream as e:
+        report.outcome, report.message = CORRUPT, str(e)
+    except Exception as e:  # noqa: BLE001 - anything else is the finding
+        report.outcome = FAILED
+        report.message = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+    if report.outcome == OK:
+        motions = _ffmpeg_view(path, report)
+        if report.ffmpeg_frames == report.frames:
+            for f, motion in zip(stream.frames, motions):
+                if f.type == motion.pict_type[0] and motion.lists is not None:
+                    _compare_vectors(stream, f.index, motion, report)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _worker(path: str, connection) -> None:
+    try:
+        connection.send(asdict(check_stream(Path(path))))
+    finally:
+        connection.close()
+
+
+def run_streams(paths: list[Path], *, jobs: int, timeout: float) -> dict[str, StreamReport]:
+    """`check_stream` of every path in worker processes (`jobs` at a time, forked so that each
+    starts warm), each killed after `timeout` seconds. Keyed by the path as given."""
+    context = multiprocessing.get_context("fork")
+    pending = list(paths)
+    running: dict = {}
+    reports: dict[str, StreamReport] = {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            path = pending.pop(0)
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, args=(str(path), sender), daemon=True)
+            process.start()
+            sender.close()
+            running[path] = (process, receiver, time.monotonic())
+        time.sleep(0.02)
+        for path, (process, receiver, started) in list(running.items()):
+            report = None
+            if receiver.poll():
+                try:
+                    report = StreamReport(**receiver.recv())
+                except EOFError:
+                    pass
+            if report is None and process.is_alive():
+                if time.monotonic() - started < timeout:
+                    continue
+                process.kill()
+                report = StreamReport(path.name, TIMED_OUT, f"no result within {timeout:.0f} s")
+            elif report is None:
+                process.join()
+                report = StreamReport(path.name, CRASHED, f"worker exited with status {process.exitcode}")
+            process.join()
+            receiver.close()
+            del running[path]
+            reports[str(path)] = report
+    return reports
+
+
+def default_jobs() -> int:
+    return max(2, len(os.sched_getaffinity(0)))
