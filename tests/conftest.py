@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+# Streams from other encoders' and decoders' test suites (README.md and MANIFEST.tsv there): the
+# project's shared/ folder, which lies beside the repository (here and in CI).
+CONFORMANCE = Path(os.environ.get("VCCV_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,6 +45,22 @@ def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         if key not in cache:
             cache[key] = make_clip(root / f"clip{len(cache)}{suffix}", **settings)
         return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def conformance_stream() -> Callable[[str], Path]:
+    """The path of a stream under shared/conformance, given relative to it; the test skips
+    where that folder is absent (a checkout without the project's shared data)."""
+
+    def get(relative: str) -> Path:
+        if not CONFORMANCE.is_dir():
+            pytest.skip(f"no conformance streams at {CONFORMANCE}")
+        path = CONFORMANCE / relative
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is not in the conformance set (MANIFEST.tsv)")
+        return path
 
     return get
 
