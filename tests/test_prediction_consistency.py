@@ -219,3 +219,10 @@ def test_oracle_sees_one_wrong_4x4_vector(clip_factory):
             changed += int(moved.sum())
             caught += int((moved & wrong.reshape(h4, 4, w4, 4).any(axis=(1, 3))).sum())
     assert changed > 300 and caught > 0.9 * changed, (changed, caught)
+
+
+def test_weighted_prediction_is_refused(clip_factory):
+    """The oracle predicts without weights: it refuses streams that signal weighted prediction."""
+    path = clip_factory(".mp4", bframes=2, weightp=2, frames=8)
+    with codec.open(path) as s, pytest.raises(ValueError, match="weighted prediction"):
+        prediction_residuals(path, s)
