@@ -369,6 +369,11 @@ PYBIND11_MODULE(_h264, m) {
       .def("macroblocks", &PyParsedPicture::macroblocks)
       .def("residual", &PyParsedPicture::residual)
       .def("coefficients", &PyParsedPicture::coefficients)
+      .def("ref_picture", [](const PyParsedPicture& p) {
+        const MacroblockGrid& g = p.parsed.macroblocks;
+        return view_array(p.shared, p.parsed.ref_picture, {2, 4 * g.height_mbs, 4 * g.width_mbs});
+      }, "Decoding index of the picture each 4x4 block's ref_idx names in its slice's list [2, H4, W4]; -1 "
+         "where the list is unused (for oracles that predict from decoded reference pictures).")
       .def("total_coeff", [](const PyParsedPicture& p) {
         const MacroblockGrid& g = p.parsed.macroblocks;
         return to_array(p.parsed.luma_total_coeff, {4 * g.height_mbs, 4 * g.width_mbs});

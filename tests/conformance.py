@@ -20,6 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+# Streams from other encoders' and decoders' test suites (README.md and MANIFEST.tsv there): the
+# project's shared/ folder, which lies beside the repository (here and in CI).
+CONFORMANCE = Path(os.environ.get("VCCV_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance"))
+
+
+def require_conformance() -> None:
+    """Skips the calling test where the streams are absent; in CI (CI=true) that fails."""
+    import pytest
+
+    if not CONFORMANCE.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the conformance streams are missing: {CONFORMANCE} (../shared beside the checkout)")
+        pytest.skip(f"no conformance streams at {CONFORMANCE} (set VCCV_CONFORMANCE)")
+
+
 # Outcomes of one stream.
 OK = "ok"                    # opened, every frame parsed
 REFUSED = "unsupported"      # codec.UnsupportedStream at open or in a frame

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pytest
 
 
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests skip cleanly on machines without CUDA."""
     gpu_items = [item for item in items if "gpu" in item.keywords]
@@ -40,6 +41,22 @@ def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         if key not in cache:
             cache[key] = make_clip(root / f"clip{len(cache)}{suffix}", **settings)
         return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def conformance_stream() -> Callable[[str], Path]:
+    """The path of a stream under shared/conformance, given relative to it; the test skips
+    where that folder is absent (a checkout without the project's shared data), except in CI."""
+    from conformance import CONFORMANCE, require_conformance
+
+    def get(relative: str) -> Path:
+        require_conformance()
+        path = CONFORMANCE / relative
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is not in the conformance set (MANIFEST.tsv)")
+        return path
 
     return get
 

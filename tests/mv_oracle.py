@@ -241,8 +241,8 @@ def _plane_array(plane: "av.video.plane.VideoPlane") -> np.ndarray:
     return buf.reshape(-1, plane.line_size)[:plane.height, :plane.width].copy()
 
 
-def decode_with_motion(path: PathLike, *, mb_types: bool = True,
-                       keep_planes: bool = False, format: str | None = None,
+def decode_with_motion(path: PathLike, *, mb_types: bool = True, keep_planes: bool = False,
+                       skip_loop_filter: bool = False, format: str | None = None,
                        strict: bool = False) -> list[FrameMotion]:
     """Decode ``path`` with FFmpeg (single-threaded, no cropping) and collect, per output
     frame, the motion export, the debug mb_type table and optionally the decoded
@@ -250,11 +250,19 @@ def decode_with_motion(path: PathLike, *, mb_types: bool = True,
 
     ``apply_cropping=0`` makes FFmpeg return the whole decoded picture (coded size,
     multiples of 16) instead of the display window: needed for residual oracles
-    on sizes that are not multiples of 16.  ``format`` names the demuxer where FFmpeg's
-    probing would not find it (``"h264"`` for raw streams with unusual headers).  ``strict``
-    makes FFmpeg hold as many frames for reordering as the standard allows where the SPS does
-    not say how many (``strict=strict``): without it, FFmpeg guesses the reordering depth and
-    drops a frame that arrives after a later one was output.
+    on sizes that are not multiples of 16.
+
+    ``skip_loop_filter``: FFmpeg skips the deblocking filter of every picture
+    (``skip_loop_filter=all``).  The pictures it outputs are then the ones it also
+    predicts from, so ``decoded = Clip1(prediction from earlier outputs + residual)``
+    holds exactly even for streams coded with deblocking (the output drifts from the
+    intended pictures, consistently).
+
+    ``format`` names the demuxer where FFmpeg's probing would not find it (``"h264"`` for
+    raw streams with unusual headers).  ``strict`` makes FFmpeg hold as many frames for
+    reordering as the standard allows where the SPS does not say how many
+    (``strict=strict``): without it, FFmpeg guesses the reordering depth and drops a frame
+    that arrives after a later one was output.
     """
     path = Path(path)
     prev_level = av.logging.get_level()
@@ -274,6 +282,8 @@ def decode_with_motion(path: PathLike, *, mb_types: bool = True,
                     options["strict"] = "strict"
                 if mb_types:
                     options["debug"] = "mb_type"
+                if skip_loop_filter:
+                    options["skip_loop_filter"] = "all"
                 ctx.options = options
                 ctx.thread_count = 1
                 display_w, display_h = ctx.width, ctx.height

@@ -38,22 +38,35 @@ residual covers the whole coded picture, cropped-away rows/columns included.
   * the decoded sample is neither 0 nor 255 (Clip1 would hide the residual).
 Intra macroblocks in P frames are invalid.  I frames give None.
 
-Public API: :func:`inter_residual_oracle`, :func:`predict_luma`,
-:func:`predict_chroma`, dataclasses :class:`PlaneResidual`, :class:`ResidualOracle`.
+That oracle is independent of the parser but sees only what FFmpeg exports: P
+pictures, list 0, one reference, and one vector per 8x8.  The second one,
+:func:`prediction_residuals`, checks *every* inter 4x4 block of P and B pictures
+instead, with the **parser's** vectors and reference pictures: the prediction
+from FFmpeg's decoded pictures (any number of references, both lists,
+bi-prediction averaged as in 8.4.2.3.1) must leave exactly the parser's residual.
+A wrong vector in a single 4x4 block (a sub-8x8 partition, a direct block) then
+shows as a residual mismatch.  It needs streams without weighted prediction;
+deblocking is taken off FFmpeg's decode (``skip_loop_filter``, see
+mv_oracle.decode_with_motion), so any stream without weighting will do.
+
+Public API: :func:`inter_residual_oracle`, :func:`prediction_residuals`,
+:func:`check_prediction_settings`, :func:`predict_inter`, :func:`predict_luma`,
+:func:`predict_chroma`, dataclasses :class:`PlaneResidual`, :class:`ResidualOracle`, :class:`PredictionCheck`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
 from mv_oracle import FrameMotion, decode_with_motion, expected_mv_grid
 
-__all__ = ["PlaneResidual", "ResidualOracle", "inter_residual_oracle",
-           "predict_luma", "predict_chroma", "check_clip_settings"]
+__all__ = ["PlaneResidual", "ResidualOracle", "inter_residual_oracle", "PredictionCheck",
+           "prediction_residuals", "predict_inter", "check_prediction_settings", "predict_luma",
+           "predict_chroma", "check_clip_settings"]
 
 PathLike = Union[str, Path]
 
@@ -91,14 +104,28 @@ def _clip1(a: np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 255)
 
 
-def predict_luma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
+def _reference_stack(ref: np.ndarray, ref_index: Optional[np.ndarray],
+                     shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 [R, H, W] pictures, int [H, W] picture per sample) from a single picture or a stack."""
+    refs = ref.astype(np.int32)
+    if refs.ndim == 2:
+        refs = refs[None]
+    if ref_index is None:
+        if refs.shape[0] != 1:
+            raise ValueError("a stack of reference pictures needs ref_index")
+        ref_index = np.zeros(shape, np.intp)
+    return refs, ref_index
+
+
+def predict_luma(ref: np.ndarray, mv: np.ndarray, ref_index: Optional[np.ndarray] = None) -> np.ndarray:
     """Luma inter prediction (8.4.2.2.1) of a whole picture.
 
-    ``ref``: uint8 [H, W] reference picture (coded size); ``mv``: int [H, W, 2]
+    ``ref``: uint8 [H, W] reference picture (coded size), or a stack [R, H, W] with
+    ``ref_index`` int [H, W] naming each sample's picture in it; ``mv``: int [H, W, 2]
     per-sample (x, y) vector in quarter samples.  Returns int32 [H, W].
     """
-    ref = ref.astype(np.int32)
-    hgt, wid = ref.shape
+    refs, pick = _reference_stack(ref, ref_index, mv.shape[:2])
+    hgt, wid = refs.shape[1:]
     yy, xx = np.mgrid[0:hgt, 0:wid]
     mvx = mv[..., 0].astype(np.int64)
     mvy = mv[..., 1].astype(np.int64)
@@ -106,10 +133,14 @@ def predict_luma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
     fx, fy = mvx & 3, mvy & 3
 
     def s(dx: int, dy: int) -> np.ndarray:
-        return ref[np.clip(yi + dy, 0, hgt - 1), np.clip(xi + dx, 0, wid - 1)]
+        return refs[pick, np.clip(yi + dy, 0, hgt - 1), np.clip(xi + dx, 0, wid - 1)]
+
+    rows: dict[int, np.ndarray] = {}
 
     def b1(dy: int) -> np.ndarray:  # horizontal half-sample intermediate, row dy
-        return sum(t * s(k - 2, dy) for k, t in enumerate(_TAPS))
+        if dy not in rows:
+            rows[dy] = sum(t * s(k - 2, dy) for k, t in enumerate(_TAPS))
+        return rows[dy]
 
     def h1(dx: int) -> np.ndarray:  # vertical half-sample intermediate, column dx
         return sum(t * s(dx, k - 2) for k, t in enumerate(_TAPS))
@@ -136,14 +167,15 @@ def predict_luma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
     return out
 
 
-def predict_chroma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
+def predict_chroma(ref: np.ndarray, mv: np.ndarray, ref_index: Optional[np.ndarray] = None) -> np.ndarray:
     """4:2:0 chroma inter prediction (8.4.2.2.2) of a whole picture, frame coding.
 
-    ``ref``: uint8 [Hc, Wc]; ``mv``: int [Hc, Wc, 2] per-sample *luma* vector
-    (quarter luma samples = eighth chroma samples).  Returns int32 [Hc, Wc].
+    ``ref``: uint8 [Hc, Wc], or a stack [R, Hc, Wc] with ``ref_index`` int [Hc, Wc];
+    ``mv``: int [Hc, Wc, 2] per-sample *luma* vector (quarter luma samples = eighth
+    chroma samples).  Returns int32 [Hc, Wc].
     """
-    ref = ref.astype(np.int32)
-    hgt, wid = ref.shape
+    refs, pick = _reference_stack(ref, ref_index, mv.shape[:2])
+    hgt, wid = refs.shape[1:]
     yy, xx = np.mgrid[0:hgt, 0:wid]
     mvx = mv[..., 0].astype(np.int64)
     mvy = mv[..., 1].astype(np.int64)
@@ -151,7 +183,7 @@ def predict_chroma(ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
     xf, yf = mvx & 7, mvy & 7
     x0, x1 = np.clip(xi, 0, wid - 1), np.clip(xi + 1, 0, wid - 1)
     y0, y1 = np.clip(yi, 0, hgt - 1), np.clip(yi + 1, 0, hgt - 1)
-    a, b, c, d = ref[y0, x0], ref[y0, x1], ref[y1, x0], ref[y1, x1]
+    a, b, c, d = refs[pick, y0, x0], refs[pick, y0, x1], refs[pick, y1, x0], refs[pick, y1, x1]
     return (((8 - xf) * (8 - yf) * a + xf * (8 - yf) * b + (8 - xf) * yf * c + xf * yf * d + 32)
             >> 6).astype(np.int32)
 
@@ -230,4 +262,123 @@ def inter_residual_oracle(path: PathLike, *, check_settings: bool = True,
             v=_plane(dv, pred_v, _up(known4, 2)),
             mv=mv4, mv_known=known4, motion=fm, reference=prev.planes))
         prev = fm
+    return out
+
+
+# --------------------------------------------------------------------------
+# Prediction consistency: the parser's own motion, every 4x4 block, P and B
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class PredictionCheck:
+    """``decoded - prediction`` of one P or B frame, the prediction made with the parser's
+    vectors and reference pictures (see :func:`prediction_residuals`)."""
+
+    index: int              # display index
+    decode_index: int
+    pict_type: str          # "P" / "B"
+    y: PlaneResidual        # [coded_h, coded_w]
+    u: PlaneResidual        # [coded_h/2, coded_w/2]
+    v: PlaneResidual
+    lists: np.ndarray       # uint8 [H4, W4]: bit L set where the block predicts from list L
+
+    @property
+    def planes(self) -> dict[str, PlaneResidual]:
+        return {"y": self.y, "u": self.u, "v": self.v}
+
+
+def check_prediction_settings(stream: "codec.Stream") -> None:  # noqa: F821 - vccv_gpu.codec
+    """Raise ValueError unless ``stream`` predicts with the default (unweighted) sample
+    prediction (8.4.2.3.1) in 8-bit 4:2:0: no weighted_pred_flag, weighted_bipred_idc 0,
+    and every slice refers to the picture parameter set those flags were read from."""
+    seq = stream.sequence
+    if seq["chroma_format_idc"] != 1 or seq["bit_depth"] != 8:
+        raise ValueError(f"{stream.name}: prediction oracle needs 8-bit 4:2:0")
+    if seq["weighted_pred"] or seq["weighted_bipred_idc"]:
+        raise ValueError(f"{stream.name}: weighted prediction (weighted_pred {seq['weighted_pred']}, "
+                         f"weighted_bipred_idc {seq['weighted_bipred_idc']})")
+    pps_ids = {h["pps_id"] for f in stream.frames for h in stream.slice_headers(f.index)}
+    if len(pps_ids) != 1:
+        raise ValueError(f"{stream.name}: slices refer to several PPS {sorted(pps_ids)}")
+
+
+def predict_inter(mv: np.ndarray, ref_picture: np.ndarray,
+                  pictures: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Inter prediction of a whole frame from per-4x4 motion.
+
+    ``mv``: int [2, H4, W4, 2] list 0/1 vectors (quarter samples); ``ref_picture``: int
+    [2, H4, W4] key into ``pictures`` (decoded Y, U, V planes) of each block's reference
+    picture per list, -1 where the list is unused.  Each list's prediction is 8.4.2.2's;
+    blocks using both lists average them, ``(predL0 + predL1 + 1) >> 1`` (default weighted
+    sample prediction, 8.4.2.3.1).  Returns ([Y, U, V] int32 predictions, 0 where no list is
+    used; uint8 [H4, W4] lists used, bit L for list L).  A missing picture raises KeyError.
+    """
+    lists = ((ref_picture[0] >= 0) | ((ref_picture[1] >= 0) << 1)).astype(np.uint8)
+    per_list: list[Optional[list[np.ndarray]]] = [None, None]
+    for lst in (0, 1):
+        used = ref_picture[lst] >= 0
+        if not used.any():
+            continue
+        keys = np.unique(ref_picture[lst][used])
+        stacks = [[pictures[int(key)][k] for key in keys] for k in range(3)]
+        pick = np.searchsorted(keys, np.where(used, ref_picture[lst], keys[0]))
+        per_list[lst] = [(predict_luma if k == 0 else predict_chroma)(np.stack(stacks[k]), _up(mv[lst], f),
+                                                                      _up(pick, f))
+                         for k, f in ((0, 4), (1, 2), (2, 2))]
+    preds = []
+    for k, f in ((0, 4), (1, 2), (2, 2)):
+        sel = _up(lists, f)
+        p0 = per_list[0][k] if per_list[0] is not None else 0
+        p1 = per_list[1][k] if per_list[1] is not None else 0
+        preds.append(np.where(sel == 3, (p0 + p1 + 1) >> 1, np.where(sel == 1, p0, np.where(sel == 2, p1, 0))))
+    return preds, lists
+
+
+def prediction_residuals(path: PathLike, stream: "codec.Stream",  # noqa: F821
+                         frames: Optional[set[int]] = None) -> list[Optional[PredictionCheck]]:
+    """``decoded - prediction`` of every P and B frame of ``path`` (display order; None for I
+    frames and for frames not in ``frames``), where the prediction of each inter 4x4 block is
+    computed from the **parser's** vectors (``mv``) and reference pictures (``ref_picture``,
+    the decoding index each ref_idx names) over FFmpeg's decoded pictures:
+
+    * per list, the luma / chroma sample prediction of 8.4.2.2 from that picture;
+    * bi-predicted blocks: the default weighted sample prediction (8.4.2.3.1),
+      ``(predL0 + predL1 + 1) >> 1``; one list: that list's prediction.
+
+    FFmpeg decodes without its deblocking filter (``skip_loop_filter``), so its outputs are
+    its references and ``decoded = Clip1(prediction + residual)`` holds for every block
+    whether or not the stream was coded with deblocking.  The parser's residual must then
+    equal ``residual`` wherever ``valid`` (an inter block, decoded sample not clipped): a
+    vector, a reference index or a reference list wrong in any single 4x4 block shows as a
+    mismatch there.  Intra blocks are not ``known``.
+
+    ``stream`` is the parser's ``codec.open(path)``; it must use no weighted prediction
+    (:func:`check_prediction_settings`).
+    """
+    check_prediction_settings(stream)
+    decoded = decode_with_motion(path, mb_types=False, keep_planes=True, skip_loop_filter=True)
+    if len(decoded) != len(stream.frames):
+        raise AssertionError(f"{path}: FFmpeg outputs {len(decoded)} frames, the parser lists {len(stream.frames)}")
+    planes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for info, fm in zip(stream.frames, decoded):
+        if info.type != fm.pict_type:
+            raise AssertionError(f"{path}: frame {info.index} is {info.type} here, {fm.pict_type} for FFmpeg")
+        planes[info.decode_index] = fm.planes
+    out: list[Optional[PredictionCheck]] = []
+    for info, fm in zip(stream.frames, decoded):
+        if info.type == "I" or (frames is not None and info.index not in frames):
+            out.append(None)
+            continue
+        mv = stream.macroblocks(info.index).mv
+        ref_picture = stream._parsed(info.index).ref_picture()
+        try:
+            preds, lists = predict_inter(mv, ref_picture, planes)
+        except KeyError as e:
+            raise AssertionError(f"{path}: frame {info.index} predicts from picture {e}, "
+                                 "which FFmpeg did not output") from None
+        result = [_plane(fm.planes[k], preds[k], _up(lists > 0, 4 if k == 0 else 2)) for k in range(3)]
+        out.append(PredictionCheck(index=info.index, decode_index=info.decode_index, pict_type=info.type,
+                                   y=result[0], u=result[1], v=result[2], lists=lists))
     return out

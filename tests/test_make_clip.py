@@ -120,6 +120,21 @@ CASES = [
         {"High"},
     ),
     (
+        # "analyse=INTRA:INTER": p4x4 (0x20) on top of preset medium's i4x4, i8x8, p8x8, b8x8.
+        "partitions-all-b2",
+        dict(partitions="all", bframes=2, refs=2),
+        "o.mp4",
+        {"analyse": "0x3:0x133", "bframes": "2"},
+        {"High"},
+    ),
+    (
+        "partitions-list-cavlc-no8x8",
+        dict(partitions="i4x4,p8x8,p4x4", entropy="cavlc", transform_8x8=False),
+        "p.h264",
+        {"analyse": "0x1:0x31", "8x8dct": "0"},
+        {"Main"},  # weightp (preset medium) is a Main tool
+    ),
+    (
         "cqm-flat-main",
         dict(cqm="flat", profile="main"),
         "n.mp4",
@@ -211,6 +226,10 @@ def test_deterministic(tmp_path):
     dict(profile="main", cqm="jvt"),
     dict(profile="baseline", entropy="cavlc", cqm="jvt"),
     dict(cqm=3),
+    dict(partitions="p4x4"),  # x264 drops p4x4 without p8x8
+    dict(partitions="i8x8,p8x8", transform_8x8=False),
+    dict(partitions="p8x8,q4x4"),
+    dict(partitions=["all"]),
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 def test_impossible_combinations_raise(tmp_path, kwargs):
     with pytest.raises(ValueError):
@@ -293,6 +312,7 @@ def test_verify_detects_wrong_direct_or_cqm(high_clip, tmp_path, direct, cqm):
     ("direct", "2"),
     ("cqm", "1"),
     ("cqm", "2"),
+    ("analyse", 0x133),  # preset medium: 0x113, no p4x4
 ])
 def test_verify_detects_mismatch(high_clip, key, value):
     with pytest.raises(RuntimeError, match=f"'{key}'"):

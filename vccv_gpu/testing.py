@@ -73,6 +73,11 @@ _SEI_MARKER = b"x264 - core"
 # (index into x264_direct_pred_names: none, spatial, temporal, auto).
 _DIRECT = {"spatial": "1", "temporal": "2"}
 
+# Macroblock partitions x264 may choose (x264 "partitions=" names) -> its X264_ANALYSE_* bit,
+# which the SEI's "analyse=INTRA:INTER" shows in its INTER field.  p4x4 = P sub-macroblock
+# partitions 8x4/4x8/4x4; b8x8 = B_8x8 with 8x8 sub-macroblocks (x264 has no smaller B ones).
+_PARTITIONS = {"i4x4": 0x1, "i8x8": 0x2, "p8x8": 0x10, "p4x4": 0x20, "b8x8": 0x100}
+
 # Quantisation matrices: x264's "cqm=" value in the SEI (X264_CQM_FLAT/JVT/CUSTOM).
 _CQM_SEI = {"flat": "0", "jvt": "1", "custom": "2"}
 
@@ -481,6 +486,22 @@ def read_cqm_file(path: PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def _partition_names(partitions: str, transform_8x8: bool) -> set[str]:
+    """make_clip's ``partitions`` as a set of :data:`_PARTITIONS` names: ``"all"`` (i8x8
+    only with the 8x8 transform), ``"none"``, or names joined by commas."""
+    if not isinstance(partitions, str):
+        raise ValueError(f"partitions must be None, 'all', 'none' or x264 partition names, got {partitions!r}")
+    if partitions == "all":
+        return {n for n in _PARTITIONS if n != "i8x8" or transform_8x8}
+    if partitions == "none":
+        return set()
+    names = {n.strip() for n in partitions.split(",")}
+    unknown = names - _PARTITIONS.keys()
+    if unknown:
+        raise ValueError(f"unknown partitions {sorted(unknown)}; use 'all', 'none' or some of {sorted(_PARTITIONS)}")
+    return names
+
+
 def _cqm_kind(cqm: PathLike | None) -> str:
     """``"flat"``, ``"jvt"`` or ``"custom"`` (a cqm file) for make_clip's ``cqm``."""
     if cqm is None:
@@ -518,7 +539,8 @@ def _encode(path: pathlib.Path, fmt: str, codec: str, size: tuple[int, int], fra
 def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: int,
               transform_8x8: bool | None, subpel: bool, deblock: bool, weightp: int | None,
               gop: int, crf: float, size: tuple[int, int], frames: int,
-              direct: str | None = None, cqm: PathLike | None = None) -> dict[str, object]:
+              direct: str | None = None, cqm: PathLike | None = None,
+              partitions: str | None = None) -> dict[str, object]:
     """What the finished clip must show, as checked by :func:`_verify`.
 
     Keys that are x264 SEI option names compare against :func:`x264_settings`
@@ -564,6 +586,9 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
         exp["profile"] = ("Main",)
     else:
         exp["profile"] = ("Constrained Baseline", "Baseline")
+    if partitions is not None:
+        # "analyse=INTRA:INTER" (hex); the INTER flags are what P and B macroblocks may use.
+        exp["analyse"] = sum(_PARTITIONS[n] for n in _partition_names(partitions, eff_8x8))
     exp["width"], exp["height"] = size
     exp["frames"] = frames
     exp["keyframes"] = list(range(0, frames, gop))
@@ -587,6 +612,11 @@ def _verify(path: PathLike, expected: Mapping[str, object]) -> None:
             got = "1"  # x264 omits slices=1
         if key == "deblock" and got is not None:
             got = got.split(":")[0]  # "1:alpha:beta"
+        if key == "analyse" and got is not None:
+            _, _, inter = got.partition(":")
+            if int(inter or "-1", 16) != want:
+                raise _mismatch(key, f"inter flags {want:#x} (partitions)", got, path)
+            continue
         if key == "crf" and want is not None and got is not None:
             if not math.isclose(float(got), float(want)):  # type: ignore[arg-type]
                 raise _mismatch(key, want, got, path)
@@ -620,7 +650,7 @@ def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy:
                 profile: str, bframes: int, refs: int, slices: int,
                 transform_8x8: bool | None, weightp: int | None, gop: int, crf: float,
                 fps: Union[int, Fraction], direct: str | None = None,
-                cqm: PathLike | None = None) -> str:
+                cqm: PathLike | None = None, partitions: str | None = None) -> str:
     """Validate everything up front; return the container format name."""
     fmt = _H264_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -675,6 +705,14 @@ def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy:
         if not bframes:
             # x264 drops direct prediction (direct=none) without B-frames.
             raise ValueError(f"direct={direct!r} needs B-frames; use bframes >= 1")
+    if partitions is not None:
+        eff_8x8 = (profile == "high") if transform_8x8 is None else transform_8x8
+        names = _partition_names(partitions, eff_8x8)  # ValueError for unknown names
+        # x264 silently drops these two; refuse instead.
+        if "p4x4" in names and "p8x8" not in names:
+            raise ValueError(f"partitions={partitions!r}: p4x4 needs p8x8 (x264 drops it otherwise)")
+        if "i8x8" in names and not eff_8x8:
+            raise ValueError(f"partitions={partitions!r}: i8x8 needs the 8x8 transform")
     if cqm is not None and not isinstance(cqm, (str, os.PathLike)):
         raise ValueError(f"cqm must be None, 'flat', 'jvt' or the path of a cqm file, got {cqm!r}")
     cqm_kind = _cqm_kind(cqm)
@@ -697,7 +735,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
               slices: int = 1, transform_8x8: bool | None = None, subpel: bool = True,
               deblock: bool = True, weightp: int | None = None, gop: int = 12,
               crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25,
-              direct: str | None = None, cqm: PathLike | None = None) -> pathlib.Path:
+              direct: str | None = None, cqm: PathLike | None = None,
+              partitions: str | None = None) -> pathlib.Path:
     """Encode a synthetic clip with libx264 and verify the settings took effect.
 
     Args:
@@ -736,6 +775,16 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
             ``flat`` or ``jvt`` must be given as a ``Path``).  Non-flat
             matrices need profile ``"high"``, and make x264 signal High even
             with ``transform_8x8=False``.  x264 writes them into the PPS.
+        partitions: the macroblock partitions x264 may choose in P and B
+            frames (x264 ``partitions``; checked through the SEI's ``analyse``
+            inter flags): ``"all"`` adds ``p4x4`` (P sub-macroblock partitions
+            8x4, 4x8 and 4x4) to preset medium's ``p8x8,b8x8,i8x8,i4x4``
+            (``i8x8`` only with the 8x8 transform), ``"none"``, or names from
+            ``i4x4``, ``i8x8``, ``p8x8``, ``p4x4``, ``b8x8`` joined by commas
+            (``p4x4`` needs ``p8x8``, ``i8x8`` the 8x8 transform).  None =
+            x264's default, not checked.  x264 codes B_8x8 sub-macroblocks as
+            8x8 only: it never writes B 8x4/4x8/4x4 partitions.  It also always
+            sets ``direct_8x8_inference_flag``.
 
     Always set: preset medium, ``threads=1`` and ``mbtree=0`` (both needed for
     byte-identical output per seed), ``scenecut=0``.  The clip is decoded
@@ -751,7 +800,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     """
     path = pathlib.Path(path)
     fmt = _check_args(path, size, frames, entropy, profile, bframes, refs, slices,
-                      transform_8x8, weightp, gop, crf, fps, direct=direct, cqm=cqm)
+                      transform_8x8, weightp, gop, crf, fps, direct=direct, cqm=cqm,
+                      partitions=partitions)
     size = (int(size[0]), int(size[1]))
 
     params = {
@@ -784,6 +834,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
             params["weightb"] = "1" if weightp else "0"
     if direct is not None:
         params["direct"] = direct
+    if partitions is not None:
+        params["partitions"] = partitions
     cqm_kind = _cqm_kind(cqm)
     if cqm_kind == "custom":
         # Absolute, so the encoder's working directory does not matter.
@@ -801,7 +853,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     _verify(path, _expected(entropy=entropy, profile=profile, bframes=bframes, refs=refs,
                             slices=slices, transform_8x8=transform_8x8, subpel=subpel,
                             deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
-                            frames=frames, direct=direct, cqm=cqm))
+                            frames=frames, direct=direct, cqm=cqm, partitions=partitions))
     return path
 
 
