@@ -293,6 +293,7 @@ def test_verify_detects_wrong_direct_or_cqm(high_clip, tmp_path, direct, cqm):
     ("direct", "2"),
     ("cqm", "1"),
     ("cqm", "2"),
+    ("constrained_intra", "1"),
 ])
 def test_verify_detects_mismatch(high_clip, key, value):
     with pytest.raises(RuntimeError, match=f"'{key}'"):

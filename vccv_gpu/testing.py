@@ -518,7 +518,8 @@ def _encode(path: pathlib.Path, fmt: str, codec: str, size: tuple[int, int], fra
 def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: int,
               transform_8x8: bool | None, subpel: bool, deblock: bool, weightp: int | None,
               gop: int, crf: float, size: tuple[int, int], frames: int,
-              direct: str | None = None, cqm: PathLike | None = None) -> dict[str, object]:
+              direct: str | None = None, cqm: PathLike | None = None,
+              constrained_intra: bool = False) -> dict[str, object]:
     """What the finished clip must show, as checked by :func:`_verify`.
 
     Keys that are x264 SEI option names compare against :func:`x264_settings`
@@ -545,6 +546,7 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
         "crf": crf,
         # Always in the SEI: 0 flat, 1 JVT defaults, 2 custom (cqmfile).
         "cqm": _CQM_SEI[cqm_kind],
+        "constrained_intra": "1" if constrained_intra else "0",
     }
     if bframes:
         exp["b_pyramid"] = "2" if bframes >= 2 else "0"
@@ -697,7 +699,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
               slices: int = 1, transform_8x8: bool | None = None, subpel: bool = True,
               deblock: bool = True, weightp: int | None = None, gop: int = 12,
               crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25,
-              direct: str | None = None, cqm: PathLike | None = None) -> pathlib.Path:
+              direct: str | None = None, cqm: PathLike | None = None,
+              constrained_intra: bool = False) -> pathlib.Path:
     """Encode a synthetic clip with libx264 and verify the settings took effect.
 
     Args:
@@ -736,6 +739,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
             ``flat`` or ``jvt`` must be given as a ``Path``).  Non-flat
             matrices need profile ``"high"``, and make x264 signal High even
             with ``transform_8x8=False``.  x264 writes them into the PPS.
+        constrained_intra: intra prediction only from intra macroblocks
+            (``constrained_intra_pred_flag`` in the PPS; SEI ``constrained_intra=1``).
 
     Always set: preset medium, ``threads=1`` and ``mbtree=0`` (both needed for
     byte-identical output per seed), ``scenecut=0``.  The clip is decoded
@@ -784,6 +789,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
             params["weightb"] = "1" if weightp else "0"
     if direct is not None:
         params["direct"] = direct
+    if constrained_intra:
+        params["constrained-intra"] = "1"
     cqm_kind = _cqm_kind(cqm)
     if cqm_kind == "custom":
         # Absolute, so the encoder's working directory does not matter.
@@ -801,7 +808,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     _verify(path, _expected(entropy=entropy, profile=profile, bframes=bframes, refs=refs,
                             slices=slices, transform_8x8=transform_8x8, subpel=subpel,
                             deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
-                            frames=frames, direct=direct, cqm=cqm))
+                            frames=frames, direct=direct, cqm=cqm, constrained_intra=constrained_intra))
     return path
 
 
