@@ -14,11 +14,12 @@ import pytest
 
 from intra_oracle import intra_residual_oracle
 from vccv_gpu import codec
+from vccv_gpu.testing import write_cqm_file
 
 # Small clips, no deblocking. Low crf gives many Intra4x4/8x8 blocks, high crf (and flat image
 # areas: seeds 1 and 4) Intra16x16 ones; seeds 5 and 10 move fast enough for x264 to code many
 # intra macroblocks in P and B pictures; slices and constrained intra prediction make
-# neighbours unavailable.
+# neighbours unavailable. cqm "custom" stands for write_cqm_file's matrices.
 _FIXED = dict(deblock=False, size=(160, 96), frames=10)
 CLIPS = {
     "cavlc-4x4-p-slices3": dict(entropy="cavlc", profile="main", crf=26, slices=3),
@@ -35,6 +36,9 @@ CLIPS = {
     "cabac-8x8-b3-crf36": dict(entropy="cabac", crf=36, bframes=3, seed=1),
     "cabac-4x4-b2-constrained": dict(entropy="cabac", crf=20, bframes=2, transform_8x8=False, constrained_intra=True),
     "cabac-4x4-b2-crf40": dict(entropy="cabac", crf=40, bframes=2, transform_8x8=False, seed=4),
+    # Quantisation matrices that differ between intra and inter (and, custom, between lists).
+    "cavlc-4x4-b3-cqm-jvt": dict(entropy="cavlc", crf=10, bframes=3, transform_8x8=False, cqm="jvt", seed=10),
+    "cabac-8x8-b3-cqm-custom": dict(entropy="cabac", crf=10, bframes=3, cqm="custom", seed=5),
 }
 
 # FFmpeg's debug=mb_type characters: Intra16x16, Intra4x4/8x8.
@@ -86,12 +90,15 @@ def _check_clip(path: Path, constrained_intra: bool) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def checked(clip_factory) -> Callable[[str], Counter]:
+def checked(clip_factory, tmp_path_factory) -> Callable[[str], Counter]:
     cache: dict[str, Counter] = {}
+    cqm_file = write_cqm_file(tmp_path_factory.mktemp("cqm") / "custom.cfg", seed=5)
 
     def get(name: str) -> Counter:
         if name not in cache:
             settings = {**_FIXED, **CLIPS[name]}
+            if settings.get("cqm") == "custom":
+                settings["cqm"] = cqm_file
             cache[name] = _check_clip(clip_factory(".mp4", **settings), settings.get("constrained_intra", False))
         return cache[name]
 
