@@ -1,7 +1,10 @@
 """Intra macroblocks against FFmpeg: the residual of every intra sample equals FFmpeg's decoded
 sample minus the intra prediction computed from its decoded neighbours (intra_oracle.py) with
 the prediction modes the parser reports, in I, P and B pictures, CAVLC and CABAC, 4x4 and 8x8
-transforms, several slices per picture and constrained intra prediction."""
+transforms, several slices per picture and constrained intra prediction.
+
+The oracle's predictor is checked on its own first, on crafted pictures (intra_stream.py) whose
+intra macroblocks carry no residual: there FFmpeg's decoded samples are the prediction."""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from intra_oracle import intra_residual_oracle
+from intra_oracle import intra_residual_oracle, predict_frame, slice_map
+from intra_stream import craft_intra_stream
+from mv_oracle import decode_with_motion
 from vccv_gpu import codec
 from vccv_gpu.testing import write_cqm_file
 
@@ -133,3 +138,43 @@ def test_every_kind_of_intra_block_is_checked(checked):
         for size, modes in ((4, 9), (8, 9), (16, 4)):
             for mode in range(modes):
                 assert _luma(total, types, size, mode) >= 500, (types, size, mode, _luma(total, types, size, mode))
+
+
+@pytest.mark.parametrize("transform_8x8", [False, True], ids=["4x4", "8x8"])
+@pytest.mark.parametrize("constrained", [False, True], ids=["unconstrained", "constrained"])
+def test_oracle_predicts_crafted_pictures_exactly(tmp_path, transform_8x8, constrained):
+    """Without the parser: on crafted I and P pictures (I_PCM texture, intra macroblocks without
+    residual, P_Skip, slices starting mid-row) FFmpeg's decoded intra samples equal the oracle's
+    prediction from the written modes, every one of them. Then the parser reports those modes."""
+    used: Counter = Counter()
+    for seed in range(3):
+        crafted = craft_intra_stream(seed, transform_8x8=transform_8x8, constrained_intra_pred=constrained)
+        path = tmp_path / f"crafted{seed}.h264"
+        path.write_bytes(crafted.data)
+        frames = decode_with_motion(path, mb_types=False, keep_planes=True)
+        assert [f.pict_type for f in frames] == [p.slice_type for p in crafted.pictures]
+        for picture, fm in zip(crafted.pictures, frames):
+            truth = picture.macroblocks()
+            slices = slice_map(picture.first_mbs, picture.width_mbs, picture.height_mbs)
+            pred, mask = predict_frame(fm.planes, truth, slices, constrained)
+            for name, decoded, p, m in zip("yuv", fm.planes, pred, mask):
+                wrong = m & (decoded != p)
+                assert not wrong.any(), f"seed {seed} {picture.slice_type} {name}: {wrong.sum()} of {m.sum()} differ"
+            if constrained and picture.slice_type == "P":  # the skipped neighbours matter
+                with pytest.raises(AssertionError):
+                    pred, mask = predict_frame(fm.planes, truth, slices, False)
+                    assert all((decoded[m] == p[m]).all() for decoded, p, m in zip(fm.planes, pred, mask))
+            for mb in picture.mbs:
+                used.update((mb.kind, m) for m in mb.modes)
+                used[("chroma", mb.chroma)] += 1
+        with codec.open(crafted.data) as s:
+            for index, picture in enumerate(crafted.pictures):
+                mb, truth = s.macroblocks(index), picture.macroblocks()
+                for field in ("mb_type", "intra_size", "intra_pred", "intra_chroma_pred"):
+                    np.testing.assert_array_equal(getattr(mb, field), getattr(truth, field),
+                                                  err_msg=f"seed {seed} picture {index} {field}")
+                residual = s.residual(index)
+                assert not any(plane.any() for plane in (residual.y, residual.u, residual.v))
+    kinds = [("i4", 9), ("i16", 4), ("chroma", 4)] + ([("i8", 9)] if transform_8x8 else [])
+    for kind, modes in kinds:
+        assert all(used[(kind, m)] > 0 for m in range(modes)), (kind, used)
