@@ -65,6 +65,7 @@ py::dict sequence_info(const Stream& s) {
   d["max_num_ref_frames"] = sps.max_num_ref_frames;
   d["direct_8x8_inference"] = sps.direct_8x8_inference;
   d["transform_8x8_mode"] = pps.transform_8x8_mode;
+  d["constrained_intra_pred"] = pps.constrained_intra_pred;
   d["weighted_pred"] = pps.weighted_pred;
   d["weighted_bipred_idc"] = pps.weighted_bipred_idc;
   d["scaling_matrix_present"] = sps.scaling.present || pps.scaling.present;
@@ -215,6 +216,9 @@ struct PyParsedPicture {
     d["cbp"] = view_array(shared, g.cbp, {h, w});
     d["mv"] = view_array(shared, g.mv, {2, 4 * h, 4 * w, 2});
     d["ref_idx"] = view_array(shared, g.ref_idx, {2, 4 * h, 4 * w});
+    d["intra_pred"] = view_array(shared, g.intra_pred, {4 * h, 4 * w});
+    d["intra_size"] = view_array(shared, g.intra_size, {h, w});
+    d["intra_chroma_pred"] = view_array(shared, g.intra_chroma_pred, {h, w});
     return d;
   }
 

@@ -9,6 +9,7 @@
 #include "cabac.h"
 #include "cavlc.h"
 #include "errors.h"
+#include "intra_modes.h"
 #include "macroblock_types.h"
 #include "scan_tables.h"
 #include "transform.h"
@@ -69,6 +70,9 @@ class PictureParser {
     g.cbp.assign(static_cast<size_t>(w_ * h_), 0);
     g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
     g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
+    g.intra_pred.assign(static_cast<size_t>(w4_ * 4 * h_), -1);
+    g.intra_size.assign(static_cast<size_t>(w_ * h_), 0);
+    g.intra_chroma_pred.assign(static_cast<size_t>(w_ * h_), -1);
     out_.ref_picture.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
     if (pps_.entropy_coding_mode) {
       mvd_abs_.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
@@ -623,19 +627,44 @@ class PictureParser {
 
   void intra_pred(const MbTypeInfo& t, bool transform_8x8) {  // 7.3.5.1, intra part
     BitReader& r = *r_;
+    MacroblockGrid& g = out_.macroblocks;
+    const size_t addr = static_cast<size_t>(mb_y_ * w_ + mb_x_);
     if (t.kind == MbKind::kIntra4x4) {
-      const int count = transform_8x8 ? 4 : 16;
+      const int count = transform_8x8 ? 4 : 16, size = transform_8x8 ? 2 : 1;  // in 4x4 blocks
       for (int i = 0; i < count; ++i) {  // prev_intra_pred_mode_flag, rem_intra_pred_mode
+        bool prev;
+        uint32_t rem = 0;
         if (cabac_) {
-          if (!cabac_->prev_intra_pred_mode_flag()) cabac_->rem_intra_pred_mode();
-        } else if (!r.flag()) {
-          r.skip(3);
+          prev = cabac_->prev_intra_pred_mode_flag();
+          if (!prev) rem = cabac_->rem_intra_pred_mode();
+        } else {
+          prev = r.flag();
+          if (!prev) rem = r.u(3);
         }
+        const int bx = transform_8x8 ? 2 * (i % 2) : kBlockX[i], by = transform_8x8 ? 2 * (i / 2) : kBlockY[i];
+        const int8_t mode = intra_nxn_pred_mode(intra_mode_neighbour(bx - 1, by), intra_mode_neighbour(bx, by - 1), prev, rem);
+        for (int y = by; y < by + size; ++y)
+          for (int x = bx; x < bx + size; ++x) g.intra_pred[mv_index(0, 4 * mb_x_ + x, 4 * mb_y_ + y)] = mode;
       }
+      g.intra_size[addr] = static_cast<int8_t>(transform_8x8 ? 8 : 4);
+    } else {
+      for (int y = 0; y < 4; ++y)
+        std::memset(&g.intra_pred[mv_index(0, 4 * mb_x_, 4 * mb_y_ + y)], t.intra16x16_pred_mode, 4);
+      g.intra_size[addr] = 16;
     }
     cur_->chroma_pred_mode = static_cast<uint8_t>(
         cabac_ ? cabac_->intra_chroma_pred_mode(chroma_pred_mode_inc()) : r.ue_max(3, "intra_chroma_pred_mode"));
+    g.intra_chroma_pred[addr] = static_cast<int8_t>(cur_->chroma_pred_mode);
     mark_decoded(0, 0, 16, 16);  // intra: ref_idx -1 and zero vectors (already stored)
+  }
+
+  // intraMxMPredModeN (8.3.1.1, 8.3.2.1) of the 4x4 block (bx, by) relative to the current MB:
+  // inside it (already derived), or in macroblock A (bx = -1) or B (by = -1).
+  int8_t intra_mode_neighbour(int bx, int by) const {
+    const MbState* n = bx >= 0 && by >= 0 ? cur_ : (bx < 0 ? mb_a() : mb_b());  // null when not available
+    if (!n) return kDcPredicted;
+    const int8_t mode = out_.macroblocks.intra_pred[mv_index(0, 4 * mb_x_ + bx, 4 * mb_y_ + by)];
+    return n == cur_ ? mode : neighbour_intra_mode(true, !n->intra, n->i_nxn, mode, pps_.constrained_intra_pred);
   }
 
   void mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part

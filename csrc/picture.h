@@ -18,6 +18,10 @@ struct MacroblockGrid {
   std::vector<int8_t> cbp;          // coded_block_pattern: luma bits 0-3, chroma (0-2) << 4
   std::vector<int16_t> mv;          // [2][4 * height_mbs][4 * width_mbs][2], quarter pels
   std::vector<int8_t> ref_idx;      // [2][4 * height_mbs][4 * width_mbs], -1 where unused
+  // Intra prediction (intra_modes.h): the Intra4x4 / Intra8x8 / Intra16x16 luma mode covering
+  // each 4x4 block [4 * height_mbs][4 * width_mbs]; per macroblock the luma block size (4, 8,
+  // 16; 0 when not intra or I_PCM) and intra_chroma_pred_mode; -1 where not predicted intra.
+  std::vector<int8_t> intra_pred, intra_size, intra_chroma_pred;
 };
 
 // Dequantised coefficients (raster order) of every transform block with a nonzero one: the

@@ -1,6 +1,7 @@
 """A minimal H.264 bitstream writer for header-level test streams: parameter sets and slice
 headers with exactly chosen fields, for cases libx264 never emits. CAVLC slice data is the
-simplest valid one (P/B: every macroblock skipped; I: I_16x16 with no coefficients)."""
+simplest valid one (P/B: every macroblock skipped; I: I_16x16 with no coefficients), unless the
+caller writes its own after `Slice.header()` (intra_stream.py)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,7 @@ class Pps:
     weighted_pred: bool = False
     weighted_bipred_idc: int = 0
     deblocking_filter_control_present: bool = True
+    constrained_intra_pred: bool = False
     redundant_pic_cnt_present: bool = False
     transform_8x8_mode: bool | None = None  # None: the optional trailing fields are absent
     scaling: list | None = None
@@ -125,7 +127,8 @@ class Pps:
                 w.ue(0)
         w.ue(self.num_ref_idx_default[0] - 1).ue(self.num_ref_idx_default[1] - 1)
         w.flag(self.weighted_pred).u(2, self.weighted_bipred_idc).se(0).se(0).se(0)
-        w.flag(self.deblocking_filter_control_present).flag(0).flag(self.redundant_pic_cnt_present)
+        w.flag(self.deblocking_filter_control_present).flag(self.constrained_intra_pred)
+        w.flag(self.redundant_pic_cnt_present)
         if self.transform_8x8_mode is not None:
             w.flag(self.transform_8x8_mode).flag(self.scaling is not None)
             if self.scaling is not None:
@@ -169,10 +172,9 @@ class Slice:
     qp_delta: int = 0
     mb_count: int | None = None  # macroblocks in this slice; None: to the end of the picture
 
-    def nal(self) -> bytes:
+    def header(self) -> BitWriter:
+        """The slice header; slice data bits follow in the same writer (alignment counts)."""
         sps, pps = self.sps, self.pps
-        picture_mbs = sps.width_mbs * sps.height_map_units * (1 if sps.frame_mbs_only else 2)
-        count = picture_mbs - self.first_mb if self.mb_count is None else self.mb_count
         w = BitWriter().ue(self.first_mb).ue(self.slice_type).ue(pps.id)
         w.u(sps.log2_max_frame_num, self.frame_num)
         if not sps.frame_mbs_only:
@@ -227,6 +229,17 @@ class Slice:
             w.se(0)
         if pps.deblocking_filter_control_present:
             w.ue(1)  # deblocking off: no offsets follow
+        return w
+
+    def nal(self, w: BitWriter | None = None) -> bytes:
+        """The slice NAL unit: `w` from header() with slice data written, or the default data."""
+        if w is not None:
+            return nal(5 if self.idr else 1, w.rbsp(), self.nal_ref_idc)
+        sps, pps = self.sps, self.pps
+        picture_mbs = sps.width_mbs * sps.height_map_units * (1 if sps.frame_mbs_only else 2)
+        count = picture_mbs - self.first_mb if self.mb_count is None else self.mb_count
+        kind = self.slice_type % 5
+        w = self.header()
         if pps.cabac:
             w.flag(1)  # a token byte: CABAC slice data is not written
         elif kind in (2, 4):

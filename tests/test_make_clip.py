@@ -313,6 +313,7 @@ def test_verify_detects_wrong_direct_or_cqm(high_clip, tmp_path, direct, cqm):
     ("cqm", "1"),
     ("cqm", "2"),
     ("analyse", 0x133),  # preset medium: 0x113, no p4x4
+    ("constrained_intra", "1"),
 ])
 def test_verify_detects_mismatch(high_clip, key, value):
     with pytest.raises(RuntimeError, match=f"'{key}'"):

@@ -540,7 +540,7 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
               transform_8x8: bool | None, subpel: bool, deblock: bool, weightp: int | None,
               gop: int, crf: float, size: tuple[int, int], frames: int,
               direct: str | None = None, cqm: PathLike | None = None,
-              partitions: str | None = None) -> dict[str, object]:
+              partitions: str | None = None, constrained_intra: bool = False) -> dict[str, object]:
     """What the finished clip must show, as checked by :func:`_verify`.
 
     Keys that are x264 SEI option names compare against :func:`x264_settings`
@@ -567,6 +567,7 @@ def _expected(*, entropy: str, profile: str, bframes: int, refs: int, slices: in
         "crf": crf,
         # Always in the SEI: 0 flat, 1 JVT defaults, 2 custom (cqmfile).
         "cqm": _CQM_SEI[cqm_kind],
+        "constrained_intra": "1" if constrained_intra else "0",
     }
     if bframes:
         exp["b_pyramid"] = "2" if bframes >= 2 else "0"
@@ -736,7 +737,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
               deblock: bool = True, weightp: int | None = None, gop: int = 12,
               crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25,
               direct: str | None = None, cqm: PathLike | None = None,
-              partitions: str | None = None) -> pathlib.Path:
+              partitions: str | None = None, constrained_intra: bool = False) -> pathlib.Path:
     """Encode a synthetic clip with libx264 and verify the settings took effect.
 
     Args:
@@ -785,6 +786,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
             x264's default, not checked.  x264 codes B_8x8 sub-macroblocks as
             8x8 only: it never writes B 8x4/4x8/4x4 partitions.  It also always
             sets ``direct_8x8_inference_flag``.
+        constrained_intra: intra prediction only from intra macroblocks
+            (``constrained_intra_pred_flag`` in the PPS; SEI ``constrained_intra=1``).
 
     Always set: preset medium, ``threads=1`` and ``mbtree=0`` (both needed for
     byte-identical output per seed), ``scenecut=0``.  The clip is decoded
@@ -836,6 +839,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
         params["direct"] = direct
     if partitions is not None:
         params["partitions"] = partitions
+    if constrained_intra:
+        params["constrained-intra"] = "1"
     cqm_kind = _cqm_kind(cqm)
     if cqm_kind == "custom":
         # Absolute, so the encoder's working directory does not matter.
@@ -853,7 +858,8 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
     _verify(path, _expected(entropy=entropy, profile=profile, bframes=bframes, refs=refs,
                             slices=slices, transform_8x8=transform_8x8, subpel=subpel,
                             deblock=deblock, weightp=weightp, gop=gop, crf=crf, size=size,
-                            frames=frames, direct=direct, cqm=cqm, partitions=partitions))
+                            frames=frames, direct=direct, cqm=cqm, partitions=partitions,
+                            constrained_intra=constrained_intra))
     return path
 
 

@@ -40,6 +40,12 @@ class Macroblocks:
         (x, y) in quarter pels, 0 where unused; ref_idx: int8 [2, H4, W4], -1 where unused.
         Direct-mode blocks (B_Skip, B_Direct_16x16, B_8x8 direct sub-blocks) hold their derived
         spatial or temporal direct vectors and reference indices (8.4.1.2).
+    intra_pred: int8 [H4, W4] luma intra prediction mode of the block covering each 4x4 block:
+        Intra4x4PredMode / Intra8x8PredMode 0..8 (8.3.1.1, 8.3.2.1: derived from the neighbours'
+        modes, not the coded rem_intra_pred_mode), Intra16x16PredMode 0..3 (Table 7-11); -1 in
+        inter and I_PCM macroblocks. intra_size: int8 [H16, W16] that block's size, 4, 8 or 16,
+        0 when not intra or I_PCM. intra_chroma_pred: int8 [H16, W16] intra_chroma_pred_mode
+        (0 DC, 1 horizontal, 2 vertical, 3 plane), -1 when not intra or I_PCM.
 
     The arrays are read-only views of the parser's (cached) result: copy one to modify it.
     """
@@ -49,6 +55,9 @@ class Macroblocks:
     cbp: np.ndarray
     mv: np.ndarray
     ref_idx: np.ndarray
+    intra_pred: np.ndarray
+    intra_size: np.ndarray
+    intra_chroma_pred: np.ndarray
 
 
 @dataclass(frozen=True)

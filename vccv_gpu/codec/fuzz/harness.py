@@ -41,14 +41,20 @@ def _check_frame(stream: Any, mb: Any, res: Any, coeffs: Any) -> None:
     import numpy as np
 
     h16, w16 = stream.coded_height // 16, stream.coded_width // 16
-    for name in ("mb_type", "qp", "cbp"):
+    for name in ("mb_type", "qp", "cbp", "intra_size", "intra_chroma_pred"):
         _check(getattr(mb, name).shape == (h16, w16), f"{name} shape {getattr(mb, name).shape} != {(h16, w16)}")
     _check(mb.mv.shape == (2, 4 * h16, 4 * w16, 2), f"mv shape {mb.mv.shape}")
     _check(mb.ref_idx.shape == (2, 4 * h16, 4 * w16), f"ref_idx shape {mb.ref_idx.shape}")
+    _check(mb.intra_pred.shape == (4 * h16, 4 * w16), f"intra_pred shape {mb.intra_pred.shape}")
     if mb.mb_type.size:
         _check(0 <= mb.mb_type.min() and mb.mb_type.max() <= 4, "mb_type outside 0..4")
         _check(0 <= mb.qp.min() and mb.qp.max() <= 51, f"qp outside 0..51: {mb.qp.min()}..{mb.qp.max()}")
         _check(-1 <= mb.ref_idx.min() and mb.ref_idx.max() <= 31, "ref_idx outside -1..31")
+        _check(-1 <= mb.intra_pred.min() and mb.intra_pred.max() <= 8, "intra_pred outside -1..8")
+        _check(bool(np.isin(mb.intra_size, (0, 4, 8, 16)).all()), "intra_size not 0, 4, 8 or 16")
+        _check(-1 <= mb.intra_chroma_pred.min() and mb.intra_chroma_pred.max() <= 3, "intra_chroma_pred outside -1..3")
+        predicted = (mb.mb_type == 0) == (mb.intra_size > 0)  # intra (not I_PCM) <=> a size
+        _check(bool(predicted.all()), "intra_size set outside intra macroblocks or missing in one")
     ch, cw = stream.coded_height, stream.coded_width
     _check(res.y.shape == (ch, cw) and res.u.shape == (ch // 2, cw // 2) and res.v.shape == (ch // 2, cw // 2),
            f"residual shapes {res.y.shape} {res.u.shape} {res.v.shape} for {cw}x{ch}")
