@@ -4,7 +4,8 @@ what happened, as plain data a worker process can send back.
 `check_stream(path)` opens the stream with `codec.open`, parses every frame's macroblocks,
 residual and coefficients, decodes it with FFmpeg exporting motion vectors, and compares frame
 count, frame types and every exported vector (for an exported 8x8 block its top-left 4x4, the
-vector FFmpeg exports for a split 8x8). `run_streams` runs many streams in worker processes,
+vector FFmpeg exports for a split 8x8), and the residuals of the first inter frames through
+the prediction-consistency oracle. `run_streams` runs many streams in worker processes,
 each with a time limit, so that a crash or a hang is an outcome of its stream, not of the run.
 """
 
@@ -57,7 +58,25 @@ class StreamReport:
     ffmpeg_error: str = ""
     vectors_compared: int = 0
     vector_mismatches: list[str] = field(default_factory=list)
+    residual_samples: int = 0       # inter samples whose residual the prediction oracle knows
+    residual_mismatches: list[str] = field(default_factory=list)
+    residual_unchecked: str = ""    # why the residual oracle does not apply, where it does not
+    intra_samples: int = 0          # intra samples the intra oracle checked
+    intra_mismatches: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+# Frames per stream whose residuals are checked (the oracles predict in numpy and Python: slow):
+# inter blocks of the first inter frames, intra blocks of the first I frame and inter frames.
+RESIDUAL_FRAMES = 6
+INTRA_FRAMES = 3
+
+
+def _ffmpeg_options(path: Path) -> dict:
+    """How FFmpeg reads the stream: raw streams as H.264 whatever their first bytes, and with
+    the reordering depth the standard allows (see mv_oracle.decode_with_motion)."""
+    raw = path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".ts", ".3gp")
+    return {"format": "h264" if raw else None, "strict": True}
 
 
 def _ffmpeg_view(path: Path, report: StreamReport) -> list:
@@ -65,9 +84,7 @@ def _ffmpeg_view(path: Path, report: StreamReport) -> list:
     from mv_oracle import decode_with_motion
 
     try:
-        raw = path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".ts", ".3gp")
-        motions = decode_with_motion(path, mb_types=False, format="h264" if raw else None,
-                                     strict=True)
+        motions = decode_with_motion(path, mb_types=False, **_ffmpeg_options(path))
     except Exception as e:  # noqa: BLE001 - FFmpeg's own refusal is data here
         report.ffmpeg_error = f"{type(e).__name__}: {e}"
         return []
@@ -89,6 +106,54 @@ def _compare_vectors(stream, index: int, motion, report: StreamReport) -> None:
             report.vector_mismatches.append(
                 f"frame {index} list {lst}: {int(bad.sum())} of {int(known.sum())} vectors differ, first at "
                 f"4x4 block ({x}, {y}): parser {tuple(mb.mv[lst][y, x])}, FFmpeg {tuple(expected[y, x])}")
+
+
+def _compare_residuals(path: Path, stream, report: StreamReport) -> None:
+    """The parser's residual of the first inter frames against decoded - inter prediction
+    (residual_oracle.prediction_residuals: FFmpeg without its loop filter, the parser's
+    vectors and references), wherever the decoded sample is not clipped."""
+    from residual_oracle import prediction_residuals
+
+    frames = {f.index for f in stream.frames if f.type != "I"}
+    frames = set(sorted(frames)[:RESIDUAL_FRAMES])
+    try:
+        checks = prediction_residuals(path, stream, frames, **_ffmpeg_options(path))
+    except ValueError as e:  # weighted prediction, several PPS: outside the oracle
+        report.residual_unchecked = str(e)
+        return
+    for check in checks:
+        if check is None:
+            continue
+        residual = stream.residual(check.index)
+        for plane, expected in check.planes.items():
+            report.residual_samples += int(expected.valid.sum())
+            wrong = expected.valid & (getattr(residual, plane) != expected.residual)
+            if wrong.any():
+                y, x = (int(v) for v in np.argwhere(wrong)[0])
+                report.residual_mismatches.append(
+                    f"frame {check.index} ({check.pict_type}) {plane}: {int(wrong.sum())} of "
+                    f"{int(expected.valid.sum())} samples differ, first at ({x}, {y})")
+
+
+def _compare_intra_residuals(path: Path, stream, report: StreamReport) -> None:
+    """The parser's residual of intra macroblocks against decoded - intra prediction
+    (intra_oracle: FFmpeg without its loop filter, the parser's prediction modes), in the
+    first I frame and the first inter frames, wherever the decoded sample is not clipped."""
+    from intra_oracle import intra_residual_oracle
+
+    first_i = [f.index for f in stream.frames if f.type == "I"][:1]
+    inter = [f.index for f in stream.frames if f.type != "I"][:INTRA_FRAMES - len(first_i)]
+    for check in intra_residual_oracle(path, stream, set(first_i + inter), skip_loop_filter=True,
+                                       **_ffmpeg_options(path)):
+        residual = stream.residual(check.index)
+        for plane, valid, expected in zip("yuv", check.valid, check.residual):
+            report.intra_samples += int(valid.sum())
+            wrong = valid & (getattr(residual, plane) != expected)
+            if wrong.any():
+                y, x = (int(v) for v in np.argwhere(wrong)[0])
+                report.intra_mismatches.append(
+                    f"frame {check.index} ({check.pict_type}) {plane}: {int(wrong.sum())} of "
+                    f"{int(valid.sum())} intra samples differ, first at ({x}, {y})")
 
 
 def check_stream(path: Path) -> StreamReport:
@@ -121,6 +186,9 @@ def check_stream(path: Path) -> StreamReport:
             for f, motion in zip(stream.frames, motions):
                 if f.type == motion.pict_type[0] and motion.lists is not None:
                     _compare_vectors(stream, f.index, motion, report)
+            if report.types == report.ffmpeg_types:
+                _compare_residuals(path, stream, report)
+                _compare_intra_residuals(path, stream, report)
     report.seconds = time.monotonic() - start
     return report
 

@@ -368,16 +368,24 @@ def predict_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray], mb: Any, sl
     return pred, mask
 
 
-def intra_residual_oracle(path: PathLike, stream: Any) -> list[IntraFrame]:
-    """Intra predictions of every frame of ``path`` (display order) from FFmpeg's decoded
-    pictures and the modes ``stream`` (``codec.open(path)``) reports.
+def intra_residual_oracle(path: PathLike, stream: Any, frames_wanted: Optional[set[int]] = None, *,
+                          skip_loop_filter: bool = False, format: Optional[str] = None,
+                          strict: bool = False) -> list[IntraFrame]:
+    """Intra predictions of every frame of ``path`` (display order; only ``frames_wanted``
+    where given) from FFmpeg's decoded pictures and the modes ``stream``
+    (``codec.open(path)``) reports.
 
-    Raises ValueError for clips this oracle cannot check: deblocking on in some slice, other
-    than 8-bit 4:2:0, or FFmpeg's frames not matching the stream's.
+    ``skip_loop_filter``: FFmpeg decodes without its deblocking filter, so its pictures are
+    the unfiltered samples intra prediction reads, and deblocked streams can be checked too
+    (``format`` and ``strict`` also go to :func:`decode_with_motion`).
+
+    Raises ValueError for clips this oracle cannot check: deblocking on in some slice (unless
+    ``skip_loop_filter``), other than 8-bit 4:2:0, or FFmpeg's frames not matching the stream's.
     """
     if stream.sequence["chroma_format_idc"] != 1 or stream.sequence["bit_depth"] != 8:
         raise ValueError(f"{path}: the intra oracle needs 8-bit 4:2:0")
-    frames = decode_with_motion(path, mb_types=True, keep_planes=True)
+    frames = decode_with_motion(path, mb_types=True, keep_planes=True, skip_loop_filter=skip_loop_filter,
+                                format=format, strict=strict)
     if len(frames) != len(stream.frames):
         raise ValueError(f"{path}: FFmpeg output {len(frames)} frames, the stream lists {len(stream.frames)}")
     constrained = bool(stream.sequence["constrained_intra_pred"])
@@ -386,8 +394,10 @@ def intra_residual_oracle(path: PathLike, stream: Any) -> list[IntraFrame]:
     for info, fm in zip(stream.frames, frames):
         if fm.pict_type != info.type:
             raise ValueError(f"{path}: frame {info.index} is {fm.pict_type} to FFmpeg, {info.type} to the stream")
+        if frames_wanted is not None and info.index not in frames_wanted:
+            continue
         headers = stream.slice_headers(info.index)
-        if any(h["disable_deblocking_filter_idc"] != 1 for h in headers):
+        if not skip_loop_filter and any(h["disable_deblocking_filter_idc"] != 1 for h in headers):
             raise ValueError(f"{path}: frame {info.index} is deblocked; the intra oracle needs deblock=False")
         slices = slice_map([h["first_mb_in_slice"] for h in headers], w16, h16)
         assert fm.planes is not None

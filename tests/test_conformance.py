@@ -2,7 +2,9 @@
 suites; MANIFEST.tsv says where each comes from) through the parser and FFmpeg.
 
 A stream the parser opens must parse in every frame and agree with FFmpeg on frame count,
-frame types and every exported motion vector. A stream it refuses must be refused with the
+frame types and every exported motion vector, and its residuals must be exact in the first
+frames where the two residual oracles apply (inter blocks: prediction consistency; intra
+blocks: the intra oracle). A stream it refuses must be refused with the
 documented error class for that stream's feature (REFUSED), and a damaged one must be a
 CorruptStream naming the file (DAMAGED). Anything else (another exception, a crash, a hang)
 fails. Streams run in worker processes, each with a time limit (conformance.py).
@@ -124,13 +126,21 @@ def test_stream(reports: dict[str, StreamReport], name: str) -> None:
         assert report.ffmpeg_frames == report.frames, f"FFmpeg {report.ffmpeg_frames} frames {report.ffmpeg_error}"
         assert report.types == report.ffmpeg_types
         assert not report.vector_mismatches, "\n".join(report.vector_mismatches)
+        assert not report.residual_mismatches, "\n".join(report.residual_mismatches)
+        assert not report.intra_mismatches, "\n".join(report.intra_mismatches)
+        assert report.intra_samples > 0
     if report.outcome != OK:
         assert str(ROOT / name) in report.message or name in report.message  # the error names the file
 
 
-def test_vectors_were_compared(reports: dict[str, StreamReport]) -> None:
+def test_vectors_and_residuals_were_compared(reports: dict[str, StreamReport]) -> None:
     require_conformance()
     opened = [r for r in reports.values() if r.outcome == OK]
     assert len(opened) >= 150
     assert sum(r.vectors_compared for r in opened) > 10_000_000
     assert sum(r.vectors_compared > 0 for r in opened) >= 100
+    # Inter residuals where the prediction oracle applies (no weighted prediction, one PPS).
+    assert sum(r.residual_samples > 0 for r in opened) >= 100
+    assert sum(r.residual_samples for r in opened) > 10_000_000
+    unchecked = [r.name for r in opened if r.residual_samples == 0 and not r.residual_unchecked]
+    assert len(unchecked) <= 25, unchecked  # all-intra streams
