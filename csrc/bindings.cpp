@@ -409,18 +409,19 @@ PYBIND11_MODULE(_h264, m) {
       .def_property_readonly("truncated", &Stream::truncated)
       .def_property_readonly("skipped_leading_slices", &Stream::skipped_leading_slices)
       .def_property_readonly("num_pictures", [](const Stream& s) { return s.pictures().size(); })
-      .def("frames",
+      .def("pictures",
            [](const Stream& s) {
+             std::vector<int64_t> shown(s.pictures().size(), -1);
+             for (size_t k = 0; k < s.display_order().size(); ++k) shown[s.display_order()[k]] = static_cast<int64_t>(k);
              py::list out;
-             for (const uint32_t i : s.display_order()) {
-               const Picture& p = s.pictures()[i];
-               out.append(py::make_tuple(p.decode_index, p.pts ? py::object(py::int_(*p.pts)) : py::none(),
-                                         picture_type_name(p.type), p.key, p.slices.size(),
-                                         p.nal_ref_idc != 0, p.poc));
-             }
+             for (const Picture& p : s.pictures())
+               out.append(py::make_tuple(shown[p.decode_index], p.decode_index,
+                                         p.pts ? py::object(py::int_(*p.pts)) : py::none(), picture_type_name(p.type),
+                                         p.key, p.slices.size(), p.nal_ref_idc != 0));
              return out;
            },
-           "Display order: (decode_index, pts, type, key, num_slices, reference, poc) per picture.")
+           "Decoding order: (display index or -1 where not listed, decode_index, pts, type, key, num_slices, "
+           "reference) per picture.")
       .def("sequence_info", &sequence_info, "Fields of the first listed picture's SPS/PPS.")
       .def("slice_headers", &slice_headers, py::arg("decode_index"))
       .def("parse_picture",

@@ -217,3 +217,36 @@ def test_mp4_edit_list_decides_what_is_presented(clip_factory, tmp_path):
         assert s._native.num_pictures == 24  # the pictures left out are kept as references
         for f in s.frames:
             s.residual(f.index)
+
+
+def _decoded_frames_equal_ffmpeg(path: Path) -> None:
+    """The front end's decoding of every listed frame, by its recorded packets and by seeking,
+    equals what FFmpeg presents (by timestamp): pictures that are not listed but referenced
+    are decoded too."""
+    from vccv_gpu.codec.sample import decode_frames
+
+    with av.open(str(path)) as container:
+        presented = {f.pts: f.to_ndarray(format="rgb24") for f in container.decode(video=0)}
+    for by_spans in (True, False):
+        s = codec.open(path)
+        assert s.packet_spans is not None  # MP4: one picture per packet
+        if not by_spans:
+            s.packet_spans = None  # the seeking decoder, as for MKV/TS
+        decoded = decode_frames(path, s, list(range(len(s.frames))))
+        assert len(decoded) == len(s.frames) == len(presented)
+        for f in s.frames:
+            np.testing.assert_array_equal(decoded[f.index], presented[f.pts], err_msg=f"frame {f.index}")
+
+
+@pytest.mark.parametrize("skip", [0, 3, 13])
+def test_frames_left_out_by_an_edit_list_are_decoded_as_references(clip_factory, tmp_path, skip):
+    # skip 3: the IDR picture is left out; skip 0: the last P picture the B pictures before it need.
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(clip_factory(".mp4", bframes=2, frames=24, gop=12).read_bytes())
+    _patch_edit_list(path, skip=skip, keep=9)
+    _decoded_frames_equal_ffmpeg(path)
+    codec.sample_clip(path, num_segments=4, size=32)
+
+
+def test_stream_entered_mid_gop_decodes_from_its_first_keyframe(conformance_stream):
+    _decoded_frames_equal_ffmpeg(conformance_stream("defects/mp4-init-nonkeyframe-1.mp4"))

@@ -431,7 +431,7 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
 
     try:
         by_key = _gop_groups(stream, wanted)  # wanted frames by preceding keyframe
-        lone_keys = all(group == [k] and stream.frames[k].key for k, group in by_key.items())
+        lone_keys = all(group == [stream.pictures[k].index] and stream.pictures[k].key for k, group in by_key.items())
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out
@@ -476,12 +476,18 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
     todo = set(wanted)
     out: dict[int, Tensor] = {}
     feed: set[int] | None = None  # decode indices to hand over; None: every packet (raw streams)
+    if stream.packet_spans is None and len(stream.pictures) != len(frames):
+        # Raw streams are handed over whole, and NVDEC would show the unlisted pictures too.
+        raise NvdecCannotDecode(f"{name}: the stream holds pictures that are not presented")
     if stream.packet_spans is not None:
-        first = min(frames[key].decode_index for key in _gop_groups(stream, wanted))
+        first = min(_gop_groups(stream, wanted))
         last = max(frames[i].decode_index for i in wanted)
-        feed = {f.decode_index for f in frames
-                if first <= f.decode_index <= last and (f.reference or f.index in todo)}
-        shown_order = sorted(f.index for f in frames if f.decode_index in feed)
+        fed = [f for f in stream.pictures[first:last + 1] if f.reference or f.index in todo]
+        if any(f.index is None for f in fed):
+            # NVDEC shows every picture it decodes, an edit list's left-out references too.
+            raise NvdecCannotDecode(f"{name}: the needed pictures include ones the container does not present")
+        feed = {f.decode_index for f in fed}
+        shown_order = sorted(f.index for f in fed)  # type: ignore[type-var]
     with _on(cuda_stream, device):
         demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
         context = _current_context() if device.type == "cuda" else 0

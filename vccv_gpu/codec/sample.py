@@ -283,12 +283,16 @@ class _SeekMissed(Exception):
 
 
 def _gop_groups(stream: Stream, wanted: list[int]) -> dict[int, list[int]]:
-    """The wanted frames by the keyframe that precedes them (display order)."""
+    """The wanted frames (display indices) by the decoding index of the keyframe decoding
+    starts from: the listed keyframe that precedes them in display order, else (frames before
+    the first listed keyframe, as an edit list can leave) the stream's first keyframe, listed or
+    not."""
     keys = [f.index for f in stream.frames if f.key]
+    entry = next((p.decode_index for p in stream.pictures if p.key), 0)
     groups: dict[int, list[int]] = {}
     for i in wanted:
         k = bisect.bisect_right(keys, i)
-        groups.setdefault(keys[k - 1] if k else 0, []).append(i)
+        groups.setdefault(stream.frames[keys[k - 1]].decode_index if k else entry, []).append(i)
     return groups
 
 
@@ -306,11 +310,12 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
 
 def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list[int]]],
                     convert: Callable[[Any], Any], frame_threads: bool = False) -> dict[int, Any]:
-    """Decodes the GOPs `groups` ((keyframe, wanted frames) pairs) with a container of its own
-    (frame_threads: libavcodec's frame and slice threading; else its default)."""
+    """Decodes the GOPs `groups` ((keyframe's decoding index, wanted frames) pairs) with a
+    container of its own (frame_threads: libavcodec's frame and slice threading; else its
+    default)."""
     import av
 
-    frames = stream.frames
+    frames, pictures = stream.frames, stream.pictures
     index_of = {f.pts: f.index for f in frames}
     hook = _decode_hook
     out: dict[int, Any] = {}
@@ -320,11 +325,11 @@ def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list
         if frame_threads:
             ctx.thread_type = "AUTO"
         for key, targets in groups:
-            container.seek(frames[key].pts, stream=vs, backward=True)  # also flushes the decoder
+            key_pts = pictures[key].pts
+            container.seek(key_pts, stream=vs, backward=True)  # also flushes the decoder
             todo = {frames[i].pts for i in targets}
             unfed = set(todo)  # wanted pictures not yet handed to the decoder
-            lone_key = targets == [key] and frames[key].key
-            key_pts = frames[key].pts
+            lone_key = targets == [pictures[key].index] and pictures[key].key
             seen_key = False
             for packet in container.demux(vs):
                 if packet.pts is not None and not seen_key:
@@ -369,9 +374,8 @@ def _decode_spans(source: Source, stream: Stream, groups: list[tuple[int, list[i
     offsets (`Stream.packet_spans`) and handed to a bare libavcodec decoder of its own."""
     import av
 
-    frames, spans = stream.frames, stream.packet_spans
+    frames, pictures, spans = stream.frames, stream.pictures, stream.packet_spans
     assert spans is not None
-    by_decode = {f.decode_index: f for f in frames}
     index_of = {f.pts: f.index for f in frames}
     hook = _decode_hook
     ctx = av.CodecContext.create("h264", "r")
@@ -383,12 +387,11 @@ def _decode_spans(source: Source, stream: Stream, groups: list[tuple[int, list[i
     with _span_reader(source) as read:
         for key, targets in groups:
             todo = set(targets)
-            start = frames[key].decode_index
             last = max(frames[i].decode_index for i in targets)
-            for d in range(start, last + 1):
-                f = by_decode.get(d)
-                if f is None or (d != start and f.index not in todo and not f.reference):
-                    continue  # not a picture, or nothing predicts from it and it is not wanted
+            for d in range(key, last + 1):
+                f = pictures[d]  # listed or not: an unlisted reference is decoded, not shown
+                if d != key and f.index not in todo and not f.reference:
+                    continue  # nothing predicts from it and it is not wanted
                 if hook is not None:
                     hook(f.index)
                 packet = av.Packet(read(*spans[d]))

@@ -18,9 +18,11 @@ from .errors import CorruptStream, UnsupportedStream
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """One picture. `index` is its display position; `decode_index` its bitstream position."""
+    """One picture. `index` is its display position among the listed frames (None for a
+    picture that is not listed: before the stream's first random access point, or left out by
+    an edit list; decoded only as a reference); `decode_index` its bitstream position."""
 
-    index: int
+    index: int | None
     pts: int | None        # container timestamp in Stream.time_base units; None for raw streams
     type: str              # "I", "P" or "B": the most general slice type in the picture
     key: bool              # random access point: IDR, or I picture at a recovery point
@@ -92,15 +94,15 @@ class Coefficients:
                             data[p8_end:c4_end].reshape(n4, 4, 4), data[c4_end:].reshape(n8, 8, 8))
 
 
-def _packet_spans(demux: DemuxInfo, frames: list[FrameInfo]) -> dict[int, tuple[int, int]] | None:
+def _packet_spans(demux: DemuxInfo, pictures: list[FrameInfo]) -> dict[int, tuple[int, int]] | None:
     """{decode index: (byte offset, size) of its packet in the source}: where the container
     stores packets contiguously and each packet is one picture (their timestamps agree); else
     None."""
     spans = demux.spans
-    if not spans or not frames:
+    if not spans or not pictures:
         return None
     by_decode: dict[int, tuple[int, int]] = {}
-    for f in frames:
+    for f in pictures:
         pts, pos, size = spans[f.decode_index] if f.decode_index < len(spans) else (None, 0, 0)
         if pts is None or pts != f.pts:
             return None
@@ -120,7 +122,8 @@ def _native_errors(name: str, where: str = "") -> Iterator[None]:
 
 
 class Stream:
-    """A parsed H.264 stream; create it with `codec.open`. All frame lists are in display order."""
+    """A parsed H.264 stream; create it with `codec.open`. `frames` and the other frame lists
+    are in display order; `pictures` is every picture in decoding order."""
 
     def __init__(self, native: _h264.Stream, demux: DemuxInfo, name: str) -> None:
         self._native = native
@@ -135,11 +138,15 @@ class Stream:
         self.level: str = info["level"]
         self.entropy: str = info["entropy"]
         self.sequence: dict[str, Any] = info
-        self.frames: list[FrameInfo] = [
-            FrameInfo(index, pts, kind, key, decode_index, num_slices, reference)
-            for index, (decode_index, pts, kind, key, num_slices, reference, _poc) in enumerate(native.frames())
+        # Every picture in decoding order, the listed ones among them (`frames`) as well as the
+        # ones decoded only as references (index None); the front end decodes from these.
+        self.pictures: list[FrameInfo] = [
+            FrameInfo(None if index < 0 else index, pts, kind, key, decode_index, num_slices, reference)
+            for index, decode_index, pts, kind, key, num_slices, reference in native.pictures()
         ]
-        self.packet_spans: dict[int, tuple[int, int]] | None = _packet_spans(demux, self.frames)
+        self.frames: list[FrameInfo] = sorted((f for f in self.pictures if f.index is not None),
+                                              key=lambda f: f.index)  # type: ignore[arg-type, return-value]
+        self.packet_spans: dict[int, tuple[int, int]] | None = _packet_spans(demux, self.pictures)
         self.truncated: bool = native.truncated or demux.truncation is not None
         if self.truncated:
             reason = demux.truncation or "the last picture is cut short"
