@@ -237,10 +237,18 @@ def seeds_of(path: Path, max_bytes: int, max_units: int) -> Iterator[tuple[str, 
 
 def make_clips(directory: Path) -> list[Path]:
     """The Python campaign's seed clips and EXTRA_CLIPS, made in `directory` (reused if there)."""
-    from vccv_gpu.codec.fuzz.corpus import make_clips as campaign_clips
+    import importlib.util
+
     from vccv_gpu.testing import make_clip
 
-    paths = campaign_clips(directory)
+    # corpus.py by path: importing the vccv_gpu.codec package would load the extension, which in
+    # CI is the sanitizer build (it needs the ASan runtime preloaded). corpus.py imports no codec.
+    spec = importlib.util.spec_from_file_location("_campaign_corpus", ROOT / "vccv_gpu/codec/fuzz/corpus.py")
+    assert spec is not None and spec.loader is not None
+    corpus = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = corpus  # for its dataclasses
+    spec.loader.exec_module(corpus)
+    paths = corpus.make_clips(directory)
     for name, settings in EXTRA_CLIPS:
         path = directory / name
         if not path.is_file() or path.stat().st_size == 0:
