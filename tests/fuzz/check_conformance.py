@@ -123,7 +123,6 @@ class Worker:
         self.proc.stdin.flush()
 
     def stderr_tail(self, limit: int = 6000) -> str:
-        self.stderr.flush()
         return self.log.read_bytes()[-limit:].decode(errors="replace")
 
     def stop(self) -> None:
@@ -188,7 +187,7 @@ def run(files: list[Path], jobs: int, timeout: float) -> list[dict]:
             now = time.monotonic()
             for w in list(workers):
                 if w.file is not None and now - w.started > timeout:
-                    retire(w, "hang", f"no result after {timeout:.0f} s")
+                    retire(w, "hang", f"no result after {timeout:g} s")
         for w in workers:
             selector.unregister(w.proc.stdout)
             assert w.proc.stdin is not None
