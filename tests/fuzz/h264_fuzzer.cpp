@@ -26,6 +26,10 @@
 //                 and L bytes of length-prefixed NAL units (the avcC record's length size);
 //                 packet k has pts k, the final one last = true. Fewer than 4 bytes left after
 //                 a packet end the input (ignored).
+//
+// tests/fuzz/regressions/ (replayed by CI and tests/test_libfuzzer_regressions.py): crash-* inputs
+// of fixed bugs, and smoke-* inputs, valid streams in each input mode (Annex B; AVCC read back from
+// the file; AVCC packets with Annex B extradata).
 #include <sys/mman.h>
 #include <unistd.h>
 
