@@ -18,8 +18,9 @@ for f in csrc/*.cpp; do
 done
 # Comparison tracing (libFuzzer's trace-cmp, which lets mutations insert the values a comparison
 # wanted) pays off where the input's bytes are compared as they are: NAL framing, the avcC record,
-# header fields. In the per-macroblock code (entropy-decoded values, transforms) it found nothing
-# new and took over half of the run time, so those files, and the target's own checks, go without.
+# header fields. In the per-macroblock code (entropy-decoded values, transforms) it took over half
+# of the run time for no coverage (measured: the same edges and features on a 1,500-input corpus,
+# twice the executions per second without it), so those files, and the target's checks, go without.
 NO_TRACE_CMP="picture.cpp cabac.cpp cavlc.cpp vlc.cpp transform.cpp bit_reader.cpp"
 compile() {  # source, object
   local extra=""
