@@ -54,6 +54,9 @@ class CMakeBuild(build_ext):
             f"-DVCCV_WERROR={'ON' if os.environ.get('VCCV_WERROR') == '1' else 'OFF'}",
         ]
         subprocess.run(configure, cwd=build_dir, check=True)
+        # Both flavours link to the same file: remove it so that ninja relinks the one asked for
+        # (else switching VCCV_SANITIZE in a built tree silently keeps the other flavour's library).
+        (out_dir / Path(self.get_ext_filename(ext.name)).name).unlink(missing_ok=True)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
         subprocess.run([cmake_exe, "--build", ".", "-j", jobs], cwd=build_dir, check=True)
 
