@@ -11,6 +11,7 @@ each with a time limit, so that a crash or a hang is an outcome of its stream, n
 
 from __future__ import annotations
 
+import csv
 import multiprocessing
 import os
 import time
@@ -18,6 +19,7 @@ import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -156,11 +158,21 @@ def _compare_intra_residuals(path: Path, stream, report: StreamReport) -> None:
                     f"{int(valid.sum())} intra samples differ, first at ({x}, {y})")
 
 
-def check_stream(path: Path) -> StreamReport:
-    """Opens, parses and compares one stream (see the module docstring)."""
-    from vccv_gpu import codec
+def manifest(root: Path = CONFORMANCE) -> list[str]:
+    """The streams MANIFEST.tsv lists (paths relative to `root`); [] where `root` is absent."""
+    if not root.is_dir():
+        return []
+    with (root / "MANIFEST.tsv").open(newline="") as f:
+        return [row["file"] for row in csv.DictReader(f, delimiter="\t")]
 
-    start = time.monotonic()
+
+def parse_stream(path: Path) -> tuple[StreamReport, object]:
+    """Opens one stream from its path and parses every frame's slice headers, scaling
+    matrices, macroblocks, residual and coefficients (with the fuzz harness's shape and range
+    checks); returns the report and the open stream (None unless it parsed)."""
+    from vccv_gpu import codec
+    from vccv_gpu.codec.fuzz.harness import check_frame
+
     report = StreamReport(path.name, OK)
     try:
         with warnings.catch_warnings():
@@ -169,10 +181,11 @@ def check_stream(path: Path) -> StreamReport:
         report.frames = len(stream.frames)
         report.types = "".join(f.type for f in stream.frames)
         for f in stream.frames:
-            stream.macroblocks(f.index)
-            stream.residual(f.index)
-            stream.coefficients(f.index)
+            stream.slice_headers(f.index)
+            stream.scaling_matrices(f.index)
+            check_frame(stream, stream.macroblocks(f.index), stream.residual(f.index), stream.coefficients(f.index))
             report.parsed_frames += 1
+        return report, stream
     except codec.UnsupportedStream as e:
         report.outcome, report.message = REFUSED, str(e)
     except codec.CorruptStream as e:
@@ -180,7 +193,14 @@ def check_stream(path: Path) -> StreamReport:
     except Exception as e:  # noqa: BLE001 - anything else is the finding
         report.outcome = FAILED
         report.message = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
-    if report.outcome == OK:
+    return report, None
+
+
+def check_stream(path: Path) -> StreamReport:
+    """Parses and compares one stream (see the module docstring)."""
+    start = time.monotonic()
+    report, stream = parse_stream(path)
+    if stream is not None:
         motions = _ffmpeg_view(path, report)
         if report.ffmpeg_frames == report.frames:
             for f, motion in zip(stream.frames, motions):
@@ -193,16 +213,18 @@ def check_stream(path: Path) -> StreamReport:
     return report
 
 
-def _worker(path: str, connection) -> None:
+def _worker(check: Callable[[Path], StreamReport], path: str, connection) -> None:
     try:
-        connection.send(asdict(check_stream(Path(path))))
+        connection.send(asdict(check(Path(path))))
     finally:
         connection.close()
 
 
-def run_streams(paths: list[Path], *, jobs: int, timeout: float) -> dict[str, StreamReport]:
-    """`check_stream` of every path in worker processes (`jobs` at a time, forked so that each
-    starts warm), each killed after `timeout` seconds. Keyed by the path as given."""
+def run_streams(paths: list[Path], *, jobs: int, timeout: float,
+                check: Callable[[Path], StreamReport] = check_stream) -> dict[str, StreamReport]:
+    """`check` (default `check_stream`) of every path in worker processes (`jobs` at a time,
+    forked so that each starts warm; a crash's report, a sanitizer's included, goes to the
+    inherited stderr), each killed after `timeout` seconds. Keyed by the path as given."""
     context = multiprocessing.get_context("fork")
     pending = list(paths)
     running: dict = {}
@@ -211,7 +233,7 @@ def run_streams(paths: list[Path], *, jobs: int, timeout: float) -> dict[str, St
         while pending and len(running) < jobs:
             path = pending.pop(0)
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(str(path), sender), daemon=True)
+            process = context.Process(target=_worker, args=(check, str(path), sender), daemon=True)
             process.start()
             sender.close()
             running[path] = (process, receiver, time.monotonic())

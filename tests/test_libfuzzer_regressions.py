@@ -57,7 +57,9 @@ def replay_native(data: bytes, source_file: Path) -> int:
     except (_h264.CorruptStream, _h264.UnsupportedStream):
         return 0
     read = 0
-    for decode_index, *_ in stream.frames():
+    for shown, decode_index, *_ in stream.pictures():
+        if shown < 0:
+            continue  # not listed (a reference only), as codec.Stream.frames leaves it out
         stream.slice_headers(decode_index)
         stream.scaling_matrices(decode_index)
         try:

@@ -200,7 +200,10 @@ void run(const uint8_t* data, size_t size) {
     return;
   }
   check(!stream.pictures().empty(), "a stream without pictures finished");
-  check(stream.display_order().size() == stream.pictures().size(), "display order size");
+  // Pictures before the first random access point, leading ones and those an edit list leaves
+  // out are kept as references but not listed; at least one is.
+  check(!stream.display_order().empty() && stream.display_order().size() <= stream.pictures().size(),
+        "display order size");
   std::vector<int16_t> planes;
   for (const uint32_t index : stream.display_order()) {
     check(index < stream.pictures().size(), "display order names a picture outside the stream");

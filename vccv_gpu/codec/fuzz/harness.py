@@ -37,7 +37,7 @@ def _check(cond: bool, what: str) -> None:
         raise InvalidResult(what)
 
 
-def _check_frame(stream: Any, mb: Any, res: Any, coeffs: Any) -> None:
+def check_frame(stream: Any, mb: Any, res: Any, coeffs: Any) -> None:
     import numpy as np
 
     h16, w16 = stream.coded_height // 16, stream.coded_width // 16
@@ -108,7 +108,7 @@ def parse_all(data: bytes, case: int | None = None) -> tuple[str, int, int]:
             try:
                 stream.slice_headers(i)
                 stream.scaling_matrices(i)
-                _check_frame(stream, stream.macroblocks(i), stream.residual(i), stream.coefficients(i))
+                check_frame(stream, stream.macroblocks(i), stream.residual(i), stream.coefficients(i))
                 good += 1
             except codec.CorruptStream as e:
                 _check(e.decode_index == frame.decode_index, f"frame {i}'s error names another picture: {e}")
