@@ -5,6 +5,7 @@ libx264 output and compared with what FFmpeg presents."""
 
 from __future__ import annotations
 
+import io
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +14,7 @@ import av
 import numpy as np
 import pytest
 
+import h264_writer
 from mv_oracle import decode_with_motion, expected_mv_grid
 from vccv_gpu import _h264, codec
 from vccv_gpu.testing import render_frames
@@ -40,7 +42,7 @@ def access_units(data: bytes) -> list[bytes]:
 
 def ffmpeg_frames(data_or_path: bytes | Path) -> list[tuple[int | None, str]]:
     """(pts, type) of each frame FFmpeg outputs (reordering depth as the standard allows)."""
-    source = data_or_path if isinstance(data_or_path, Path) else __import__("io").BytesIO(data_or_path)
+    source = data_or_path if isinstance(data_or_path, Path) else io.BytesIO(data_or_path)
     with av.open(source, format=None if isinstance(data_or_path, Path) else "h264") as container:
         stream = container.streams.video[0]
         stream.codec_context.options = {"strict": "strict"}
@@ -65,8 +67,6 @@ def assert_matches_ffmpeg(data: bytes, tmp_path: Path) -> codec.Stream:
 
 def encode(x264_params: str, frames: int = 24, size: tuple[int, int] = (96, 64), seed: int = 0) -> bytes:
     """A raw libx264 stream of the test pictures with these x264 parameters."""
-    import io
-
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="h264") as out:
         stream = out.add_stream("libx264", rate=25, options={
@@ -160,20 +160,10 @@ def _zero_cabac_alignment(data: bytes) -> tuple[bytes, int]:
                 mask = 0x80 >> (bit % 8)
                 zeroed += bool(rbsp[bit // 8] & mask)
                 rbsp[bit // 8] &= ~mask & 0xFF
-            nal = nal[:1] + _add_emulation_prevention(bytes(rbsp))
-        out += START + nal
+            out += h264_writer.nal(nal[0] & 0x1F, bytes(rbsp), nal[0] >> 5)
+        else:
+            out += START + nal
     return out, zeroed
-
-
-def _add_emulation_prevention(rbsp: bytes) -> bytes:
-    out, zeros = bytearray(), 0
-    for byte in rbsp:
-        if zeros >= 2 and byte <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
 
 
 def test_zero_cabac_alignment_bits_are_accepted():
