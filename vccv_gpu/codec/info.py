@@ -19,11 +19,12 @@ from tqdm import tqdm
 from .errors import CorruptStream, StreamError
 from .stream import Stream, open as open_stream
 
-# What a directory search picks up: containers FFmpeg reads and raw H.264 streams.
+# What a directory search picks up: containers FFmpeg reads and raw H.264 streams (.jsv, .26l:
+# the JVT conformance suites' names).
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".m2t",
-    ".h264", ".264", ".avc", ".h26l", ".jvt", ".avi", ".flv", ".f4v", ".mpg", ".mpeg", ".vob", ".wmv",
-    ".asf", ".ogv", ".mxf", ".nut",
+    ".h264", ".264", ".avc", ".h26l", ".26l", ".jvt", ".jsv", ".avi", ".flv", ".f4v", ".mpg", ".mpeg",
+    ".vob", ".wmv", ".asf", ".ogv", ".mxf", ".nut",
 })
 
 
