@@ -1,13 +1,18 @@
-"""Macroblock-layer parser speed, single-threaded, in one run on the same clips:
+"""Parser speed against libavcodec, in one run on the same clips and the same (every) frame:
 
-  (a) our parser producing motion vectors + residual planes of every P/B frame,
-  (b) our parser producing only the compact coefficients of every P/B frame,
-  (c) PyAV/libavcodec decoding the clip (1 thread), frames per second over all frames.
+  (c)  libavcodec full decode, 1 thread;
+  (m1) libavcodec + export_mvs (mv-extractor's route to vectors), 1 thread;
+  (mN) the same with libavcodec's default threading (frame threads on every core);
+  ours through codec.extract_motion: vectors only (v), vectors + compact coefficients (vc),
+  vectors + residual planes (vr), at 1 thread and at every core (N).
 
-    python benchmarks/parser.py [--size 1280x720] [--frames 250] [--repeat 3] [VIDEO ...]
+Frames per second over every frame, opening and demuxing included for everyone; ratios to (c)
+and (m1). The best of --repeat runs is kept.
 
-With no VIDEO, clips are generated at --size (and 1080p with --full): CAVLC and CABAC, GOP 12
-without B-frames and GOP 250 with B-frames.
+    python benchmarks/parser.py [--sizes 1280x720,1920x1080] [--seconds 10] [--repeat 3] [VIDEO ...]
+
+With no VIDEO, clips are generated (photographic content with grain, x264 preset medium, crf 20:
+CABAC with 3 B-frames and CAVLC without, per size); their bitrates are printed.
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from vccv_gpu import codec
+from vccv_gpu.codec.motion import default_threads
 
 try:
     import av
-except ImportError:  # the GPU machine has no PyAV: (c) is skipped there
+except ImportError:  # the GPU machine has no PyAV: the libavcodec columns are skipped there
     av = None
 
 
-def timed(repeat: int, fn) -> float:
+def timed(repeat: int, fn: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -37,75 +44,81 @@ def timed(repeat: int, fn) -> float:
     return best
 
 
-def parse_full(path: Path, indices: list[int]) -> None:
-    with codec.open(path) as s:
-        for i in indices:
-            s.macroblocks(i)
-            s.residual(i)
+def ours(path: Path, threads: int, residual: bool = False, coefficients: bool = False) -> None:
+    for _ in codec.extract_motion(path, residual=residual, coefficients=coefficients, threads=threads):
+        pass
 
 
-def parse_coefficients(path: Path, indices: list[int]) -> None:
-    with codec.open(path) as s:
-        for i in indices:
-            s.coefficients(i)
-
-
-def decode_all(path: Path) -> None:
+def libavcodec(path: Path, threads: int, export_mvs: bool) -> None:
     with av.open(str(path)) as c:
-        c.streams.video[0].thread_count = 1
-        c.streams.video[0].thread_type = "NONE"
-        for _ in c.decode(video=0):
-            pass
+        stream = c.streams.video[0]
+        if threads == 1:
+            stream.thread_type, stream.thread_count = "NONE", 1
+        else:
+            stream.thread_type, stream.thread_count = "AUTO", 0  # FFmpeg's default: every core
+        if export_mvs:
+            stream.codec_context.options = {"flags2": "+export_mvs"}
+        for frame in c.decode(stream):
+            if export_mvs:
+                frame.side_data.get("MOTION_VECTORS")
 
 
-def generate(folder: Path, sizes: list[str], frames: int) -> list[Path]:
+def generate(folder: Path, sizes: list[str], seconds: int) -> list[Path]:
     from vccv_gpu.testing import make_clip
 
-    configs = {"cavlc-gop12-b0": dict(profile="main", entropy="cavlc", gop=12),
-               "cavlc-gop250-b3-high": dict(profile="high", entropy="cavlc", gop=250, bframes=3),
-               "cabac-gop12-b0": dict(profile="high", gop=12),
-               "cabac-gop250-b3-high": dict(profile="high", gop=250, bframes=3)}
-    jobs = [(size, name, kw) for size in sizes for name, kw in configs.items()]
     clips = []
-    for size, name, kw in tqdm(jobs, desc="encoding"):
+    for size in sizes:
         width, height = (int(v) for v in size.split("x"))
-        clips.append(make_clip(folder / f"{name}-{height}p.mp4", size=(width, height), frames=frames, **kw))
+        for name, kw in (("cabac-b3", dict(entropy="cabac", bframes=3, gop=250)),
+                         ("cavlc-b0", dict(entropy="cavlc", profile="main", bframes=0, gop=50))):
+            clips.append(make_clip(folder / f"{name}-{height}p.mp4", size=(width, height), frames=25 * seconds,
+                                   fps=25, crf=20, **kw))
     return clips
+
+
+def measure(path: Path, repeat: int, threads: int) -> dict:
+    with codec.open(path) as s:
+        frames, size, seconds = len(s.frames), f"{s.width}x{s.height}", s.duration
+    row: dict = dict(clip=path.name, size=size, frames=frames,
+                     mbit_s=path.stat().st_size * 8 / 1e6 / seconds if seconds else None)
+    columns: dict[str, Callable[[], object]] = {
+        "v1": lambda: ours(path, 1), "vc1": lambda: ours(path, 1, coefficients=True),
+        "vr1": lambda: ours(path, 1, residual=True),
+        "vN": lambda: ours(path, threads), "vcN": lambda: ours(path, threads, coefficients=True),
+        "vrN": lambda: ours(path, threads, residual=True),
+    }
+    if av is not None:
+        columns |= {"c": lambda: libavcodec(path, 1, False), "m1": lambda: libavcodec(path, 1, True),
+                    "mN": lambda: libavcodec(path, threads, True)}
+    for name, fn in columns.items():
+        row[name] = frames / timed(repeat, fn)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*", type=Path)
-    parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--full", action="store_true", help="also 1920x1080 clips")
-    parser.add_argument("--frames", type=int, default=250)
+    parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated clips")
+    parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [args.size] + (["1920x1080"] if args.full else [])
-        clips = args.videos or generate(Path(tmp), sizes, args.frames)
-        for path in tqdm(clips, desc="measuring"):
-            with codec.open(path) as s:
-                inter = [f.index for f in s.frames if f.type in "PB"]
-                total = len(s.frames)
-                size = f"{s.width}x{s.height}"
-            row = dict(clip=path.name, size=size, frames=total, inter_frames=len(inter),
-                       a_fps=len(inter) / timed(args.repeat, lambda: parse_full(path, inter)),
-                       b_fps=len(inter) / timed(args.repeat, lambda: parse_coefficients(path, inter)))
-            if av is not None:
-                row["c_fps"] = total / timed(args.repeat, lambda: decode_all(path))
-                row["a_over_c"] = row["a_fps"] / row["c_fps"]
-                row["b_over_c"] = row["b_fps"] / row["c_fps"]
-            rows.append(row)
-    print(f"{'clip':30} {'size':>9} {'P/B':>5} {'(a) mv+res':>11} {'(b) coeffs':>11} {'(c) decode':>11} "
-          f"{'a/c':>6} {'b/c':>6}")
+        clips = args.videos or generate(Path(tmp), args.sizes.split(","), args.seconds)
+        rows = [measure(path, args.repeat, args.threads) for path in tqdm(clips, desc="measuring")]
+    names = ["c", "m1", "mN", "v1", "vc1", "vr1", "vN", "vcN", "vrN"]
+    print(f"fps over every frame; N = {args.threads} threads; ratios: ours / (c) and ours / (m1)")
+    print(f"{'clip':34} {'size':>9} {'Mbit/s':>6} " + " ".join(f"{n:>6}" for n in names)
+          + "  v1/c vc1/c vr1/c  v1/m1 vN/mN")
     for r in rows:
-        line = f"{r['clip']:30} {r['size']:>9} {r['inter_frames']:5d} {r['a_fps']:9.0f}/s {r['b_fps']:9.0f}/s"
-        if "c_fps" in r:
-            line += f" {r['c_fps']:9.0f}/s {r['a_over_c']:6.2f} {r['b_over_c']:6.2f}"
-        print(line)
+        cells = " ".join(f"{r[n]:6.0f}" if n in r else f"{'-':>6}" for n in names)
+        rate = f"{r['mbit_s']:6.1f}" if r["mbit_s"] else f"{'-':>6}"
+        ratios = ""
+        if "c" in r:
+            ratios = (f"  {r['v1'] / r['c']:4.2f} {r['vc1'] / r['c']:5.2f} {r['vr1'] / r['c']:5.2f}"
+                      f"  {r['v1'] / r['m1']:5.2f} {r['vN'] / r['mN']:5.2f}")
+        print(f"{r['clip']:34} {r['size']:>9} {rate} {cells}{ratios}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
 

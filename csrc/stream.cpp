@@ -402,6 +402,8 @@ void Stream::finish() {
 
 std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_index) const {
   if (decode_index >= pictures_.size()) throw CorruptStream("reference to a picture that is not in the stream");
+  std::promise<std::shared_ptr<const ParsedPicture>> promise;
+  std::shared_future<std::shared_ptr<const ParsedPicture>> pending;
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     for (auto it = cache_.begin(); it != cache_.end(); ++it)
@@ -409,13 +411,36 @@ std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_inde
         cache_.splice(cache_.begin(), cache_, it);
         return it->second;
       }
+    // Being parsed by another thread (a B picture's co-located picture, typically): wait for
+    // that result instead of parsing it twice. Co-located pictures come earlier in decoding
+    // order, so waits cannot form a cycle.
+    const auto in_flight = in_flight_.find(decode_index);
+    if (in_flight != in_flight_.end()) {
+      pending = in_flight->second;
+    } else {
+      in_flight_.emplace(decode_index, promise.get_future().share());
+    }
   }
+  if (pending.valid()) return pending.get();  // rethrows the other thread's error
   // Parsed without the lock: a B picture's parse asks for its co-located picture.
-  auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this));
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  cache_.emplace_front(decode_index, parsed);
-  if (cache_.size() > kCacheSize) cache_.pop_back();
-  return parsed;
+  try {
+    auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this));
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      cache_.emplace_front(decode_index, parsed);
+      if (cache_.size() > kCacheSize) cache_.pop_back();
+      in_flight_.erase(decode_index);
+    }
+    promise.set_value(parsed);
+    return parsed;
+  } catch (...) {
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      in_flight_.erase(decode_index);
+    }
+    promise.set_exception(std::current_exception());
+    throw;
+  }
 }
 
 }  // namespace vccv

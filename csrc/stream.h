@@ -4,7 +4,9 @@
 
 #include <array>
 #include <cstdint>
+#include <future>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -87,7 +89,8 @@ class Stream : public ParameterSetLookup {
   const std::vector<uint32_t>& display_order() const { return display_order_; }
 
   // The entropy-decoded picture (picture.h), from a small cache: B pictures read their
-  // co-located picture's motion, so parsing one may parse another. Thread-safe.
+  // co-located picture's motion, so parsing one may parse another. Thread-safe; a picture
+  // another thread is parsing is waited for, not parsed twice.
   std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index) const;
   // A slice's RBSP: kept in memory, or read back from the source file.
   std::shared_ptr<const std::vector<uint8_t>> slice_rbsp(const Slice& slice) const;
@@ -135,6 +138,7 @@ class Stream : public ParameterSetLookup {
   static constexpr size_t kCacheSize = 8;
   mutable std::mutex cache_mutex_;
   mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;  // most recent first
+  mutable std::map<uint32_t, std::shared_future<std::shared_ptr<const ParsedPicture>>> in_flight_;  // being parsed
 };
 
 }  // namespace vccv

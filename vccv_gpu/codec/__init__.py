@@ -4,16 +4,18 @@
     with codec.open("clip.mp4") as s:
         print(s.width, s.height, s.profile, s.entropy, len(s.frames))
 
-`python -m vccv_gpu.codec info VIDEO...` prints the stream structure of files.
+`python -m vccv_gpu.codec info VIDEO...` prints the stream structure of files;
+`codec.extract_motion(path)` and `python -m vccv_gpu.codec motion` read whole videos' motion.
 """
 
 from typing import Any
 
 from .errors import CorruptStream, StreamError, UnsupportedStream
+from .motion import MotionFrame, extract_motion
 from .stream import Coefficients, FrameInfo, Macroblocks, Residual, Stream, open
 
-__all__ = ["ClipLoader", "ClipSample", "Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "Residual",
-           "Stream", "StreamError", "UnsupportedStream", "open", "sample_clip"]
+__all__ = ["ClipLoader", "ClipSample", "Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "MotionFrame",
+           "Residual", "Stream", "StreamError", "UnsupportedStream", "extract_motion", "open", "sample_clip"]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import info, reencode
+from . import info, motion_cli, reencode
 
 COMMANDS = {
     "info": (info.main, "print the stream structure of H.264 files"),
+    "motion": (motion_cli.main, "write every frame's motion vectors (and residuals) of videos as numpy shards"),
     "reencode": (reencode.main, "re-encode videos to H.264 with a fixed GOP and B-frame count"),
 }
 
