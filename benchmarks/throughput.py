@@ -13,7 +13,8 @@ Clips per second, on the same clips with the same model and device:
                    RGB, resize; on CUDA also the Triton kernel that the GPU front end uses);
                    per batch, on tensors in device memory: backbones, RAE + beam search
   (c) model only   backbones + RAE + beam search on sampled tensors in device memory
-  (d) decode only  libavcodec decoding just the frames the policy needs (frontend.py's bound)
+  (d) decode only  libavcodec decoding just the frames the policy needs (frontend.py's bound),
+                   with as many decoders per clip as sample_clip uses (decoder_workers)
   (a) naive        every frame decoded to RGB + frame differences (frontend.py), then the model
   (s) smart        every frame decoded, only the 2N needed converted (frontend.py), then the
                    model; on CUDA with PyNvVideoCodec also "(s) smart (NVDEC)": a SimpleDecoder
@@ -60,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from frontend import decode_needed, generate, naive, smart, smart_nvdec, timed
 
 from vccv_gpu import codec
+from vccv_gpu.codec.sample import decoder_workers
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
 from vccv_gpu.caption import caption_videos, collect_videos
 from vccv_gpu.checkpoint import Checkpoint, load_checkpoint
@@ -142,7 +144,9 @@ def make_plan(path: Path, config: BackboneConfig) -> Plan:
 
 
 def decode_only(plan: Plan) -> None:
-    decode_needed(plan.path, plan.stream, plan.sample.frame_indices, 1)
+    # The same parallel decoders as end to end's sample_clip: one decoder would flatter
+    # "end to end / min(c, d)".
+    decode_needed(plan.path, plan.stream, plan.sample.frame_indices, decoder_workers())
 
 
 def baseline_sample(plan: Plan, size: int, how: str, device: torch.device | None = None) -> ClipSample:
