@@ -74,19 +74,18 @@ RESIDUAL_FRAMES = 6
 INTRA_FRAMES = 3
 
 
-def _ffmpeg_options(path: Path) -> dict:
-    """How FFmpeg reads the stream: raw streams as H.264 whatever their first bytes, and with
-    the reordering depth the standard allows (see mv_oracle.decode_with_motion)."""
-    raw = path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".ts", ".3gp")
-    return {"format": "h264" if raw else None, "strict": True}
-
-
 def _ffmpeg_view(path: Path, report: StreamReport) -> list:
-    """FFmpeg's frames with their exported vectors; errors recorded, not raised (damaged input)."""
+    """FFmpeg's frames, decoded once for every comparison: exported vectors, macroblock types and
+    planes, without the loop filter (vectors and types do not depend on it; both residual oracles
+    need the unfiltered pictures). Raw streams are read as H.264 whatever their first bytes, with
+    the reordering depth the standard allows (mv_oracle.decode_with_motion). Errors are recorded,
+    not raised (damaged input)."""
     from mv_oracle import decode_with_motion
 
+    raw = path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".ts", ".3gp")
     try:
-        motions = decode_with_motion(path, mb_types=False, **_ffmpeg_options(path))
+        motions = decode_with_motion(path, mb_types=True, keep_planes=True, skip_loop_filter=True,
+                                     format="h264" if raw else None, strict=True)
     except Exception as e:  # noqa: BLE001 - FFmpeg's own refusal is data here
         report.ffmpeg_error = f"{type(e).__name__}: {e}"
         return []
@@ -110,52 +109,52 @@ def _compare_vectors(stream, index: int, motion, report: StreamReport) -> None:
                 f"4x4 block ({x}, {y}): parser {tuple(mb.mv[lst][y, x])}, FFmpeg {tuple(expected[y, x])}")
 
 
-def _compare_residuals(path: Path, stream, report: StreamReport) -> None:
+def _compare_planes(stream, index: int, pict_type: str, planes, mismatches: list[str]) -> int:
+    """The parser's residual of frame `index` against an oracle's (plane name, valid mask,
+    expected residual) triples; mismatches described in `mismatches`. Returns the samples checked."""
+    residual = stream.residual(index)
+    checked = 0
+    for plane, valid, expected in planes:
+        checked += int(valid.sum())
+        wrong = valid & (getattr(residual, plane) != expected)
+        if wrong.any():
+            y, x = (int(v) for v in np.argwhere(wrong)[0])
+            mismatches.append(f"frame {index} ({pict_type}) {plane}: {int(wrong.sum())} of "
+                              f"{int(valid.sum())} samples differ, first at ({x}, {y})")
+    return checked
+
+
+def _compare_residuals(path: Path, stream, decoded: list, report: StreamReport) -> None:
     """The parser's residual of the first inter frames against decoded - inter prediction
-    (residual_oracle.prediction_residuals: FFmpeg without its loop filter, the parser's
-    vectors and references), wherever the decoded sample is not clipped."""
+    (residual_oracle.prediction_residuals: the parser's vectors and references), wherever the
+    decoded sample is not clipped."""
     from residual_oracle import prediction_residuals
 
-    frames = {f.index for f in stream.frames if f.type != "I"}
-    frames = set(sorted(frames)[:RESIDUAL_FRAMES])
+    frames = set(sorted(f.index for f in stream.frames if f.type != "I")[:RESIDUAL_FRAMES])
     try:
-        checks = prediction_residuals(path, stream, frames, **_ffmpeg_options(path))
+        checks = prediction_residuals(path, stream, frames, decoded=decoded)
     except ValueError as e:  # weighted prediction, several PPS: outside the oracle
         report.residual_unchecked = str(e)
         return
     for check in checks:
-        if check is None:
-            continue
-        residual = stream.residual(check.index)
-        for plane, expected in check.planes.items():
-            report.residual_samples += int(expected.valid.sum())
-            wrong = expected.valid & (getattr(residual, plane) != expected.residual)
-            if wrong.any():
-                y, x = (int(v) for v in np.argwhere(wrong)[0])
-                report.residual_mismatches.append(
-                    f"frame {check.index} ({check.pict_type}) {plane}: {int(wrong.sum())} of "
-                    f"{int(expected.valid.sum())} samples differ, first at ({x}, {y})")
+        if check is not None:
+            planes = ((name, p.valid, p.residual) for name, p in check.planes.items())
+            report.residual_samples += _compare_planes(stream, check.index, check.pict_type, planes,
+                                                       report.residual_mismatches)
 
 
-def _compare_intra_residuals(path: Path, stream, report: StreamReport) -> None:
+def _compare_intra_residuals(path: Path, stream, decoded: list, report: StreamReport) -> None:
     """The parser's residual of intra macroblocks against decoded - intra prediction
-    (intra_oracle: FFmpeg without its loop filter, the parser's prediction modes), in the
-    first I frame and the first inter frames, wherever the decoded sample is not clipped."""
+    (intra_oracle: the parser's prediction modes), in the first I frame and the first inter
+    frames, wherever the decoded sample is not clipped."""
     from intra_oracle import intra_residual_oracle
 
     first_i = [f.index for f in stream.frames if f.type == "I"][:1]
     inter = [f.index for f in stream.frames if f.type != "I"][:INTRA_FRAMES - len(first_i)]
-    for check in intra_residual_oracle(path, stream, set(first_i + inter), skip_loop_filter=True,
-                                       **_ffmpeg_options(path)):
-        residual = stream.residual(check.index)
-        for plane, valid, expected in zip("yuv", check.valid, check.residual):
-            report.intra_samples += int(valid.sum())
-            wrong = valid & (getattr(residual, plane) != expected)
-            if wrong.any():
-                y, x = (int(v) for v in np.argwhere(wrong)[0])
-                report.intra_mismatches.append(
-                    f"frame {check.index} ({check.pict_type}) {plane}: {int(wrong.sum())} of "
-                    f"{int(valid.sum())} intra samples differ, first at ({x}, {y})")
+    for check in intra_residual_oracle(path, stream, set(first_i + inter), skip_loop_filter=True, decoded=decoded):
+        planes = zip("yuv", check.valid, check.residual)
+        report.intra_samples += _compare_planes(stream, check.index, check.pict_type, planes,
+                                                report.intra_mismatches)
 
 
 def manifest(root: Path = CONFORMANCE) -> list[str]:
@@ -207,8 +206,8 @@ def check_stream(path: Path) -> StreamReport:
                 if f.type == motion.pict_type[0] and motion.lists is not None:
                     _compare_vectors(stream, f.index, motion, report)
             if report.types == report.ffmpeg_types:
-                _compare_residuals(path, stream, report)
-                _compare_intra_residuals(path, stream, report)
+                _compare_residuals(path, stream, motions, report)
+                _compare_intra_residuals(path, stream, motions, report)
     report.seconds = time.monotonic() - start
     return report
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from mv_oracle import decode_with_motion
+from mv_oracle import FrameMotion, decode_with_motion
 
 __all__ = ["IntraFrame", "intra_residual_oracle", "predict_frame", "predict_nxn", "filter_8x8_samples",
            "predict_16x16", "predict_chroma", "slice_map"]
@@ -369,23 +369,25 @@ def predict_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray], mb: Any, sl
 
 
 def intra_residual_oracle(path: PathLike, stream: Any, frames_wanted: Optional[set[int]] = None, *,
-                          skip_loop_filter: bool = False, format: Optional[str] = None,
-                          strict: bool = False) -> list[IntraFrame]:
+                          skip_loop_filter: bool = False,
+                          decoded: Optional[list[FrameMotion]] = None) -> list[IntraFrame]:
     """Intra predictions of every frame of ``path`` (display order; only ``frames_wanted``
     where given) from FFmpeg's decoded pictures and the modes ``stream``
     (``codec.open(path)``) reports.
 
     ``skip_loop_filter``: FFmpeg decodes without its deblocking filter, so its pictures are
-    the unfiltered samples intra prediction reads, and deblocked streams can be checked too
-    (``format`` and ``strict`` also go to :func:`decode_with_motion`).
+    the unfiltered samples intra prediction reads, and deblocked streams can be checked too.
+    ``decoded``: FFmpeg's frames of ``path`` already decoded that way (:func:`decode_with_motion`
+    with ``mb_types``, ``keep_planes`` and the same ``skip_loop_filter``), instead of decoding
+    them here.
 
     Raises ValueError for clips this oracle cannot check: deblocking on in some slice (unless
     ``skip_loop_filter``), other than 8-bit 4:2:0, or FFmpeg's frames not matching the stream's.
     """
     if stream.sequence["chroma_format_idc"] != 1 or stream.sequence["bit_depth"] != 8:
         raise ValueError(f"{path}: the intra oracle needs 8-bit 4:2:0")
-    frames = decode_with_motion(path, mb_types=True, keep_planes=True, skip_loop_filter=skip_loop_filter,
-                                format=format, strict=strict)
+    frames = decoded if decoded is not None else decode_with_motion(
+        path, mb_types=True, keep_planes=True, skip_loop_filter=skip_loop_filter)
     if len(frames) != len(stream.frames):
         raise ValueError(f"{path}: FFmpeg output {len(frames)} frames, the stream lists {len(stream.frames)}")
     constrained = bool(stream.sequence["constrained_intra_pred"])

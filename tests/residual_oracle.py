@@ -337,8 +337,8 @@ def predict_inter(mv: np.ndarray, ref_picture: np.ndarray,
 
 
 def prediction_residuals(path: PathLike, stream: "codec.Stream",  # noqa: F821
-                         frames: Optional[set[int]] = None, *, format: Optional[str] = None,
-                         strict: bool = False) -> list[Optional[PredictionCheck]]:
+                         frames: Optional[set[int]] = None, *,
+                         decoded: Optional[list[FrameMotion]] = None) -> list[Optional[PredictionCheck]]:
     """``decoded - prediction`` of every P and B frame of ``path`` (display order; None for I
     frames and for frames not in ``frames``), where the prediction of each inter 4x4 block is
     computed from the **parser's** vectors (``mv``) and reference pictures (``ref_picture``,
@@ -356,12 +356,13 @@ def prediction_residuals(path: PathLike, stream: "codec.Stream",  # noqa: F821
     mismatch there.  Intra blocks are not ``known``.
 
     ``stream`` is the parser's ``codec.open(path)``; it must use no weighted prediction
-    (:func:`check_prediction_settings`).  ``format`` and ``strict`` go to
-    :func:`decode_with_motion`.
+    (:func:`check_prediction_settings`).  ``decoded``: FFmpeg's frames of ``path`` already
+    decoded that way (:func:`decode_with_motion` with ``keep_planes`` and ``skip_loop_filter``),
+    instead of decoding them here.
     """
     check_prediction_settings(stream)
-    decoded = decode_with_motion(path, mb_types=False, keep_planes=True, skip_loop_filter=True,
-                                 format=format, strict=strict)
+    if decoded is None:
+        decoded = decode_with_motion(path, mb_types=False, keep_planes=True, skip_loop_filter=True)
     if len(decoded) != len(stream.frames):
         raise AssertionError(f"{path}: FFmpeg outputs {len(decoded)} frames, the parser lists {len(stream.frames)}")
     planes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

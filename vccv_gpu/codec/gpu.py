@@ -431,7 +431,8 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
 
     try:
         by_key = _gop_groups(stream, wanted)  # wanted frames by preceding keyframe
-        lone_keys = all(group == [stream.pictures[k].index] and stream.pictures[k].key for k, group in by_key.items())
+        lone_keys = all(group == [stream.pictures[k].index] and stream.pictures[k].key
+                        for k, group in by_key.items())
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out

@@ -73,7 +73,9 @@ def write_video(video: Path, folder: Path, *, residual: bool, threads: int, shar
     """Writes one video's shards and index; returns its frame count."""
     with open_stream(video) as stream:
         h16, w16 = stream.coded_height // 16, stream.coded_width // 16
-        frame_bytes = 16 + h16 * w16 * (2 + 16 * 2 * 5) + (3 * 256 * h16 * w16 if residual else 0)
+        # Per macroblock: mb_type and qp (1 byte each); per 4x4 block and list: mv (4) and ref_idx (1);
+        # residual: 384 int16 samples.
+        frame_bytes = 16 + h16 * w16 * (2 + 16 * 2 * 5 + (384 * 2 if residual else 0))
         per_shard = max(1, min(shard_frames, SHARD_BYTES // frame_bytes))
         shards: list[dict[str, Any]] = []
         batch: list[MotionFrame] = []
