@@ -229,50 +229,63 @@ bool CabacDecoder::coded_block_flag(BlockCat cat, int inc) {
   return decision(kCodedBlockFlag + cat_offset(kCtxBlockCatOffsetCodedBlockFlag, cat) + inc);
 }
 
-int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, int32_t* coeff_level) {
-  bool significant[64];
-  int num_coeff = max_num_coeff;
+namespace {
+
+// ctxIdxInc of significant_coeff_flag / last_significant_coeff_flag by scan position
+// (9.3.3.1.3): the position itself, Min(i / NumC8x8, 2) for 4:2:0 chroma DC, tables for 8x8.
+constexpr std::array<uint8_t, 64> identity_increments() {
+  std::array<uint8_t, 64> t{};
+  for (size_t i = 0; i < 64; ++i) t[i] = static_cast<uint8_t>(i);
+  return t;
+}
+constexpr std::array<uint8_t, 64> kPositionInc = identity_increments();
+constexpr uint8_t kChromaDcInc[4] = {0, 1, 2, 2};
+
+}  // namespace
+
+int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& out) {
+  // Context indices and increments resolved once per block, so the significance loop is two
+  // table reads and two decisions per position.
+  const uint8_t *sig_inc, *last_inc;
+  int sig_base, last_base;
+  if (cat == kCatLuma8x8) {
+    sig_inc = kSignificantCoeffFlagOffset8x8Frame;
+    last_inc = kLastSignificantCoeffFlagOffset8x8;
+    sig_base = kSignificant8x8;
+    last_base = kLast8x8;
+  } else {
+    sig_inc = last_inc = cat == kCatChromaDc ? kChromaDcInc : kPositionInc.data();
+    sig_base = kSignificant + cat_offset(kCtxBlockCatOffsetSignificantCoeffFlag, cat);
+    last_base = kLast + cat_offset(kCtxBlockCatOffsetLastSignificantCoeffFlag, cat);
+  }
+  uint8_t* scan = out.scan;
   int count = 0;
-  for (int i = 0; i < num_coeff - 1; ++i) {
-    int sig_ctx, last_ctx;
-    if (cat == kCatLuma8x8) {
-      sig_ctx = kSignificant8x8 + kSignificantCoeffFlagOffset8x8Frame[i];
-      last_ctx = kLast8x8 + kLastSignificantCoeffFlagOffset8x8[i];
-    } else {
-      const int inc = cat == kCatChromaDc ? (i < 2 ? i : 2) : i;  // 4:2:0: Min(i / NumC8x8, 2)
-      sig_ctx = kSignificant + cat_offset(kCtxBlockCatOffsetSignificantCoeffFlag, cat) + inc;
-      last_ctx = kLast + cat_offset(kCtxBlockCatOffsetLastSignificantCoeffFlag, cat) + inc;
-    }
-    significant[i] = decision(sig_ctx) != 0;
-    if (significant[i]) {
-      ++count;
-      if (decision(last_ctx)) {
-        num_coeff = i + 1;
-        break;
-      }
-    }
+  int i = 0;
+  for (; i < max_num_coeff - 1; ++i) {
+    if (!decision(sig_base + sig_inc[i])) continue;
+    scan[count++] = static_cast<uint8_t>(i);
+    if (decision(last_base + last_inc[i])) break;
   }
-  if (num_coeff == max_num_coeff) {
-    significant[num_coeff - 1] = true;  // the last coefficient is significant by inference
-    ++count;
-  }
+  if (i == max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
+  // coeff_abs_level_minus1 (prefix TU with cMax 14 and context increments, suffix EG0 bypass)
+  // and coeff_sign_flag, from the last significant position back to the first.
   const int abs_offset = cat == kCatLuma8x8 ? kAbsLevel8x8 : kAbsLevel + cat_offset(kCtxBlockCatOffsetCoeffAbsLevelMinus1, cat);
   const int gt1_cap = cat == kCatChromaDc ? 3 : 4;
   int eq1 = 0, gt1 = 0;
-  for (int i = num_coeff - 1; i >= 0; --i) {
-    coeff_level[i] = 0;
-    if (!significant[i]) continue;
-    // coeff_abs_level_minus1: prefix TU (cMax 14) with context increments, suffix EG0 bypass.
+  for (int k = count - 1; k >= 0; --k) {
     int32_t abs_minus1 = 0;
     if (decision(abs_offset + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4)))) {
       const int ctx = abs_offset + 5 + (gt1 < gt1_cap ? gt1 : gt1_cap);
       abs_minus1 = 1;
       while (abs_minus1 < 14 && decision(ctx)) ++abs_minus1;
       if (abs_minus1 >= 14) abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
+      ++gt1;
+    } else {
+      ++eq1;
     }
-    if (abs_minus1 == 0) ++eq1; else ++gt1;
-    coeff_level[i] = bypass() ? -(abs_minus1 + 1) : abs_minus1 + 1;
+    out.level[k] = bypass() ? -(abs_minus1 + 1) : abs_minus1 + 1;
   }
+  out.count = count;
   return count;
 }
 

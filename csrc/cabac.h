@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "bit_reader.h"
+#include "block_levels.h"
 #include "cabac_tables.h"
 
 namespace vccv {
@@ -80,10 +81,10 @@ class CabacDecoder {
   int32_t mb_qp_delta(bool previous_nonzero);
   bool end_of_slice_flag() { return terminate() != 0; }
 
-  // residual_block_cabac (7.3.5.3.3) after coded_block_flag: the levels of a coded block in
-  // scan order into coeff_level[0 .. max_num_coeff-1]; returns the number of nonzero levels.
+  // residual_block_cabac (7.3.5.3.3) after coded_block_flag: the nonzero levels of a coded
+  // block (scan positions 0 .. max_num_coeff-1) into `out`; returns their number.
   bool coded_block_flag(BlockCat cat, int inc);
-  int residual_levels(BlockCat cat, int max_num_coeff, int32_t* coeff_level);
+  int residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& out);
 
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)

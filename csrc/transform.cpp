@@ -63,29 +63,25 @@ LevelScales::LevelScales(const ResolvedScaling& w) {
   }
 }
 
-bool scale_scan4x4(const int32_t* levels, int first, int count, int qp, const std::array<int32_t, 16>& ls,
+bool scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& ls,
                    int16_t* out) {
-  std::fill(out, out + 16, int16_t{0});
   const int q6 = qp / 6;
   bool nonzero = false;
-  for (int k = first; k < count; ++k) {
-    if (levels[k] == 0) continue;
-    const int pos = kZigzag4x4[static_cast<size_t>(k)];
-    const int64_t v = int64_t{levels[k]} * ls[static_cast<size_t>(pos)];
+  for (int k = 0; k < levels.count; ++k) {
+    const int pos = kZigzag4x4[static_cast<size_t>(levels.scan[k] + scan_offset)];
+    const int64_t v = int64_t{levels.level[k]} * ls[static_cast<size_t>(pos)];
     out[pos] = saturate16(qp >= 24 ? shift(v, q6 - 4) : (v + (int64_t{1} << (3 - q6))) >> (4 - q6));
     nonzero |= out[pos] != 0;
   }
   return nonzero;
 }
 
-bool scale_scan8x8(const int32_t* levels, int count, int qp, const std::array<int32_t, 64>& ls, int16_t* out) {
-  std::fill(out, out + 64, int16_t{0});
+bool scale_scan8x8(const BlockLevels& levels, int qp, const std::array<int32_t, 64>& ls, int16_t* out) {
   const int q6 = qp / 6;
   bool nonzero = false;
-  for (int k = 0; k < count; ++k) {
-    if (levels[k] == 0) continue;
-    const int pos = kZigzag8x8[static_cast<size_t>(k)];
-    const int64_t v = int64_t{levels[k]} * ls[static_cast<size_t>(pos)];
+  for (int k = 0; k < levels.count; ++k) {
+    const int pos = kZigzag8x8[levels.scan[k]];
+    const int64_t v = int64_t{levels.level[k]} * ls[static_cast<size_t>(pos)];
     out[pos] = saturate16(qp >= 36 ? shift(v, q6 - 6) : (v + (int64_t{1} << (5 - q6))) >> (6 - q6));
     nonzero |= out[pos] != 0;
   }

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 
+#include "block_levels.h"
 #include "parameter_sets.h"
 
 namespace vccv {
@@ -21,12 +22,12 @@ struct LevelScales {
   std::array<std::array<std::array<int32_t, 64>, 6>, 6> s8;
 };
 
-// 8.5.12.1 / 8.5.13.1 scaling of a block's levels, given in zig-zag scan order (levels[k] for
-// k < count), straight into a raster int16 block (zeros elsewhere); scan positions below `first`
-// are skipped (a DC scaled by its own transform). Returns whether any coefficient is nonzero.
-bool scale_scan4x4(const int32_t* levels, int first, int count, int qp, const std::array<int32_t, 16>& level_scale,
+// 8.5.12.1 / 8.5.13.1 scaling of a block's nonzero levels (zig-zag scan positions, plus
+// `scan_offset` for AC blocks read from position 1) into a raster int16 block the caller zeroed.
+// Returns whether any scaled coefficient is nonzero.
+bool scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& level_scale,
                    int16_t* out);
-bool scale_scan8x8(const int32_t* levels, int count, int qp, const std::array<int32_t, 64>& level_scale, int16_t* out);
+bool scale_scan8x8(const BlockLevels& levels, int qp, const std::array<int32_t, 64>& level_scale, int16_t* out);
 // 8.5.10: inverse Hadamard and scaling of the Intra16x16 luma DC (4x4, raster order).
 void luma_dc_transform(const int32_t* c, int qp, int32_t level_scale_00, int32_t* dc);
 // 8.5.11: 2x2 chroma DC (4:2:0), raster order.
