@@ -1,5 +1,6 @@
-"""benchmarks/frontend.py: a smoke run on the CPU over 2 tiny generated clips (timings are
-reported, never asserted), and its baselines returning the frames the front end decodes."""
+"""Benchmarks on the CPU (timings are reported, never asserted): frontend.py's smoke run over 2
+tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
+smoke run, which skips torch.compile's CUDA-graph mode with a line saying so."""
 
 from __future__ import annotations
 
@@ -53,3 +54,17 @@ def test_baselines_return_the_decoded_frames_and_next_frame_differences(tmp_path
             for i, frame, diff in zip(indices, frames, diffs, strict=True):
                 assert np.array_equal(frame, ref[i])
                 assert diff.dtype == np.int16 and np.array_equal(diff, ref[min(i + 1, 39)].astype(np.int16) - ref[i])
+
+
+def test_kernels_smoke_run_skips_cuda_graphs_off_cuda(tmp_path: Path) -> None:
+    out = tmp_path / "kernels.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "kernels.py"), "--device", "cpu", "--smoke",
+                           "--skip", "compiled", "triton", "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert {(r["benchmark"], r["implementation"]) for r in results["results"]} == {
+        (b, i) for b in ("encoder step", "decoding step", "training step") for i in ("literal", "reference")}
+    assert list(results["skipped"]) == ["reduce-overhead"]
+    assert "skipped: reduce-overhead (torch.compile's CUDA graphs need CUDA)" in proc.stdout
