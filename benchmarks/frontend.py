@@ -41,6 +41,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def smart_nvdec(path: Path, stream: codec.Stream, indices: list[int], device: st
 
 
 def frames_and_differences(rgb: Any, indices: list[int], last: int,
-                           widen: Any = lambda a: a.astype(np.int16)) -> tuple[list, list]:
+                           widen: Callable[[Any], Any] = lambda a: a.astype(np.int16)) -> tuple[list, list]:
     """The frames `indices` of `rgb` (by display index) and their differences with the next
     frame (the last frame's with itself), widened to int16 by `widen`."""
     return [rgb[i] for i in indices], [widen(rgb[min(i + 1, last)]) - rgb[i] for i in indices]
