@@ -16,9 +16,11 @@ Clips per second, on the same clips with the same model and device:
   (d) decode only  libavcodec decoding just the frames the policy needs (frontend.py's bound),
                    with as many decoders per clip as sample_clip uses (decoder_workers)
   (a) naive        every frame decoded to RGB + frame differences (frontend.py), then the model
-  (s) smart        every frame decoded, only the 2N needed converted (frontend.py), then the
-                   model; on CUDA with PyNvVideoCodec also "(s) smart (NVDEC)": a SimpleDecoder
-                   seek-decoding each needed frame and the next (frontend.py), the GPU ratio's s
+  (s) smart        a seek to each needed GOP's keyframe, decoding on to the needed frames and the
+                   next ones, only those converted (frontend.py), then the model; on CUDA with
+                   PyNvVideoCodec also "(s) smart (NVDEC)": a warm SimpleDecoder seek-decoding each
+                   needed frame and the next (frontend.py), the GPU ratio's s
+(a) and (s) decode with the same cores per clip as sample_clip (frontend.py's naive* and smart*);
 (d), (a), (s) run --workers clips at a time; (a) and (s) in end to end's ClipLoader and model
 loop, given the policy's frame indices for free. Ratios: end to end / min(c, d) (goal >= 0.8),
 end to end / s (goal >= 2 at GOP 12, >= 1.3 at GOP 250), end to end / a.
@@ -154,15 +156,13 @@ def baseline_sample(plan: Plan, size: int, how: str, device: torch.device | None
     "smart-nvdec": SimpleDecoder seek-decoding), resized."""
     indices = plan.sample.frame_indices
     if how == "smart-nvdec":
-        frames, diffs = smart_nvdec(plan.path, indices, (plan.stream.width, plan.stream.height), str(device))
+        frames, diffs = smart_nvdec(plan.path, plan.stream, indices, str(device))
         return replace(plan.sample, iframes=resize(torch.stack(frames), size).round_().clamp_(0, 255).to(torch.uint8),
                        residuals=resize(torch.stack(diffs), size).to(torch.float16))
-    if how == "naive":
-        frames, diffs = naive(plan.path, indices)
+    if how == "naive":  # the same cores per clip as end to end's sample_clip
+        frames, diffs = naive(plan.path, indices, decoder_workers())
     else:
-        rgb = smart(plan.path, indices)
-        frames = [rgb[i] for i in indices]
-        diffs = [rgb[i].astype(np.int16) - rgb[max(i - 1, 0)] for i in indices]
+        frames, diffs = smart(plan.path, plan.stream, indices, decoder_workers())
 
     def small(arrays: list[np.ndarray]) -> Tensor:
         return resize(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float(), size)
