@@ -182,7 +182,7 @@ py::list read_bits(const py::bytes& data, const std::vector<std::string>& codes)
 }
 
 template <typename T>
-py::array_t<T> to_array(const std::vector<T>& v, std::vector<py::ssize_t> shape) {
+py::array_t<T> to_array(const PictureArray<T>& v, std::vector<py::ssize_t> shape) {
   py::array_t<T> a(shape);
   std::copy(v.begin(), v.end(), a.mutable_data());
   return a;
@@ -190,7 +190,7 @@ py::array_t<T> to_array(const std::vector<T>& v, std::vector<py::ssize_t> shape)
 
 // A read-only view of a parsed picture's array, keeping the (shared, cached) picture alive.
 template <typename T>
-py::array_t<T> view_array(const std::shared_ptr<const ParsedPicture>& owner, const std::vector<T>& v,
+py::array_t<T> view_array(const std::shared_ptr<const ParsedPicture>& owner, const PictureArray<T>& v,
                           std::vector<py::ssize_t> shape) {
   auto* keep = new std::shared_ptr<const ParsedPicture>(owner);
   py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const ParsedPicture>*>(p); });
@@ -375,7 +375,12 @@ PYBIND11_MODULE(_h264, m) {
       .def("coefficients", &PyParsedPicture::coefficients)
       .def("ref_picture", [](const PyParsedPicture& p) {
         const MacroblockGrid& g = p.parsed.macroblocks;
-        return view_array(p.shared, p.parsed.ref_picture, {2, 4 * g.height_mbs, 4 * g.width_mbs});
+        py::array_t<int32_t> a({py::ssize_t{2}, py::ssize_t{4 * g.height_mbs}, py::ssize_t{4 * g.width_mbs}});
+        const size_t blocks = p.parsed.luma_blocks();
+        int32_t* out = a.mutable_data();
+        for (int list = 0; list < 2; ++list)
+          for (size_t b = 0; b < blocks; ++b) *out++ = p.parsed.ref_picture(list, b);
+        return a;
       }, "Decoding index of the picture each 4x4 block's ref_idx names in its slice's list [2, H4, W4]; -1 "
          "where the list is unused (for oracles that predict from decoded reference pictures).")
       .def("total_coeff", [](const PyParsedPicture& p) {

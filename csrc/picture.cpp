@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -37,17 +38,19 @@ struct Neighbour {
 int median3(int a, int b, int c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); }
 
 // What later macroblocks of the picture read about an earlier one (CAVLC nC, CABAC ctxIdxInc).
+// Zero-initialised (MbState{}) when its macroblock starts; left uninitialised before that.
 struct MbState {
-  int slice = -1;  // index of its slice in the picture; -1 while not decoded
-  bool intra = false, skip = false, pcm = false;
-  bool i_nxn = false, i16 = false, direct16 = false;  // I_NxN; Intra16x16; B_Skip or B_Direct_16x16
-  bool transform_8x8 = false;
-  uint8_t cbp_luma = 0, cbp_chroma = 0, chroma_pred_mode = 0;
-  uint8_t total_coeff[16] = {};           // luma, raster 4x4 (y * 4 + x)
-  uint8_t total_coeff_chroma[2][4] = {};  // Cb, Cr, raster 2x2
-  uint16_t cbf_luma = 0;                  // CABAC coded_block_flag per luma 4x4 (raster bit)
-  bool cbf_luma_dc = false;
-  uint8_t cbf_chroma_dc = 0, cbf_chroma_ac = 0;  // bits: plane; plane * 4 + raster 2x2 index
+  bool intra, skip, pcm;
+  bool i_nxn, i16, direct16;  // I_NxN; Intra16x16; B_Skip or B_Direct_16x16
+  bool transform_8x8;
+  uint8_t cbp_luma, cbp_chroma, chroma_pred_mode;
+  uint8_t total_coeff[16];           // luma, raster 4x4 (y * 4 + x)
+  uint8_t total_coeff_chroma[2][4];  // Cb, Cr, raster 2x2
+  uint16_t cbf_luma;                 // CABAC coded_block_flag per luma 4x4 (raster bit)
+  bool cbf_luma_dc;
+  uint8_t cbf_chroma_dc, cbf_chroma_ac;  // bits: plane; plane * 4 + raster 2x2 index
+  uint16_t ref_gt0[2];                   // CABAC: explicitly coded ref_idx > 0, per list (raster 4x4 bit)
+  uint8_t mvd_abs[2][16][2];             // CABAC: |mvd| per list, raster 4x4 and component, clipped to 255
 };
 
 class PictureParser {
@@ -60,35 +63,38 @@ class PictureParser {
         w_(static_cast<int>(sps_.pic_width_in_mbs)),
         h_(static_cast<int>(sps_.frame_height_in_mbs())),
         w4_(4 * w_),
-        scales_(resolve_scaling(sps_, pps_)),
-        mbs_(static_cast<size_t>(w_ * h_)) {
+        list_blocks_(16 * static_cast<ptrdiff_t>(w_) * h_),
+        scales_(resolve_scaling(sps_, pps_)) {
     MacroblockGrid& g = out_.macroblocks;
     g.width_mbs = w_;
     g.height_mbs = h_;
-    g.mb_type.assign(static_cast<size_t>(w_ * h_), kMbIntra);
-    g.qp.assign(static_cast<size_t>(w_ * h_), 0);
-    g.cbp.assign(static_cast<size_t>(w_ * h_), 0);
-    g.mv.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
-    g.ref_idx.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
-    g.intra_pred.assign(static_cast<size_t>(w4_ * 4 * h_), -1);
-    g.intra_size.assign(static_cast<size_t>(w_ * h_), 0);
-    g.intra_chroma_pred.assign(static_cast<size_t>(w_ * h_), -1);
-    out_.ref_picture.assign(static_cast<size_t>(2 * w4_ * 4 * h_), -1);
-    if (pps_.entropy_coding_mode) {
-      mvd_abs_.assign(static_cast<size_t>(2 * w4_ * 4 * h_ * 2), 0);
-      ref_gt0_.assign(static_cast<size_t>(2 * w4_ * 4 * h_), 0);
-    }
+    // Every macroblock writes all of its entries (begin_mb, end_mb), so nothing is zeroed here;
+    // a picture with a macroblock in no slice is refused (run).
+    const size_t mbs = static_cast<size_t>(w_ * h_);
+    mbs_.resize(mbs);
+    g.mb_type.resize(mbs);
+    g.qp.resize(mbs);
+    g.cbp.resize(mbs);
+    g.mv.resize(2 * 16 * mbs * 2);
+    g.ref_idx.resize(2 * 16 * mbs);
+    g.intra_pred.resize(16 * mbs);
+    g.intra_size.resize(mbs);
+    g.intra_chroma_pred.resize(mbs);
+    out_.mb_slice.assign(mbs, -1);
+    out_.luma_total_coeff.resize(16 * mbs);
     // Typical pictures code a few blocks per macroblock: reserve once instead of regrowing.
-    out_.luma_total_coeff.assign(static_cast<size_t>(16 * w_ * h_), 0);
     out_.coefficients.positions4.reserve(static_cast<size_t>(8 * w_ * h_));
-    out_.coefficients.coeffs4.reserve(static_cast<size_t>(8 * 16 * w_ * h_));
+    out_.coefficients.coeffs4.resize(static_cast<size_t>(8 * 16 * w_ * h_));  // uninitialised: untouched pages cost nothing
   }
 
   ParsedPicture run() {
     for (size_t i = 0; i < pic_.slices.size(); ++i) parse_slice(static_cast<int>(i));
     for (int a = 0; a < w_ * h_; ++a)
-      if (mbs_[static_cast<size_t>(a)].slice < 0)
+      if (out_.mb_slice[static_cast<size_t>(a)] < 0)
         throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
+    CoefficientBlocks& c = out_.coefficients;
+    c.coeffs4.resize(16 * c.positions4.size());
+    c.coeffs8.resize(64 * c.positions8.size());
     return std::move(out_);
   }
 
@@ -105,6 +111,9 @@ class PictureParser {
     qp_ = pps_.pic_init_qp + sh_->slice_qp_delta;
     prev_qp_delta_nonzero_ = false;
     lists_ = &slice.ref_lists;
+    auto& pictures = out_.slice_ref_pictures.emplace_back();
+    for (size_t list = 0; list < 2; ++list)
+      for (const RefPicEntry& e : slice.ref_lists[list]) pictures[list].push_back(e.picture);
     colocated_.reset();
     if (sh_->slice_type == kSliceB) {  // 8.4.1.2.1: the co-located picture is RefPicList1[0]
       const RefPicList& list1 = slice.ref_lists[1];
@@ -163,7 +172,7 @@ class PictureParser {
   // ---- neighbours (6.4.11) ----
   bool mb_available(int mb_x, int mb_y) const {
     if (mb_x < 0 || mb_y < 0 || mb_x >= w_ || mb_y >= h_) return false;
-    return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].slice == slice_;
+    return out_.mb_slice[static_cast<size_t>(mb_y * w_ + mb_x)] == slice_;
   }
 
   // nN for coeff_token (9.2.1): -1 when the neighbour block is not available.
@@ -193,18 +202,18 @@ class PictureParser {
   }
 
   // ---- motion field ----
-  size_t mv_index(int list, int x4, int y4) const {
-    return (static_cast<size_t>(list) * static_cast<size_t>(4 * h_) + static_cast<size_t>(y4)) * static_cast<size_t>(w4_) +
-           static_cast<size_t>(x4);
+  // Index in the [2][H4][W4] arrays of 4x4 block (bx, by) relative to the current MB (-1 for
+  // the left or upper neighbour).
+  size_t block_index(int list, int bx, int by) const {
+    return static_cast<size_t>(static_cast<ptrdiff_t>(list) * list_blocks_ + mb_block_ + by * w4_ + bx);
   }
-  void store_motion(int list, int x4, int y4, int w4, int h4, int ref, Mv mv) {
-    const RefPicList& refs = slice_lists()[static_cast<size_t>(list)];
-    if (ref >= static_cast<int>(refs.size())) throw CorruptStream("ref_idx beyond the reference list");
-    const int32_t picture = ref >= 0 ? refs[static_cast<size_t>(ref)].picture : -1;
-    for (int y = y4; y < y4 + h4; ++y)
-      for (int x = x4; x < x4 + w4; ++x) {
-        const size_t i = mv_index(list, x, y);
-        out_.ref_picture[i] = picture;
+  // Motion of the w4 x h4 4x4 blocks at (bx, by) of the current MB.
+  void store_motion(int list, int bx, int by, int w4, int h4, int ref, Mv mv) {
+    if (ref >= static_cast<int>(slice_lists()[static_cast<size_t>(list)].size()))
+      throw CorruptStream("ref_idx beyond the reference list");
+    for (int y = by; y < by + h4; ++y)
+      for (int x = bx; x < bx + w4; ++x) {
+        const size_t i = block_index(list, x, y);
         out_.macroblocks.ref_idx[i] = static_cast<int8_t>(ref);
         out_.macroblocks.mv[2 * i] = mv.x;
         out_.macroblocks.mv[2 * i + 1] = mv.y;
@@ -223,8 +232,7 @@ class PictureParser {
       return n;  // right of the current MB, or a partition of it not decoded yet
     }
     n.available = true;
-    const int x4 = 4 * mb_x_ + (x >> 2), y4 = 4 * mb_y_ + (y >> 2);  // x, y >= -1: arithmetic shift floors
-    const size_t i = mv_index(list, x4, y4);
+    const size_t i = block_index(list, x >> 2, y >> 2);  // x, y >= -1: arithmetic shift floors
     n.ref = out_.macroblocks.ref_idx[i];
     n.mv = {out_.macroblocks.mv[2 * i], out_.macroblocks.mv[2 * i + 1]};
     return n;
@@ -252,7 +260,7 @@ class PictureParser {
   }
 
   void set_partition(int list, int x, int y, int w, int h, int ref, Mv mv) {
-    store_motion(list, 4 * mb_x_ + x / 4, 4 * mb_y_ + y / 4, w / 4, h / 4, ref, mv);
+    store_motion(list, x / 4, y / 4, w / 4, h / 4, ref, mv);
   }
   void mark_decoded(int x, int y, int w, int h) {
     for (int by = y / 4; by < (y + h) / 4; ++by)
@@ -274,13 +282,12 @@ class PictureParser {
     Colocated c;
     const int8_t col_type = col.macroblocks.mb_type[static_cast<size_t>(mb_y_ * w_ + mb_x_)];
     if (col_type == kMbIntra || col_type == kMbPcm) return c;
-    const int x4 = 4 * mb_x_ + bx, y4 = 4 * mb_y_ + by;
-    for (int list = 0; list < 2; ++list) {
-      const size_t i = mv_index(list, x4, y4);
+    for (int list = 0; list < 2; ++list) {  // the same geometry as the current picture
+      const size_t i = block_index(list, bx, by);
       if (col.macroblocks.ref_idx[i] < 0) continue;
       c.ref = col.macroblocks.ref_idx[i];
       c.mv = {col.macroblocks.mv[2 * i], col.macroblocks.mv[2 * i + 1]};
-      c.picture = col.ref_picture[i];
+      c.picture = col.ref_picture(list, block_index(0, bx, by));
       break;
     }
     return c;
@@ -305,52 +312,58 @@ class PictureParser {
   }
 
   // Vectors of the direct 8x8 quadrants in `quadrants` (bit i: quadrant i) of the current MB.
+  // With direct_8x8_inference every 4x4 block of a quadrant uses the quadrant's corner block,
+  // so the motion is derived once per quadrant and stored for its four blocks.
   void derive_direct(unsigned quadrants) {
-    const bool spatial = sh_->direct_spatial_mv_pred;
-    if (spatial) spatial_setup();
-    const RefPicList& list0 = slice_lists()[0];
-    const RefPicList& list1 = slice_lists()[1];
+    if (sh_->direct_spatial_mv_pred) spatial_setup();
     for (int q = 0; q < 4; ++q) {
       if (!((quadrants >> q) & 1)) continue;
-      for (int k = 0; k < 4; ++k) {
-        const int bx = 2 * (q % 2) + k % 2, by = 2 * (q / 2) + k / 2;
-        // direct_8x8_inference: every 4x4 of a quadrant uses the quadrant's corner block.
-        const Colocated col = sps_.direct_8x8_inference ? colocated(3 * (q % 2), 3 * (q / 2)) : colocated(bx, by);
-        if (spatial) {
-          const bool col_zero = !list1[0].long_term && col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 &&
-                                col.mv.y >= -1 && col.mv.y <= 1;
-          for (int list = 0; list < 2; ++list) {
-            const int ref = spatial_ref_[list];
-            Mv mv;
-            if (ref >= 0 && !direct_zero_ && !(ref == 0 && col_zero)) mv = spatial_mvp_[list];
-            store_motion(list, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, ref, mv);
-          }
-          continue;
-        }
-        // 8.4.1.2.3 temporal: list 0 refers to the co-located block's reference picture.
-        int ref0 = 0;
-        if (col.ref >= 0) {
-          ref0 = -1;
-          for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
-            if (list0[i].picture == col.picture) ref0 = static_cast<int>(i);
-          if (ref0 < 0) throw CorruptStream("temporal direct: the co-located reference is not in RefPicList0");
-        }
-        const RefPicEntry& pic0 = list0[static_cast<size_t>(ref0)];
-        Mv mv0 = col.mv, mv1;
-        const int64_t poc0 = pic0.picture >= 0 ? stream_.pictures()[static_cast<size_t>(pic0.picture)].poc : 0;
-        const int64_t poc1 = stream_.pictures()[static_cast<size_t>(list1[0].picture)].poc;
-        const int td = static_cast<int>(std::clamp<int64_t>(poc1 - poc0, -128, 127));
-        if (!pic0.long_term && td != 0) {
-          const int tb = static_cast<int>(std::clamp<int64_t>(pic_.poc - poc0, -128, 127));
-          const int tx = (16384 + std::abs(td / 2)) / td;
-          const int scale = std::clamp((tb * tx + 32) >> 6, -1024, 1023);  // DistScaleFactor
-          mv0 = {static_cast<int16_t>((scale * col.mv.x + 128) >> 8), static_cast<int16_t>((scale * col.mv.y + 128) >> 8)};
-          mv1 = {static_cast<int16_t>(mv0.x - col.mv.x), static_cast<int16_t>(mv0.y - col.mv.y)};
-        }
-        store_motion(0, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, ref0, mv0);
-        store_motion(1, 4 * mb_x_ + bx, 4 * mb_y_ + by, 1, 1, 0, mv1);
+      const int qx = 2 * (q % 2), qy = 2 * (q / 2);
+      if (sps_.direct_8x8_inference) {
+        direct_block(colocated(3 * (q % 2), 3 * (q / 2)), qx, qy, 2);
+      } else {
+        for (int k = 0; k < 4; ++k) direct_block(colocated(qx + k % 2, qy + k / 2), qx + k % 2, qy + k / 2, 1);
       }
     }
+  }
+
+  // Direct motion of the size x size 4x4 blocks at (bx, by) in the MB from its co-located block.
+  void direct_block(const Colocated& col, int bx, int by, int size) {
+    if (sh_->direct_spatial_mv_pred) {  // 8.4.1.2.2
+      const bool col_zero = !slice_lists()[1][0].long_term && col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 &&
+                            col.mv.y >= -1 && col.mv.y <= 1;
+      for (int list = 0; list < 2; ++list) {
+        const int ref = spatial_ref_[list];
+        Mv mv;
+        if (ref >= 0 && !direct_zero_ && !(ref == 0 && col_zero)) mv = spatial_mvp_[list];
+        store_motion(list, bx, by, size, size, ref, mv);
+      }
+      return;
+    }
+    // 8.4.1.2.3 temporal: list 0 refers to the co-located block's reference picture.
+    const RefPicList& list0 = slice_lists()[0];
+    const RefPicList& list1 = slice_lists()[1];
+    int ref0 = 0;
+    if (col.ref >= 0) {
+      ref0 = -1;
+      for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
+        if (list0[i].picture == col.picture) ref0 = static_cast<int>(i);
+      if (ref0 < 0) throw CorruptStream("temporal direct: the co-located reference is not in RefPicList0");
+    }
+    const RefPicEntry& pic0 = list0[static_cast<size_t>(ref0)];
+    Mv mv0 = col.mv, mv1;
+    const int64_t poc0 = pic0.picture >= 0 ? stream_.pictures()[static_cast<size_t>(pic0.picture)].poc : 0;
+    const int64_t poc1 = stream_.pictures()[static_cast<size_t>(list1[0].picture)].poc;
+    const int td = static_cast<int>(std::clamp<int64_t>(poc1 - poc0, -128, 127));
+    if (!pic0.long_term && td != 0) {
+      const int tb = static_cast<int>(std::clamp<int64_t>(pic_.poc - poc0, -128, 127));
+      const int tx = (16384 + std::abs(td / 2)) / td;
+      const int scale = std::clamp((tb * tx + 32) >> 6, -1024, 1023);  // DistScaleFactor
+      mv0 = {static_cast<int16_t>((scale * col.mv.x + 128) >> 8), static_cast<int16_t>((scale * col.mv.y + 128) >> 8)};
+      mv1 = {static_cast<int16_t>(mv0.x - col.mv.x), static_cast<int16_t>(mv0.y - col.mv.y)};
+    }
+    store_motion(0, bx, by, size, size, ref0, mv0);
+    store_motion(1, bx, by, size, size, 0, mv1);
   }
 
   // ---- macroblocks ----
@@ -358,8 +371,22 @@ class PictureParser {
     mb_x_ = addr % w_;
     mb_y_ = addr / w_;
     cur_ = &mbs_[static_cast<size_t>(addr)];
-    if (cur_->slice >= 0) throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
+    mb_block_ = static_cast<ptrdiff_t>(4 * mb_y_) * w4_ + 4 * mb_x_;
+    if (out_.mb_slice[static_cast<size_t>(addr)] >= 0)
+      throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
     *cur_ = MbState{};
+    // What a macroblock leaves unsaid: lists it does not use, intra modes of inter macroblocks.
+    MacroblockGrid& g = out_.macroblocks;
+    for (int row = 0; row < 4; ++row) {
+      for (int list = 0; list < 2; ++list) {
+        std::fill_n(&g.mv[2 * block_index(list, 0, row)], 8, int16_t{0});
+        std::fill_n(&g.ref_idx[block_index(list, 0, row)], 4, int8_t{-1});
+      }
+      std::fill_n(&g.intra_pred[block_index(0, 0, row)], 4, int8_t{-1});
+    }
+    g.cbp[static_cast<size_t>(addr)] = 0;
+    g.intra_size[static_cast<size_t>(addr)] = 0;
+    g.intra_chroma_pred[static_cast<size_t>(addr)] = -1;
     std::fill(std::begin(decoded_), std::end(decoded_), false);
     avail_a_ = mb_available(mb_x_ - 1, mb_y_);
     avail_b_ = mb_available(mb_x_, mb_y_ - 1);
@@ -368,9 +395,9 @@ class PictureParser {
     spatial_ready_ = false;
   }
   void end_mb(int addr, MbClass cls) {
-    cur_->slice = slice_;
+    out_.mb_slice[static_cast<size_t>(addr)] = slice_;
     for (int row = 0; row < 4; ++row)
-      std::memcpy(&out_.luma_total_coeff[static_cast<size_t>((4 * mb_y_ + row) * w4_ + 4 * mb_x_)], &cur_->total_coeff[4 * row], 4);
+      std::memcpy(&out_.luma_total_coeff[block_index(0, 0, row)], &cur_->total_coeff[4 * row], 4);
     out_.macroblocks.mb_type[static_cast<size_t>(addr)] = cls;
     out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
   }
@@ -422,11 +449,12 @@ class PictureParser {
       comp[c] = cabac_->mvd(c, sum);
       if (comp[c] < -32768 || comp[c] > 32767) throw CorruptStream("mvd outside its value range");
     }
+    const uint8_t abs_x = static_cast<uint8_t>(std::min(std::abs(comp[0]), 255));
+    const uint8_t abs_y = static_cast<uint8_t>(std::min(std::abs(comp[1]), 255));
     for (int by = y / 4; by < (y + h) / 4; ++by)
       for (int bx = x / 4; bx < (x + w) / 4; ++bx) {
-        const size_t i = mv_index(list, 4 * mb_x_ + bx, 4 * mb_y_ + by);
-        for (int c = 0; c < 2; ++c)
-          mvd_abs_[2 * i + static_cast<size_t>(c)] = static_cast<uint8_t>(std::min(std::abs(comp[c]), 255));
+        cur_->mvd_abs[list][by * 4 + bx][0] = abs_x;
+        cur_->mvd_abs[list][by * 4 + bx][1] = abs_y;
       }
     return {static_cast<int16_t>(comp[0]), static_cast<int16_t>(comp[1])};
   }
@@ -434,24 +462,25 @@ class PictureParser {
   void record_ref(int list, int x, int y, int w, int h, uint32_t ref) {
     if (!cabac_ || ref == 0) return;
     for (int by = y / 4; by < (y + h) / 4; ++by)
-      for (int bx = x / 4; bx < (x + w) / 4; ++bx) ref_gt0_[mv_index(list, 4 * mb_x_ + bx, 4 * mb_y_ + by)] = 1;
+      for (int bx = x / 4; bx < (x + w) / 4; ++bx) cur_->ref_gt0[list] |= static_cast<uint16_t>(1u << (by * 4 + bx));
   }
 
-  // Luma location (x, y) relative to the current MB -> 4x4 block index in the picture, or -1
-  // when its MB is not available (only left/above neighbours are asked for).
-  long block_at(int x, int y) const {
-    if ((x < 0 && !(y < 0 ? avail_d_ : avail_a_)) || (x >= 0 && y < 0 && !avail_b_)) return -1;
-    return static_cast<long>(mv_index(0, 4 * mb_x_ + (x >> 2), 4 * mb_y_ + (y >> 2)));
+  // The macroblock holding luma location (x, y) relative to the current one (itself, or its
+  // left or upper neighbour: x and y are never both negative) and the raster index of the 4x4
+  // block there; null when that macroblock is not available.
+  const MbState* block_owner(int x, int y, int& block) const {
+    block = ((y & 15) >> 2) * 4 + ((x & 15) >> 2);
+    return x < 0 ? mb_a() : (y < 0 ? mb_b() : cur_);
   }
   int ref_gt0(int list, int x, int y) const {
-    const long i = block_at(x, y);
-    return i < 0 ? 0 : ref_gt0_[static_cast<size_t>(i) + static_cast<size_t>(list) * static_cast<size_t>(4 * h_ * w4_)];
+    int block;
+    const MbState* n = block_owner(x, y, block);
+    return n ? (n->ref_gt0[list] >> block) & 1 : 0;
   }
   int mvd_abs(int list, int x, int y, int c) const {
-    const long i = block_at(x, y);
-    if (i < 0) return 0;
-    const size_t k = static_cast<size_t>(i) + static_cast<size_t>(list) * static_cast<size_t>(4 * h_ * w4_);
-    return mvd_abs_[2 * k + static_cast<size_t>(c)];
+    int block;
+    const MbState* n = block_owner(x, y, block);
+    return n ? n->mvd_abs[list][block][c] : 0;
   }
 
   // ---- CABAC ctxIdxInc from neighbouring macroblocks (9.3.3.1.1) ----
@@ -644,12 +673,12 @@ class PictureParser {
         const int bx = transform_8x8 ? 2 * (i % 2) : kBlockX[i], by = transform_8x8 ? 2 * (i / 2) : kBlockY[i];
         const int8_t mode = intra_nxn_pred_mode(intra_mode_neighbour(bx - 1, by), intra_mode_neighbour(bx, by - 1), prev, rem);
         for (int y = by; y < by + size; ++y)
-          for (int x = bx; x < bx + size; ++x) g.intra_pred[mv_index(0, 4 * mb_x_ + x, 4 * mb_y_ + y)] = mode;
+          for (int x = bx; x < bx + size; ++x) g.intra_pred[block_index(0, x, y)] = mode;
       }
       g.intra_size[addr] = static_cast<int8_t>(transform_8x8 ? 8 : 4);
     } else {
       for (int y = 0; y < 4; ++y)
-        std::memset(&g.intra_pred[mv_index(0, 4 * mb_x_, 4 * mb_y_ + y)], t.intra16x16_pred_mode, 4);
+        std::memset(&g.intra_pred[block_index(0, 0, y)], t.intra16x16_pred_mode, 4);
       g.intra_size[addr] = 16;
     }
     cur_->chroma_pred_mode = static_cast<uint8_t>(
@@ -663,7 +692,7 @@ class PictureParser {
   int8_t intra_mode_neighbour(int bx, int by) const {
     const MbState* n = bx >= 0 && by >= 0 ? cur_ : (bx < 0 ? mb_a() : mb_b());  // null when not available
     if (!n) return kDcPredicted;
-    const int8_t mode = out_.macroblocks.intra_pred[mv_index(0, 4 * mb_x_ + bx, 4 * mb_y_ + by)];
+    const int8_t mode = out_.macroblocks.intra_pred[block_index(0, bx, by)];
     return n == cur_ ? mode : neighbour_intra_mode(true, !n->intra, n->i_nxn, mode, pps_.constrained_intra_pred);
   }
 
@@ -883,25 +912,31 @@ class PictureParser {
   // transform) into the output if any coefficient survives.
   void emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
                int x, int y) {
-    int16_t block[16] = {};
+    int16_t* block = next_block(out_.coefficients.coeffs4, out_.coefficients.positions4.size(), 16);
     bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
     if (ac) {
       block[0] = saturate16(dc);
       nonzero |= dc != 0;
     }
     if (!nonzero) return;
-    auto& coeffs = out_.coefficients.coeffs4;
-    coeffs.insert(coeffs.end(), std::begin(block), std::end(block));
     const int mb_size = plane == 0 ? 16 : 8;
     out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
                                             static_cast<uint16_t>(mb_y_ * mb_size + y)});
   }
 
+  // Zeroed room for block number `index` of `size` coefficients. The array grows in large steps
+  // (new room uninitialised) and is cut to the blocks kept at the end (run).
+  static int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index, size_t size) {
+    const size_t end = (index + 1) * size;
+    if (end > coeffs.size()) coeffs.resize(std::max(2 * coeffs.size(), end));
+    int16_t* block = coeffs.data() + index * size;
+    std::fill_n(block, size, int16_t{0});
+    return block;
+  }
+
   void emit8x8(const BlockLevels& levels, int list, int x, int y) {
-    int16_t block[64] = {};
+    int16_t* block = next_block(out_.coefficients.coeffs8, out_.coefficients.positions8.size(), 64);
     if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
-    auto& coeffs = out_.coefficients.coeffs8;
-    coeffs.insert(coeffs.end(), std::begin(block), std::end(block));
     out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
   }
 
@@ -910,8 +945,9 @@ class PictureParser {
   const Sps& sps_;
   const Pps& pps_;
   const int w_, h_, w4_;
+  const ptrdiff_t list_blocks_;  // 4x4 blocks per list in the motion arrays
   const LevelScales scales_;
-  std::vector<MbState> mbs_;
+  PictureArray<MbState> mbs_;
   ParsedPicture out_;
 
   const SliceHeader* sh_ = nullptr;
@@ -923,11 +959,10 @@ class PictureParser {
   int spatial_ref_[2] = {-1, -1};
   Mv spatial_mvp_[2];
   bool prev_qp_delta_nonzero_ = false;  // of the previous MB in the slice (mb_qp_delta context)
-  std::vector<uint8_t> mvd_abs_;  // CABAC: |mvd| per list, 4x4 block and component, clipped to 255
-  std::vector<uint8_t> ref_gt0_;  // CABAC: explicitly coded ref_idx > 0, per list and 4x4 block
   int slice_ = 0;
   int qp_ = 26;
   int mb_x_ = 0, mb_y_ = 0;
+  ptrdiff_t mb_block_ = 0;  // index of the current MB's top-left 4x4 block in a [H4][W4] array
   MbState* cur_ = nullptr;
   bool decoded_[16] = {};  // 4x4 blocks of the current MB whose motion is known
   bool avail_a_ = false, avail_b_ = false, avail_c_ = false, avail_d_ = false;  // neighbour MBs (6.4.9)

@@ -2,7 +2,11 @@
 // motion vectors and dequantised residual coefficients; no pixel is reconstructed.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "stream.h"
@@ -12,16 +16,50 @@ namespace vccv {
 // mb_type as reported to users (DESIGN.md parser contract).
 enum MbClass : int8_t { kMbIntra = 0, kMbInter = 1, kMbSkip = 2, kMbDirect = 3, kMbPcm = 4 };
 
+// A picture's array of trivial values whose resize() leaves new elements uninitialised: the
+// parser writes every element once, macroblock by macroblock, so zero-filling first is wasted
+// work (and std::vector value-initialises).
+template <typename T>
+class PictureArray {
+  static_assert(std::is_trivial<T>::value, "elements are left uninitialised");
+
+ public:
+  void resize(size_t n) {
+    if (n > capacity_) {
+      std::unique_ptr<T[]> grown(new T[n]);  // default-initialised: no writes
+      std::copy(data_.get(), data_.get() + size_, grown.get());
+      data_ = std::move(grown);
+      capacity_ = n;
+    }
+    size_ = n;
+  }
+  void assign(size_t n, T value) {
+    resize(n);
+    std::fill_n(data_.get(), n, value);
+  }
+  size_t size() const { return size_; }
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  const T* begin() const { return data_.get(); }
+  const T* end() const { return data_.get() + size_; }
+
+ private:
+  std::unique_ptr<T[]> data_;
+  size_t size_ = 0, capacity_ = 0;
+};
+
 struct MacroblockGrid {
   int width_mbs = 0, height_mbs = 0;
-  std::vector<int8_t> mb_type, qp;  // [height_mbs][width_mbs]
-  std::vector<int8_t> cbp;          // coded_block_pattern: luma bits 0-3, chroma (0-2) << 4
-  std::vector<int16_t> mv;          // [2][4 * height_mbs][4 * width_mbs][2], quarter pels
-  std::vector<int8_t> ref_idx;      // [2][4 * height_mbs][4 * width_mbs], -1 where unused
+  PictureArray<int8_t> mb_type, qp;  // [height_mbs][width_mbs]
+  PictureArray<int8_t> cbp;          // coded_block_pattern: luma bits 0-3, chroma (0-2) << 4
+  PictureArray<int16_t> mv;          // [2][4 * height_mbs][4 * width_mbs][2], quarter pels
+  PictureArray<int8_t> ref_idx;      // [2][4 * height_mbs][4 * width_mbs], -1 where unused
   // Intra prediction (intra_modes.h): the Intra4x4 / Intra8x8 / Intra16x16 luma mode covering
   // each 4x4 block [4 * height_mbs][4 * width_mbs]; per macroblock the luma block size (4, 8,
   // 16; 0 when not intra or I_PCM) and intra_chroma_pred_mode; -1 where not predicted intra.
-  std::vector<int8_t> intra_pred, intra_size, intra_chroma_pred;
+  PictureArray<int8_t> intra_pred, intra_size, intra_chroma_pred;
 };
 
 // Dequantised coefficients (raster order) of every transform block with a nonzero one: the
@@ -31,14 +69,27 @@ struct CoefficientBlocks {
     uint16_t plane, x, y;  // plane 0 Y, 1 Cb, 2 Cr; top-left sample in that plane
   };
   std::vector<Position> positions4, positions8;
-  std::vector<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
+  PictureArray<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
 };
 
 struct ParsedPicture {
   MacroblockGrid macroblocks;
   CoefficientBlocks coefficients;
-  std::vector<int32_t> ref_picture;  // decoding index each 4x4 block's ref_idx names [2][H4][W4], -1
-  std::vector<uint8_t> luma_total_coeff;  // TotalCoeff per luma 4x4 block [4 * height_mbs][4 * width_mbs]
+  PictureArray<int32_t> mb_slice;  // index of each macroblock's slice [height_mbs][width_mbs]
+  // Per slice and list, the decoding index of the picture each ref_idx names (-1: missing).
+  std::vector<std::array<std::vector<int32_t>, 2>> slice_ref_pictures;
+  PictureArray<uint8_t> luma_total_coeff;  // TotalCoeff per luma 4x4 block [4 * height_mbs][4 * width_mbs]
+
+  // Decoding index of the picture the 4x4 block `block` ([H4][W4] raster) of `list` refers to;
+  // -1 where that list is unused.
+  int32_t ref_picture(int list, size_t block) const {
+    const int8_t ref = macroblocks.ref_idx[static_cast<size_t>(list) * luma_blocks() + block];
+    if (ref < 0) return -1;
+    const size_t w4 = static_cast<size_t>(4 * macroblocks.width_mbs);
+    const size_t mb = (block / w4 / 4) * static_cast<size_t>(macroblocks.width_mbs) + block % w4 / 4;
+    return slice_ref_pictures[static_cast<size_t>(mb_slice[mb])][static_cast<size_t>(list)][static_cast<size_t>(ref)];
+  }
+  size_t luma_blocks() const { return 16 * static_cast<size_t>(macroblocks.width_mbs * macroblocks.height_mbs); }
 };
 
 // Parses every slice of `picture` (one of `stream`'s, which provides the co-located picture of
