@@ -1,4 +1,4 @@
-"""A stand-in for PyNvVideoCodec 2.2.4 that decodes with PyAV on the CPU.
+"""A stand-in for PyNvVideoCodec 2.2.4 that decodes and encodes with PyAV on the CPU.
 
 It has the calls vccv_gpu makes, with the binding's signatures, and behaves as the binding does
 where that is known (its compiled module loaded without a GPU, its Python wrappers read):
@@ -11,6 +11,11 @@ where that is known (its compiled module loaded without a GPU, its Python wrappe
   for a source of 0 frames, out-of-range indices skipped with a warning, and IndexError when
   the native call returns fewer frames than asked for. Its frames' `timestamp` is in
   milliseconds.
+* `CreateEncoder` follows the binding's wrapper (its values made strings); `Encode(frame,
+  NV_ENC_PIC_PARAMS)` returns dicts with 'data' (Annex B, SPS/PPS in the first packet),
+  'timestamp' (inputTimeStamp echoed) and 'picture_type'.
+* `Transcoder` refuses non-string settings (TypeError, as `CreateTranscoder(..., kwargs:
+  Dict[str, str])` does) and inputs without audio (PyNvVCException, before any CUDA call).
 
 Tests inject other behaviour by patching the classes (e.g. `FakeSimpleDecoder.native_frames`).
 """
@@ -21,10 +26,15 @@ import io
 import os
 import threading
 import warnings
+from fractions import Fraction
 from typing import Any
 
 import av
 import numpy as np
+
+# NV_ENC_PIC_TYPE (nvEncodeAPI.h)
+PIC_TYPE_P, PIC_TYPE_B, PIC_TYPE_I, PIC_TYPE_IDR = 0, 1, 2, 3
+
 
 class PyNvVCException(Exception):
     pass
@@ -72,6 +82,12 @@ class FakeDemuxer:
 
     def GetNvCodecId(self) -> str:
         return self.stream.codec_context.name
+
+    def Width(self) -> int:
+        return self.stream.codec_context.width
+
+    def Height(self) -> int:
+        return self.stream.codec_context.height
 
     def __iter__(self):
         extradata = self.stream.codec_context.extradata
@@ -141,12 +157,48 @@ class FakeSimpleDecoder:
         return [mapping[index] for index in valid]
 
 
+class FakeEncoder:
+    """PyNvEncoder, encoding NV12 frames with libx264: an IDR every `idrperiod` frames (`gop`
+    without it) and `bf` B-frames, or (honour_gop False) a GOP of its own, as a misconfigured
+    encoder would."""
+
+    honour_gop = True
+
+    def __init__(self, width: int, height: int, fmt: str, config: dict[str, str]) -> None:
+        assert fmt == "NV12"
+        gop = int(config.get("idrperiod", config.get("gop", "30"))) + (0 if self.honour_gop else 1)
+        bframes = int(config.get("bf", "0"))
+        self.context = av.CodecContext.create("libx264", "w")
+        self.context.width, self.context.height, self.context.pix_fmt = width, height, "yuv420p"
+        self.context.time_base = Fraction(1, 25)
+        self.context.options = {"preset": "veryfast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:"
+                                f"open-gop=0:bframes={bframes}"}
+
+    def _packets(self, packets: list[av.Packet]) -> list[dict[str, Any]]:
+        return [{"data": bytes(p), "timestamp": p.pts,
+                 "picture_type": PIC_TYPE_IDR if p.is_keyframe else PIC_TYPE_P} for p in packets]
+
+    def Encode(self, frame: FakeFrame, params: NV_ENC_PIC_PARAMS) -> list[dict[str, Any]]:
+        picture = av.VideoFrame.from_ndarray(frame.array, format="nv12").reformat(format="yuv420p")
+        picture.pts, picture.time_base = params.inputTimeStamp, self.context.time_base
+        return self._packets(self.context.encode(picture))
+
+    def EndEncode(self) -> list[dict[str, Any]]:
+        return self._packets(self.context.encode(None))
+
+
+class NV_ENC_PIC_PARAMS:  # noqa: N801 - the binding's name
+    def __init__(self) -> None:
+        self.inputTimeStamp = 0
+
+
 class FakeNvc:
     """The module: PyNvVideoCodec's calls used by vccv_gpu, with the binding's signatures, on PyAV."""
 
     PyNvVCException = PyNvVCException
     PyNvVCExceptionUnsupported = PyNvVCExceptionUnsupported
     PacketData = FakePacket
+    NV_ENC_PIC_PARAMS = NV_ENC_PIC_PARAMS
 
     class OutputColorType:
         NATIVE, RGB, RGBP = "NATIVE", "RGB", "RGBP"
@@ -160,6 +212,7 @@ class FakeNvc:
         self.scans = 0  # whole-file scans for need_scanned_stream_metadata
         self.demuxed = 0  # packets read by demuxers
         self.fed: list[int | None] = []  # timestamps of the packets the forward decoder was given
+        self.encoders: list[tuple[int, int, str, bool, dict[str, str]]] = []
 
     def SimpleDecoder(self, enc_file_path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True,
                       max_width=0, max_height=0, need_scanned_stream_metadata=0, decoder_cache_size=4,
@@ -178,3 +231,22 @@ class FakeNvc:
                       bWaitForSessionWarmUp=False, latency=None, enableDecodeStats=False):
         assert codec == "h264" and usedevicememory
         return FakeDecoder(self)
+
+    def CreateEncoder(self, width, height, fmt, usecpuinputbuffer, **kwargs):
+        # the binding's wrapper: CUDA handles taken out, every other value made a string
+        kwargs.pop("cudacontext", None)
+        kwargs.pop("cudastream", None)
+        config = {key: str(value) for key, value in kwargs.items()}
+        self.encoders.append((width, height, fmt, usecpuinputbuffer, config))
+        return FakeEncoder(width, height, fmt, config)
+
+    def Transcoder(self, enc_file_path, muxed_file_path, gpu_id, cuda_context, cuda_stream, **kwargs):
+        if not all(isinstance(v, str) for v in kwargs.values()):
+            raise TypeError("CreateTranscoder(): incompatible function arguments. The following argument types "
+                            "are supported: (encSource: str, muxedDst: str, gpuId: int = 0, cudaContext: int = 0, "
+                            "cudaStream: int = 0, kwargs: Dict[str, str] = 0)")
+        with av.open(enc_file_path) as container:
+            if not container.streams.audio:
+                raise PyNvVCException("SimpleTranscoder constructor failed: No audio stream found in the input "
+                                      "file. Please provide an input file with audio stream.")
+        raise NotImplementedError("the stand-in transcodes nothing: vccv_gpu does not use the Transcoder")
