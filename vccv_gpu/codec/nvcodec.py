@@ -8,8 +8,9 @@ import importlib
 from typing import Any
 
 # What `import PyNvVideoCodec` raises where it cannot be used: ImportError when it is not
-# installed; RuntimeError from its __init__ without a driver ("Failed to load NVENC library:
-# libnvidia-encode.so.1") or with one too old; OSError when a library it links is missing.
+# installed or its extension module cannot be loaded; RuntimeError from its __init__ when the
+# driver's NVENC library is missing ("Failed to load NVENC library: libnvidia-encode.so.1") or
+# too old; OSError from a library loader outside those.
 IMPORT_ERRORS = (ImportError, OSError, RuntimeError)
 
 
