@@ -2,16 +2,16 @@
 
 On the CPU: the device pipeline run on CPU tensors (residual kernels: the reference and the
 Triton kernels under TRITON_INTERPRET=1), the NV12 -> RGB conversion against PyAV's rgb24 and
-the NVDEC orchestration (decoder pool, parallel runs, raw Annex B) against a stand-in with
-PyNvVideoCodec's calls that decodes with PyAV. Against the CPU path's ClipSample: frame indices,
+the NVDEC orchestration (decoder pool, parallel runs, raw Annex B, fallbacks) against the
+PyNvVideoCodec stand-in of tests/pynvvideocodec_standin.py, which decodes with PyAV. Against the CPU path's ClipSample: frame indices,
 policy and residual sources equal; frames equal (the conversion is libswscale's arithmetic; on a
 machine that is not x86-64 swscale may use other code: then max abs diff <= 3, mean <= 1.5, the
 float conversion's measured distance); residual YUV planes and RGB residuals bit-exact (the
 resampling is the same float32 operations on every device, resample.py).
 
 On a GPU (marked `gpu`): the same through NVDEC, tensors on CUDA, no large device-to-host copy.
-They generate their clips when PyAV is importable, else read `.bench_clips/*.h264` (see
-benchmarks/gpu_check.sh); comparisons with the CPU path need PyAV.
+They generate their clips when PyAV is importable (benchmarks/gpu_check.sh carries its wheel),
+else read `.bench_clips/*.h264`; comparisons with the CPU path need PyAV.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import platform
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from pynvvideocodec_standin import FakeDecoder, FakeFrame, FakeNvc, FakeSimpleDecoder
 from vccv_gpu import codec
 from vccv_gpu.codec import gpu
 from vccv_gpu.codec.colour import (
@@ -238,128 +238,6 @@ def test_cuda_device_dispatches_to_the_gpu_path(clip_factory, monkeypatch) -> No
 # NVDEC orchestration against a stand-in for PyNvVideoCodec
 
 
-class FakeFrame:
-    """A decoded frame: exports its NV12 array through DLPack, as DecodedFrame does."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-
-    def __dlpack__(self, stream: Any = None, **kwargs: Any) -> Any:
-        return self.array.__dlpack__()
-
-    def __dlpack_device__(self) -> Any:
-        return self.array.__dlpack_device__()
-
-
-class FakeNvc:
-    """PyNvVideoCodec's calls used by gpu.py, with their documented signatures, on PyAV."""
-
-    class OutputColorType:
-        NATIVE, RGB, RGBP = "NATIVE", "RGB", "RGBP"
-
-    class PyNvVCException(Exception):
-        pass
-
-    class PyNvVCExceptionUnsupported(Exception):
-        pass
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.created: list[str] = []
-        self.reconfigured: list[str] = []
-        self.requests: list[list[int]] = []
-        self.threads: set[int] = set()
-        self.fed: list[int | None] = []  # timestamps of the packets the forward decoder was given
-
-    def SimpleDecoder(self, enc_file_path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True,
-                      max_width=0, max_height=0, need_scanned_stream_metadata=0, decoder_cache_size=4,
-                      output_color_type="NATIVE", bWaitForSessionWarmUp=False, enableDecodeStats=False):
-        assert use_device_memory and output_color_type == "NATIVE" and max_width >= 1920 and max_height >= 1088
-        assert isinstance(enc_file_path, (str, bytes))
-        with self.lock:
-            self.created.append(enc_file_path)
-        return FakeSimpleDecoder(self, enc_file_path)
-
-    def CreateDemuxer(self, filename):
-        return FakeDemuxer(filename)
-
-    def CreateDecoder(self, gpuid=0, codec=None, cudacontext=0, cudastream=0, usedevicememory=False,
-                      maxwidth=0, maxheight=0, outputColorType="NATIVE", enableSEIMessage=False,
-                      bWaitForSessionWarmUp=False, latency=None, enableDecodeStats=False):
-        assert codec == "h264" and usedevicememory
-        return FakeDecoder(self)
-
-
-class FakeSimpleDecoder:
-    def __init__(self, nvc: FakeNvc, source) -> None:
-        self.nvc = nvc
-        self.frames = self._decode(source)
-
-    @staticmethod
-    def _decode(source) -> list[np.ndarray]:
-        import io
-
-        import av
-
-        src = io.BytesIO(source) if isinstance(source, bytes) else source
-        with av.open(src) as container:
-            return [f.to_ndarray(format="nv12") for f in container.decode(video=0)]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def reconfigure_decoder(self, new_source: str) -> None:
-        with self.nvc.lock:
-            self.nvc.reconfigured.append(new_source)
-        self.frames = self._decode(new_source)
-
-    def get_batch_frames_by_index(self, indices: list[int]) -> list[FakeFrame]:
-        assert indices == sorted(set(indices))
-        with self.nvc.lock:
-            self.nvc.requests.append(list(indices))
-            self.nvc.threads.add(threading.get_ident())
-        return [FakeFrame(self.frames[i]) for i in indices]
-
-
-class FakePacket:
-    """PacketData: `bsl` is its size (0 for the end of the stream). PyNvVideoCodec's demuxer
-    hands out Annex B; here the decoder gets the container's avcC with each packet instead."""
-
-    def __init__(self, packet: Any, extradata: bytes | None) -> None:
-        self.packet, self.bsl, self.extradata = packet, packet.size, extradata
-
-
-class FakeDemuxer:
-    def __init__(self, filename: str) -> None:
-        import av
-
-        self.container = av.open(filename)
-        self.stream = self.container.streams.video[0]
-
-    def GetNvCodecId(self) -> str:
-        return self.stream.codec_context.name
-
-    def __iter__(self):
-        extradata = self.stream.codec_context.extradata
-        for packet in self.container.demux(self.stream):  # ends with an empty packet: the decoder drains
-            yield FakePacket(packet, extradata)
-
-
-class FakeDecoder:
-    def __init__(self, nvc: FakeNvc) -> None:
-        import av
-
-        self.nvc = nvc
-        self.context = av.CodecContext.create("h264", "r")
-
-    def Decode(self, packet: FakePacket) -> list[FakeFrame]:
-        if packet.extradata and not self.context.extradata:
-            self.context.extradata = packet.extradata
-        if packet.bsl:
-            self.nvc.fed.append(packet.packet.pts)
-        return [FakeFrame(f.to_ndarray(format="nv12")) for f in self.context.decode(packet.packet)]
-
-
 @pytest.fixture
 def fake_nvc(monkeypatch) -> FakeNvc:
     fake = FakeNvc()
@@ -368,6 +246,7 @@ def fake_nvc(monkeypatch) -> FakeNvc:
     return fake
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no fallback to PyAV
 def test_nvdec_pool_parallel_runs_and_reuse(clip_factory, fake_nvc: FakeNvc) -> None:
     a = clip_factory(size=SIZE, frames=48, gop=4, seed=0)   # 12 GOPs: 4 runs
     b = clip_factory(size=SIZE, frames=48, gop=6, seed=1, bframes=2)
@@ -393,6 +272,7 @@ def test_nvdec_pool_parallel_runs_and_reuse(clip_factory, fake_nvc: FakeNvc) -> 
     assert_frames_match(got_b.iframes, want_b.iframes, "reconfigured stand-in")
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no fallback to PyAV
 def test_nvdec_fallback_policy_and_raw_streams(clip_factory, fake_nvc: FakeNvc) -> None:
     """The decoded fallback goes through Demuxer + Decoder, which is handed only the pictures
     the CPU path decodes (unreferenced ones left out, nothing after the last sampled one);
@@ -440,23 +320,89 @@ def test_nvdec_frame_count_mismatch_falls_back_to_pyav(clip_factory, fake_nvc: F
     assert torch.equal(got.iframes, want.iframes)
 
 
-def test_nvdec_errors(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
-    """Unsupported by NVDEC: PyAV decodes the frames; a decoding failure names the file."""
+def _sample_nvdec(path, num_segments: int = 4, fallback: str | None = None) -> codec.ClipSample:
+    """sample_clip_device through the NVDEC stand-in; `fallback`: the warning expected when the
+    frames fall back to PyAV (None: no fallback allowed). Checks the result against the CPU path."""
+    want = codec.sample_clip(path, num_segments=num_segments, size=32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = gpu.sample_clip_device(path, num_segments, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    if fallback is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1 and fallback in messages[0] and "decoded by PyAV instead" in messages[0], messages
+    assert_same_plan(got, want)
+    assert_frames_match(got.iframes, want.iframes, f"NVDEC stand-in, fallback {fallback!r}")
+    return got
+
+
+def _raise(error: BaseException):
+    def native_frames(self, indices):
+        raise error
+    return native_frames
+
+
+@pytest.mark.parametrize("failure,name", [
+    (_raise(FakeNvc.PyNvVCExceptionUnsupported("unsupported")), "PyNvVCExceptionUnsupported"),
+    (_raise(FakeNvc.PyNvVCException("cuvidDecodePicture failed")), "PyNvVCException"),
+    (_raise(RuntimeError("CUDA error")), "RuntimeError"),  # from C++
+    (lambda self, indices: self.frames[:len(indices) - 1], "IndexError"),  # fewer frames: the wrapper's IndexError
+    (None, "Exception"),  # 0 frames: the wrapper's bare Exception
+])
+def test_nvdec_failures_fall_back_to_pyav(clip_factory, fake_nvc: FakeNvc, monkeypatch, failure, name) -> None:
+    """Whatever the binding raises, PyAV decodes the clip's frames, with a warning naming the file."""
     path = clip_factory(size=SIZE, frames=24, gop=6)
-    want = codec.sample_clip(path, num_segments=4, size=32)
+    if failure is None:
+        monkeypatch.setattr(FakeSimpleDecoder, "__len__", lambda self: 0)
+    else:
+        monkeypatch.setattr(FakeSimpleDecoder, "native_frames", failure)
+    _sample_nvdec(path, fallback=f"NVDEC failed on {path} ({name}: ")
 
-    def fail(kind):
-        def get_batch_frames_by_index(self, indices):
-            raise kind("boom")
-        return get_batch_frames_by_index
 
-    monkeypatch.setattr(FakeSimpleDecoder, "get_batch_frames_by_index", fail(FakeNvc.PyNvVCExceptionUnsupported))
-    with pytest.warns(RuntimeWarning, match="NVDEC does not support"):
-        got = gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
-    assert torch.equal(got.iframes, want.iframes)
-    monkeypatch.setattr(FakeSimpleDecoder, "get_batch_frames_by_index", fail(FakeNvc.PyNvVCException))
-    with pytest.raises(codec.CorruptStream, match=f"{path.name}.*NVDEC could not decode"):
-        gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+def test_nvdec_frames_other_than_asked_fall_back(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
+    """Inexact seeking (Matroska; MOV's estimated indices) hands back neighbouring frames: their
+    timestamps give them away."""
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    _sample_nvdec(path)  # the timestamps of the right frames pass
+    monkeypatch.setattr(FakeSimpleDecoder, "native_frames",
+                        lambda self, indices: [self.frames[min(i + 1, len(self) - 1)] for i in indices])
+    _sample_nvdec(path, fallback="its indices are not display indices")
+
+
+def test_nvdec_frames_of_another_layout_fall_back(clip_factory, fake_nvc: FakeNvc, monkeypatch) -> None:
+    """Frames that are not NV12 of the picture's size (here: surfaces of the coded size, 160x96
+    for 152x88) fall back to PyAV instead of failing the clip."""
+    path = clip_factory(size=SIZE, frames=24, gop=6)
+    coded = np.zeros((96 * 3 // 2, 160), np.uint8)
+    monkeypatch.setattr(FakeSimpleDecoder, "native_frames",
+                        lambda self, indices: [FakeFrame(coded, self.frames[i].timestamp) for i in indices])
+    _sample_nvdec(path, fallback="not NV12 [132, 152]")
+
+
+def test_nvdec_in_memory_containers(clip_factory, fake_nvc: FakeNvc) -> None:
+    """MP4 bytes: SimpleDecoder takes them; the demuxer of forward decoding takes file names
+    only (bytes would be read as one), so that clip's frames come from PyAV."""
+    _sample_nvdec(clip_factory(size=SIZE, frames=24, gop=6).read_bytes())
+    forward = clip_factory(size=SIZE, frames=40, gop=250, bframes=2)
+    got = _sample_nvdec(forward.read_bytes(), num_segments=6, fallback="reads files, not data in memory")
+    assert got.policy == "decoded" and fake_nvc.demuxed == 0
+
+
+def test_nvdec_forward_decoding_stops_after_the_last_needed_picture(clip_factory, fake_nvc: FakeNvc) -> None:
+    path = clip_factory(size=SIZE, frames=40, gop=250, bframes=2)
+    got = _sample_nvdec(path, num_segments=2)
+    with codec.open(path) as s:
+        last = max(s.frames[i].decode_index for i in got.frame_indices)
+    assert got.policy == "decoded" and last < 35  # the premise: a good part of the file is not needed
+    assert fake_nvc.demuxed == last + 1  # then a flush, and the rest of the file is not read
+
+
+def test_nvdec_scans_no_file(clip_factory, fake_nvc: FakeNvc) -> None:
+    """need_scanned_stream_metadata=False: creating or reconfiguring a decoder reads no whole file."""
+    for seed in (0, 1):
+        _sample_nvdec(clip_factory(size=SIZE, frames=24, gop=6, seed=seed))
+    assert fake_nvc.created and fake_nvc.reconfigured and fake_nvc.scans == 0
 
 
 def test_decoder_pool_hands_each_slot_to_one_thread() -> None:
@@ -550,6 +496,20 @@ def test_gpu_sample_clip_equals_cpu_path(gpu_clips: list[Path], nvdec: None, mod
         diff = (got.iframes.cpu().int() - cpu.iframes.int()).abs()
         assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 0.01, f"{path.name}: frames"
         assert_residuals_match(got.residuals, cpu.residuals, f"{path.name}: residuals")
+
+
+@pytest.mark.gpu
+def test_gpu_nvdec_decodes_without_falling_back(gpu_clips: list[Path], nvdec: None) -> None:
+    """NVDEC, not PyAV, gives the frames of the MP4 and raw clips: a fallback warning here means
+    that the binding failed or that its frames disagree with the parser (count, layout, or
+    timestamps: are they milliseconds?)."""
+    for path in gpu_clips:
+        if path.suffix == ".mkv":
+            continue  # PyNvVideoCodec calls its Matroska seeking inexact: a fallback is allowed there
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            s = codec.sample_clip(path, num_segments=8, size=64, device="cuda")
+        assert s.iframes.is_cuda, path.name
 
 
 def _dtoh_bytes(trace: Path) -> list[int]:

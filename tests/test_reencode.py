@@ -7,15 +7,22 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from pynvvideocodec_standin import FakeEncoder, FakeNvc
 from vccv_gpu import codec
-from vccv_gpu.codec.reencode import ReencodeError, check_gop_structure, main, reencode, resolve_encoder
+from vccv_gpu.codec.reencode import (
+    ReencodeError,
+    check_gop_structure,
+    main,
+    nvenc_config,
+    reencode,
+    resolve_encoder,
+)
 
 SOURCE = {"size": (96, 64), "frames": 40, "gop": 250, "bframes": 3}
 
@@ -52,10 +59,10 @@ def test_bframes_and_other_containers(source, tmp_path, suffix):
     assert "B" in types and "BBB" not in types
 
 
-def test_odd_size_is_cropped_with_a_warning(tmp_path):
-    src = tmp_path / "odd.mkv"
+def _odd_clip(src: Path) -> Path:
+    """97x65 4:4:4 at 30 fps, 15 frames (x264 takes odd sizes in 4:4:4)."""
     rng = np.random.default_rng(0)
-    with av.open(str(src), "w") as c:  # x264 takes odd sizes in 4:4:4
+    with av.open(str(src), "w") as c:
         stream = c.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 97, 65, "yuv444p"
         for i in range(15):
@@ -64,6 +71,11 @@ def test_odd_size_is_cropped_with_a_warning(tmp_path):
             frame.pts = i
             c.mux(stream.encode(frame))
         c.mux(stream.encode(None))
+    return src
+
+
+def test_odd_size_is_cropped_with_a_warning(tmp_path):
+    src = _odd_clip(tmp_path / "odd.mkv")
     with pytest.warns(UserWarning, match="cropped to 96x64"):
         out = reencode(src, tmp_path / "even.mp4", gop=5)
     assert _structure(out)[:4] == (96, 64, 15, [0, 5, 10])
@@ -126,76 +138,128 @@ def test_help_and_nvenc_refused_without_pynvvideocodec(monkeypatch):
         assert result.returncode == 2 and "PyNvVideoCodec is not installed" in result.stderr
 
 
-class FakeTranscoder:
-    """PyNvVideoCodec's Transcoder as its samples call it, encoding with libx264 as told, or
-    (honour_gop=False) with a GOP of its own, as a misconfigured encoder would."""
+def test_pynvvideocodec_without_driver_falls_back(source, tmp_path, monkeypatch, capsys):
+    """Installed but without a driver, `import PyNvVideoCodec` raises RuntimeError (its
+    __init__): auto uses libx264, nvenc is refused with the reason."""
+    package = tmp_path / "site" / "PyNvVideoCodec"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'raise RuntimeError("Failed to load NVENC library: libnvidia-encode.so.1")\n')
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "PyNvVideoCodec", raising=False)
+    assert resolve_encoder("auto") == "libx264"
+    with pytest.raises(ValueError, match="PyNvVideoCodec cannot be loaded .RuntimeError: Failed to load NVENC"):
+        reencode(source, tmp_path / "a.mp4", encoder="nvenc")
+    assert main([str(source), str(tmp_path / "b.mp4")]) == 0
+    assert "1 re-encoded" in capsys.readouterr().err
 
-    calls: list[tuple] = []
-    honour_gop = True
 
-    def __init__(self, src: str, dst: str, gpu_id: int, cuda_context: int, cuda_stream: int, **config) -> None:
-        FakeTranscoder.calls.append((src, dst, gpu_id, cuda_context, cuda_stream, config))
-        self.src, self.dst, self.config = src, dst, config
+class FakeStream:
+    """torch.cuda.Stream off CUDA (the handle the binding gets)."""
 
-    def transcode_with_mux(self) -> None:
-        from vccv_gpu.codec.reencode import _transcode
+    def __init__(self, device: int = 0) -> None:
+        self.cuda_stream = 0
 
-        assert Path(self.dst).suffix == ".mp4"  # the muxer picks the container by the suffix
-        gop = self.config["gop"] if self.honour_gop else self.config["gop"] + 1
-        _transcode(Path(self.src), Path(self.dst), "mp4", gop, self.config["bf"], self.config["cq"], "veryfast")
+    def synchronize(self) -> None:
+        pass
 
 
 @pytest.fixture
-def fake_nvenc(monkeypatch):
+def fake_nvenc(monkeypatch) -> FakeNvc:
     import torch
 
-    module = types.ModuleType("PyNvVideoCodec")
-    module.Transcoder = FakeTranscoder
-    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", module)
+    from vccv_gpu.codec import nvcodec
+
+    fake = FakeNvc()
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", fake)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(FakeTranscoder, "calls", [])
-    monkeypatch.setattr(FakeTranscoder, "honour_gop", True)
-    return FakeTranscoder
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(nvcodec, "current_context", lambda: 0)
+    monkeypatch.setattr(FakeEncoder, "honour_gop", True)
+    return fake
 
 
-def test_nvenc_through_the_transcoder(source, tmp_path, fake_nvenc):
-    assert resolve_encoder("auto", tmp_path / "a.mp4") == "nvenc"
-    assert resolve_encoder("auto", tmp_path / "a.mkv") == "libx264"  # its muxer writes mp4
-    with pytest.raises(ValueError, match="mp4"):
-        resolve_encoder("nvenc", tmp_path / "a.mkv")
-    out = reencode(source, tmp_path / "out.mp4", gop=10, bframes=2, crf=20.4, preset="slow", encoder="auto")
-    (src, dst, gpu_id, context, stream, config), = fake_nvenc.calls
-    assert (src, gpu_id, context, stream) == (str(source), 0, 0, 0)
-    assert Path(dst).parent == tmp_path and Path(dst).name != "out.mp4"  # a temporary name, renamed
-    assert config == {"codec": "h264", "gop": 10, "idrperiod": 10, "bf": 2, "preset": "P5",
-                      "tuning_info": "high_quality", "rc": "vbr", "cq": 20}
+def _with_audio(src: Path, dst: Path) -> Path:
+    """`src`'s video and a second of silent AAC."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        audio = out.add_stream("aac", rate=48000)
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        for i in range(48):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return dst
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".h264"])
+def test_nvenc_reencodes_video_only_clips(source, tmp_path, fake_nvenc, suffix):
+    """The project's clips have no audio, which the binding's Transcoder refuses, and its
+    settings must be strings: NVDEC -> NVENC -> PyAV's muxer, into every output format."""
+    with pytest.raises(FakeNvc.PyNvVCException, match="No audio stream found"):
+        fake_nvenc.Transcoder(str(source), str(tmp_path / "t.mp4"), 0, 0, 0, **nvenc_config(12, 0, 18, "fast"))
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        fake_nvenc.Transcoder(str(source), str(tmp_path / "t.mp4"), 0, 0, 0, bf=2)
+    assert resolve_encoder("auto") == "nvenc"
+    out = reencode(source, tmp_path / f"out{suffix}", gop=10, bframes=2, crf=20.4, preset="slow", encoder="auto")
+    (width, height, fmt, cpu_input, config), = fake_nvenc.encoders
+    assert (width, height, fmt, cpu_input) == (96, 64, "NV12", False)
+    assert config == {"gpu_id": "0", "codec": "h264", "gop": "10", "idrperiod": "10", "bf": "2", "preset": "P5",
+                      "tuning_info": "high_quality", "rc": "vbr", "cq": "20"}
     _, _, frames, keys, types_ = _structure(out)
     assert (frames, keys) == (40, [0, 10, 20, 30]) and max(map(len, types_.replace("I", "P").split("P"))) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"out{suffix}"]  # the temporary file renamed
+    if suffix != ".h264":
+        with av.open(str(out)) as c:  # constant-rate timestamps at the source's rate, as libx264's
+            assert len(c.streams) == 1 and c.streams.video[0].average_rate == 25
+
+
+def test_nvenc_drops_audio(source, tmp_path, fake_nvenc):
+    src = _with_audio(source, tmp_path / "with_audio.mp4")
+    out = reencode(src, tmp_path / "out.mp4", gop=12, encoder="nvenc")
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+    assert _structure(out)[2:4] == (40, [0, 12, 24, 36])
 
 
 def test_nvenc_result_is_checked(source, tmp_path, fake_nvenc):
-    fake_nvenc.honour_gop = False
+    FakeEncoder.honour_gop = False
     with pytest.raises(ReencodeError, match="NVENC put keyframes elsewhere than every 12 frames"):
         reencode(source, tmp_path / "out.mp4", encoder="nvenc")
-    assert not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir())  # no partial file left
     with pytest.warns(UserWarning, match="re-encoded with libx264 instead"):
         out = reencode(source, tmp_path / "out.mp4", encoder="auto")
     assert _structure(out)[3] == [0, 12, 24, 36]
+    # a source NVENC cannot take: an error, or libx264 under auto
+    odd = _odd_clip(tmp_path / "odd.mkv")
+    with pytest.raises(ReencodeError, match="NVENC takes 8-bit 4:2:0 of even size, not yuv444p 97x65"):
+        reencode(odd, tmp_path / "odd.mp4", encoder="nvenc")
+    with pytest.warns(UserWarning) as caught:
+        assert _structure(reencode(odd, tmp_path / "odd.mp4", gop=5, encoder="auto"))[:4] == (96, 64, 15, [0, 5, 10])
+    assert ["re-encoded with libx264 instead" in str(w.message) for w in caught] == [True, False]  # then cropped
     with pytest.raises(ReencodeError, match="3 consecutive B-frames, more than 2"):
         check_gop_structure(source, 250, 2)
     with pytest.raises(ReencodeError, match="wrote 40 frames, the source has 39"):
         check_gop_structure(source, 250, 3, frames=39)
     check_gop_structure(source, 250, 3, frames=40)
 
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("bframes", [0, 2])
 def test_nvenc_on_a_gpu(clip_factory, tmp_path, bframes):
-    """The real Transcoder (NOT YET RUN: no GPU was lent when this was written)."""
+    """The real binding (NOT YET RUN: no GPU was lent when this was written), on a clip without
+    audio and one with."""
     pytest.importorskip("PyNvVideoCodec")
     source = clip_factory(".mp4", size=(320, 192), frames=40, gop=250, bframes=3)  # above NVENC's minimum size
-    out = reencode(source, tmp_path / "out.mp4", gop=12, bframes=bframes, encoder="nvenc")
-    width, height, frames, keys, types_ = _structure(out)  # reencode checked these too
-    assert (width, height, frames, keys) == (320, 192, 40, [0, 12, 24, 36])
-    assert ("B" in types_) == (bframes > 0)
+    for src in (source, _with_audio(source, tmp_path / "with_audio.mp4")):
+        out = reencode(src, tmp_path / "out.mp4", gop=12, bframes=bframes, encoder="nvenc")
+        width, height, frames, keys, types_ = _structure(out)  # reencode checked these too
+        assert (width, height, frames, keys) == (320, 192, 40, [0, 12, 24, 36])
+        assert ("B" in types_) == (bframes > 0)
+        with av.open(str(out)) as c:
+            assert [s.type for s in c.streams] == ["video"] and c.streams.video[0].average_rate == 25

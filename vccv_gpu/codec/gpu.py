@@ -26,39 +26,41 @@ package's own samples, exercised on the CPU only against a stand-in that mimics 
   `output_color_type=OutputColorType.NATIVE` (NV12: one (height * 3/2, width) uint8 buffer,
   samples/advanced/simple_decode_from_memory.py), `cuda_stream=` the slot's own torch stream
   (vLLM's PyNvVideoCodec backend does the same), `max_width`/`max_height` so that later clips can
-  reuse it, and `need_scanned_stream_metadata=True` (frame counts of containers whose header
-  has none, e.g. Matroska). A process-wide pool keeps up to `NVDEC_SESSIONS` of them across
-  clips and points them at each new file with `reconfigure_decoder(path)` (notebook
+  reuse it, and `need_scanned_stream_metadata=False` (True scans the whole file at every
+  creation; the library counts the frames of containers whose header has no count by itself).
+  A process-wide pool keeps up to `NVDEC_SESSIONS` of them across clips and points them at
+  each new file with `reconfigure_decoder(path)` (notebook
   simple_decode_tutorial.ipynb section 5: reconfiguring avoids a new session). Frames come from
   `get_batch_frames_by_index(indices)` (ascending, unique) and enter torch with
   `torch.from_dlpack(frame)` (samples/utils/Utils.py `convert_frames_to_torch`).
   Keyframe policy: the sampled keyframes are independent, so the GOPs are split into contiguous
-  runs, each decoded by its own slot in a thread (several NVDEC engines at once). Assumption
-  checked only by the GPU tests: SimpleDecoder's frame index is the display index.
+  runs, each decoded by its own slot in a thread (several NVDEC engines at once).
+  SimpleDecoder's frame index is the display index only where its seeking is exact (closed-GOP
+  MP4): each frame's timestamp is checked against the parser's pts of the frame asked for.
 * Forward decoding (`_decode_forward`): `CreateDemuxer(filename=...)` and `CreateDecoder(gpuid=,
   codec=demuxer.GetNvCodecId(), cudacontext=, cudastream=, usedevicememory=True)`;
-  `Decode(packet)` yields frames in display order, and the demuxer's last packet (`bsl` 0)
-  flushes it (samples/advanced/decode.py, transcode.py). Used for raw Annex B files
-  (SimpleDecoder takes containers only; every packet up to the last sampled frame), and for the
+  `Decode(packet)` yields frames in display order, and an empty packet (`PacketData()`, like
+  the demuxer's last) flushes it (samples/advanced/decode.py, transcode.py). Used for raw
+  Annex B files (SimpleDecoder takes containers only; every packet up to the last sampled
+  frame), and for the
   decoded fallback of files with one picture per packet (MP4/MOV, `Stream.packet_spans`): there
   NVDEC is handed only the pictures the CPU path decodes, leaving out those with nal_ref_idc 0
-  that are not sampled and everything after the last sampled one, and the k-th frame out is
-  the k-th handed picture in display order (checked by count). Not pooled (one decoder per
-  such clip).
+  that are not sampled, and is flushed after the last sampled one (the rest of the file is not
+  demuxed); the k-th frame out is the k-th handed picture in display order (checked by count).
+  Files only (the demuxer takes a file name). Not pooled (one decoder per such clip).
 * Each slot converts its frames on its own stream right after they come out (the decoder owns
   their memory and reuses it), synchronizes that stream before the slot goes back to the pool,
   and the outputs are recorded on the caller's stream (`Tensor.record_stream`).
 
 Without PyNvVideoCodec (or for raw Annex B given as bytes), frames are decoded by PyAV on the CPU
 exactly as in the CPU path, uploaded in one copy, and only the residuals are computed on the GPU;
-a warning says so once per process. So are the frames of a clip that PyNvVideoCodec reports
-unsupported or counts differently from the parser (`NvdecCannotDecode`, a warning per clip).
+a warning says so once per process. So are the frames of a clip NVDEC fails on or cannot be
+trusted with (`NvdecCannotDecode`: any exception from the binding, other frame counts than the
+parser's, frames other than those asked for, another layout than NV12; a warning per clip).
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib
 import os
 import threading
 import warnings
@@ -75,6 +77,7 @@ from torch import Tensor
 from .colour import rgb_matrix
 from .demux import Source
 from .errors import CorruptStream
+from .nvcodec import current_context, import_pynvvideocodec
 from .sample import (
     ClipSample,
     _gop_groups,
@@ -226,10 +229,7 @@ def _nvc() -> Any:
     global _nvc_module, _nvc_error
     with _nvc_lock:
         if _nvc_module is None and _nvc_error is None:
-            try:
-                _nvc_module = importlib.import_module("PyNvVideoCodec")
-            except (ImportError, OSError, RuntimeError) as e:  # not installed; no driver or NVDEC
-                _nvc_error = f"{type(e).__name__}: {e}"
+            _nvc_module, _nvc_error = import_pynvvideocodec()
         return _nvc_module
 
 
@@ -268,31 +268,38 @@ def _synchronize(stream: Any) -> None:
         stream.synchronize()
 
 
-def _current_context() -> int:
-    """The calling thread's CUcontext (torch's, the device's primary context), for CreateDecoder."""
-    libcuda = ctypes.CDLL("libcuda.so.1")
-    handle = ctypes.c_void_p()
-    result = libcuda.cuCtxGetCurrent(ctypes.byref(handle))
-    if result != 0:
-        raise RuntimeError(f"cuCtxGetCurrent failed with CUresult {result}")
-    return int(handle.value or 0)
-
-
 def _as_nv12(frame: Any, width: int, height: int, name: str) -> Tensor:
     """A decoded NV12 frame as a torch view of the decoder's memory (DLPack, no copy)."""
     t = torch.from_dlpack(frame)
     if t.dim() == 3 and t.shape[-1] == 1:
         t = t[..., 0]
     if t.dtype != torch.uint8 or tuple(t.shape) != (height * 3 // 2, width):
-        raise CorruptStream(f"NVDEC returned a {t.dtype} {list(t.shape)} frame, expected NV12 "
-                            f"[{height * 3 // 2}, {width}] for {width}x{height}", name)
+        # e.g. surfaces of the coded size, or NVDEC's NV12 width rounded up to even
+        raise NvdecCannotDecode(f"NVDEC returned a {t.dtype} {list(t.shape)} frame for {name}, not NV12 "
+                                f"[{height * 3 // 2}, {width}] ({width}x{height})")
     return t
 
 
+def _check_timestamps(frames: list[int], decoded: list[Any], stream: Stream) -> None:
+    """SimpleDecoder's frame index is the display index only where its seeking is exact
+    (closed-GOP MP4; it announces Matroska seeking as inexact, and MOV indices come from
+    timestamps): each frame's timestamp (milliseconds in PyNvVideoCodec 2.x) must be the pts
+    of the frame asked for, to within the millisecond the conversion may round away."""
+    time_base = stream.time_base
+    for i, frame in zip(frames, decoded):
+        pts = stream.frames[i].pts
+        want = None if pts is None or time_base is None else float(pts * time_base * 1000)
+        if want is None or abs(frame.timestamp - want) > 1:
+            raise NvdecCannotDecode(f"NVDEC returned the frame at {frame.timestamp} ms of {stream.name} for "
+                                    f"frame {i}, whose pts is {want} ms: its indices are not display indices")
+
+
 class NvdecCannotDecode(Exception):
-    """NVDEC cannot be trusted with this clip: PyNvVideoCodec reports it unsupported, or counts
-    other frames than the parser (e.g. a truncated file: its frame indices would not be display
-    indices). `sample_clip_device` then decodes the clip's frames with PyAV."""
+    """NVDEC cannot be trusted with this clip: PyNvVideoCodec fails on it (any exception: it
+    raises PyNvVCException(Unsupported), its Python wrappers IndexError and Exception, its C++
+    RuntimeError), counts other frames than the parser (e.g. a truncated file), returns frames
+    other than those asked for or in another layout than NV12, or cannot read the source (in-memory
+    data for its demuxer). `sample_clip_device` then decodes the clip's frames with PyAV."""
 
 
 class _Slot:
@@ -329,8 +336,10 @@ class _Slot:
             self.decoder = nvc.SimpleDecoder(
                 os.fspath(source) if isinstance(source, (str, os.PathLike)) else bytes(source),
                 gpu_id=self.gpu_id, cuda_stream=_stream_handle(self.stream), use_device_memory=True,
-                max_width=max_size[0], max_height=max_size[1], need_scanned_stream_metadata=True,
-                output_color_type=nvc.OutputColorType.NATIVE)
+                max_width=max_size[0], max_height=max_size[1],
+                # True would scan the whole file at every creation and reconfiguration; the
+                # library scans by itself where the header has no frame count
+                need_scanned_stream_metadata=False, output_color_type=nvc.OutputColorType.NATIVE)
         self.source_key, self.max_size = key, max_size
         return self.decoder
 
@@ -397,18 +406,14 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
                  device: torch.device, pool: Executor) -> dict[int, Tensor]:
     """{display index: convert(NV12 frame)} for `indices`, decoded by NVDEC (see the module
     docstring; not yet run on a GPU). `convert` runs on the decoding slot's stream; its outputs
-    are recorded on the caller's current stream. Raises NvdecCannotDecode (the caller falls back
-    to PyAV) or CorruptStream naming the file when decoding fails."""
+    are recorded on the caller's current stream. Raises NvdecCannotDecode naming the file when
+    NVDEC fails or cannot be trusted with it (the caller then decodes with PyAV)."""
     wanted = sorted(set(indices))
     if not wanted:
         return {}
-    nvc = _nvc()
     name = stream.name
     width, height = stream.width, stream.height
     coded = (stream.coded_width, stream.coded_height)
-    errors = {n: getattr(nvc, n) for n in dir(nvc) if n.startswith("PyNvVCException")}
-    unsupported = tuple(e for n, e in errors.items() if n == "PyNvVCExceptionUnsupported")
-    failures = tuple(e for n, e in errors.items() if n != "PyNvVCExceptionUnsupported")
 
     def run(frames: list[int]) -> dict[int, Tensor]:
         slots = decoder_pool(device)
@@ -422,7 +427,8 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
             with _on(slot.stream, device):
                 decoded = decoder.get_batch_frames_by_index(frames)
                 if len(decoded) != len(frames):
-                    raise CorruptStream(f"NVDEC returned {len(decoded)} of the frames {frames}", name)
+                    raise NvdecCannotDecode(f"NVDEC returned {len(decoded)} of the frames {frames} of {name}")
+                _check_timestamps(frames, decoded, stream)
                 for i, frame in zip(frames, decoded):
                     out[i] = convert(_as_nv12(frame, width, height, name))
                 del decoded
@@ -445,10 +451,10 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
             for result in [pool.submit(run, r) for r in runs]:
                 out.update(result.result())
         return _record(out, device)
-    except unsupported as e:
-        raise NvdecCannotDecode(f"NVDEC does not support {name} ({e})") from None
-    except failures as e:
-        raise CorruptStream(f"NVDEC could not decode the sampled frames ({e})", name) from None
+    except NvdecCannotDecode:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the binding raises (see NvdecCannotDecode)
+        raise NvdecCannotDecode(f"NVDEC failed on {name} ({type(e).__name__}: {e})") from e
 
 
 def _record(frames: dict[int, Tensor], device: torch.device) -> dict[int, Tensor]:
@@ -467,10 +473,13 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
 
     With one picture per packet, NVDEC is handed only what the CPU path decodes: from the first
     needed GOP's keyframe to the last wanted picture (decoding order), without the pictures
-    nothing refers to (nal_ref_idc 0) unless they are wanted; the demuxer's end-of-stream packet
-    then flushes it, and the k-th frame out is the k-th handed picture in display order (a count
-    that does not match raises NvdecCannotDecode). Raw streams: every packet, in order, until
-    the last wanted frame has come out."""
+    nothing refers to (nal_ref_idc 0) unless they are wanted; an empty packet then flushes it
+    (nothing after that picture is demuxed), and the k-th frame out is the k-th handed picture
+    in display order (a count that does not match raises NvdecCannotDecode). Raw streams: every
+    packet, in order, until the last wanted frame has come out. Files only: the demuxer takes
+    a file name (in-memory data raises NvdecCannotDecode)."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise NvdecCannotDecode(f"{name}: PyNvVideoCodec's demuxer reads files, not data in memory")
     nvc = _nvc()
     cuda_stream = _new_stream(device)
     frames = stream.frames
@@ -489,32 +498,37 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
             raise NvdecCannotDecode(f"{name}: the needed pictures include ones the container does not present")
         feed = {f.decode_index for f in fed}
         shown_order = sorted(f.index for f in fed)  # type: ignore[type-var]
+    shown = 0
+
+    def take(decoded: list[Any]) -> None:
+        nonlocal shown
+        for frame in decoded:
+            index = shown if feed is None else (shown_order[shown] if shown < len(shown_order) else -1)
+            if index in todo:
+                out[index] = convert(_as_nv12(frame, width, height, name))
+                todo.discard(index)
+            shown += 1
+
     with _on(cuda_stream, device):
         demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
-        context = _current_context() if device.type == "cuda" else 0
+        context = current_context() if device.type == "cuda" else 0
         decoder = nvc.CreateDecoder(gpuid=_gpu_id(device), codec=demuxer.GetNvCodecId(), cudacontext=context,
                                     cudastream=_stream_handle(cuda_stream), usedevicememory=True)
-        shown = 0
-        packet_index = 0
-        for packet in demuxer:
+        for decode_index, packet in enumerate(demuxer):
             end = packet.bsl == 0  # the end-of-stream packet: flushes the decoder
-            if feed is not None and not end:
-                packet_index += 1
-                if packet_index - 1 not in feed:
-                    continue
-            for frame in decoder.Decode(packet):
-                index = shown if feed is None else (shown_order[shown] if shown < len(shown_order) else -1)
-                if index in todo:
-                    out[index] = convert(_as_nv12(frame, width, height, name))
-                    todo.discard(index)
-                shown += 1
+            if feed is not None and not end and decode_index not in feed:
+                continue
+            take(decoder.Decode(packet))
             if end or (feed is None and not todo):
+                break
+            if feed is not None and decode_index == last:
+                take(decoder.Decode(nvc.PacketData()))  # flush: the rest of the file stays unread
                 break
     _synchronize(cuda_stream)
     if feed is not None and shown != len(feed):
         raise NvdecCannotDecode(f"NVDEC returned {shown} frames for the {len(feed)} pictures of {name} it was given")
     if todo:
-        raise CorruptStream(f"frames {sorted(todo)} (display order) did not come out of NVDEC", name)
+        raise NvdecCannotDecode(f"frames {sorted(todo)} (display order) of {name} did not come out of NVDEC")
     return out
 
 

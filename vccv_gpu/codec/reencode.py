@@ -6,15 +6,17 @@ number of B-frames, the source's resolution and frame rate; video only, audio is
 * libx264 (``encoder="libx264"``, and ``auto`` without a GPU): decoding, encoding
   (``keyint=min-keyint=gop``, ``scenecut=0``) and muxing through PyAV; odd sizes lose their last
   column/row (4:2:0 needs even sizes).
-* NVENC (``encoder="nvenc"``, and ``auto`` when PyNvVideoCodec and CUDA are there, for .mp4
-  outputs): PyNvVideoCodec's Transcoder decodes with NVDEC, encodes with NVENC (``gop`` and
-  ``idrperiod`` = gop, ``bf`` = bframes, constant quality ``cq`` = crf, the x264 preset mapped to
-  P1..P7) and muxes, all on the GPU (what it does with audio is PyNvVideoCodec's choice). The
-  configuration keys are those of the 2.2.4 wheel's samples (samples/advanced/encode_config.json,
-  samples/basic/create_video_segments.py); NOT YET RUN ON A GPU. The result is checked with the
-  parser (every keyframe at a multiple of gop and only there, B-frame runs within bframes, the
-  source's frame count): a file NVENC got wrong is an error, or under ``auto`` a warning and a
-  libx264 re-encode.
+* NVENC (``encoder="nvenc"``, and ``auto`` when PyNvVideoCodec and CUDA are there):
+  PyNvVideoCodec's demuxer and NVDEC decoder feed its NVENC encoder on the GPU (``gop`` and
+  ``idrperiod`` = gop, ``bf`` = bframes, constant quality ``cq`` = crf, the x264 preset mapped
+  to P1..P7; string values, as in the 2.2.4 wheel's samples/basic/transcode_config.json), the
+  pieces of the wheel's samples/advanced/transcode.py, and PyAV muxes the encoded packets,
+  video only, with constant-rate timestamps like libx264's. Not PyNvVideoCodec's Transcoder: it
+  refuses inputs without audio and copies the audio of the others. Sources must be 8-bit 4:2:0
+  of even size (else ``auto`` uses libx264). NOT YET RUN ON A GPU. The result is checked with
+  the parser (every keyframe at a multiple of gop and only there, B-frame runs within bframes,
+  the source's frame count): a file NVENC got wrong, or a source it cannot take, is an error,
+  or under ``auto`` a warning and a libx264 re-encode.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 # x264 preset -> NVENC preset (P1 fastest .. P7 best), so that --preset means the same trade-off.
 NVENC_PRESETS = {"ultrafast": "P1", "superfast": "P1", "veryfast": "P2", "faster": "P3", "fast": "P3",
                  "medium": "P4", "slow": "P5", "slower": "P6", "veryslow": "P7", "placebo": "P7"}
-NVENC_SUFFIXES = (".mp4",)  # what PyNvVideoCodec's muxer writes H.264 into (of OUTPUT_FORMATS)
+# PyAV muxes NVENC's packets through add_mux_stream, taking the SPS/PPS from the first packet
+# (PyAV 18; checked with 18.1).
+NVENC_MIN_PYAV = 18
+NVENC_PIXEL_FORMATS = ("yuv420p", "yuvj420p")  # what NVDEC hands NVENC as NV12
 
 
 class ReencodeError(Exception):
@@ -54,11 +59,17 @@ class ReencodeError(Exception):
 
 
 def nvenc_unusable() -> str | None:
-    """Why NVENC cannot be used here, or None when it can (PyNvVideoCodec and CUDA present)."""
-    try:
-        import PyNvVideoCodec  # noqa: F401
-    except ImportError:
-        return "PyNvVideoCodec is not installed (pip install pynvvideocodec)"
+    """Why NVENC cannot be used here, or None when it can (PyNvVideoCodec with its driver, CUDA,
+    PyAV >= NVENC_MIN_PYAV)."""
+    from .nvcodec import import_pynvvideocodec
+
+    module, why = import_pynvvideocodec()
+    if module is None:
+        if why is not None and why.startswith("ModuleNotFoundError"):
+            return "PyNvVideoCodec is not installed (pip install pynvvideocodec)"
+        return f"PyNvVideoCodec cannot be loaded ({why})"
+    if int(av.__version__.split(".")[0]) < NVENC_MIN_PYAV:
+        return f"NVENC output needs PyAV >= {NVENC_MIN_PYAV}, not {av.__version__}"
     try:
         import torch
     except ImportError:
@@ -66,25 +77,24 @@ def nvenc_unusable() -> str | None:
     return None if torch.cuda.is_available() else "no CUDA device is available"
 
 
-def resolve_encoder(encoder: str, dst: PathLike | None = None) -> str:
-    """The encoder to use: ``auto`` is nvenc where it is usable (and `dst`, if given, is an .mp4),
-    else libx264. ValueError for ``nvenc`` where it is not usable or for an output it cannot write."""
+def resolve_encoder(encoder: str) -> str:
+    """The encoder to use: ``auto`` is nvenc where it is usable, else libx264. ValueError for
+    ``nvenc`` where it is not usable."""
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
     if encoder == "libx264":
         return encoder
     why = nvenc_unusable()
-    if why is None and dst is not None and Path(dst).suffix.lower() not in NVENC_SUFFIXES:
-        why = f"NVENC output goes into {', '.join(NVENC_SUFFIXES)} files only, not {Path(dst).suffix}"
     if encoder == "nvenc" and why is not None:
         raise ValueError(f"--encoder nvenc: {why}")
     return "nvenc" if why is None else "libx264"
 
 
-def nvenc_config(gop: int, bframes: int, crf: float, preset: str) -> dict[str, object]:
-    """PyNvVideoCodec encoder settings for an IDR every `gop` frames and `bframes` B-frames."""
-    return {"codec": "h264", "gop": gop, "idrperiod": gop, "bf": bframes, "preset": NVENC_PRESETS[preset],
-            "tuning_info": "high_quality", "rc": "vbr", "cq": int(round(crf))}
+def nvenc_config(gop: int, bframes: int, crf: float, preset: str) -> dict[str, str]:
+    """PyNvVideoCodec encoder settings for an IDR every `gop` frames and `bframes` B-frames
+    (strings: the binding's settings are a Dict[str, str])."""
+    return {"codec": "h264", "gop": str(gop), "idrperiod": str(gop), "bf": str(bframes),
+            "preset": NVENC_PRESETS[preset], "tuning_info": "high_quality", "rc": "vbr", "cq": str(round(crf))}
 
 
 def x264_params(gop: int, bframes: int) -> str:
@@ -133,13 +143,13 @@ def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, c
         raise ValueError(f"{dst}: the output must end in {', '.join(OUTPUT_FORMATS)}")
     if dst.resolve() == src.resolve():
         raise ValueError(f"{dst}: refusing to overwrite the input")
-    chosen = resolve_encoder(encoder, dst)
+    chosen = resolve_encoder(encoder)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")  # the suffix names the container
     try:
         if chosen == "nvenc":
             try:
-                _transcode_nvenc(src, tmp, gop, bframes, crf, preset)
+                _transcode_nvenc(src, tmp, fmt, gop, bframes, crf, preset)
             except ReencodeError as e:
                 if encoder == "nvenc":
                     raise
@@ -154,28 +164,81 @@ def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, c
     return dst
 
 
-def _transcode_nvenc(src: Path, tmp: Path, gop: int, bframes: int, crf: float, preset: str) -> None:
-    """NVDEC -> NVENC -> mp4 by PyNvVideoCodec's Transcoder, then the result checked."""
+def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: float, preset: str) -> None:
+    """PyNvVideoCodec's demuxer -> NVDEC -> NVENC on one CUDA stream (and torch's context), PyAV's
+    muxer (video only, frame k at pts k / rate), then the result checked."""
     import PyNvVideoCodec as nvc
     import torch
 
+    from .nvcodec import current_context
+
+    rate, frames = _nvenc_source(src)
+    count = 0
     try:
-        transcoder = nvc.Transcoder(str(src), str(tmp), torch.cuda.current_device(), 0, 0,
+        gpu_id = torch.cuda.current_device()
+        stream = torch.cuda.Stream(gpu_id)  # makes torch's context current in this thread
+        handles = {"cudacontext": current_context(), "cudastream": int(stream.cuda_stream)}
+        demuxer = nvc.CreateDemuxer(filename=str(src))
+        width, height = demuxer.Width(), demuxer.Height()
+        decoder = nvc.CreateDecoder(gpuid=gpu_id, codec=demuxer.GetNvCodecId(), usedevicememory=True, **handles)
+        encoder = nvc.CreateEncoder(width, height, "NV12", False, gpu_id=str(gpu_id), **handles,
                                     **nvenc_config(gop, bframes, crf, preset))
-        transcoder.transcode_with_mux()
+        with av.open(str(tmp), "w", format=fmt) as out:
+            vout = out.add_mux_stream("h264", rate=rate, width=width, height=height)
+            vout.time_base = 1 / rate  # the muxer may change the stream's when it writes the header
+            written = 0
+
+            def mux(packets: list[dict]) -> None:
+                nonlocal written
+                for encoded in packets:
+                    packet = av.Packet(encoded["data"])
+                    packet.stream, packet.time_base = vout, 1 / rate
+                    # pts: the display index given to Encode; decoding order runs at most
+                    # `bframes` pictures ahead of it
+                    packet.pts, packet.dts = encoded["timestamp"], written - bframes
+                    packet.is_keyframe = 5 in _nal_types(encoded["data"])  # an IDR slice
+                    out.mux(packet)
+                    written += 1
+
+            for packet in demuxer:  # video packets, then an empty one that flushes the decoder
+                for frame in decoder.Decode(packet):
+                    params = nvc.NV_ENC_PIC_PARAMS()
+                    params.inputTimeStamp = count
+                    mux(encoder.Encode(frame, params))
+                    count += 1
+            mux(encoder.EndEncode())
+        stream.synchronize()
     except Exception as e:  # noqa: BLE001 - PyNvVideoCodec raises its own (and plain) exception types
-        raise ReencodeError(f"{src}: NVENC transcoding failed: {e}") from e
-    check_gop_structure(tmp, gop, bframes, _source_frame_count(src), what=f"{src}: NVENC")
+        raise ReencodeError(f"{src}: NVENC re-encoding failed after {count} frames "
+                            f"({type(e).__name__}: {e})") from e
+    check_gop_structure(tmp, gop, bframes, frames, what=f"{src}: NVENC")
 
 
-def _source_frame_count(src: Path) -> int | None:
-    """The source's frame count where its container states it."""
+def _nvenc_source(src: Path) -> tuple[Fraction, int | None]:
+    """The frame rate and (where the container states it) frame count of a source NVENC can
+    take; ReencodeError for one it cannot (no video, not 8-bit 4:2:0, an odd size)."""
     try:
         with av.open(str(src)) as container:
-            videos = container.streams.video
-            return (videos[0].frames or None) if videos else None
-    except (av.FFmpegError, OSError):
-        return None
+            if not container.streams.video:
+                raise ReencodeError(f"{src}: no video stream")
+            video = container.streams.video[0]
+            ctx = video.codec_context
+            if ctx.pix_fmt not in NVENC_PIXEL_FORMATS or ctx.width % 2 or ctx.height % 2:
+                raise ReencodeError(f"{src}: NVENC takes 8-bit 4:2:0 of even size, not {ctx.pix_fmt} "
+                                    f"{ctx.width}x{ctx.height}")
+            return _frame_rate(video), video.frames or None
+    except (av.FFmpegError, OSError) as e:
+        raise ReencodeError(f"{src}: cannot open: {e}") from e
+
+
+def _nal_types(annexb: bytes) -> set[int]:
+    """The nal_unit_types in an Annex B byte string (start codes cannot occur inside a NAL unit)."""
+    types: set[int] = set()
+    start = annexb.find(b"\0\0\1")
+    while 0 <= start < len(annexb) - 3:
+        types.add(annexb[start + 3] & 0x1F)
+        start = annexb.find(b"\0\0\1", start + 3)
+    return types
 
 
 def check_gop_structure(path: PathLike, gop: int, bframes: int, frames: int | None = None,
@@ -313,9 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", default="medium", choices=X264_PRESETS,
                         help="x264 preset; NVENC gets the matching P1..P7 (default medium)")
     parser.add_argument("--encoder", default="auto", choices=ENCODERS,
-                        help="auto (default): NVENC through PyNvVideoCodec for .mp4 outputs where it and "
-                             "CUDA are there (a result with the wrong GOP structure is redone with "
-                             "libx264), else libx264; nvenc: NVENC or an error")
+                        help="auto (default): NVENC through PyNvVideoCodec where it and CUDA are there "
+                             "(a result with the wrong GOP structure, or a source NVENC cannot take, is "
+                             "redone with libx264), else libx264; nvenc: NVENC or an error")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
     try:
