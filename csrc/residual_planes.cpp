@@ -1,0 +1,31 @@
+// The residual planes of a picture (8.5.12.2, 8.5.13.2): every coefficient block's inverse
+// transform written at its place, zeros elsewhere.
+#include <cstring>
+
+#include "picture.h"
+#include "transform.h"
+
+namespace vccv {
+
+void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y, int16_t* u,
+                     int16_t* v) {
+  std::memset(y, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height));
+  std::memset(u, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height / 4));
+  std::memset(v, 0, sizeof(int16_t) * static_cast<size_t>(coded_width * coded_height / 4));
+  int16_t* planes[3] = {y, u, v};
+  for (size_t b = 0; b < blocks.positions4.size(); ++b) {
+    const auto& p = blocks.positions4[b];
+    const int stride = p.plane == 0 ? coded_width : coded_width / 2;
+    int32_t d[16];
+    for (int k = 0; k < 16; ++k) d[k] = blocks.coeffs4[16 * b + static_cast<size_t>(k)];
+    inverse_transform4x4(d, planes[p.plane] + static_cast<size_t>(p.y) * static_cast<size_t>(stride) + p.x, stride);
+  }
+  for (size_t b = 0; b < blocks.positions8.size(); ++b) {
+    const auto& p = blocks.positions8[b];
+    int32_t d[64];
+    for (int k = 0; k < 64; ++k) d[k] = blocks.coeffs8[64 * b + static_cast<size_t>(k)];
+    inverse_transform8x8(d, y + static_cast<size_t>(p.y) * static_cast<size_t>(coded_width) + p.x, coded_width);
+  }
+}
+
+}  // namespace vccv

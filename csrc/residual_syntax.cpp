@@ -1,0 +1,186 @@
+// Residual data (7.3.5.3): the blocks a coded_block_pattern announces, each read by CAVLC
+// (with nC from its neighbours, 9.2.1) or CABAC, and their levels scaled (8.5.6-8.5.9) into the
+// picture's coefficient blocks.
+#include <algorithm>
+
+#include "cavlc.h"
+#include "picture_parser.h"
+#include "scan_tables.h"
+
+namespace vccv {
+
+namespace {
+
+int predict_nc(int na, int nb) {
+  if (na >= 0 && nb >= 0) return (na + nb + 1) >> 1;
+  if (na >= 0) return na;
+  if (nb >= 0) return nb;
+  return 0;
+}
+
+// A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
+// the 2x2 chroma DC's scan is raster).
+void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
+  for (int k = 0; k < b.count; ++k) c[to_raster[b.scan[k]]] = b.level[k];
+}
+
+// Zeroed room for block number `index` of `size` coefficients. The array grows in large steps
+// (new room uninitialised) and is cut to the blocks kept at the end (run).
+int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index, size_t size) {
+  const size_t end = (index + 1) * size;
+  if (end > coeffs.size()) coeffs.resize(std::max(2 * coeffs.size(), end));
+  int16_t* block = coeffs.data() + index * size;
+  std::fill_n(block, size, int16_t{0});
+  return block;
+}
+
+}  // namespace
+
+int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
+  int mb_x = mb_x_, mb_y = mb_y_;
+  if (bx < 0) { --mb_x; bx += 4; }
+  if (by < 0) { --mb_y; by += 4; }
+  if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff[by * 4 + bx];
+  if (!mb_available(mb_x, mb_y)) return -1;
+  return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff[by * 4 + bx];
+}
+
+int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
+  int mb_x = mb_x_, mb_y = mb_y_;
+  if (bx < 0) { --mb_x; bx += 2; }
+  if (by < 0) { --mb_y; by += 2; }
+  if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff_chroma[plane][by * 2 + bx];
+  if (!mb_available(mb_x, mb_y)) return -1;
+  return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff_chroma[plane][by * 2 + bx];
+}
+
+int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out) {
+  if (!cabac_) {  // CAVLC blocks hold at most 16 levels (an 8x8 block comes as four 4x4)
+    int32_t dense[16] = {};
+    const int size = std::min(max_num_coeff, 16);
+    const int end = cat == kCatLumaAc || cat == kCatChromaAc ? 14 : size - 1;
+    const int total = read_residual_block_cavlc(*r_, nc, 0, end, size, dense);
+    out.count = 0;
+    for (int k = 0; k < size; ++k)
+      if (dense[k] != 0) {
+        out.scan[out.count] = static_cast<uint8_t>(k);
+        out.level[out.count++] = dense[k];
+      }
+    return total;
+  }
+  out.count = 0;
+  if (cat != kCatLuma8x8 && !cabac_->coded_block_flag(cat, cbf_inc)) return 0;
+  return cabac_->residual_levels(cat, max_num_coeff, out);
+}
+
+void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma, uint32_t cbp_chroma) {
+  const bool i16 = t.kind == MbKind::kIntra16x16;
+  const auto& ls_y = scales_.s4[static_cast<size_t>(intra ? 0 : 3)][static_cast<size_t>(qp_ % 6)];
+  BlockLevels levels;
+  int32_t dc[16] = {};
+  if (i16) {
+    const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
+    cur_->cbf_luma_dc = read_block(kCatLumaDc, nc, cabac_ ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
+    int32_t c[16] = {};
+    scatter_dc(levels, kZigzag4x4.data(), c);
+    luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
+  }
+  for (int i8 = 0; i8 < 4; ++i8) {
+    const bool coded = (cbp_luma >> i8) & 1;
+    if (transform_8x8) {
+      if (!coded) continue;  // total_coeff and coded_block_flags stay 0
+      if (cabac_) {
+        const int count = read_block(kCatLuma8x8, 0, 0, 64, levels);
+        // The block's coefficient count goes to its top-left 4x4 (CAVLC splits it over four).
+        cur_->total_coeff[kBlockY[i8 * 4] * 4 + kBlockX[i8 * 4]] = static_cast<uint8_t>(count);
+        for (int i4 = 0; i4 < 4; ++i4) {  // the 8x8 block's coded_block_flag, inferred 1
+          const int blk = i8 * 4 + i4;
+          cur_->cbf_luma |= static_cast<uint16_t>(1u << (kBlockY[blk] * 4 + kBlockX[blk]));
+        }
+      } else {
+        levels.count = 0;
+        BlockLevels sub;
+        for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
+          const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
+          const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(read_block(kCatLuma4x4, nc, 0, 16, sub));
+          for (int k = 0; k < sub.count; ++k) {
+            levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
+            levels.level[levels.count++] = sub.level[k];
+          }
+        }
+      }
+      emit8x8(levels, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
+      continue;
+    }
+    for (int i4 = 0; i4 < 4; ++i4) {
+      const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
+      int total = 0;
+      levels.count = 0;
+      if (coded) {
+        const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
+        const int inc = cabac_ ? cbf_luma_cond(bx - 1, by) + 2 * cbf_luma_cond(bx, by - 1) : 0;
+        total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
+        if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
+      }
+      cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+      if (total == 0 && !(i16 && dc[by * 4 + bx] != 0)) continue;
+      emit4x4(levels, i16, i16 ? dc[by * 4 + bx] : 0, ls_y, qp_, 0, 4 * bx, 4 * by);
+    }
+  }
+  // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component.
+  int32_t chroma_dc[2][4] = {};
+  int qpc[2];
+  static constexpr uint8_t kRaster2x2[4] = {0, 1, 2, 3};
+  for (int plane = 0; plane < 2; ++plane) {
+    qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
+    if (!(cbp_chroma & 3)) continue;
+    if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
+      cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
+    int32_t c[4] = {};
+    scatter_dc(levels, kRaster2x2, c);
+    const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
+    chroma_dc_transform(c, qpc[plane], ls[0], chroma_dc[plane]);
+  }
+  for (int plane = 0; plane < 2; ++plane) {
+    const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
+    for (int blk = 0; blk < 4; ++blk) {
+      const int bx = blk % 2, by = blk / 2;
+      int total = 0;
+      levels.count = 0;
+      if (cbp_chroma & 2) {
+        const int nc =
+            cabac_ ? 0 : predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
+        const int inc =
+            cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
+        total = read_block(kCatChromaAc, nc, inc, 15, levels);
+        if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
+      }
+      cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
+      if (total == 0 && chroma_dc[plane][blk] == 0) continue;
+      emit4x4(levels, true, chroma_dc[plane][blk], ls, qpc[plane], 1 + plane, 4 * bx, 4 * by);
+    }
+  }
+}
+
+void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
+               int x, int y) {
+  int16_t* block = next_block(out_.coefficients.coeffs4, out_.coefficients.positions4.size(), 16);
+  bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
+  if (ac) {
+    block[0] = saturate16(dc);
+    nonzero |= dc != 0;
+  }
+  if (!nonzero) return;
+  const int mb_size = plane == 0 ? 16 : 8;
+  out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
+                                          static_cast<uint16_t>(mb_y_ * mb_size + y)});
+}
+
+void PictureParser::emit8x8(const BlockLevels& levels, int list, int x, int y) {
+  int16_t* block = next_block(out_.coefficients.coeffs8, out_.coefficients.positions8.size(), 64);
+  if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
+  out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
+}
+
+}  // namespace vccv

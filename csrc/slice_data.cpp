@@ -1,0 +1,165 @@
+// Slice data (7.3.4): the macroblocks of each slice of a picture in order, skipped or coded,
+// and the checks that a slice ends where its data ends.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "errors.h"
+#include "picture_parser.h"
+
+namespace vccv {
+
+PictureParser::PictureParser(const Picture& picture, const Stream& stream)
+    : pic_(picture),
+      stream_(stream),
+      sps_(*picture.sps),
+      pps_(*picture.pps),
+      w_(static_cast<int>(sps_.pic_width_in_mbs)),
+      h_(static_cast<int>(sps_.frame_height_in_mbs())),
+      w4_(4 * w_),
+      list_blocks_(16 * static_cast<ptrdiff_t>(w_) * h_),
+      scales_(resolve_scaling(sps_, pps_)) {
+  MacroblockGrid& g = out_.macroblocks;
+  g.width_mbs = w_;
+  g.height_mbs = h_;
+  // Every macroblock writes all of its entries (begin_mb, end_mb), so nothing is zeroed here;
+  // a picture with a macroblock in no slice is refused (run).
+  const size_t mbs = static_cast<size_t>(w_ * h_);
+  mbs_.resize(mbs);
+  g.mb_type.resize(mbs);
+  g.qp.resize(mbs);
+  g.cbp.resize(mbs);
+  g.mv.resize(2 * 16 * mbs * 2);
+  g.ref_idx.resize(2 * 16 * mbs);
+  g.intra_pred.resize(16 * mbs);
+  g.intra_size.resize(mbs);
+  g.intra_chroma_pred.resize(mbs);
+  out_.mb_slice.assign(mbs, -1);
+  out_.luma_total_coeff.resize(16 * mbs);
+  // Typical pictures code a few blocks per macroblock: room for that up front (uninitialised,
+  // so pages never used cost nothing) instead of regrowing.
+  out_.coefficients.positions4.reserve(8 * mbs);
+  out_.coefficients.coeffs4.resize(8 * 16 * mbs);
+}
+
+ParsedPicture PictureParser::run() {
+  for (size_t i = 0; i < pic_.slices.size(); ++i) parse_slice(static_cast<int>(i));
+  for (int a = 0; a < w_ * h_; ++a)
+    if (out_.mb_slice[static_cast<size_t>(a)] < 0)
+      throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
+  CoefficientBlocks& c = out_.coefficients;
+  c.coeffs4.resize(16 * c.positions4.size());
+  c.coeffs8.resize(64 * c.positions8.size());
+  return std::move(out_);
+}
+
+void PictureParser::parse_slice(int slice_index) {
+  const Slice& slice = pic_.slices[static_cast<size_t>(slice_index)];
+  sh_ = &slice.header;
+  const auto rbsp = stream_.slice_rbsp(slice);  // kept alive while r_ reads it
+  BitReader r(rbsp->data(), rbsp->size());
+  r.skip(sh_->slice_data_bit_offset);
+  r_ = &r;
+  slice_ = slice_index;
+  qp_ = pps_.pic_init_qp + sh_->slice_qp_delta;
+  prev_qp_delta_nonzero_ = false;
+  lists_ = &slice.ref_lists;
+  auto& pictures = out_.slice_ref_pictures.emplace_back();
+  for (size_t list = 0; list < 2; ++list)
+    for (const RefPicEntry& e : slice.ref_lists[list]) pictures[list].push_back(e.picture);
+  colocated_.reset();
+  if (sh_->slice_type == kSliceB) {  // 8.4.1.2.1: the co-located picture is RefPicList1[0]
+    const RefPicList& list1 = slice.ref_lists[1];
+    if (list1.empty() || list1[0].picture < 0) throw CorruptStream("B slice without RefPicList1[0]");
+    colocated_ = stream_.parsed_picture(static_cast<uint32_t>(list1[0].picture));
+  }
+  const bool intra_slice = sh_->slice_type == kSliceI;
+  int addr = static_cast<int>(sh_->first_mb_in_slice);
+  if (pps_.entropy_coding_mode) {
+    // cabac_alignment_one_bit: 1 by 7.3.4, but some encoders pad with zeros and decoders
+    // (FFmpeg included) skip the padding without looking at it.
+    while (!r.byte_aligned()) r.flag();
+    CabacDecoder cabac(r, intra_slice ? -1 : static_cast<int>(sh_->cabac_init_idc), qp_);
+    cabac_ = &cabac;
+    while (true) {  // 7.3.4 with entropy_coding_mode_flag = 1
+      if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
+      begin_mb(addr);
+      if (!intra_slice && cabac.mb_skip_flag(sh_->slice_type == kSliceB, skip_flag_inc()))
+        skip_macroblock(addr);
+      else
+        macroblock_layer(addr);
+      ++addr;
+      if (cabac.end_of_slice_flag()) break;
+    }
+    cabac.sync_reader();
+    cabac_ = nullptr;
+    // The arithmetic codeword ends within a byte or so of the stop bit: encoders flush a few
+    // more bits than the decoder reads (9.3.4.5), so the end is checked within that slack.
+    const long gap = r.bits_before_stop_bit();
+    if (gap < -1 || gap > 16)
+      throw CorruptStream("CABAC slice data ends " + std::to_string(gap) + " bits from its rbsp_stop_one_bit");
+    return;
+  } else {
+    bool more = true;
+    while (more) {  // 7.3.4 with entropy_coding_mode_flag = 0
+      if (!intra_slice) {
+        const uint32_t skip_run = r.ue();
+        if (skip_run > static_cast<uint32_t>(w_ * h_ - addr))
+          throw CorruptStream("mb_skip_run " + std::to_string(skip_run) + " runs past the picture");
+        for (uint32_t i = 0; i < skip_run; ++i) {
+          begin_mb(addr);
+          skip_macroblock(addr++);
+        }
+        if (skip_run > 0 && !r.more_rbsp_data()) break;
+      }
+      if (addr >= w_ * h_) throw CorruptStream("slice data continues past the last macroblock");
+      begin_mb(addr);
+      macroblock_layer(addr++);
+      more = r.more_rbsp_data();
+    }
+  }
+  // The slice must end exactly at its rbsp_trailing_bits: a desynchronised parse does not.
+  r.expect_trailing_bits("slice data");
+}
+
+void PictureParser::begin_mb(int addr) {
+  mb_x_ = addr % w_;
+  mb_y_ = addr / w_;
+  cur_ = &mbs_[static_cast<size_t>(addr)];
+  mb_block_ = static_cast<ptrdiff_t>(4 * mb_y_) * w4_ + 4 * mb_x_;
+  if (out_.mb_slice[static_cast<size_t>(addr)] >= 0)
+    throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
+  *cur_ = MbState{};
+  // What a macroblock leaves unsaid: lists it does not use, intra modes of inter macroblocks.
+  MacroblockGrid& g = out_.macroblocks;
+  for (int row = 0; row < 4; ++row) {
+    for (int list = 0; list < 2; ++list) {
+      std::fill_n(&g.mv[2 * block_index(list, 0, row)], 8, int16_t{0});
+      std::fill_n(&g.ref_idx[block_index(list, 0, row)], 4, int8_t{-1});
+    }
+    std::fill_n(&g.intra_pred[block_index(0, 0, row)], 4, int8_t{-1});
+  }
+  g.cbp[static_cast<size_t>(addr)] = 0;
+  g.intra_size[static_cast<size_t>(addr)] = 0;
+  g.intra_chroma_pred[static_cast<size_t>(addr)] = -1;
+  std::fill(std::begin(decoded_), std::end(decoded_), false);
+  avail_a_ = mb_available(mb_x_ - 1, mb_y_);
+  avail_b_ = mb_available(mb_x_, mb_y_ - 1);
+  avail_c_ = mb_available(mb_x_ + 1, mb_y_ - 1);
+  avail_d_ = mb_available(mb_x_ - 1, mb_y_ - 1);
+  spatial_ready_ = false;
+}
+
+void PictureParser::end_mb(int addr, MbClass cls) {
+  out_.mb_slice[static_cast<size_t>(addr)] = slice_;
+  for (int row = 0; row < 4; ++row)
+    std::memcpy(&out_.luma_total_coeff[block_index(0, 0, row)], &cur_->total_coeff[4 * row], 4);
+  out_.macroblocks.mb_type[static_cast<size_t>(addr)] = cls;
+  out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
+}
+
+ParsedPicture parse_picture(const Picture& picture, const Stream& stream) {
+  return PictureParser(picture, stream).run();
+}
+
+}  // namespace vccv
