@@ -9,7 +9,7 @@ positions are (plane 0 Y / 1 Cb / 2 Cr, x, y) of the block's top-left sample in 
 are the dequantised coefficients in raster order (DC transforms already folded in). Output: the
 int16 residual planes y [coded_h, coded_w], u, v [coded_h/2, coded_w/2], zero outside the blocks,
 bit-exact with the parser's CPU `Stream.residual` (csrc/transform.cpp `inverse_transform4x4`,
-`inverse_transform8x8`, csrc/picture.cpp `render_residual`):
+`inverse_transform8x8`, csrc/residual_planes.cpp `render_residual`):
 
 - 4x4 blocks: 8.5.12.2 (8-338 .. 8-345), rows then columns; 8x8 blocks: 8.5.13.2 (8-349 ..
   8-372), rows then columns; r = (h + 32) >> 6 per sample, stored as int16 (as the C++

@@ -198,7 +198,7 @@ def _scalar_butterfly8(x: list[int]) -> list[int]:
 
 
 def scalar_residual(data: torch.Tensor, n4: int, n8: int, width: int, height: int):
-    """csrc/picture.cpp render_residual, transcribed sample by sample (Python ints: `>>` floors,
+    """csrc/residual_planes.cpp render_residual, transcribed sample by sample (Python ints: `>>` floors,
     as an arithmetic shift does; int32 overflow is checked rather than assumed away)."""
     d = data.tolist()
     planes = [np.zeros((height, width), np.int16), np.zeros((height // 2, width // 2), np.int16),
