@@ -24,7 +24,7 @@ PictureParser::Colocated PictureParser::colocated(int bx, int by) const {
     if (col.macroblocks.ref_idx[i] < 0) continue;
     c.ref = col.macroblocks.ref_idx[i];
     c.mv = {col.macroblocks.mv[2 * i], col.macroblocks.mv[2 * i + 1]};
-    c.picture = col.ref_picture(list, block_index(0, bx, by));
+    c.list = list;
     break;
   }
   return c;
@@ -75,9 +75,13 @@ void PictureParser::direct_block(const Colocated& col, int bx, int by, int size)
   const RefPicList& list1 = slice_lists()[1];
   int ref0 = 0;
   if (col.ref >= 0) {
+    // The picture the co-located block refers to, through the slice of its macroblock there.
+    const ParsedPicture& cp = *colocated_;
+    const int32_t picture = cp.slice_ref_pictures[static_cast<size_t>(cp.mb_slice[static_cast<size_t>(mb_y_ * w_ + mb_x_)])]
+                                                 [static_cast<size_t>(col.list)][static_cast<size_t>(col.ref)];
     ref0 = -1;
     for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
-      if (list0[i].picture == col.picture) ref0 = static_cast<int>(i);
+      if (list0[i].picture == picture) ref0 = static_cast<int>(i);
     if (ref0 < 0) throw CorruptStream("temporal direct: the co-located reference is not in RefPicList0");
   }
   const RefPicEntry& pic0 = list0[static_cast<size_t>(ref0)];

@@ -112,7 +112,7 @@ class PictureParser {
   struct Colocated {
     Mv mv;
     int ref = -1;
-    int32_t picture = -1;
+    int list = 0;  // the list of the co-located picture that mv and ref come from
   };
   Colocated colocated(int bx, int by) const;
   // 8.4.1.2.2: reference indices and predicted vectors, once per MB from its neighbours.
@@ -183,7 +183,8 @@ class PictureParser {
   int mb_x_ = 0, mb_y_ = 0;
   ptrdiff_t mb_block_ = 0;  // index of the current MB's top-left 4x4 block in a [H4][W4] array
   MbState* cur_ = nullptr;
-  bool decoded_[16] = {};  // 4x4 blocks of the current MB whose motion is known
+  uint16_t decoded_ = 0;     // 4x4 blocks of the current MB whose motion is known (raster bits)
+  uint16_t written_[2] = {};  // per list, 4x4 blocks of the current MB whose motion is stored
   bool avail_a_ = false, avail_b_ = false, avail_c_ = false, avail_d_ = false;  // neighbour MBs (6.4.9)
 };
 
@@ -198,6 +199,7 @@ inline void PictureParser::store_motion(int list, int bx, int by, int w4, int h4
       out_.macroblocks.ref_idx[i] = static_cast<int8_t>(ref);
       out_.macroblocks.mv[2 * i] = mv.x;
       out_.macroblocks.mv[2 * i + 1] = mv.y;
+      written_[list] |= static_cast<uint16_t>(1u << (y * 4 + x));
     }
 }
 
@@ -207,8 +209,11 @@ inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
     if (!(y < 0 ? avail_d_ : avail_a_)) return n;
   } else if (y < 0) {
     if (!(x >= 16 ? avail_c_ : avail_b_)) return n;
-  } else if (x >= 16 || !decoded_[(y >> 2) * 4 + (x >> 2)]) {
-    return n;  // right of the current MB, or a partition of it not decoded yet
+  } else {
+    const int bit = (y >> 2) * 4 + (x >> 2);
+    if (x >= 16 || !((decoded_ >> bit) & 1)) return n;  // right of the MB, or not decoded yet
+    n.available = true;
+    if (!((written_[list] >> bit) & 1)) return n;  // a decoded partition not using this list
   }
   n.available = true;
   const size_t i = block_index(list, x >> 2, y >> 2);  // x, y >= -1: arithmetic shift floors
@@ -223,7 +228,7 @@ inline void PictureParser::set_partition(int list, int x, int y, int w, int h, i
 
 inline void PictureParser::mark_decoded(int x, int y, int w, int h) {
   for (int by = y / 4; by < (y + h) / 4; ++by)
-    for (int bx = x / 4; bx < (x + w) / 4; ++bx) decoded_[by * 4 + bx] = true;
+    for (int bx = x / 4; bx < (x + w) / 4; ++bx) decoded_ |= static_cast<uint16_t>(1u << (by * 4 + bx));
 }
 
 }  // namespace vccv

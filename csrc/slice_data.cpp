@@ -130,19 +130,12 @@ void PictureParser::begin_mb(int addr) {
   if (out_.mb_slice[static_cast<size_t>(addr)] >= 0)
     throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
   *cur_ = MbState{};
-  // What a macroblock leaves unsaid: lists it does not use, intra modes of inter macroblocks.
   MacroblockGrid& g = out_.macroblocks;
-  for (int row = 0; row < 4; ++row) {
-    for (int list = 0; list < 2; ++list) {
-      std::fill_n(&g.mv[2 * block_index(list, 0, row)], 8, int16_t{0});
-      std::fill_n(&g.ref_idx[block_index(list, 0, row)], 4, int8_t{-1});
-    }
-    std::fill_n(&g.intra_pred[block_index(0, 0, row)], 4, int8_t{-1});
-  }
   g.cbp[static_cast<size_t>(addr)] = 0;
   g.intra_size[static_cast<size_t>(addr)] = 0;
   g.intra_chroma_pred[static_cast<size_t>(addr)] = -1;
-  std::fill(std::begin(decoded_), std::end(decoded_), false);
+  decoded_ = 0;
+  written_[0] = written_[1] = 0;
   avail_a_ = mb_available(mb_x_ - 1, mb_y_);
   avail_b_ = mb_available(mb_x_, mb_y_ - 1);
   avail_c_ = mb_available(mb_x_ + 1, mb_y_ - 1);
@@ -151,6 +144,28 @@ void PictureParser::begin_mb(int addr) {
 }
 
 void PictureParser::end_mb(int addr, MbClass cls) {
+  // What the macroblock left unsaid: lists (or partitions) it does not use have ref_idx -1 and
+  // zero vectors; inter macroblocks have no intra modes.
+  MacroblockGrid& g = out_.macroblocks;
+  for (int list = 0; list < 2; ++list) {
+    if (written_[list] == 0xffff) continue;
+    if (written_[list] == 0) {  // intra, or P (list 1)
+      for (int row = 0; row < 4; ++row) {
+        std::fill_n(&g.mv[2 * block_index(list, 0, row)], 8, int16_t{0});
+        std::fill_n(&g.ref_idx[block_index(list, 0, row)], 4, int8_t{-1});
+      }
+      continue;
+    }
+    for (int b = 0; b < 16; ++b) {
+      if ((written_[list] >> b) & 1) continue;
+      const size_t i = block_index(list, b % 4, b / 4);
+      g.ref_idx[i] = -1;
+      g.mv[2 * i] = g.mv[2 * i + 1] = 0;
+    }
+  }
+  if (cls != kMbIntra) {
+    for (int row = 0; row < 4; ++row) std::fill_n(&g.intra_pred[block_index(0, 0, row)], 4, int8_t{-1});
+  }
   out_.mb_slice[static_cast<size_t>(addr)] = slice_;
   for (int row = 0; row < 4; ++row)
     std::memcpy(&out_.luma_total_coeff[block_index(0, 0, row)], &cur_->total_coeff[4 * row], 4);
