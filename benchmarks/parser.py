@@ -2,7 +2,7 @@
 
   (c)  libavcodec full decode, 1 thread;
   (m1) libavcodec + export_mvs (mv-extractor's route to vectors), 1 thread;
-  (mN) the same with libavcodec's default threading (frame threads on every core);
+  (mN) the same with libavcodec's default threading (frame and slice threads), N threads;
   ours through codec.extract_motion: vectors only (v), vectors + compact coefficients (vc),
   vectors + residual planes (vr), at 1 thread and at every core (N).
 
@@ -12,7 +12,8 @@ and (m1). The best of --repeat runs is kept.
     python benchmarks/parser.py [--sizes 1280x720,1920x1080] [--seconds 10] [--repeat 3] [VIDEO ...]
 
 With no VIDEO, clips are generated (photographic content with grain, x264 preset medium, crf 20:
-CABAC with 3 B-frames and CAVLC without, per size); their bitrates are printed.
+CABAC with 3 B-frames and CAVLC without, per size; their bitrates are printed) and a few larger
+streams of ../shared/conformance from other encoders are added (--conformance).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def libavcodec(path: Path, threads: int, export_mvs: bool) -> None:
         stream = c.streams.video[0]
         if threads == 1:
             stream.thread_type, stream.thread_count = "NONE", 1
-        else:
-            stream.thread_type, stream.thread_count = "AUTO", 0  # FFmpeg's default: every core
+        else:  # FFmpeg's default threading (frame and slice threads) on as many threads as ours
+            stream.thread_type, stream.thread_count = "AUTO", threads
         if export_mvs:
             stream.codec_context.options = {"flags2": "+export_mvs"}
         for frame in c.decode(stream):
@@ -74,6 +75,13 @@ def generate(folder: Path, sizes: list[str], seconds: int) -> list[Path]:
             clips.append(make_clip(folder / f"{name}-{height}p.mp4", size=(width, height), frames=25 * seconds,
                                    fps=25, crf=20, **kw))
     return clips
+
+
+# Larger streams of ../shared/conformance written by other encoders (JM, OpenH264, a camera-style
+# MP4): 720p/1080p CABAC and CAVLC with temporal-direct B pictures, CIF CABAC I slices.
+CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264", "openh264/VID_1280x720_cavlc_temporal_direct.264",
+                       "openh264/VID_1920x1080_cabac_temporal_direct.264", "openh264/VID_1920x1080_cavlc_temporal_direct.264",
+                       "openh264/test_cif_I_CABAC_slice.264", "defects/mp4-init-nonkeyframe-1.mp4")
 
 
 def measure(path: Path, repeat: int, threads: int) -> dict:
@@ -102,14 +110,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
+    parser.add_argument("--conformance", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
+                        help="with no VIDEO, also measure a few larger streams of this folder (skipped if absent)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        clips = args.videos or generate(Path(tmp), args.sizes.split(","), args.seconds)
+        clips = args.videos
+        if not clips:
+            clips = generate(Path(tmp), args.sizes.split(","), args.seconds)
+            clips += [args.conformance / name for name in CONFORMANCE_STREAMS if (args.conformance / name).is_file()]
         rows = [measure(path, args.repeat, args.threads) for path in tqdm(clips, desc="measuring")]
     names = ["c", "m1", "mN", "v1", "vc1", "vr1", "vN", "vcN", "vrN"]
     print(f"fps over every frame; N = {args.threads} threads; ratios: ours / (c) and ours / (m1)")
-    print(f"{'clip':34} {'size':>9} {'Mbit/s':>6} " + " ".join(f"{n:>6}" for n in names)
+    print(f"{'clip':40} {'size':>9} {'Mbit/s':>6} " + " ".join(f"{n:>6}" for n in names)
           + "  v1/c vc1/c vr1/c  v1/m1 vN/mN")
     for r in rows:
         cells = " ".join(f"{r[n]:6.0f}" if n in r else f"{'-':>6}" for n in names)
@@ -118,7 +131,7 @@ def main() -> None:
         if "c" in r:
             ratios = (f"  {r['v1'] / r['c']:4.2f} {r['vc1'] / r['c']:5.2f} {r['vr1'] / r['c']:5.2f}"
                       f"  {r['v1'] / r['m1']:5.2f} {r['vN'] / r['mN']:5.2f}")
-        print(f"{r['clip']:34} {r['size']:>9} {rate} {cells}{ratios}")
+        print(f"{r['clip']:40} {r['size']:>9} {rate} {cells}{ratios}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
 
