@@ -24,13 +24,14 @@ void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
   for (int k = 0; k < b.count; ++k) c[to_raster[b.scan[k]]] = b.level[k];
 }
 
-// Zeroed room for block number `index` of `size` coefficients. The array grows in large steps
+// Zeroed room for block number `index` of `Size` coefficients. The array grows in large steps
 // (new room uninitialised) and is cut to the blocks kept at the end (run).
-int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index, size_t size) {
-  const size_t end = (index + 1) * size;
+template <size_t Size>
+int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
+  const size_t end = (index + 1) * Size;
   if (end > coeffs.size()) coeffs.resize(std::max(2 * coeffs.size(), end));
-  int16_t* block = coeffs.data() + index * size;
-  std::fill_n(block, size, int16_t{0});
+  int16_t* block = coeffs.data() + index * Size;
+  std::fill_n(block, Size, int16_t{0});
   return block;
 }
 
@@ -165,7 +166,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
 
 void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
                int x, int y) {
-  int16_t* block = next_block(out_.coefficients.coeffs4, out_.coefficients.positions4.size(), 16);
+  int16_t* block = next_block<16>(out_.coefficients.coeffs4, out_.coefficients.positions4.size());
   bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
   if (ac) {
     block[0] = saturate16(dc);
@@ -178,7 +179,7 @@ void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, cons
 }
 
 void PictureParser::emit8x8(const BlockLevels& levels, int list, int x, int y) {
-  int16_t* block = next_block(out_.coefficients.coeffs8, out_.coefficients.positions8.size(), 64);
+  int16_t* block = next_block<64>(out_.coefficients.coeffs8, out_.coefficients.positions8.size());
   if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
   out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
 }

@@ -36,10 +36,12 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream)
   g.intra_chroma_pred.resize(mbs);
   out_.mb_slice.assign(mbs, -1);
   out_.luma_total_coeff.resize(16 * mbs);
-  // Typical pictures code a few blocks per macroblock: room for that up front (uninitialised,
-  // so pages never used cost nothing) instead of regrowing.
-  out_.coefficients.positions4.reserve(8 * mbs);
-  out_.coefficients.coeffs4.resize(8 * 16 * mbs);
+  // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
+  // macroblock), uninitialised: pages never written cost nothing, and nothing regrows.
+  out_.coefficients.positions4.reserve(24 * mbs);
+  out_.coefficients.coeffs4.resize(24 * 16 * mbs);
+  out_.coefficients.positions8.reserve(4 * mbs);
+  out_.coefficients.coeffs8.resize(4 * 64 * mbs);
 }
 
 ParsedPicture PictureParser::run() {
