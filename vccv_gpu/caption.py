@@ -48,29 +48,26 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
-from vccv_gpu.runtime import atomic_write, fsync_dir, resolve_device, stderr_is_terminal, torchrun_env
+from vccv_gpu import jsonl
+from vccv_gpu.runtime import Ranks, atomic_write, fsync_dir, resolve_device, stderr_is_terminal
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
 
 __all__ = ["CaptionResult", "caption_videos", "collect_videos", "main", "merge_outputs", "read_records"]
-
-# Ranks that finish early wait this long at the final barrier for the others (torchrun ends the
-# whole group at once if one rank dies, so a long wait cannot hang a failed job).
-_BARRIER_TIMEOUT = timedelta(hours=24)
 
 
 class UsageError(ValueError):
@@ -191,44 +188,26 @@ def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return [found[key] for key in sorted(found)]
 
 
+def _is_caption(record: Any) -> bool:
+    return isinstance(record, dict) and isinstance(record.get("path"), str)
+
+
 def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """The JSON records of a JSONL file (none if it is missing). A torn last line (a write cut
+    """The caption records of a JSONL file (none if it is missing). A torn last line (a write cut
     short) is ignored, and with `repair` cut off the file so appends start on a clean line.
     Raises UsageError for a damaged line elsewhere."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    records: list[dict[str, Any]] = []
-    offset = 0
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines, 1):
-        last = number >= len(lines) - 1  # the final line, or the bytes after the final newline
-        record = None
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not (isinstance(record, dict) and isinstance(record.get("path"), str)):
-                if not last:
-                    raise UsageError(f"{path}: line {number} is not a caption record; fix or remove it")
-                if repair:
-                    with open(path, "r+b") as f:
-                        f.truncate(offset)
-                        os.fsync(f.fileno())
-                    print(f"{path}: dropped a torn last line (an interrupted write); its video is captioned "
-                          "again", file=sys.stderr)
-                break
-            records.append(record)
-        offset += len(line) + 1
+        records = jsonl.read(path, _is_caption)
+    except jsonl.JsonlError as e:
+        raise UsageError(str(e)) from e
+    if repair and jsonl.repair(path):
+        print(f"{path}: dropped a torn last line (an interrupted write); its video is captioned again",
+              file=sys.stderr)
     return records
 
 
 def _rank_files(out: Path) -> list[Path]:
-    prefix = f"{out.name}.rank"
-    files = [p for p in out.parent.glob(f"{prefix}*") if p.name[len(prefix):].isdigit()]
-    return sorted(files, key=lambda p: int(p.name[len(prefix):]))
+    return jsonl.rank_files(out.parent, re.compile(re.escape(out.name) + r"\.rank(\d+)"))
 
 
 def merge_outputs(out: Path) -> int:
@@ -258,35 +237,6 @@ def attention_names(paths: Sequence[Path]) -> dict[Path, str]:
 
 # -----------------------------------------------------------------------------------------------
 # Command line
-
-
-@dataclass
-class _Ranks:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> _Ranks:
-        try:
-            return cls(*torchrun_env())
-        except ValueError as e:
-            raise UsageError(str(e)) from e
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
-    def sum(self, value: int) -> int:
-        if not self.distributed:
-            return value
-        total = torch.tensor([value])
-        torch.distributed.all_reduce(total)
-        return int(total.item())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -338,16 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun with the same --out to caption the rest", file=sys.stderr)
         return 130
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
-def _load(args: argparse.Namespace, ranks: _Ranks) -> tuple[Checkpoint, torch.device]:
+def _load(args: argparse.Namespace, device: torch.device) -> Checkpoint:
     from vccv_gpu.checkpoint import load_checkpoint
     from vccv_gpu.model.encoder import resolve_mode
 
-    device = _resolve_device(args.device, ranks.local_rank)
     try:  # a backend that cannot run here (Triton without CUDA) is a usage error, not a crash mid-run
         resolve_mode(args.kernels, device)
     except (RuntimeError, ValueError) as e:
@@ -357,21 +303,31 @@ def _load(args: argparse.Namespace, ranks: _Ranks) -> tuple[Checkpoint, torch.de
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise UsageError(str(e)) from e
     _check_captioning(checkpoint)
-    return checkpoint, device
+    return checkpoint
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The ranks synchronise over gloo even on GPUs: the only collectives are barriers and sums.
+    try:
+        ranks, device = Ranks.join(args.device, backend="gloo")
+    except ValueError as e:
+        raise UsageError(f"{e} (use --device cpu or auto)") from e
+    try:
+        return _caption_shard(args, ranks, device)
+    finally:
+        ranks.close()
+
+
+def _caption_shard(args: argparse.Namespace, ranks: Ranks, device: torch.device) -> int:
+    """This rank's share of the videos still to caption, then (rank 0) the merge of the outputs."""
     from tqdm import tqdm
 
     from vccv_gpu.codec.loader import ClipError
 
-    ranks = _Ranks.from_env()
     tag = f"[rank {ranks.rank}] " if ranks.distributed else ""
-    checkpoint, device = _load(args, ranks)
+    checkpoint = _load(args, device)
     videos = collect_videos(args.inputs)
     names = attention_names(videos) if args.attention else {}
-    if ranks.distributed:
-        torch.distributed.init_process_group("gloo", timeout=_BARRIER_TIMEOUT)
 
     own_file: Path | None = None
     done: set[str] = set()
@@ -383,33 +339,31 @@ def _run(args: argparse.Namespace) -> int:
             done.update(record["path"] for record in read_records(source))
     ranks.barrier()  # every rank has read what is done before any rank writes
     todo = [v for v in videos if str(v) not in done]
-    shard = todo[ranks.rank::ranks.world]
+    shard = todo[ranks.rank::ranks.size]
     skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""
     print(f"{tag}captioning {len(shard)} video{'s' * (len(shard) != 1)}{skipped}", file=sys.stderr)
 
     bar = tqdm(total=len(shard), unit="video", desc=f"{tag}captioning", dynamic_ncols=True,
                disable=not (stderr_is_terminal() and len(shard) > args.batch))
     failed = 0
-    writer: TextIO | None = open(own_file, "a", encoding="utf-8") if own_file is not None else None
+    writer = jsonl.Appender(own_file) if own_file is not None else None
     try:
         for captioned in _caption_batches([str(v) for v in shard], checkpoint, beam=args.beam,
                                           batch_size=args.batch, workers=args.workers, device=device,
                                           max_len=args.max_len, progress=False):
-            lines = []
+            results = []
             for item in captioned.items:
                 if isinstance(item, ClipError):
                     failed += 1
                     bar.write(f"{tag}error: {item.path}: {item.reason}", file=sys.stderr)
-                elif writer is not None or args.json:
-                    lines.append(item.to_json())
                 else:
-                    lines.append(f"{item.path}\t{item.caption}")
-            if lines:
-                target = writer if writer is not None else sys.stdout
-                target.write("\n".join(lines) + "\n")
-                target.flush()
-                if writer is not None:
-                    os.fsync(writer.fileno())
+                    results.append(item)
+            if writer is not None:
+                writer.write(dataclasses.asdict(item) for item in results)
+            elif results:
+                lines = [item.to_json() if args.json else f"{item.path}\t{item.caption}" for item in results]
+                sys.stdout.write("\n".join(lines) + "\n")
+                sys.stdout.flush()
             if args.attention:
                 _draw_batch(args.attention, captioned, checkpoint, names)
             bar.update(len(captioned.items))
@@ -422,7 +376,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and ranks.rank == 0 and (ranks.distributed or _rank_files(args.out)):
         lines = merge_outputs(args.out)
         print(f"merged {lines} captions into {args.out}", file=sys.stderr)
-    failed = ranks.sum(failed)  # also keeps the other ranks alive until rank 0 has merged
+    failed = ranks.sum([failed])[0]  # also keeps the other ranks alive until rank 0 has merged
     if failed and ranks.rank == 0:
         print(f"error: {failed} video{'s' * (failed != 1)} could not be captioned (named above)", file=sys.stderr)
     return 1 if failed else 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
 import sys
 import time
@@ -36,13 +35,9 @@ from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample
 from vccv_gpu.data import DATA_FORMATS
 from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
                                merge_index, prepare_store, video_key)
-from vccv_gpu.runtime import resolve_device, stderr_is_terminal, torchrun_env
+from vccv_gpu.runtime import Ranks, stderr_is_terminal
 
 __all__ = ["ExtractReport", "extract", "main"]
-
-# Ranks finish at different times; the default 30-minute collective timeout is too short to wait.
-_BARRIER_TIMEOUT = datetime.timedelta(hours=48)
-
 
 @dataclass
 class ExtractReport:
@@ -252,11 +247,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.videos and not args.data:
         parser.error("give VIDEO files/folders or --data ANNOT")
-    prefix = ""
     try:
-        rank, world_size, local_rank = torchrun_env()
-        prefix = "" if world_size == 1 else f"rank {rank}: "
-        device = resolve_device(args.device, local_rank)
+        ranks, device = Ranks.join(args.device)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return _extract_shard(args, ranks, device)
+    finally:
+        ranks.close()
+
+
+def _extract_shard(args: argparse.Namespace, ranks: Ranks, device: torch.device) -> int:
+    """This rank's share of the videos, then the summary over every rank (printed by rank 0)."""
+    prefix = f"rank {ranks.rank}: " if ranks.distributed else ""
+    try:
         paths = find_videos(args.videos)
         if args.data:
             paths += _dataset_videos(args.data, args.data_format, args.video_dir, args.split)
@@ -267,35 +272,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {prefix}{e}", file=sys.stderr)
         return 2
 
-    dist = torch.distributed
-    if world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=_BARRIER_TIMEOUT,
-                                **({"device_id": device} if device.type == "cuda" else {}))
     try:
-        try:
-            report = extract(paths, args.out, extractor, batch_size=args.batch, workers=args.workers, device=device,
-                             shard_size=args.shard_size, rank=rank, world_size=world_size,
-                             progress=False if args.no_progress else None)
-        except (FeatureStoreError, OSError) as e:
-            print(f"error: {prefix}{e}", file=sys.stderr)
-            return 2
-        failed = len(report.failed)
-        if world_size > 1:  # the exit status reflects every rank's failures
-            counts = torch.tensor([report.extracted, report.skipped, failed], dtype=torch.int64, device=device)
-            dist.all_reduce(counts)
-            extracted, skipped, failed = (int(v) for v in counts.tolist())
-        else:
-            extracted, skipped = report.extracted, report.skipped
-        if rank == 0:
-            rate = extracted / report.seconds if report.seconds > 0 else 0.0
-            ranks = f", {world_size} ranks" if world_size > 1 else ""
-            see = f" (see {Path(args.out) / 'errors.jsonl'})" if failed else ""
-            print(f"{extracted} clips extracted in {report.seconds:.1f} s ({rate:.2f} clips/s{ranks}), "
-                  f"{skipped} already in the store, {failed} failed{see}; store: {args.out}", file=sys.stderr)
-        return 1 if failed else 0
-    finally:
-        if world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        report = extract(paths, args.out, extractor, batch_size=args.batch, workers=args.workers, device=device,
+                         shard_size=args.shard_size, rank=ranks.rank, world_size=ranks.size,
+                         progress=False if args.no_progress else None)
+    except (FeatureStoreError, OSError) as e:
+        print(f"error: {prefix}{e}", file=sys.stderr)
+        return 2
+    # The exit status reflects every rank's failures.
+    extracted, skipped, failed = ranks.sum([report.extracted, report.skipped, len(report.failed)])
+    if ranks.main:
+        rate = extracted / report.seconds if report.seconds > 0 else 0.0
+        many = f", {ranks.size} ranks" if ranks.distributed else ""
+        see = f" (see {Path(args.out) / 'errors.jsonl'})" if failed else ""
+        print(f"{extracted} clips extracted in {report.seconds:.1f} s ({rate:.2f} clips/s{many}), "
+              f"{skipped} already in the store, {failed} failed{see}; store: {args.out}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

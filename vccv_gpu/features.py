@@ -46,6 +46,7 @@ from typing import IO, Any
 import torch
 from torch import Tensor
 
+from vccv_gpu import jsonl
 from vccv_gpu.backbones import BackboneConfig
 from vccv_gpu.runtime import atomic_write, fsync_dir
 
@@ -100,40 +101,12 @@ def _write_atomic(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete records of a jsonl file; a torn last line (no newline: the writer was killed
-    mid-append) and lines that do not parse are skipped."""
+def _records(path: Path) -> list[dict[str, Any]]:
+    """A jsonl file's complete records; a damaged line before the last is a FeatureStoreError."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in data.split(b"\n")[:-1]:  # the part after the last newline is incomplete
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _repair_jsonl(path: Path) -> None:
-    """Cuts a torn last line off, so the next append starts on a line of its own."""
-    try:
-        with open(path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-                f.flush()
-                os.fsync(f.fileno())
-    except FileNotFoundError:
-        pass
-
-
-def _rank_files(root: Path, pattern: re.Pattern[str]) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
+        return jsonl.read(path)
+    except jsonl.JsonlError as e:
+        raise FeatureStoreError(str(e)) from e
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -164,7 +137,7 @@ def _dims(config: BackboneConfig) -> dict[str, Any]:
 
 
 def _jsonl_sizes(root: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_size for p in _rank_files(root, _INDEX_RANK)}
+    return {p.name: p.stat().st_size for p in jsonl.rank_files(root, _INDEX_RANK)}
 
 
 def _collect_entries(root: Path) -> dict[str, dict[str, Any]]:
@@ -172,8 +145,8 @@ def _collect_entries(root: Path) -> dict[str, dict[str, Any]]:
     (later records of a key win)."""
     entries: dict[str, dict[str, Any]] = {}
     present: dict[str, bool] = {}
-    for path in _rank_files(root, _INDEX_RANK):
-        for record in _read_jsonl(path):
+    for path in jsonl.rank_files(root, _INDEX_RANK):
+        for record in _records(path):
             key, shard = record.get("key"), record.get("shard")
             if not isinstance(key, str) or not isinstance(shard, str):
                 continue
@@ -237,8 +210,8 @@ def merge_index(root: str | os.PathLike[str]) -> Path:
                  for key in sorted(entries)},
     }
     errors: dict[str, dict[str, Any]] = {}
-    for path in _rank_files(root, _ERRORS_RANK):
-        for record in _read_jsonl(path):
+    for path in jsonl.rank_files(root, _ERRORS_RANK):
+        for record in _records(path):
             if isinstance(record.get("path"), str):
                 errors[record["path"]] = record
     lines = [json.dumps(r) + "\n" for p, r in sorted(errors.items()) if video_key(p) not in entries]
@@ -281,16 +254,14 @@ class StoreWriter:
         self._index_path = self.root / f"index-rank{rank}.jsonl"
         self._errors_path = self.root / f"errors-rank{rank}.jsonl"
         self._clean_leftovers()
-        _repair_jsonl(self._index_path)
-        _repair_jsonl(self._errors_path)
         self.done: set[str] = set(_collect_entries(self.root))
         self._next_shard = 1 + max((int(m.group(2)) for p in self.root.iterdir()
                                     if (m := _SHARD.match(p.name)) and int(m.group(1)) == rank), default=-1)
         self._pending = _Pending()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"StoreWriter{rank}")
         self._in_flight: Future[None] | None = None
-        self._index_file: IO[str] = open(self._index_path, "a", encoding="utf-8")
-        self._errors_file: IO[str] = open(self._errors_path, "a", encoding="utf-8")
+        self._index = jsonl.Appender(self._index_path)  # each repairs a torn last line first
+        self._errors = jsonl.Appender(self._errors_path)
         self.written = 0  # videos committed by this writer
 
     def _take_lock(self) -> IO[bytes]:
@@ -308,7 +279,7 @@ class StoreWriter:
         half-written shards, and shards that were renamed into place before any of their index
         lines were written (their videos are not in the store and get extracted again)."""
         prefix = f".rank{self.rank}-"
-        referenced = {r.get("shard") for r in _read_jsonl(self.root / f"index-rank{self.rank}.jsonl")}
+        referenced = {r.get("shard") for r in _records(self.root / f"index-rank{self.rank}.jsonl")}
         for p in self.root.iterdir():
             m = _SHARD.match(p.name)
             stale_tmp = p.name.startswith(prefix) and p.name.endswith(".tmp")
@@ -334,10 +305,7 @@ class StoreWriter:
 
     def error(self, error: VideoError) -> None:
         """Records a video that could not be read."""
-        self._errors_file.write(json.dumps({"path": str(error.path), "reason": error.reason,
-                                            "kind": error.kind}) + "\n")
-        self._errors_file.flush()
-        os.fsync(self._errors_file.fileno())
+        self._errors.write([{"path": str(error.path), "reason": error.reason, "kind": error.kind}])
 
     def flush(self) -> None:
         """Hands the buffered videos to the background thread as one shard (waits for the previous)."""
@@ -366,10 +334,7 @@ class StoreWriter:
             os.fsync(f.fileno())
         _publish(tmp, path)
         fsync_dir(self.root)
-        for record in pending.records:
-            self._index_file.write(json.dumps({**record, "shard": name}) + "\n")
-        self._index_file.flush()
-        os.fsync(self._index_file.fileno())
+        self._index.write({**record, "shard": name} for record in pending.records)
         self.written += len(pending.records)
 
     def close(self) -> None:
@@ -390,8 +355,8 @@ class StoreWriter:
 
     def _release(self) -> None:
         self._pool.shutdown(wait=True)
-        self._index_file.close()
-        self._errors_file.close()
+        self._index.close()
+        self._errors.close()
         self._lock.close()
 
     def __enter__(self) -> StoreWriter:
@@ -512,10 +477,10 @@ class FeatureStore:
     def errors(self) -> list[VideoError]:
         """The videos that could not be read (from `errors.jsonl`, else the per-rank files)."""
         merged = self.root / ERRORS_FILE
-        paths = [merged] if merged.is_file() else _rank_files(self.root, _ERRORS_RANK)
+        paths = [merged] if merged.is_file() else jsonl.rank_files(self.root, _ERRORS_RANK)
         out: dict[str, VideoError] = {}
         for path in paths:
-            for r in _read_jsonl(path):
+            for r in _records(path):
                 if isinstance(r.get("path"), str) and video_key(r["path"]) not in self._videos:
                     out[r["path"]] = VideoError(r["path"], str(r.get("reason", "")), str(r.get("kind", "")))
         return list(out.values())

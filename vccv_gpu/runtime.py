@@ -1,17 +1,25 @@
 """Process and file plumbing shared by the CLIs: durable renames, the torch device to run on,
-and the ranks torchrun hands a process."""
+and the ranks torchrun hands a process (`Ranks`: one distributed set-up for caption, extract
+and train)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
-__all__ = ["atomic_write", "fsync_dir", "resolve_device", "stderr_is_terminal", "torchrun_env"]
+__all__ = ["Ranks", "atomic_write", "fsync_dir", "resolve_device", "stderr_is_terminal", "torchrun_env"]
+
+# Ranks that finish their share early wait this long at a barrier for the others. torchrun ends
+# the whole group when one rank dies, so a long wait cannot hang a failed job, while PyTorch's
+# default (30 minutes) would end a healthy one whose ranks got unequal work.
+COLLECTIVE_TIMEOUT = timedelta(hours=48)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
@@ -82,3 +90,64 @@ def torchrun_env() -> tuple[int, int, int]:
                              "(torchrun sets RANK, WORLD_SIZE and LOCAL_RANK)") from None
     rank, world_size, local_rank = values
     return rank, world_size, local_rank
+
+
+@dataclass
+class Ranks:
+    """This process's place among torchrun's ranks, and the process group they share.
+
+    `Ranks.join` reads torchrun's environment, picks the device (cuda:LOCAL_RANK for 'cuda') and,
+    with more than one rank, starts the process group; `close` ends it (if this process started
+    it). Outside torchrun it is one rank and no process group."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this process started the process group (and ends it)
+    device: torch.device = torch.device("cpu")  # where collectives' tensors live (cpu for gloo)
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def join(cls, device_choice: str = "auto", *, backend: str = "auto") -> tuple[Ranks, torch.device]:
+        """(ranks, device). backend 'auto' is NCCL on CUDA devices and gloo on the CPU; 'gloo'
+        keeps collectives on the CPU even on GPUs (for jobs whose only collectives are barriers
+        and small sums: gloo waits for slow ranks without NCCL's watchdog). Raises ValueError
+        for an unusable environment or device."""
+        rank, size, local_rank = torchrun_env()
+        device = resolve_device(device_choice, local_rank)
+        if size <= 1:
+            return cls(), device
+        dist = torch.distributed
+        if backend == "auto":
+            backend = "nccl" if device.type == "cuda" else "gloo"
+        owns = not dist.is_initialized()
+        if owns:
+            options = {"device_id": device} if backend == "nccl" else {}
+            dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT, **options)
+        on = device if dist.get_backend() == "nccl" else torch.device("cpu")
+        return cls(rank, size, local_rank, owns, on), device
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def sum(self, values: Sequence[int]) -> list[int]:
+        """Element-wise sums of `values` over every rank (the values themselves on one rank)."""
+        if not self.distributed:
+            return list(values)
+        total = torch.tensor(list(values), dtype=torch.int64, device=self.device)
+        torch.distributed.all_reduce(total)
+        return [int(v) for v in total.tolist()]
+
+    def close(self) -> None:
+        """Ends the process group if this process started it."""
+        if self.owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        self.owns_group = False

@@ -58,7 +58,7 @@ from vccv_gpu.evaluate import (StoredFeatures, StoredVideo, caption_videos, find
 from vccv_gpu.features import FeatureStore
 from vccv_gpu.metrics import score_captions
 from vccv_gpu.model import PAD, VARIANTS, VCCV, RAEConfig, caption_loss
-from vccv_gpu.runtime import atomic_write, resolve_device, torchrun_env
+from vccv_gpu.runtime import Ranks, atomic_write
 
 __all__ = ["TRAINER_FILE", "CaptionPairs", "TrainOptions", "TrainResult", "build_parser", "collate_pairs", "main",
            "run_training"]
@@ -203,40 +203,10 @@ def _plain(options: TrainOptions) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Distributed
-
-
-@dataclass
-class _World:
-    rank: int = 0
-    size: int = 1
-    owns_group: bool = False  # this run called init_process_group (and tears it down)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
-
-
-def _join_world(device_choice: str) -> tuple[_World, torch.device]:
-    rank, size, local_rank = torchrun_env()
-    if size <= 1:
-        return _World(), resolve_device(device_choice)
-    device = resolve_device(device_choice, local_rank)
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _World(rank, size, owns), device
-
-
-# ---------------------------------------------------------------------------------------------
 # Training
 
 
-def _log(options: TrainOptions, world: _World, message: str) -> None:
+def _log(options: TrainOptions, world: Ranks, message: str) -> None:
     if options.verbose and world.main:
         from tqdm import tqdm
 
@@ -263,12 +233,11 @@ def run_training(options: TrainOptions) -> TrainResult:
     if trainer_path.is_file() and not options.resume:
         raise ValueError(f"{run} already holds a training run ({TRAINER_FILE}); pass --resume to continue it "
                          "or choose another --out")
-    world, device = _join_world(options.device)
+    world, device = Ranks.join(options.device)
     try:
         return _train(options, run, trainer_path, world, device)
     finally:
-        if world.owns_group:
-            dist.destroy_process_group()
+        world.close()
 
 
 @dataclass
@@ -279,7 +248,7 @@ class _Videos:
     val: list[StoredVideo]  # validation videos with features and captions
 
 
-def _select_videos(options: TrainOptions, store: FeatureStore, world: _World) -> _Videos:
+def _select_videos(options: TrainOptions, store: FeatureStore, world: Ranks) -> _Videos:
     """The train and validation videos of the annotations that are in the store."""
     kind = detect_format(options.data, options.data_format)
     samples = load_samples(options.data, kind, options.video_dir)
@@ -359,7 +328,7 @@ def _train_epoch(model: torch.nn.Module, parameters: list[torch.nn.Parameter], o
     return loss_sum, token_sum, step
 
 
-def _train(options: TrainOptions, run: Path, trainer_path: Path, world: _World, device: torch.device) -> TrainResult:
+def _train(options: TrainOptions, run: Path, trainer_path: Path, world: Ranks, device: torch.device) -> TrainResult:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
