@@ -14,7 +14,7 @@ import torch
 
 pytest.importorskip("pycocoevalcap")
 
-from vccv_gpu import evaluate, train  # noqa: E402
+from vccv_gpu import evaluate, feature_dataset, train  # noqa: E402
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor  # noqa: E402
 from vccv_gpu.checkpoint import load_checkpoint  # noqa: E402
 from vccv_gpu.features import FeatureStore, StoreWriter, merge_index, prepare_store, video_key  # noqa: E402
@@ -156,7 +156,7 @@ def test_cli(dataset: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_captions_per_video_draws_per_epoch(dataset: dict[str, Path]) -> None:
-    videos = [evaluate.StoredVideo(f"v{i}", f"k{i}", f"p{i}", ("a",) * 5) for i in range(3)]
+    videos = [feature_dataset.StoredVideo(f"v{i}", f"k{i}", f"p{i}", ("a",) * 5) for i in range(3)]
     encoded = [[[1, 4 + c, 2] for c in range(n)] for n in (5, 1, 3)]
     pairs = train.CaptionPairs(dataset["store"], videos, encoded, per_video=2, seed=7)
     first = list(pairs.pairs)

@@ -52,9 +52,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from vccv_gpu.backbones import FeatureExtractor, model_config
 from vccv_gpu.checkpoint import save_checkpoint
 from vccv_gpu.data import (DATA_FORMATS, MAX_CAPTION_TOKENS, MIN_WORD_COUNT, DataFormatError, Vocabulary, detect_format,
-                           pad_batch)
-from vccv_gpu.evaluate import (StoredFeatures, StoredVideo, caption_videos, find_in_store, load_samples,
-                               plain_warnings, warn_missing)
+                           load_samples, pad_batch)
+from vccv_gpu.evaluate import caption_videos, plain_warnings
+from vccv_gpu.feature_dataset import StoredFeatures, StoredVideo, find_in_store, warn_missing
 from vccv_gpu.features import FeatureStore
 from vccv_gpu.metrics import score_captions
 from vccv_gpu.model import PAD, VARIANTS, VCCV, RAEConfig, caption_loss

@@ -15,6 +15,7 @@ from .datasets import (
     Sample,
     detect_format,
     load_dataset,
+    load_samples,
     read_caption_csv,
     read_caption_jsonl,
     read_charades,
@@ -25,6 +26,6 @@ from .vocab import MAX_CAPTION_TOKENS, MIN_WORD_COUNT, Vocabulary, pad_batch, to
 
 __all__ = [
     "DATA_FORMATS", "KINDS", "MAX_CAPTION_TOKENS", "MIN_WORD_COUNT", "MSRVTT_OFFICIAL_SPLIT", "SPLITS", "DataFormatError", "Sample",
-    "Vocabulary", "detect_format", "load_dataset", "pad_batch", "read_caption_csv", "read_caption_jsonl", "read_charades",
+    "Vocabulary", "detect_format", "load_dataset", "load_samples", "pad_batch", "read_caption_csv", "read_caption_jsonl", "read_charades",
     "read_msrvtt", "split_counts", "tokenize",
 ]

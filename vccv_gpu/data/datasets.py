@@ -362,3 +362,10 @@ def load_dataset(kind: str, annotations: PathArg | Sequence[PathArg], video_dir:
             seen[sample.video_id] = path
         result.extend(s for s in samples if wanted is None or s.split == wanted)
     return result
+
+
+def load_samples(annotations: Sequence[PathArg], data_format: str = "auto",
+                 video_dir: PathArg | None = None) -> list[Sample]:
+    """Every video of the annotation files (all splits) with its captions, the format detected
+    (`detect_format`) unless given."""
+    return load_dataset(detect_format(annotations, data_format), [Path(a) for a in annotations], video_dir=video_dir)
