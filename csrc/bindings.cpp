@@ -24,9 +24,7 @@ const char* slice_type_name(SliceType t) {
   return kNames[t];
 }
 
-const char* picture_type_name(SliceType t) {
-  return t == kSliceB ? "B" : (t == kSliceP || t == kSliceSP) ? "P" : "I";
-}
+const char* picture_type_name(SliceType t) { return t == kSliceB ? "B" : (t == kSliceP || t == kSliceSP) ? "P" : "I"; }
 
 const Picture& picture_at(const Stream& s, size_t decode_index) {
   if (decode_index >= s.pictures().size())
@@ -77,7 +75,8 @@ py::dict sequence_info(const Stream& s) {
   d["colour_primaries"] = vui.colour_primaries;
   d["transfer_characteristics"] = vui.transfer_characteristics;
   d["matrix_coefficients"] = vui.matrix_coefficients;
-  d["max_num_reorder_frames"] = vui.bitstream_restriction ? py::object(py::int_(vui.max_num_reorder_frames)) : py::none();
+  d["max_num_reorder_frames"] =
+      vui.bitstream_restriction ? py::object(py::int_(vui.max_num_reorder_frames)) : py::none();
   return d;
 }
 
@@ -112,15 +111,16 @@ py::list slice_headers(const Stream& s, size_t decode_index) {
       for (const auto& entries : t.entries) {
         py::list l;
         for (const auto& e : entries)
-          l.append(py::make_tuple(e.luma_present ? py::object(py::make_tuple(e.luma_weight, e.luma_offset)) : py::none(),
-                                  e.chroma_present ? py::object(py::make_tuple(e.chroma_weight[0], e.chroma_offset[0],
-                                                                               e.chroma_weight[1], e.chroma_offset[1]))
-                                                   : py::none()));
+          l.append(
+              py::make_tuple(e.luma_present ? py::object(py::make_tuple(e.luma_weight, e.luma_offset)) : py::none(),
+                             e.chroma_present ? py::object(py::make_tuple(e.chroma_weight[0], e.chroma_offset[0],
+                                                                          e.chroma_weight[1], e.chroma_offset[1]))
+                                              : py::none()));
         lists.append(l);
       }
-      d["pred_weight_table"] = py::dict(py::arg("luma_log2_weight_denom") = t.luma_log2_weight_denom,
-                                        py::arg("chroma_log2_weight_denom") = t.chroma_log2_weight_denom,
-                                        py::arg("entries") = lists);
+      d["pred_weight_table"] =
+          py::dict(py::arg("luma_log2_weight_denom") = t.luma_log2_weight_denom,
+                   py::arg("chroma_log2_weight_denom") = t.chroma_log2_weight_denom, py::arg("entries") = lists);
     } else {
       d["pred_weight_table"] = py::none();
     }
@@ -170,13 +170,20 @@ py::list read_bits(const py::bytes& data, const std::vector<std::string>& codes)
     const auto colon = code.find(':');
     const std::string kind = code.substr(0, colon);
     const auto arg = colon == std::string::npos ? 0u : static_cast<uint32_t>(std::stoul(code.substr(colon + 1)));
-    if (kind == "u") out.append(r.u(static_cast<int>(arg)));
-    else if (kind == "ue") out.append(r.ue());
-    else if (kind == "se") out.append(r.se());
-    else if (kind == "te") out.append(r.te(arg));
-    else if (kind == "more_rbsp_data") out.append(r.more_rbsp_data());
-    else if (kind == "byte_aligned") out.append(r.byte_aligned());
-    else throw py::value_error("unknown code " + code);
+    if (kind == "u")
+      out.append(r.u(static_cast<int>(arg)));
+    else if (kind == "ue")
+      out.append(r.ue());
+    else if (kind == "se")
+      out.append(r.se());
+    else if (kind == "te")
+      out.append(r.te(arg));
+    else if (kind == "more_rbsp_data")
+      out.append(r.more_rbsp_data());
+    else if (kind == "byte_aligned")
+      out.append(r.byte_aligned());
+    else
+      throw py::value_error("unknown code " + code);
   }
   return out;
 }
@@ -269,7 +276,8 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
 template <typename T, int Flags>
 PlaneView<T> plane_view(const py::array_t<T, Flags>& a, const char* name) {
   if (a.ndim() != 2 || a.strides(1) != static_cast<py::ssize_t>(sizeof(T)) ||
-      a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) != 0 || a.strides(0) < a.shape(1) * static_cast<py::ssize_t>(sizeof(T)))
+      a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) != 0 ||
+      a.strides(0) < a.shape(1) * static_cast<py::ssize_t>(sizeof(T)))
     throw py::value_error(std::string(name) + ": expected a 2-D array with contiguous rows");
   return {a.data(), a.strides(0) / static_cast<py::ssize_t>(sizeof(T)), a.shape(0), a.shape(1)};
 }
@@ -290,8 +298,8 @@ struct TapArrays {
     w0 = taps[2].cast<WeightArray>();
     w1 = taps[3].cast<WeightArray>();
     const py::ssize_t n = i0.size();
-    if (i0.ndim() != 1 || i1.ndim() != 1 || w0.ndim() != 1 || w1.ndim() != 1 || i1.size() != n ||
-        w0.size() != n || w1.size() != n)
+    if (i0.ndim() != 1 || i1.ndim() != 1 || w0.ndim() != 1 || w1.ndim() != 1 || i1.size() != n || w0.size() != n ||
+        w1.size() != n)
       throw py::value_error(std::string(name) + ": taps must be 1-D arrays of one length");
     for (const auto* idx : {&i0, &i1})
       for (py::ssize_t k = 0; k < n; ++k) {
@@ -307,7 +315,8 @@ py::array_t<uint8_t> resample_rgb_py(const py::array_t<uint8_t>& rgb, const py::
   if (rgb.ndim() != 3 || rgb.shape(2) != 3 || rgb.strides(2) != 1 || rgb.strides(1) != 3 ||
       rgb.strides(0) < 3 * rgb.shape(1))
     throw py::value_error("rgb: expected a [height, width, 3] array with contiguous rows");
-  const TapArrays row_taps(rows, rgb.shape(0), rgb.shape(0), "rows"), col_taps(cols, rgb.shape(1), rgb.shape(1), "cols");
+  const TapArrays row_taps(rows, rgb.shape(0), rgb.shape(0), "rows"),
+      col_taps(cols, rgb.shape(1), rgb.shape(1), "cols");
   const AxisTaps r = row_taps.taps(), c = col_taps.taps();
   py::array_t<uint8_t> out({py::ssize_t{3}, static_cast<py::ssize_t>(r.size), static_cast<py::ssize_t>(c.size)});
   uint8_t* dst = out.mutable_data();
@@ -358,10 +367,10 @@ PYBIND11_MODULE(_h264, m) {
         "uint8 RGB [3, rows, cols] from an interleaved uint8 RGB image [height, width, 3]: bilinear blend.");
   const char* resample_residual_doc =
       "float32 RGB residual [3, rows, cols] from int16 (or int32) Y/U/V planes: bilinear blend, then the 3x3 matrix.";
-  m.def("resample_residual", &resample_residual_py<int16_t>, py::arg("y"), py::arg("u"), py::arg("v"),
-        py::arg("rows"), py::arg("cols"), py::arg("matrix"), resample_residual_doc);
-  m.def("resample_residual", &resample_residual_py<int32_t>, py::arg("y"), py::arg("u"), py::arg("v"),
-        py::arg("rows"), py::arg("cols"), py::arg("matrix"), resample_residual_doc);
+  m.def("resample_residual", &resample_residual_py<int16_t>, py::arg("y"), py::arg("u"), py::arg("v"), py::arg("rows"),
+        py::arg("cols"), py::arg("matrix"), resample_residual_doc);
+  m.def("resample_residual", &resample_residual_py<int32_t>, py::arg("y"), py::arg("u"), py::arg("v"), py::arg("rows"),
+        py::arg("cols"), py::arg("matrix"), resample_residual_doc);
   m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
   m.def("remove_emulation_prevention", [](const py::bytes& data) {
     const std::string bytes = data;
@@ -373,74 +382,85 @@ PYBIND11_MODULE(_h264, m) {
       .def("macroblocks", &PyParsedPicture::macroblocks)
       .def("residual", &PyParsedPicture::residual)
       .def("coefficients", &PyParsedPicture::coefficients)
-      .def("ref_picture", [](const PyParsedPicture& p) {
-        const MacroblockGrid& g = p.parsed.macroblocks;
-        py::array_t<int32_t> a({py::ssize_t{2}, py::ssize_t{4 * g.height_mbs}, py::ssize_t{4 * g.width_mbs}});
-        const size_t blocks = p.parsed.luma_blocks();
-        int32_t* out = a.mutable_data();
-        for (int list = 0; list < 2; ++list)
-          for (size_t b = 0; b < blocks; ++b) *out++ = p.parsed.ref_picture(list, b);
-        return a;
-      }, "Decoding index of the picture each 4x4 block's ref_idx names in its slice's list [2, H4, W4]; -1 "
-         "where the list is unused (for oracles that predict from decoded reference pictures).")
-      .def("total_coeff", [](const PyParsedPicture& p) {
-        const MacroblockGrid& g = p.parsed.macroblocks;
-        return to_array(p.parsed.luma_total_coeff, {4 * g.height_mbs, 4 * g.width_mbs});
-      }, "TotalCoeff(coeff_token) of each luma 4x4 block (CAVLC), for self-consistency checks.");
+      .def(
+          "ref_picture",
+          [](const PyParsedPicture& p) {
+            const MacroblockGrid& g = p.parsed.macroblocks;
+            py::array_t<int32_t> a({py::ssize_t{2}, py::ssize_t{4 * g.height_mbs}, py::ssize_t{4 * g.width_mbs}});
+            const size_t blocks = p.parsed.luma_blocks();
+            int32_t* out = a.mutable_data();
+            for (int list = 0; list < 2; ++list)
+              for (size_t b = 0; b < blocks; ++b) *out++ = p.parsed.ref_picture(list, b);
+            return a;
+          },
+          "Decoding index of the picture each 4x4 block's ref_idx names in its slice's list [2, H4, W4]; -1 "
+          "where the list is unused (for oracles that predict from decoded reference pictures).")
+      .def(
+          "total_coeff",
+          [](const PyParsedPicture& p) {
+            const MacroblockGrid& g = p.parsed.macroblocks;
+            return to_array(p.parsed.luma_total_coeff, {4 * g.height_mbs, 4 * g.width_mbs});
+          },
+          "TotalCoeff(coeff_token) of each luma 4x4 block (CAVLC), for self-consistency checks.");
 
   py::class_<Stream>(m, "Stream")
       .def(py::init<>())
-      .def("add_extradata",
-           [](Stream& s, const py::buffer& b) { with_bytes(b, [&](auto* d, size_t n) { s.add_extradata(d, n); }); },
-           py::arg("data"), "Container extradata: an avcC record or Annex B parameter sets.")
+      .def(
+          "add_extradata",
+          [](Stream& s, const py::buffer& b) { with_bytes(b, [&](auto* d, size_t n) { s.add_extradata(d, n); }); },
+          py::arg("data"), "Container extradata: an avcC record or Annex B parameter sets.")
       .def("set_source_file", &Stream::set_source_file, py::arg("path"),
            "The file the packets come from: slice data found there (add_packet's file_offset) is read "
            "back when parsed instead of being kept in memory.")
-      .def("add_packet",
-           [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last, int64_t file_offset,
-              bool presented) {
-             with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last, file_offset, presented); });
-           },
-           py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false, py::arg("file_offset") = -1,
-           py::arg("presented") = true,
-           "One access unit (or a whole Annex B stream); `last` marks the end of the input; `file_offset`: "
-           "where these bytes lie in the source file, if they lie there as they are; `presented` false: "
-           "an edit list leaves its picture out of the presentation.")
+      .def(
+          "add_packet",
+          [](Stream& s, const py::buffer& b, std::optional<int64_t> pts, bool last, int64_t file_offset,
+             bool presented) {
+            with_bytes(b, [&](auto* d, size_t n) { s.add_packet(d, n, pts, last, file_offset, presented); });
+          },
+          py::arg("data"), py::arg("pts") = py::none(), py::arg("last") = false, py::arg("file_offset") = -1,
+          py::arg("presented") = true,
+          "One access unit (or a whole Annex B stream); `last` marks the end of the input; `file_offset`: "
+          "where these bytes lie in the source file, if they lie there as they are; `presented` false: "
+          "an edit list leaves its picture out of the presentation.")
       .def_property_readonly("rbsp_bytes", &Stream::rbsp_bytes, "Bytes of slice data held in memory.")
-      .def("finish", [](Stream& s) {
-        py::gil_scoped_release release;
-        s.finish();
-      })
+      .def("finish",
+           [](Stream& s) {
+             py::gil_scoped_release release;
+             s.finish();
+           })
       .def_property_readonly("truncated", &Stream::truncated)
       .def_property_readonly("skipped_leading_slices", &Stream::skipped_leading_slices)
       .def_property_readonly("num_pictures", [](const Stream& s) { return s.pictures().size(); })
-      .def("pictures",
-           [](const Stream& s) {
-             std::vector<int64_t> shown(s.pictures().size(), -1);
-             for (size_t k = 0; k < s.display_order().size(); ++k) shown[s.display_order()[k]] = static_cast<int64_t>(k);
-             py::list out;
-             for (const Picture& p : s.pictures())
-               out.append(py::make_tuple(shown[p.decode_index], p.decode_index,
-                                         p.pts ? py::object(py::int_(*p.pts)) : py::none(), picture_type_name(p.type),
-                                         p.key, p.slices.size(), p.nal_ref_idc != 0));
-             return out;
-           },
-           "Decoding order: (display index or -1 where not listed, decode_index, pts, type, key, num_slices, "
-           "reference) per picture.")
+      .def(
+          "pictures",
+          [](const Stream& s) {
+            std::vector<int64_t> shown(s.pictures().size(), -1);
+            for (size_t k = 0; k < s.display_order().size(); ++k) shown[s.display_order()[k]] = static_cast<int64_t>(k);
+            py::list out;
+            for (const Picture& p : s.pictures())
+              out.append(py::make_tuple(shown[p.decode_index], p.decode_index,
+                                        p.pts ? py::object(py::int_(*p.pts)) : py::none(), picture_type_name(p.type),
+                                        p.key, p.slices.size(), p.nal_ref_idc != 0));
+            return out;
+          },
+          "Decoding order: (display index or -1 where not listed, decode_index, pts, type, key, num_slices, "
+          "reference) per picture.")
       .def("sequence_info", &sequence_info, "Fields of the first listed picture's SPS/PPS.")
       .def("slice_headers", &slice_headers, py::arg("decode_index"))
-      .def("parse_picture",
-           [](const Stream& s, size_t decode_index) {
-             const Picture& pic = picture_at(s, decode_index);
-             std::shared_ptr<const ParsedPicture> parsed;
-             {
-               py::gil_scoped_release release;
-               parsed = s.parsed_picture(static_cast<uint32_t>(decode_index));
-             }
-             return std::make_unique<PyParsedPicture>(std::move(parsed), static_cast<int>(pic.sps->coded_width()),
-                                                      static_cast<int>(pic.sps->coded_height()));
-           },
-           py::arg("decode_index"), "Entropy-decodes one picture's slice data.")
+      .def(
+          "parse_picture",
+          [](const Stream& s, size_t decode_index) {
+            const Picture& pic = picture_at(s, decode_index);
+            std::shared_ptr<const ParsedPicture> parsed;
+            {
+              py::gil_scoped_release release;
+              parsed = s.parsed_picture(static_cast<uint32_t>(decode_index));
+            }
+            return std::make_unique<PyParsedPicture>(std::move(parsed), static_cast<int>(pic.sps->coded_width()),
+                                                     static_cast<int>(pic.sps->coded_height()));
+          },
+          py::arg("decode_index"), "Entropy-decodes one picture's slice data.")
       .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),
            "Resolved 4x4 [6,4,4] and 8x8 [6,8,8] weights (raster order) for a picture.");
 }

@@ -58,23 +58,21 @@ uint32_t BitReader::te(uint32_t max_value) {
 uint32_t BitReader::ue_max(uint32_t max_value, const char* what) {
   const uint32_t v = ue();
   if (v > max_value)
-    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " exceeds " +
-                        std::to_string(max_value));
+    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " exceeds " + std::to_string(max_value));
   return v;
 }
 
 int32_t BitReader::se_range(int32_t lo, int32_t hi, const char* what) {
   const int32_t v = se();
   if (v < lo || v > hi)
-    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " outside [" +
-                        std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " outside [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "]");
   return v;
 }
 
 void BitReader::expect_trailing_bits(const char* what) const {
   if (pos_ != stop_bit_)
-    throw CorruptStream(std::string(what) + ": " +
-                        (pos_ < stop_bit_ ? "unexpected data before" : "missing") +
+    throw CorruptStream(std::string(what) + ": " + (pos_ < stop_bit_ ? "unexpected data before" : "missing") +
                         " rbsp_trailing_bits");
 }
 

@@ -42,8 +42,8 @@ std::array<uint8_t, 128> next_states(bool lps) {
   std::array<uint8_t, 128> t{};
   for (int s = 0; s < 128; ++s) {
     const int p = s >> 1, mps = s & 1;
-    t[static_cast<size_t>(s)] = static_cast<uint8_t>(
-        lps ? (kTransIdxLps[p] << 1) | (p == 0 ? !mps : mps) : (kTransIdxMps[p] << 1) | mps);
+    t[static_cast<size_t>(s)] =
+        static_cast<uint8_t>(lps ? (kTransIdxLps[p] << 1) | (p == 0 ? !mps : mps) : (kTransIdxMps[p] << 1) | mps);
   }
   return t;
 }
@@ -87,8 +87,8 @@ namespace {
 
 // The I-slice mb_type binarisation (Table 9-36) after its first bin was 1: I_PCM or I_16x16.
 template <typename Decision>
-uint32_t intra16x16_or_pcm(CabacDecoder& d, Decision bin, int luma_ctx, int chroma1_ctx, int chroma2_ctx,
-                           int pred1_ctx, int pred2_ctx) {
+uint32_t intra16x16_or_pcm(CabacDecoder& d, Decision bin, int luma_ctx, int chroma1_ctx, int chroma2_ctx, int pred1_ctx,
+                           int pred2_ctx) {
   if (d.terminate()) return 25;  // I_PCM
   const uint32_t luma = bin(luma_ctx);
   uint32_t chroma = bin(chroma1_ctx);
@@ -144,8 +144,8 @@ uint32_t CabacDecoder::sub_mb_type_p() {  // Table 9-38: "1", "00", "011", "010"
   return decision(kSubMbTypeP + 2) ? 2 : 3;
 }
 
-uint32_t CabacDecoder::sub_mb_type_b() {  // Table 9-38
-  if (!decision(kSubMbTypeB)) return 0;                                                    // B_Direct_8x8
+uint32_t CabacDecoder::sub_mb_type_b() {                                                        // Table 9-38
+  if (!decision(kSubMbTypeB)) return 0;                                                         // B_Direct_8x8
   if (!decision(kSubMbTypeB + 1)) return 1 + static_cast<uint32_t>(decision(kSubMbTypeB + 3));  // B_L0/L1_8x8
   uint32_t type = 3;
   if (decision(kSubMbTypeB + 2)) {
@@ -269,7 +269,8 @@ int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& 
   if (i == max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
   // coeff_abs_level_minus1 (prefix TU with cMax 14 and context increments, suffix EG0 bypass)
   // and coeff_sign_flag, from the last significant position back to the first.
-  const int abs_offset = cat == kCatLuma8x8 ? kAbsLevel8x8 : kAbsLevel + cat_offset(kCtxBlockCatOffsetCoeffAbsLevelMinus1, cat);
+  const int abs_offset =
+      cat == kCatLuma8x8 ? kAbsLevel8x8 : kAbsLevel + cat_offset(kCtxBlockCatOffsetCoeffAbsLevelMinus1, cat);
   const int gt1_cap = cat == kCatChromaDc ? 3 : 4;
   int eq1 = 0, gt1 = 0;
   for (int k = count - 1; k >= 0; --k) {

@@ -13,7 +13,14 @@
 namespace vccv {
 
 // Residual block categories (ctxBlockCat, Table 9-42) for 4:2:0.
-enum BlockCat : int { kCatLumaDc = 0, kCatLumaAc = 1, kCatLuma4x4 = 2, kCatChromaDc = 3, kCatChromaAc = 4, kCatLuma8x8 = 5 };
+enum BlockCat : int {
+  kCatLumaDc = 0,
+  kCatLumaAc = 1,
+  kCatLuma4x4 = 2,
+  kCatChromaDc = 3,
+  kCatChromaAc = 4,
+  kCatLuma8x8 = 5
+};
 
 class CabacDecoder {
  public:
@@ -66,9 +73,9 @@ class CabacDecoder {
   // Binarisations (9.3.2) with the ctxIdxInc rules of 9.3.3.1; `inc` arguments carry the
   // neighbour-dependent increments of the first bin.
   bool mb_skip_flag(bool b_slice, int inc);
-  uint32_t mb_type_i(int inc);             // I slices: mb_type 0..25
-  uint32_t mb_type_p();                    // P slices: 0..4 inter, 5..30 intra
-  uint32_t mb_type_b(int inc);             // B slices: 0..22 inter, 23..48 intra
+  uint32_t mb_type_i(int inc);  // I slices: mb_type 0..25
+  uint32_t mb_type_p();         // P slices: 0..4 inter, 5..30 intra
+  uint32_t mb_type_b(int inc);  // B slices: 0..22 inter, 23..48 intra
   uint32_t sub_mb_type_p();
   uint32_t sub_mb_type_b();
   bool transform_size_8x8_flag(int inc);
@@ -76,7 +83,7 @@ class CabacDecoder {
   uint32_t rem_intra_pred_mode();
   uint32_t intra_chroma_pred_mode(int inc);
   uint32_t ref_idx(int inc);
-  int32_t mvd(int comp, int abs_sum);      // comp 0: x (ctxIdxOffset 40), 1: y (47)
+  int32_t mvd(int comp, int abs_sum);  // comp 0: x (ctxIdxOffset 40), 1: y (47)
   uint32_t coded_block_pattern_luma_bin(int inc);
   uint32_t coded_block_pattern_chroma_bin(int bin, int inc);
   int32_t mb_qp_delta(bool previous_nonzero);

@@ -21,9 +21,7 @@ int PictureParser::mvd_abs(int list, int x, int y, int c) const {
   return n ? n->mvd_abs[list][block][c] : 0;
 }
 
-int PictureParser::skip_flag_inc() const {
-  return (mb_a() && !mb_a()->skip) + (mb_b() && !mb_b()->skip);
-}
+int PictureParser::skip_flag_inc() const { return (mb_a() && !mb_a()->skip) + (mb_b() && !mb_b()->skip); }
 
 int PictureParser::mb_type_inc() const {
   if (sh_->slice_type == kSliceI) return (mb_a() && !mb_a()->i_nxn) + (mb_b() && !mb_b()->i_nxn);

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 
+// clang-format off: the tables keep the layout of the standard's.
 namespace vccv {
 
 // ---------------------------------------------------------------------------
@@ -1467,3 +1468,4 @@ inline constexpr uint8_t kCtxBlockCatOffset[4][14] = {
 };
 
 }  // namespace vccv
+// clang-format on

@@ -11,11 +11,10 @@ namespace vccv {
 namespace {
 
 struct CavlcTables {
-  VlcTable coeff_token[4] = {
-      {&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"},
-      {&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"},
-      {&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"},
-      {&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token"}};
+  VlcTable coeff_token[4] = {{&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"},
+                             {&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"},
+                             {&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"},
+                             {&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token"}};
   std::vector<VlcTable> total_zeros, total_zeros_chroma_dc, run_before;
 
   CavlcTables() {

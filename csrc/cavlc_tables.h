@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+// clang-format off: the tables keep the layout of the standard's.
 namespace vccv {
 
 // ---------------------------------------------------------------------------
@@ -202,3 +203,4 @@ inline constexpr uint8_t kCodedBlockPatternInter[48] = {
 };
 
 }  // namespace vccv
+// clang-format on

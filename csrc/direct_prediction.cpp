@@ -42,7 +42,8 @@ void PictureParser::spatial_setup() {
   direct_zero_ = spatial_ref_[0] < 0 && spatial_ref_[1] < 0;
   if (direct_zero_) spatial_ref_[0] = spatial_ref_[1] = 0;
   for (int list = 0; list < 2; ++list)
-    spatial_mvp_[list] = spatial_ref_[list] >= 0 && !direct_zero_ ? predict_mv(list, 0, 0, 16, spatial_ref_[list], 0) : Mv{};
+    spatial_mvp_[list] =
+        spatial_ref_[list] >= 0 && !direct_zero_ ? predict_mv(list, 0, 0, 16, spatial_ref_[list], 0) : Mv{};
 }
 
 void PictureParser::derive_direct(unsigned quadrants) {
@@ -77,8 +78,9 @@ void PictureParser::direct_block(const Colocated& col, int bx, int by, int size)
   if (col.ref >= 0) {
     // The picture the co-located block refers to, through the slice of its macroblock there.
     const ParsedPicture& cp = *colocated_;
-    const int32_t picture = cp.slice_ref_pictures[static_cast<size_t>(cp.mb_slice[static_cast<size_t>(mb_y_ * w_ + mb_x_)])]
-                                                 [static_cast<size_t>(col.list)][static_cast<size_t>(col.ref)];
+    const int32_t picture =
+        cp.slice_ref_pictures[static_cast<size_t>(cp.mb_slice[static_cast<size_t>(mb_y_ * w_ + mb_x_)])]
+                             [static_cast<size_t>(col.list)][static_cast<size_t>(col.ref)];
     ref0 = -1;
     for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
       if (list0[i].picture == picture) ref0 = static_cast<int>(i);

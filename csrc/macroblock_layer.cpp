@@ -16,7 +16,8 @@ namespace {
 
 Mv add(Mv a, Mv b) {
   // Vector arithmetic wraps to 16 bits (8.4.1: mvLX = (mvpLX + mvdLX + 2^16) % 2^16).
-  return {static_cast<int16_t>(static_cast<uint16_t>(a.x + b.x)), static_cast<int16_t>(static_cast<uint16_t>(a.y + b.y))};
+  return {static_cast<int16_t>(static_cast<uint16_t>(a.x + b.x)),
+          static_cast<int16_t>(static_cast<uint16_t>(a.y + b.y))};
 }
 
 }  // namespace
@@ -73,7 +74,8 @@ void PictureParser::macroblock_layer(int addr) {
   } else {
     raw_type = r.ue_max(st == kSliceI ? 25 : (st == kSliceP ? 30 : 48), "mb_type");
   }
-  const MbTypeInfo t = st == kSliceI ? intra_mb_type(raw_type) : (st == kSliceP ? p_mb_type(raw_type) : b_mb_type(raw_type));
+  const MbTypeInfo t =
+      st == kSliceI ? intra_mb_type(raw_type) : (st == kSliceP ? p_mb_type(raw_type) : b_mb_type(raw_type));
   const bool intra = t.kind == MbKind::kIntra4x4 || t.kind == MbKind::kIntra16x16 || t.kind == MbKind::kPcm;
   cur_->intra = intra;
   cur_->i_nxn = t.kind == MbKind::kIntra4x4;
@@ -169,18 +171,18 @@ void PictureParser::intra_pred(const MbTypeInfo& t, bool transform_8x8) {  // 7.
         if (!prev) rem = r.u(3);
       }
       const int bx = transform_8x8 ? 2 * (i % 2) : kBlockX[i], by = transform_8x8 ? 2 * (i / 2) : kBlockY[i];
-      const int8_t mode = intra_nxn_pred_mode(intra_mode_neighbour(bx - 1, by), intra_mode_neighbour(bx, by - 1), prev, rem);
+      const int8_t mode =
+          intra_nxn_pred_mode(intra_mode_neighbour(bx - 1, by), intra_mode_neighbour(bx, by - 1), prev, rem);
       for (int y = by; y < by + size; ++y)
         for (int x = bx; x < bx + size; ++x) g.intra_pred[block_index(0, x, y)] = mode;
     }
     g.intra_size[addr] = static_cast<int8_t>(transform_8x8 ? 8 : 4);
   } else {
-    for (int y = 0; y < 4; ++y)
-      std::memset(&g.intra_pred[block_index(0, 0, y)], t.intra16x16_pred_mode, 4);
+    for (int y = 0; y < 4; ++y) std::memset(&g.intra_pred[block_index(0, 0, y)], t.intra16x16_pred_mode, 4);
     g.intra_size[addr] = 16;
   }
-  cur_->chroma_pred_mode = static_cast<uint8_t>(
-      cabac_ ? cabac_->intra_chroma_pred_mode(chroma_pred_mode_inc()) : r.ue_max(3, "intra_chroma_pred_mode"));
+  cur_->chroma_pred_mode = static_cast<uint8_t>(cabac_ ? cabac_->intra_chroma_pred_mode(chroma_pred_mode_inc())
+                                                       : r.ue_max(3, "intra_chroma_pred_mode"));
   g.intra_chroma_pred[addr] = static_cast<int8_t>(cur_->chroma_pred_mode);
   mark_decoded(0, 0, 16, 16);  // intra: ref_idx -1 and zero vectors (already stored)
 }

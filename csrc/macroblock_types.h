@@ -12,10 +12,10 @@ enum class MbKind : uint8_t { kIntra4x4, kIntra16x16, kPcm, kInter, kDirect16x16
 
 struct MbTypeInfo {
   MbKind kind;
-  uint8_t num_parts = 1;          // 1, 2 or 4 (4: 8x8 with sub_mb_type)
+  uint8_t num_parts = 1;  // 1, 2 or 4 (4: 8x8 with sub_mb_type)
   uint8_t part_width = 16, part_height = 16;
   PredFlags pred[2] = {kPredNone, kPredNone};  // per partition (inter, 1 or 2 partitions)
-  bool ref0 = false;              // P_8x8ref0: no ref_idx, all zero
+  bool ref0 = false;                           // P_8x8ref0: no ref_idx, all zero
   // Intra 16x16 only
   uint8_t intra16x16_pred_mode = 0, cbp_chroma = 0, cbp_luma = 0;
 };
@@ -47,10 +47,21 @@ inline MbTypeInfo p_mb_type(uint32_t mb_type) {
   MbTypeInfo t{MbKind::kInter};
   t.pred[0] = t.pred[1] = kPredL0;
   switch (mb_type) {
-    case 0: break;                                                            // P_L0_16x16
-    case 1: t.num_parts = 2; t.part_height = 8; break;                        // P_L0_L0_16x8
-    case 2: t.num_parts = 2; t.part_width = 8; break;                         // P_L0_L0_8x16
-    default: t.num_parts = 4; t.part_width = t.part_height = 8; t.ref0 = mb_type == 4; break;  // P_8x8(ref0)
+    case 0:
+      break;  // P_L0_16x16
+    case 1:
+      t.num_parts = 2;
+      t.part_height = 8;
+      break;  // P_L0_L0_16x8
+    case 2:
+      t.num_parts = 2;
+      t.part_width = 8;
+      break;  // P_L0_L0_8x16
+    default:
+      t.num_parts = 4;
+      t.part_width = t.part_height = 8;
+      t.ref0 = mb_type == 4;
+      break;  // P_8x8(ref0)
   }
   return t;
 }
@@ -79,7 +90,10 @@ inline MbTypeInfo b_mb_type(uint32_t mb_type) {
                                          {kPredBi, kPredL0}, {kPredBi, kPredL1}, {kPredBi, kPredBi}};
   const uint32_t k = (mb_type - 4) / 2;
   t.num_parts = 2;
-  if ((mb_type - 4) % 2 == 0) t.part_height = 8; else t.part_width = 8;
+  if ((mb_type - 4) % 2 == 0)
+    t.part_height = 8;
+  else
+    t.part_width = 8;
   t.pred[0] = kPairs[k][0];
   t.pred[1] = kPairs[k][1];
   return t;
@@ -87,16 +101,17 @@ inline MbTypeInfo b_mb_type(uint32_t mb_type) {
 
 // Table 7-17: P sub_mb_type 0..3.
 inline SubMbTypeInfo p_sub_mb_type(uint32_t t) {
-  static const SubMbTypeInfo kTypes[4] = {{1, 8, 8, kPredL0}, {2, 8, 4, kPredL0}, {2, 4, 8, kPredL0}, {4, 4, 4, kPredL0}};
+  static const SubMbTypeInfo kTypes[4] = {
+      {1, 8, 8, kPredL0}, {2, 8, 4, kPredL0}, {2, 4, 8, kPredL0}, {4, 4, 4, kPredL0}};
   return kTypes[t];
 }
 
 // Table 7-18: B sub_mb_type 0..12.
 inline SubMbTypeInfo b_sub_mb_type(uint32_t t) {
   static const SubMbTypeInfo kTypes[13] = {
-      {4, 4, 4, kPredDirect}, {1, 8, 8, kPredL0}, {1, 8, 8, kPredL1}, {1, 8, 8, kPredBi},
-      {2, 8, 4, kPredL0},     {2, 4, 8, kPredL0}, {2, 8, 4, kPredL1}, {2, 4, 8, kPredL1},
-      {2, 8, 4, kPredBi},     {2, 4, 8, kPredBi}, {4, 4, 4, kPredL0}, {4, 4, 4, kPredL1}, {4, 4, 4, kPredBi}};
+      {4, 4, 4, kPredDirect}, {1, 8, 8, kPredL0}, {1, 8, 8, kPredL1}, {1, 8, 8, kPredBi}, {2, 8, 4, kPredL0},
+      {2, 4, 8, kPredL0},     {2, 8, 4, kPredL1}, {2, 4, 8, kPredL1}, {2, 8, 4, kPredBi}, {2, 4, 8, kPredBi},
+      {4, 4, 4, kPredL0},     {4, 4, 4, kPredL1}, {4, 4, 4, kPredBi}};
   return kTypes[t];
 }
 

@@ -17,7 +17,7 @@ Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) 
   Neighbour b = neighbour(list, x, y - 1);
   Neighbour c = neighbour(list, x + w, y - 1);
   if (!c.available) c = neighbour(list, x - 1, y - 1);  // D replaces an unavailable C
-  if (shape == 168) {  // 16x8 (8.4.1.3, directional)
+  if (shape == 168) {                                   // 16x8 (8.4.1.3, directional)
     if (y == 0 && b.ref == ref) return b.mv;
     if (y == 8 && a.ref == ref) return a.mv;
   } else if (shape == 816) {  // 8x16
@@ -27,8 +27,7 @@ Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) 
   if (!b.available && !c.available && a.available) b = c = a;  // 8.4.1.3.1
   const int matches = (a.ref == ref) + (b.ref == ref) + (c.ref == ref);
   if (matches == 1) return a.ref == ref ? a.mv : (b.ref == ref ? b.mv : c.mv);
-  return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)),
-          static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};
+  return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)), static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};
 }
 
 void PictureParser::skip_macroblock(int addr) {

@@ -29,8 +29,7 @@ std::vector<NalSpan> split_annexb(const uint8_t* data, size_t size) {
   return nals;
 }
 
-std::vector<NalSpan> split_length_prefixed(const uint8_t* data, size_t size, int length_size,
-                                           bool& cut) {
+std::vector<NalSpan> split_length_prefixed(const uint8_t* data, size_t size, int length_size, bool& cut) {
   std::vector<NalSpan> nals;
   cut = false;
   size_t i = 0;

@@ -47,8 +47,7 @@ std::vector<NalSpan> split_annexb(const uint8_t* data, size_t size);
 
 // Splits a packet of NAL units each preceded by a big-endian length of length_size bytes.
 // A length running past the packet ends the list with the partial unit and sets `cut`.
-std::vector<NalSpan> split_length_prefixed(const uint8_t* data, size_t size, int length_size,
-                                           bool& cut);
+std::vector<NalSpan> split_length_prefixed(const uint8_t* data, size_t size, int length_size, bool& cut);
 
 // AVCDecoderConfigurationRecord (ISO/IEC 14496-15, 5.3.3.1): the `avcC` box payload.
 struct AvcConfig {

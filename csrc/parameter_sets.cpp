@@ -5,19 +5,17 @@
 namespace vccv {
 
 // Table 7-3: Default_4x4_Intra / Default_4x4_Inter, in zig-zag scan order.
-const std::array<uint8_t, 16> kDefault4x4Intra = {6, 13, 13, 20, 20, 20, 28, 28,
-                                                  28, 28, 32, 32, 32, 37, 37, 42};
-const std::array<uint8_t, 16> kDefault4x4Inter = {10, 14, 14, 20, 20, 20, 24, 24,
-                                                  24, 24, 27, 27, 27, 30, 30, 34};
+const std::array<uint8_t, 16> kDefault4x4Intra = {6, 13, 13, 20, 20, 20, 28, 28, 28, 28, 32, 32, 32, 37, 37, 42};
+const std::array<uint8_t, 16> kDefault4x4Inter = {10, 14, 14, 20, 20, 20, 24, 24, 24, 24, 27, 27, 27, 30, 30, 34};
 // Table 7-4: Default_8x8_Intra / Default_8x8_Inter, in 8x8 zig-zag scan order.
-const std::array<uint8_t, 64> kDefault8x8Intra = {
-    6,  10, 10, 13, 11, 13, 16, 16, 16, 16, 18, 18, 18, 18, 18, 23, 23, 23, 23, 23, 23, 25,
-    25, 25, 25, 25, 25, 25, 27, 27, 27, 27, 27, 27, 27, 27, 29, 29, 29, 29, 29, 29, 29, 31,
-    31, 31, 31, 31, 31, 33, 33, 33, 33, 33, 36, 36, 36, 36, 38, 38, 38, 40, 40, 42};
-const std::array<uint8_t, 64> kDefault8x8Inter = {
-    9,  13, 13, 15, 13, 15, 17, 17, 17, 17, 19, 19, 19, 19, 19, 21, 21, 21, 21, 21, 21, 22,
-    22, 22, 22, 22, 22, 22, 24, 24, 24, 24, 24, 24, 24, 24, 25, 25, 25, 25, 25, 25, 25, 27,
-    27, 27, 27, 27, 27, 28, 28, 28, 28, 28, 30, 30, 30, 30, 32, 32, 32, 33, 33, 35};
+const std::array<uint8_t, 64> kDefault8x8Intra = {6,  10, 10, 13, 11, 13, 16, 16, 16, 16, 18, 18, 18, 18, 18, 23,
+                                                  23, 23, 23, 23, 23, 25, 25, 25, 25, 25, 25, 25, 27, 27, 27, 27,
+                                                  27, 27, 27, 27, 29, 29, 29, 29, 29, 29, 29, 31, 31, 31, 31, 31,
+                                                  31, 33, 33, 33, 33, 33, 36, 36, 36, 36, 38, 38, 38, 40, 40, 42};
+const std::array<uint8_t, 64> kDefault8x8Inter = {9,  13, 13, 15, 13, 15, 17, 17, 17, 17, 19, 19, 19, 19, 19, 21,
+                                                  21, 21, 21, 21, 21, 22, 22, 22, 22, 22, 22, 22, 24, 24, 24, 24,
+                                                  24, 24, 24, 24, 25, 25, 25, 25, 25, 25, 25, 27, 27, 27, 27, 27,
+                                                  27, 28, 28, 28, 28, 28, 30, 30, 30, 30, 32, 32, 32, 33, 33, 35};
 
 namespace {
 
@@ -57,8 +55,8 @@ void read_hrd_parameters(BitReader& r) {  // E.1.2
   const uint32_t cpb_cnt = r.ue_max(31, "cpb_cnt_minus1") + 1;
   r.skip(8);  // bit_rate_scale, cpb_size_scale
   for (uint32_t i = 0; i < cpb_cnt; ++i) {
-    r.ue();    // bit_rate_value_minus1
-    r.ue();    // cpb_size_value_minus1
+    r.ue();     // bit_rate_value_minus1
+    r.ue();     // cpb_size_value_minus1
     r.skip(1);  // cbr_flag
   }
   r.skip(20);  // four 5-bit delay/offset lengths
@@ -115,8 +113,19 @@ Vui read_vui(BitReader& r) {  // E.1.1
 
 bool has_chroma_format_fields(uint8_t profile_idc) {  // 7.3.2.1.1
   switch (profile_idc) {
-    case 100: case 110: case 122: case 244: case 44: case 83:
-    case 86: case 118: case 128: case 138: case 139: case 134: case 135:
+    case 100:
+    case 110:
+    case 122:
+    case 244:
+    case 44:
+    case 83:
+    case 86:
+    case 118:
+    case 128:
+    case 138:
+    case 139:
+    case 134:
+    case 135:
       return true;
     default:
       return false;
@@ -177,8 +186,7 @@ Sps parse_sps(BitReader& r) {
   } else {
     r.expect_trailing_bits("SPS");
   }
-  if (s.width() == 0 || s.height() == 0)
-    throw CorruptStream("SPS cropping removes the whole picture");
+  if (s.width() == 0 || s.height() == 0) throw CorruptStream("SPS cropping removes the whole picture");
   return s;
 }
 
@@ -199,17 +207,28 @@ std::string Sps::profile_name() const {
   // Names as FFmpeg reports them (constraint_set1 -> constrained, constraint_set3 -> intra).
   const bool set1 = constraint_flags & 0x40, set3 = constraint_flags & 0x10;
   switch (profile_idc) {
-    case 66: return set1 ? "constrained baseline" : "baseline";
-    case 77: return "main";
-    case 88: return "extended";
-    case 100: return "high";
-    case 110: return set3 ? "high 10 intra" : "high 10";
-    case 122: return set3 ? "high 4:2:2 intra" : "high 4:2:2";
-    case 244: return set3 ? "high 4:4:4 intra" : "high 4:4:4 predictive";
-    case 44: return "cavlc 4:4:4";
-    case 118: return "multiview high";
-    case 128: return "stereo high";
-    default: return "profile_idc " + std::to_string(profile_idc);
+    case 66:
+      return set1 ? "constrained baseline" : "baseline";
+    case 77:
+      return "main";
+    case 88:
+      return "extended";
+    case 100:
+      return "high";
+    case 110:
+      return set3 ? "high 10 intra" : "high 10";
+    case 122:
+      return set3 ? "high 4:2:2 intra" : "high 4:2:2";
+    case 244:
+      return set3 ? "high 4:4:4 intra" : "high 4:4:4 predictive";
+    case 44:
+      return "cavlc 4:4:4";
+    case 118:
+      return "multiview high";
+    case 128:
+      return "stereo high";
+    default:
+      return "profile_idc " + std::to_string(profile_idc);
   }
 }
 
@@ -244,7 +263,7 @@ Pps parse_pps(BitReader& r, const Sps* sps) {
       const uint32_t units = r.ue_max(139263, "pic_size_in_map_units_minus1") + 1;
       int bits = 0;
       while ((1u << bits) < p.num_slice_groups) ++bits;  // Ceil(Log2(num_slice_groups))
-      r.skip(static_cast<size_t>(bits) * units);       // slice_group_id[]
+      r.skip(static_cast<size_t>(bits) * units);         // slice_group_id[]
     }
   }
   p.num_ref_idx_l0_default_active = r.ue_max(31, "num_ref_idx_l0_default_active_minus1") + 1;

@@ -20,7 +20,7 @@ struct ScalingList {
 };
 
 struct ScalingMatrices {
-  bool present = false;                 // seq_/pic_scaling_matrix_present_flag
+  bool present = false;                    // seq_/pic_scaling_matrix_present_flag
   std::array<ScalingList<16>, 6> list4x4;  // Intra Y, Cb, Cr, Inter Y, Cb, Cr
   std::array<ScalingList<64>, 6> list8x8;  // Intra Y, Inter Y, Intra Cb, Inter Cb, Intra Cr, Inter Cr
 };
@@ -73,7 +73,7 @@ struct Sps {
   uint32_t frame_height_in_mbs() const { return (frame_mbs_only ? 1 : 2) * pic_height_in_map_units; }
   uint32_t coded_width() const { return pic_width_in_mbs * 16; }
   uint32_t coded_height() const { return frame_height_in_mbs() * 16; }
-  uint32_t width() const;   // after cropping (7.4.2.1.1)
+  uint32_t width() const;  // after cropping (7.4.2.1.1)
   uint32_t height() const;
   uint32_t chroma_array_type() const { return separate_colour_plane ? 0 : chroma_format_idc; }
   std::string profile_name() const;

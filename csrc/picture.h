@@ -98,7 +98,7 @@ struct ParsedPicture {
 ParsedPicture parse_picture(const Picture& picture, const Stream& stream);
 
 // The residual planes (8.5.12.2, 8.5.13.2): y [coded_height][coded_width], u/v at half size.
-void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y,
-                     int16_t* u, int16_t* v);
+void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y, int16_t* u,
+                     int16_t* v);
 
 }  // namespace vccv

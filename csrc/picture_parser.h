@@ -171,10 +171,10 @@ class PictureParser {
 
   const SliceHeader* sh_ = nullptr;
   BitReader* r_ = nullptr;
-  CabacDecoder* cabac_ = nullptr;  // set while a CABAC slice is parsed
+  CabacDecoder* cabac_ = nullptr;                     // set while a CABAC slice is parsed
   const std::array<RefPicList, 2>* lists_ = nullptr;  // the current slice's reference lists
-  std::shared_ptr<const ParsedPicture> colocated_;     // B slices: RefPicList1[0]
-  bool spatial_ready_ = false, direct_zero_ = false;   // spatial direct, per MB
+  std::shared_ptr<const ParsedPicture> colocated_;    // B slices: RefPicList1[0]
+  bool spatial_ready_ = false, direct_zero_ = false;  // spatial direct, per MB
   int spatial_ref_[2] = {-1, -1};
   Mv spatial_mvp_[2];
   bool prev_qp_delta_nonzero_ = false;  // of the previous MB in the slice (mb_qp_delta context)
@@ -183,7 +183,7 @@ class PictureParser {
   int mb_x_ = 0, mb_y_ = 0;
   ptrdiff_t mb_block_ = 0;  // index of the current MB's top-left 4x4 block in a [H4][W4] array
   MbState* cur_ = nullptr;
-  uint16_t decoded_ = 0;     // 4x4 blocks of the current MB whose motion is known (raster bits)
+  uint16_t decoded_ = 0;      // 4x4 blocks of the current MB whose motion is known (raster bits)
   uint16_t written_[2] = {};  // per list, 4x4 blocks of the current MB whose motion is stored
   bool avail_a_ = false, avail_b_ = false, avail_c_ = false, avail_d_ = false;  // neighbour MBs (6.4.9)
 };

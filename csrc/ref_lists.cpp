@@ -14,7 +14,7 @@ int64_t ReferenceTracker::pic_num(const Ref& r, uint32_t current_frame_num, cons
 }
 
 std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sps& sps, int64_t poc,
-                                                   bool may_miss) const {
+                                                  bool may_miss) const {
   std::array<RefPicList, 2> out;
   if (h.slice_type == kSliceI || h.slice_type == kSliceSI) return out;
   std::vector<const Ref*> short_term, long_term;
@@ -41,8 +41,9 @@ std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sp
     append(out[1], after);
     append(out[1], before);
     append(out[1], long_term);
-    if (out[1].size() > 1 && std::equal(out[0].begin(), out[0].end(), out[1].begin(), out[1].end(),
-                                        [](const RefPicEntry& a, const RefPicEntry& b) { return a.picture == b.picture; }))
+    if (out[1].size() > 1 &&
+        std::equal(out[0].begin(), out[0].end(), out[1].begin(), out[1].end(),
+                   [](const RefPicEntry& a, const RefPicEntry& b) { return a.picture == b.picture; }))
       std::swap(out[1][0], out[1][1]);
   }
   // 8.2.4.3: modification, then the list has exactly num_ref_idx_active entries.
@@ -83,7 +84,8 @@ std::array<RefPicList, 2> ReferenceTracker::lists(const SliceHeader& h, const Sp
       ++index;
       size_t keep = index;
       for (size_t k = index; k < l.size(); ++k)
-        if (!(l[k].picture == entry.picture && l[k].long_term == entry.long_term && entry.picture >= 0)) l[keep++] = l[k];
+        if (!(l[k].picture == entry.picture && l[k].long_term == entry.long_term && entry.picture >= 0))
+          l[keep++] = l[k];
       l.resize(keep);
     }
     l.resize(active);
@@ -98,8 +100,8 @@ void ReferenceTracker::sliding_window(const Sps& sps, uint32_t current_frame_num
   while (refs_.size() >= max_frames && short_count > 0) {
     auto oldest = refs_.end();
     for (auto it = refs_.begin(); it != refs_.end(); ++it)
-      if (!it->long_term && (oldest == refs_.end() || pic_num(*it, current_frame_num, sps) <
-                                                           pic_num(*oldest, current_frame_num, sps)))
+      if (!it->long_term &&
+          (oldest == refs_.end() || pic_num(*it, current_frame_num, sps) < pic_num(*oldest, current_frame_num, sps)))
         oldest = it;
     refs_.erase(oldest);
     --short_count;

@@ -40,8 +40,7 @@ void blend_plane(const PlaneView<T>& p, const AxisTaps& rows, const AxisTaps& co
 
 }  // namespace
 
-void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows, const AxisTaps& cols,
-                  uint8_t* out) {
+void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows, const AxisTaps& cols, uint8_t* out) {
   const size_t plane = rows.size * cols.size;
   for (size_t o = 0; o < rows.size; ++o) {
     const uint8_t* top = rgb + rows.i0[o] * row_stride;
@@ -85,10 +84,10 @@ void resample_residual(const PlaneView<T>& y, const PlaneView<T>& u, const Plane
 }
 
 template void resample_residual<int16_t>(const PlaneView<int16_t>&, const PlaneView<int16_t>&,
-                                         const PlaneView<int16_t>&, const AxisTaps&, const AxisTaps&,
-                                         const float[3][3], float*);
+                                         const PlaneView<int16_t>&, const AxisTaps&, const AxisTaps&, const float[3][3],
+                                         float*);
 template void resample_residual<int32_t>(const PlaneView<int32_t>&, const PlaneView<int32_t>&,
-                                         const PlaneView<int32_t>&, const AxisTaps&, const AxisTaps&,
-                                         const float[3][3], float*);
+                                         const PlaneView<int32_t>&, const AxisTaps&, const AxisTaps&, const float[3][3],
+                                         float*);
 
 }  // namespace vccv

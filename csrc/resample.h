@@ -29,8 +29,7 @@ struct PlaneView {
 // RGB uint8 [3][rows.size][cols.size] (planar) from an interleaved RGB image (rows of
 // width * 3 samples, `row_stride` bytes apart): blended in float32 (row taps across the column
 // blends), rounded half to even and clamped to 0..255.
-void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows, const AxisTaps& cols,
-                  uint8_t* out);
+void resample_rgb(const uint8_t* rgb, ptrdiff_t row_stride, const AxisTaps& rows, const AxisTaps& cols, uint8_t* out);
 
 // float32 RGB residual [3][rows.size][cols.size] from integer Y/U/V residual planes: each plane
 // blended (chroma through taps i / 2), then rgb[c] = sum over k of plane[k] * matrix[c][k],

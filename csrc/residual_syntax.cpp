@@ -39,8 +39,14 @@ int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
 
 int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
   int mb_x = mb_x_, mb_y = mb_y_;
-  if (bx < 0) { --mb_x; bx += 4; }
-  if (by < 0) { --mb_y; by += 4; }
+  if (bx < 0) {
+    --mb_x;
+    bx += 4;
+  }
+  if (by < 0) {
+    --mb_y;
+    by += 4;
+  }
   if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff[by * 4 + bx];
   if (!mb_available(mb_x, mb_y)) return -1;
   return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff[by * 4 + bx];
@@ -48,8 +54,14 @@ int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinate
 
 int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
   int mb_x = mb_x_, mb_y = mb_y_;
-  if (bx < 0) { --mb_x; bx += 2; }
-  if (by < 0) { --mb_y; by += 2; }
+  if (bx < 0) {
+    --mb_x;
+    bx += 2;
+  }
+  if (by < 0) {
+    --mb_y;
+    by += 2;
+  }
   if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff_chroma[plane][by * 2 + bx];
   if (!mb_available(mb_x, mb_y)) return -1;
   return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff_chroma[plane][by * 2 + bx];
@@ -74,7 +86,8 @@ int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coe
   return cabac_->residual_levels(cat, max_num_coeff, out);
 }
 
-void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma, uint32_t cbp_chroma) {
+void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma,
+                             uint32_t cbp_chroma) {
   const bool i16 = t.kind == MbKind::kIntra16x16;
   const auto& ls_y = scales_.s4[static_cast<size_t>(intra ? 0 : 3)][static_cast<size_t>(qp_ % 6)];
   BlockLevels levels;
@@ -152,8 +165,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       if (cbp_chroma & 2) {
         const int nc =
             cabac_ ? 0 : predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
-        const int inc =
-            cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
+        const int inc = cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
         total = read_block(kCatChromaAc, nc, inc, 15, levels);
         if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
       }
@@ -164,8 +176,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   }
 }
 
-void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
-               int x, int y) {
+void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp,
+                            int plane, int x, int y) {
   int16_t* block = next_block<16>(out_.coefficients.coeffs4, out_.coefficients.positions4.size());
   bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
   if (ac) {
@@ -181,7 +193,8 @@ void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, cons
 void PictureParser::emit8x8(const BlockLevels& levels, int list, int x, int y) {
   int16_t* block = next_block<64>(out_.coefficients.coeffs8, out_.coefficients.positions8.size());
   if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
-  out_.coefficients.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
+  out_.coefficients.positions8.push_back(
+      {0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
 }
 
 }  // namespace vccv

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 
+// clang-format off: the tables keep the layout of the standard's.
 namespace vccv {
 
 // Table 8-13 (zig-zag scan for 4x4 blocks, frame coding), as raster indices 4*y + x.
@@ -16,3 +17,4 @@ inline constexpr std::array<uint8_t, 64> kZigzag8x8 = {
     30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
 
 }  // namespace vccv
+// clang-format on

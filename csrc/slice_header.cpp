@@ -100,8 +100,8 @@ SliceHeader parse_slice_header(BitReader& r, uint8_t nal_unit_type, uint8_t nal_
   const Pps* pps = sets.pps(h.pps_id);
   if (!pps) throw CorruptStream("slice refers to missing PPS " + std::to_string(h.pps_id));
   const Sps* sps = sets.sps(pps->sps_id);
-  if (!sps) throw CorruptStream("PPS " + std::to_string(h.pps_id) + " refers to missing SPS " +
-                                std::to_string(pps->sps_id));
+  if (!sps)
+    throw CorruptStream("PPS " + std::to_string(h.pps_id) + " refers to missing SPS " + std::to_string(pps->sps_id));
   if (h.idr && h.slice_type != kSliceI && h.slice_type != kSliceSI)
     throw CorruptStream("IDR picture with a P or B slice");
   if (sps->separate_colour_plane) h.colour_plane_id = r.ue_max(2, "colour_plane_id");
@@ -111,18 +111,15 @@ SliceHeader parse_slice_header(BitReader& r, uint8_t nal_unit_type, uint8_t nal_
     if (h.field_pic) h.bottom_field = r.flag();
   }
   if (h.first_mb_in_slice >= sps->pic_width_in_mbs * sps->frame_height_in_mbs())
-    throw CorruptStream("first_mb_in_slice " + std::to_string(h.first_mb_in_slice) +
-                        " lies outside the picture");
+    throw CorruptStream("first_mb_in_slice " + std::to_string(h.first_mb_in_slice) + " lies outside the picture");
   if (h.idr) h.idr_pic_id = r.ue_max(65535, "idr_pic_id");
   if (sps->pic_order_cnt_type == 0) {
     h.pic_order_cnt_lsb = r.u(static_cast<int>(sps->log2_max_pic_order_cnt_lsb));
-    if (pps->bottom_field_pic_order_in_frame_present && !h.field_pic)
-      h.delta_pic_order_cnt_bottom = r.se();
+    if (pps->bottom_field_pic_order_in_frame_present && !h.field_pic) h.delta_pic_order_cnt_bottom = r.se();
   }
   if (sps->pic_order_cnt_type == 1 && !sps->delta_pic_order_always_zero) {
     h.delta_pic_order_cnt[0] = r.se();
-    if (pps->bottom_field_pic_order_in_frame_present && !h.field_pic)
-      h.delta_pic_order_cnt[1] = r.se();
+    if (pps->bottom_field_pic_order_in_frame_present && !h.field_pic) h.delta_pic_order_cnt[1] = r.se();
   }
   if (pps->redundant_pic_cnt_present) h.redundant_pic_cnt = r.ue_max(127, "redundant_pic_cnt");
   if (h.slice_type == kSliceB) h.direct_spatial_mv_pred = r.flag();
@@ -132,8 +129,7 @@ SliceHeader parse_slice_header(BitReader& r, uint8_t nal_unit_type, uint8_t nal_
   if (inter && r.flag()) {  // num_ref_idx_active_override_flag
     const uint32_t max_minus1 = h.field_pic ? 31 : 15;
     h.num_ref_idx_active[0] = r.ue_max(max_minus1, "num_ref_idx_l0_active_minus1") + 1;
-    if (h.slice_type == kSliceB)
-      h.num_ref_idx_active[1] = r.ue_max(max_minus1, "num_ref_idx_l1_active_minus1") + 1;
+    if (h.slice_type == kSliceB) h.num_ref_idx_active[1] = r.ue_max(max_minus1, "num_ref_idx_l1_active_minus1") + 1;
   }
   if (!inter) h.num_ref_idx_active[0] = 0;
   if (h.slice_type != kSliceB) h.num_ref_idx_active[1] = 0;

@@ -53,9 +53,13 @@ bool read_at(int fd, int64_t offset, uint8_t* out, size_t size) {
 
 int slice_type_rank(SliceType t) {  // I < P < B, for a picture's overall type
   switch (t) {
-    case kSliceB: return 2;
-    case kSliceP: case kSliceSP: return 1;
-    default: return 0;
+    case kSliceB:
+      return 2;
+    case kSliceP:
+    case kSliceSP:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -113,8 +117,8 @@ size_t Stream::rbsp_bytes() const {
   return total;
 }
 
-void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
-                        int64_t file_offset, bool presented) {
+void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last, int64_t file_offset,
+                        bool presented) {
   if (finished_) throw std::logic_error("add_packet after finish");
   packet_presented_ = presented;
   // Slices are read back from the file only where the file holds exactly these bytes.
@@ -128,8 +132,8 @@ void Stream::add_packet(const uint8_t* data, size_t size, std::optional<int64_t>
   // A container sample is one access unit (ISO/IEC 14496-15, 5.3.2); a raw stream is one packet.
   au_boundary_ = true;
   bool cut = false;
-  std::vector<NalSpan> nals = length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut)
-                                               : split_annexb(data, size);
+  std::vector<NalSpan> nals =
+      length_size_ > 0 ? split_length_prefixed(data, size, length_size_, cut) : split_annexb(data, size);
   try {
     if (cut && !last) throw CorruptStream("a NAL unit length runs past the end of its packet");
     for (size_t i = 0; i < nals.size(); ++i) {
@@ -232,17 +236,16 @@ void Stream::check_supported(const SliceHeader& h, const Sps& sps, const Pps& pp
   if (h.mbaff(sps)) throw UnsupportedStream("interlaced MBAFF coding (mb_adaptive_frame_field_flag = 1)");
   if (pps.num_slice_groups > 1)
     throw UnsupportedStream("FMO: " + std::to_string(pps.num_slice_groups) + " slice groups");
-  if (h.slice_type == kSliceSP || h.slice_type == kSliceSI)
-    throw UnsupportedStream("SP/SI slices (Extended profile)");
+  if (h.slice_type == kSliceSP || h.slice_type == kSliceSI) throw UnsupportedStream("SP/SI slices (Extended profile)");
   if (uint64_t{sps.pic_width_in_mbs} * sps.frame_height_in_mbs() > kMaxMacroblocks)
-    throw UnsupportedStream("frame of " + std::to_string(sps.coded_width()) + "x" +
-                            std::to_string(sps.coded_height()) + " exceeds level 6.2");
+    throw UnsupportedStream("frame of " + std::to_string(sps.coded_width()) + "x" + std::to_string(sps.coded_height()) +
+                            " exceeds level 6.2");
   if (!pictures_.empty() || current_) {
     const Sps& first = pictures_.empty() ? *current_->sps : *pictures_.front().sps;
     if (first.width() != sps.width() || first.height() != sps.height())
-      throw UnsupportedStream("resolution changes mid-stream from " + std::to_string(first.width()) +
-                              "x" + std::to_string(first.height()) + " to " +
-                              std::to_string(sps.width()) + "x" + std::to_string(sps.height()));
+      throw UnsupportedStream("resolution changes mid-stream from " + std::to_string(first.width()) + "x" +
+                              std::to_string(first.height()) + " to " + std::to_string(sps.width()) + "x" +
+                              std::to_string(sps.height()));
   }
 }
 
@@ -255,13 +258,12 @@ bool Stream::starts_new_picture(const SliceHeader& h) const {
   // 7.4.1.2.4: the first VCL NAL unit of a new primary coded picture.
   const SliceHeader& p = current_->slices.back().header;
   if (h.frame_num != p.frame_num || h.pps_id != p.pps_id || h.field_pic != p.field_pic ||
-      h.bottom_field != p.bottom_field || (h.nal_ref_idc == 0) != (p.nal_ref_idc == 0) ||
-      h.idr != p.idr || (h.idr && h.idr_pic_id != p.idr_pic_id))
+      h.bottom_field != p.bottom_field || (h.nal_ref_idc == 0) != (p.nal_ref_idc == 0) || h.idr != p.idr ||
+      (h.idr && h.idr_pic_id != p.idr_pic_id))
     return true;
   const uint32_t poc_type = current_->sps->pic_order_cnt_type;
   if (poc_type == 0)
-    return h.pic_order_cnt_lsb != p.pic_order_cnt_lsb ||
-           h.delta_pic_order_cnt_bottom != p.delta_pic_order_cnt_bottom;
+    return h.pic_order_cnt_lsb != p.pic_order_cnt_lsb || h.delta_pic_order_cnt_bottom != p.delta_pic_order_cnt_bottom;
   if (poc_type == 1) return h.delta_pic_order_cnt != p.delta_pic_order_cnt;
   return false;
 }
@@ -366,9 +368,9 @@ void Stream::finish() {
                             " extension slices and no base-layer picture");
   if (pictures_.empty())
     throw CorruptStream("the stream contains no decodable picture" +
-                        (skipped_leading_slices_ ? " (" + std::to_string(skipped_leading_slices_) +
-                                                       " slices came without their SPS/PPS)"
-                                                 : std::string()));
+                        (skipped_leading_slices_
+                             ? " (" + std::to_string(skipped_leading_slices_) + " slices came without their SPS/PPS)"
+                             : std::string()));
   if (!random_access_)
     throw CorruptStream("none of the stream's " + std::to_string(pictures_.size()) +
                         " pictures can be decoded: it has no IDR picture, I picture or recovery point, so every "

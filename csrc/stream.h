@@ -45,12 +45,12 @@ struct Picture {
   std::optional<int64_t> pts;
   SliceType type = kSliceI;  // the most general slice type: B > P > I
   bool idr = false;
-  bool key = false;          // IDR, or an I picture at a recovery point SEI with recovery_frame_cnt 0
-  bool recovered = false;    // decoding entered here yields correct pictures from here on (below)
-  bool presented = true;     // false where the container's edit list leaves it out
+  bool key = false;        // IDR, or an I picture at a recovery point SEI with recovery_frame_cnt 0
+  bool recovered = false;  // decoding entered here yields correct pictures from here on (below)
+  bool presented = true;   // false where the container's edit list leaves it out
   uint8_t nal_ref_idc = 0;
   int64_t poc = 0;
-  uint32_t period = 0;       // increases at each IDR and mmco5: POC restarts there
+  uint32_t period = 0;  // increases at each IDR and mmco5: POC restarts there
   std::shared_ptr<const Sps> sps;
   std::shared_ptr<const Pps> pps;
   std::vector<Slice> slices;
@@ -67,8 +67,8 @@ class Stream : public ParameterSetLookup {
   // (checked byte for byte); its slices are then read back from there when parsed.
   // `presented` false: the container's edit list leaves the picture out of the presentation
   // (decoded as a reference, not shown), so it is not listed.
-  void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last,
-                  int64_t file_offset = -1, bool presented = true);
+  void add_packet(const uint8_t* data, size_t size, std::optional<int64_t> pts, bool last, int64_t file_offset = -1,
+                  bool presented = true);
   // The file the packets come from: slice data found there is not kept in memory.
   void set_source_file(const std::string& path);
   ~Stream() override;
@@ -110,8 +110,8 @@ class Stream : public ParameterSetLookup {
   bool listed(uint32_t decode_index) const;
   void check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const;
 
-  int length_size_ = 0;  // 0: Annex B
-  int source_fd_ = -1;           // set_source_file's descriptor
+  int length_size_ = 0;                   // 0: Annex B
+  int source_fd_ = -1;                    // set_source_file's descriptor
   const uint8_t* packet_data_ = nullptr;  // the packet being added, and its offset in the file (-1: none)
   int64_t packet_offset_ = -1;
   bool packet_presented_ = true;
@@ -137,7 +137,7 @@ class Stream : public ParameterSetLookup {
   std::vector<uint32_t> display_order_;
   static constexpr size_t kCacheSize = 8;
   mutable std::mutex cache_mutex_;
-  mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;  // most recent first
+  mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;              // most recent first
   mutable std::map<uint32_t, std::shared_future<std::shared_ptr<const ParsedPicture>>> in_flight_;  // being parsed
 };
 

@@ -16,9 +16,8 @@ constexpr int kChromaQpAbove30[22] = {29, 30, 31, 32, 32, 33, 34, 34, 35, 35, 36
 constexpr int kNormAdjust4x4[6][3] = {{10, 16, 13}, {11, 18, 14}, {13, 20, 16},
                                       {14, 23, 18}, {16, 25, 20}, {18, 29, 23}};
 // normAdjust8x8 (8-318): v[m][class] with the six position classes of the standard.
-constexpr int kNormAdjust8x8[6][6] = {{20, 18, 32, 19, 25, 24}, {22, 19, 35, 21, 28, 26},
-                                      {26, 23, 42, 24, 33, 31}, {28, 25, 45, 26, 35, 33},
-                                      {32, 28, 51, 30, 40, 38}, {36, 32, 58, 34, 46, 43}};
+constexpr int kNormAdjust8x8[6][6] = {{20, 18, 32, 19, 25, 24}, {22, 19, 35, 21, 28, 26}, {26, 23, 42, 24, 33, 31},
+                                      {28, 25, 45, 26, 35, 33}, {32, 28, 51, 30, 40, 38}, {36, 32, 58, 34, 46, 43}};
 
 int class4x4(int i, int j) {
   if (i % 2 == 0 && j % 2 == 0) return 0;
@@ -166,7 +165,7 @@ void inverse_transform8x8(const int32_t* d, int16_t* dst, int stride) {
   int32_t g[64];
   for (int i = 0; i < 64; ++i) g[i] = d[i];
   for (int i = 0; i < 8; ++i) butterfly8(g + i * 8);  // rows
-  for (int j = 0; j < 8; ++j) {                        // columns
+  for (int j = 0; j < 8; ++j) {                       // columns
     int32_t col[8];
     for (int i = 0; i < 8; ++i) col[i] = g[i * 8 + j];
     butterfly8(col);

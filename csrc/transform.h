@@ -39,8 +39,6 @@ void inverse_transform4x4(const int32_t* d, int16_t* dst, int stride);
 void inverse_transform8x8(const int32_t* d, int16_t* dst, int stride);
 
 // Keeps a scaled coefficient within int16, the range conforming streams stay in (8.5.12.1).
-inline int16_t saturate16(int64_t v) {
-  return static_cast<int16_t>(v < -32768 ? -32768 : (v > 32767 ? 32767 : v));
-}
+inline int16_t saturate16(int64_t v) { return static_cast<int16_t>(v < -32768 ? -32768 : (v > 32767 ? 32767 : v)); }
 
 }  // namespace vccv

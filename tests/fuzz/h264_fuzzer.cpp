@@ -120,8 +120,8 @@ void open_stream(Stream& stream, const uint8_t* data, size_t size) {
 void sequence_info(const Stream& stream) {
   const Picture& first = stream.pictures().at(0);
   const Sps& sps = *first.sps;
-  volatile size_t sink = sps.width() + sps.height() + sps.profile_name().size() + sps.level_name().size() +
-                         first.pps->entropy_coding_mode;
+  volatile size_t sink =
+      sps.width() + sps.height() + sps.profile_name().size() + sps.level_name().size() + first.pps->entropy_coding_mode;
   if (sps.vui.timing_info_present && sps.vui.num_units_in_tick > 0 && sps.vui.time_scale > 0)
     sink = sink + static_cast<size_t>(sps.vui.time_scale / (2.0 * sps.vui.num_units_in_tick));
   (void)sink;
