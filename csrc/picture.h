@@ -13,7 +13,7 @@
 
 namespace vccv {
 
-// mb_type as reported to users (DESIGN.md parser contract).
+// mb_type as reported to users (the parser contract, docs/DESIGN.md and codec.Macroblocks).
 enum MbClass : int8_t { kMbIntra = 0, kMbInter = 1, kMbSkip = 2, kMbDirect = 3, kMbPcm = 4 };
 
 // A picture's array of trivial values whose resize() leaves new elements uninitialised: the
