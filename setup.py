@@ -64,7 +64,7 @@ class CMakeBuild(build_ext):
 setup(
     ext_modules=[CMakeExtension("vccv_gpu._h264")],
     cmdclass={"build_ext": CMakeBuild},
-    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.codec.fuzz", "vccv_gpu.data", "vccv_gpu.model", "vccv_gpu.kernels"],
+    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.data", "vccv_gpu.model", "vccv_gpu.kernels"],
     package_dir={"vccv_gpu": "vccv_gpu", "vccv_gpu.kernels": "kernels"},
     # the bundled demo checkpoint (python -m vccv_gpu.caption's default)
     package_data={"vccv_gpu": ["assets/demo/*"]},

@@ -39,6 +39,7 @@ import functools
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -190,7 +191,8 @@ def seek_decode(path: Path, stream: codec.Stream, groups: list[tuple[int, list[i
 
 
 def generate(folder: Path, sizes: list[str], seconds: int) -> list[Path]:
-    from vccv_gpu.testing import make_clip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is outside the package
+    from tools.clips import make_clip
 
     clips = []
     for size in sizes:

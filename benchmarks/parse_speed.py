@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +47,8 @@ def decode_all(path: Path) -> int:
 
 
 def generate(folder: Path, size: str, frames: int) -> list[Path]:
-    from vccv_gpu.testing import make_clip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is outside the package
+    from tools.clips import make_clip
 
     width, height = (int(v) for v in size.split("x"))
     configs = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +66,8 @@ def libavcodec(path: Path, threads: int, export_mvs: bool) -> None:
 
 
 def generate(folder: Path, sizes: list[str], seconds: int) -> list[Path]:
-    from vccv_gpu.testing import make_clip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is outside the package
+    from tools.clips import make_clip
 
     clips = []
     for size in sizes:

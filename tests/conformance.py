@@ -170,7 +170,7 @@ def parse_stream(path: Path) -> tuple[StreamReport, object]:
     matrices, macroblocks, residual and coefficients (with the fuzz harness's shape and range
     checks); returns the report and the open stream (None unless it parsed)."""
     from vccv_gpu import codec
-    from vccv_gpu.codec.fuzz.harness import check_frame
+    from tools.fuzz.harness import check_frame
 
     report = StreamReport(path.name, OK)
     try:

@@ -31,7 +31,7 @@ def _cuda_available() -> bool:
 def clip_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """make_clip with a session cache: the same settings are encoded only once per run.
     (Imported here: the GPU machine has no PyAV, and its GPU-only tests need no clips.)"""
-    from vccv_gpu.testing import make_clip
+    from tools.clips import make_clip
 
     root = tmp_path_factory.mktemp("clips")
     cache: dict[tuple, Path] = {}

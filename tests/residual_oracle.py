@@ -193,7 +193,7 @@ def check_clip_settings(path: PathLike) -> None:
 
     Streams without an x264 SEI are not checked (the caller answers for them).
     """
-    from vccv_gpu.testing import x264_settings
+    from tools.clips import x264_settings
 
     try:
         sei = x264_settings(path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vccv_gpu import codec
-from vccv_gpu.testing import make_clip, make_foreign_clip
+from tools.clips import make_clip, make_foreign_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from vccv_gpu import codec
 from vccv_gpu.codec.sample import decode_frames
-from vccv_gpu.testing import make_clip
+from tools.clips import make_clip
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 COLUMNS = ["ours", "bound", "bound_all", "naive", "naive_all", "smart", "smart_all"]

@@ -1,4 +1,4 @@
-"""The fuzz harness (`python -m vccv_gpu.codec.fuzz`): a short campaign runs and adds up, cases
+"""The fuzz harness (`python -m tools.fuzz`): a short campaign runs and adds up, cases
 are deterministic, and the harness itself notices exceptions, hangs, crashes and sanitizer
 reports, naming the case. (Whether the parser survives a full campaign is CI's fuzz phase.)"""
 
@@ -10,10 +10,13 @@ import sys
 import textwrap
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from vccv_gpu.codec import fuzz
+from tools import fuzz
+
+ROOT = Path(__file__).resolve().parents[1]  # `python -m tools.fuzz` runs from here
 
 OUTCOMES = ("parsed", "corrupt", "unsupported")
 
@@ -44,7 +47,7 @@ def test_odd_mp4_cases_go_through_a_file(corpus, monkeypatch):
     from pathlib import Path
 
     from vccv_gpu import codec
-    from vccv_gpu.codec.fuzz import harness
+    from tools.fuzz import harness
 
     mp4 = next(c for c in range(1, 400, 2) if fuzz.make_case(corpus, 0, c).data[4:8] == b"ftyp")
     opened = []
@@ -162,16 +165,16 @@ def test_harness_detects_exceptions_hangs_crashes_and_sanitizer_reports(clips, t
 
 
 def test_command_line(clips, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec.fuzz", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "tools.fuzz", "--help"], capture_output=True,
+                            text=True, check=True, cwd=ROOT)
     for option in ("--cases", "--seed", "--hours", "--jobs", "--report", "--save-failures", "--clips"):
         assert option in result.stdout
     target = tmp_path / "fake_target.py"
     target.write_text(textwrap.dedent(FAKE_TARGET))
     report = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec.fuzz", "--cases", "5", "--clips", str(clips),
+    result = subprocess.run([sys.executable, "-m", "tools.fuzz", "--cases", "5", "--clips", str(clips),
                              "--jobs", "1", "--report", str(report), "--target", f"{target}:target"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 1, result.stderr
     summary = json.loads(report.read_text())
     assert summary["cases"] == 5 and [f["case"] for f in summary["failures"]] == [3]

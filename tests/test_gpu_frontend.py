@@ -108,7 +108,7 @@ def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[in
 def test_nv12_planes_convert_to_pyavs_rgb24(tmp_path: Path, colorspace: int, color_range: int, size) -> None:
     import av
 
-    from vccv_gpu.testing import make_tagged_clip
+    from tools.clips import make_tagged_clip
 
     path = make_tagged_clip(tmp_path / "tagged.mp4", colorspace, color_range, size, frames=3)
     with codec.open(path) as s:
@@ -444,7 +444,7 @@ def gpu_clips(tmp_path_factory) -> list[Path]:
     """Generated clips (PyAV present): keyframe policy with and without B-frames, the decoded
     fallback, Matroska and raw Annex B; else the carried .bench_clips/*.h264."""
     if _have_pyav():
-        from vccv_gpu.testing import make_clip
+        from tools.clips import make_clip
 
         root = tmp_path_factory.mktemp("gpu_clips")
         return [make_clip(root / "gop6.mp4", size=(320, 180), frames=60, gop=6),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vccv_gpu import _h264
-from vccv_gpu.codec.fuzz import parse_all
+from tools.fuzz import parse_all
 
 FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
 REGRESSIONS = sorted(p for p in (FUZZ_DIR / "regressions").glob("*") if p.is_file() and not p.name.startswith("."))

@@ -9,7 +9,7 @@ import pytest
 from mv_oracle import MB_DIRECT, MB_INTRA, MB_PCM, MB_SKIP, decode_with_motion, expected_mv_grid
 from residual_oracle import inter_residual_oracle
 from vccv_gpu import codec
-from vccv_gpu.testing import read_cqm_file, write_cqm_file
+from tools.clips import read_cqm_file, write_cqm_file
 
 # CAVLC: baseline, main and high; 1/4 slices; refs 1/4; sub-pel and full-pel; odd sizes; long GOP.
 MV_MATRIX = {

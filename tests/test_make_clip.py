@@ -1,4 +1,4 @@
-"""Tests for the synthetic-clip helpers in ``vccv_gpu.testing`` (CPU only, fast)."""
+"""Tests for the synthetic-clip helpers in ``tools.clips`` (CPU only, fast)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from vccv_gpu.testing import (
+from tools.clips import (
     _CQM_JVT,
     _CQM_LISTS,
     _expected,

@@ -17,7 +17,7 @@ import pytest
 import h264_writer
 from mv_oracle import decode_with_motion, expected_mv_grid
 from vccv_gpu import _h264, codec
-from vccv_gpu.testing import render_frames
+from tools.clips import render_frames
 
 START = b"\x00\x00\x00\x01"
 

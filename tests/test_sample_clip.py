@@ -25,7 +25,7 @@ from vccv_gpu.codec.sample import (
     summed_residual,
     uniform_indices,
 )
-from vccv_gpu.testing import make_foreign_clip, make_tagged_clip
+from tools.clips import make_foreign_clip, make_tagged_clip
 
 SIZE = (160, 96)
 

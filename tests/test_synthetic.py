@@ -12,7 +12,7 @@ import pytest
 from vccv_gpu import codec
 from vccv_gpu.data import load_dataset
 from vccv_gpu.data import synthetic as syn
-from vccv_gpu.testing import x264_settings
+from tools.clips import x264_settings
 
 SIZE = (64, 48)
 FRAMES = 16

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the conformance runner
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tools/: the fuzz harness's frame checks
 
 from conformance import CONFORMANCE, CORRUPT, OK, REFUSED, default_jobs, manifest, parse_stream, run_streams  # noqa: E402
 

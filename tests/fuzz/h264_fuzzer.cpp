@@ -8,7 +8,7 @@
 // Only vccv::CorruptStream and vccv::UnsupportedStream may leave the parser. Anything else is a
 // finding: another exception (reported, then abort()), a result whose arrays do not have the
 // sizes the Python layer gives them or whose values leave their documented ranges (the checks of
-// vccv_gpu/codec/fuzz/harness.py, _check_frame), a crash, a sanitizer report, a timeout or OOM.
+// tools/fuzz/harness.py, _check_frame), a crash, a sanitizer report, a timeout or OOM.
 //
 // Input format (any byte string is valid; tests/fuzz/make_seeds.py writes it, and
 // tests/test_libfuzzer_regressions.py replays it through the Python binding):

@@ -3,7 +3,7 @@
     python tests/fuzz/make_seeds.py --out build/libfuzzer/seeds [--conformance DIR] [--clips DIR]
 
 Seeds: every H.264 stream of the conformance set (../shared/conformance beside the clone) and a
-few generated libx264 clips (the Python fuzz campaign's seed clips, vccv_gpu.codec.fuzz.corpus,
+few generated libx264 clips (the Python fuzz campaign's seed clips, tools.fuzz.corpus,
 plus some of this script's own: tiny frames, CAVLC with 8x8 transforms, crf 1, four slices).
 Each stream becomes two seeds: Annex B (mode byte 0) and AVCC (mode 1: an avcC record, then one
 packet per access unit). MP4 files keep their own extradata and packets (demuxed with PyAV) and
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # tools/ (clips) is outside the package
 MODE_AVCC, MODE_FILE = 1, 2
 # Raw H.264 and container files of the conformance set (not its README and MANIFEST).
 SUFFIXES = frozenset({".264", ".h264", ".jsv", ".26l", ".jvt", ".avc", ".h26l", ".mp4", ".m4v", ".mov", ".mkv",
@@ -239,11 +240,11 @@ def make_clips(directory: Path) -> list[Path]:
     """The Python campaign's seed clips and EXTRA_CLIPS, made in `directory` (reused if there)."""
     import importlib.util
 
-    from vccv_gpu.testing import make_clip
+    from tools.clips import make_clip
 
     # corpus.py by path: importing the vccv_gpu.codec package would load the extension, which in
     # CI is the sanitizer build (it needs the ASan runtime preloaded). corpus.py imports no codec.
-    spec = importlib.util.spec_from_file_location("_campaign_corpus", ROOT / "vccv_gpu/codec/fuzz/corpus.py")
+    spec = importlib.util.spec_from_file_location("_campaign_corpus", ROOT / "tools/fuzz/corpus.py")
     assert spec is not None and spec.loader is not None
     corpus = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = corpus  # for its dataclasses

@@ -1,8 +1,8 @@
-"""`python -m vccv_gpu.codec.fuzz`: a fuzzing campaign against the parser over generated clips.
+"""`python -m tools.fuzz`: a fuzzing campaign against the parser over generated clips.
 
 A small fixed set of seed clips (raw Annex B and MP4/Matroska, CAVLC and CABAC, baseline, main
 and high profile, B-frames with spatial and temporal direct prediction, several slices, weighted
-prediction, scaling matrices) is encoded once with `vccv_gpu.testing.make_clip` and cached in
+prediction, scaling matrices) is encoded once with `tools.clips.make_clip` and cached in
 `--clips DIR`. Each case mutates one of them (case `n` of seed `s` always makes the same bytes):
 bit flips, byte overwrites, insertions and deletions, truncations, slice splicing within and
 across clips, mismatched parameter sets (another clip's SPS/PPS swapped in, or SPS, PPS and
@@ -82,7 +82,7 @@ def run(*, cases: int = 20000, seed: int = 0, hours: float | None = None, jobs: 
             for n in numbers:
                 yield {"case": n, "file": replay_files[n]} if replay_files else {"case": n}
 
-        argv = [sys.executable, "-m", "vccv_gpu.codec.fuzz", "--worker", "--seed", str(seed),
+        argv = [sys.executable, "-m", "tools.fuzz", "--worker", "--seed", str(seed),
                 "--memory-limit", str(memory_limit_mb)]
         if not replay_files:
             argv += ["--clips", str(clips_dir)]
@@ -153,12 +153,12 @@ def run(*, cases: int = 20000, seed: int = 0, hours: float | None = None, jobs: 
         for failure in failures:
             if replay_files:
                 failure["input"] = failure.pop("file", None) or replay_files[failure["case"]]
-                failure["reproduce"] = f"python -m vccv_gpu.codec.fuzz --replay {failure['input']}"
+                failure["reproduce"] = f"python -m tools.fuzz --replay {failure['input']}"
                 continue
             failure.pop("file", None)
             case = make_case(corpus, seed, failure["case"])
             failure.update(clip=case.clip, mutations=case.description)
-            failure["reproduce"] = (f"python -m vccv_gpu.codec.fuzz --seed {seed} --case {failure['case']}"
+            failure["reproduce"] = (f"python -m tools.fuzz --seed {seed} --case {failure['case']}"
                                     + (f" --clips {clips}" if clips is not None else ""))
             if save_failures is not None:
                 out = Path(save_failures)
@@ -231,7 +231,7 @@ def format_summary(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vccv_gpu.codec.fuzz",
+        prog="python -m tools.fuzz",
         description="Fuzz the H.264 parser: mutate generated seed clips (bit flips, insertions, deletions, "
                     "truncations, spliced slices, mismatched or rewritten SPS/PPS, duplicated, dropped and "
                     "reordered NAL units, broken NAL lengths) and check that every case parses or raises "

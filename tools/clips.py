@@ -21,7 +21,6 @@ Public API:
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import pathlib
@@ -31,6 +30,9 @@ from typing import Iterator, Mapping, Union
 
 import av
 import numpy as np
+
+from vccv_gpu.data.scenes import photo as _photo
+from vccv_gpu.data.scenes import sample_bilinear as _sample
 
 __all__ = ["make_clip", "make_foreign_clip", "make_tagged_clip", "read_cqm_file", "render_frames",
            "write_cqm_file", "x264_settings"]
@@ -116,50 +118,6 @@ _CQM_JVT = {
 # --------------------------------------------------------------------------
 # Content
 # --------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def _photo(name: str) -> np.ndarray:
-    """A bundled sample image as float32 RGB (H, W, 3) in 0..255; cached."""
-    import skimage.data  # local import: only the clip maker needs scikit-image
-
-    img = np.asarray(getattr(skimage.data, name)())
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    img = img[:, :, :3].astype(np.float32)
-    img.setflags(write=False)
-    return img
-
-
-def _sample(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Bilinear sample ``src`` at the grid ``ys`` x ``xs`` (separable, so cheap).
-
-    The view has no rotation, so rows and columns can be interpolated
-    separately: first the rows (touching only the needed source columns), then
-    the columns.  Coordinates are clamped to the image.
-    """
-    h, w = src.shape[:2]
-    ys = np.clip(ys, 0.0, h - 1.0)
-    xs = np.clip(xs, 0.0, w - 1.0)
-    y0 = np.minimum(ys.astype(np.intp), h - 2 if h > 1 else 0)
-    x0 = np.minimum(xs.astype(np.intp), w - 2 if w > 1 else 0)
-    y1 = np.minimum(y0 + 1, h - 1)
-    x1 = np.minimum(x0 + 1, w - 1)
-    fy = (ys - y0).astype(np.float32)[:, None, None]
-    # Restrict to the source columns actually used before the row pass.
-    c0, c1 = int(x0.min()), int(x1.max()) + 1
-    part = src[:, c0:c1]
-    rows = part[y0] * (1.0 - fy) + part[y1] * fy
-    # Column pass on a (rows, cols*3) view: np.take on flat channel indices is
-    # ~3x faster than fancy indexing the middle axis of (rows, cols, 3).
-    flat = rows.reshape(len(ys), -1)
-    chan = np.arange(3)
-    left = np.take(flat, ((x0 - c0)[:, None] * 3 + chan).ravel(), axis=1)
-    right = np.take(flat, ((x1 - c0)[:, None] * 3 + chan).ravel(), axis=1)
-    right -= left
-    right *= np.repeat((xs - x0).astype(np.float32), 3)
-    left += right
-    return left.reshape(len(ys), len(xs), 3)
 
 
 def _bounce(p0: float, v: float, t: np.ndarray | float, span: float) -> np.ndarray | float:
@@ -927,11 +885,11 @@ def make_foreign_clip(path: PathLike, codec: str, *, size: tuple[int, int] = (16
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vccv_gpu.testing OUT`: write one sample clip (for trying the tools)."""
+    """`python -m tools.clips OUT`: write one sample clip (for trying the tools)."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m vccv_gpu.testing",
+        prog="python -m tools.clips",
         description="Encode a sample H.264 clip from scikit-image photographs with libx264.")
     parser.add_argument("out", help="output file: .mp4, .mkv, .mov, .ts or .h264")
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT, even (default 640x360)")

@@ -39,7 +39,7 @@ CLIPS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 def make_clips(directory: str | os.PathLike) -> list[Path]:
     """Encodes the seed clips into `directory` (kept there: a clip that exists is reused)."""
-    from vccv_gpu.testing import make_clip, write_cqm_file
+    from tools.clips import make_clip, write_cqm_file
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`python -m vccv_gpu.codec.fuzz`."""
+"""`python -m tools.fuzz`."""
 
 import sys
 

@@ -304,6 +304,9 @@ def _supervise(jobs: Iterator[dict[str, Any]], worker_argv: list[str], n_workers
     """Runs `jobs` on `n_workers` worker processes; calls `on_result` with each result, where a
     dead or hung worker becomes a "failure" result for the case it was running."""
     env = dict(os.environ)
+    # Workers run `python -m tools.fuzz` from wherever: the repository root must be importable.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
     if "asan" in env.get("LD_PRELOAD", "") and "max_allocation_size_mb" not in env.get("ASAN_OPTIONS", ""):
         # A hostile size must not make the worker take all of the machine's memory.
         env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""), "max_allocation_size_mb=4096"]))
