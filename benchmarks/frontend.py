@@ -51,7 +51,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vccv_gpu import codec
-from vccv_gpu.codec.sample import _gop_groups, _split, decode_frames, decoder_workers
+from vccv_gpu.codec.plan import gop_groups, split_runs
+from vccv_gpu.codec.sample import decode_frames, decoder_workers
 
 
 def timed(repeat: int, fn) -> float:
@@ -154,7 +155,7 @@ def smart(path: Path, stream: codec.Stream, indices: list[int],
         raise ValueError(f"{path}: the smart baseline seeks, so it needs a container with timestamps")
     last = len(stream.frames) - 1
     wanted = sorted(set(indices) | {min(i + 1, last) for i in indices})
-    runs = _split(list(_gop_groups(stream, wanted).items()), max(1, threads))
+    runs = split_runs(list(gop_groups(stream, wanted).items()), max(1, threads))
     if len(runs) == 1:
         rgb = seek_decode(path, stream, runs[0], threads)
     else:
@@ -168,7 +169,7 @@ def smart(path: Path, stream: codec.Stream, indices: list[int],
 def seek_decode(path: Path, stream: codec.Stream, groups: list[tuple[int, list[int]]],
                 threads: int) -> dict[int, np.ndarray]:
     """{display index: RGB uint8 [H, W, 3]} of the frames of `groups` ((keyframe's decoding
-    index, display indices), as `_gop_groups` makes them), each GOP seeked to and decoded on to
+    index, display indices), as `gop_groups` makes them), each GOP seeked to and decoded on to
     its last needed frame by one decoder (threads: see `use_threads`)."""
     frames, pictures = stream.frames, stream.pictures
     rgb = {}

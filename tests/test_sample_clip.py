@@ -19,12 +19,8 @@ import torch.nn.functional as F
 from vccv_gpu import codec
 from vccv_gpu.codec.colour import residual_to_rgb, rgb_matrix, yuv_to_rgb
 from vccv_gpu.codec.resample import resize
-from vccv_gpu.codec.sample import (
-    choose_keyframes,
-    gop_residual_frames,
-    summed_residual,
-    uniform_indices,
-)
+from vccv_gpu.codec.plan import choose_keyframes, gop_residual_frames, uniform_indices
+from vccv_gpu.codec.sample import summed_residual
 from vccv_gpu.testing import make_foreign_clip, make_tagged_clip
 
 SIZE = (160, 96)

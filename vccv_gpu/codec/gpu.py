@@ -78,15 +78,8 @@ from .colour import rgb_matrix
 from .demux import Source
 from .errors import CorruptStream
 from .nvcodec import current_context, import_pynvvideocodec
-from .sample import (
-    ClipSample,
-    _gop_groups,
-    _split,
-    decode_frames,
-    decoder_workers,
-    plan_clip,
-    small_frame,
-)
+from .plan import gop_groups, plan_clip, split_runs
+from .sample import ClipSample, decode_frames, decoder_workers, small_frame
 from .resample import frame_from_planes, residual_from_planes
 from .stream import Stream
 from .stream import open as open_stream
@@ -436,14 +429,14 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
             return out
 
     try:
-        by_key = _gop_groups(stream, wanted)  # wanted frames by preceding keyframe
+        by_key = gop_groups(stream, wanted)  # wanted frames by preceding keyframe
         lone_keys = all(group == [stream.pictures[k].index] and stream.pictures[k].key
                         for k, group in by_key.items())
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out
             return _record(_decode_forward(source, stream, wanted, convert, device, width, height, name), device)
-        runs = [[i for group in run for i in group] for run in _split(list(by_key.values()), decoder_pool(device).size)]
+        runs = [[i for group in run for i in group] for run in split_runs(list(by_key.values()), decoder_pool(device).size)]
         out: dict[int, Tensor] = {}
         if len(runs) == 1:
             out.update(run(runs[0]))
@@ -490,7 +483,7 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
         # Raw streams are handed over whole, and NVDEC would show the unlisted pictures too.
         raise NvdecCannotDecode(f"{name}: the stream holds pictures that are not presented")
     if stream.packet_spans is not None:
-        first = min(_gop_groups(stream, wanted))
+        first = min(gop_groups(stream, wanted))
         last = max(frames[i].decode_index for i in wanted)
         fed = [f for f in stream.pictures[first:last + 1] if f.reference or f.index in todo]
         if any(f.index is None for f in fed):

@@ -38,7 +38,8 @@ import torch
 from .demux import Source
 from .errors import StreamError
 from ..runtime import stderr_is_terminal
-from .sample import RESIDUAL_MODES, ClipSample, sample_clip
+from .plan import RESIDUAL_MODES
+from .sample import ClipSample, sample_clip
 
 __all__ = ["ClipBatch", "ClipError", "ClipLoader"]
 
