@@ -25,7 +25,7 @@ faster ours is); old ratios = the plain columns, new (same cores) = the * column
 Clips are generated (grainy photographic content, GOP 12 without B-frames and GOP 250 with
 B-frames) unless files are given (containers with timestamps: smart seeks). Each column is run
 once untimed, then measured as the median of --repeat rounds, the columns in a shuffled order
-within each round. `--device cuda` times the GPU front end (codec/gpu.py: NVDEC frames when
+within each round. `--device cuda` times the GPU front end (codec/nvdec.py: NVDEC frames when
 PyNvVideoCodec is installed, else PyAV's; residuals reconstructed on the GPU); then bound is NVDEC
 through the front end's session pool, and smart a SimpleDecoder seek-decoding each needed frame
 and the next, taken warm from a session pool of its own like ours (PyNvVideoCodec needed for these;
@@ -52,7 +52,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vccv_gpu import codec
-from vccv_gpu.codec.sample import _gop_groups, _split, decode_frames, decoder_workers
+from vccv_gpu.codec.plan import gop_groups, split_runs
+from vccv_gpu.codec.pyav_frames import PyAVDecoder, decoder_workers
 
 
 def timed(repeat: int, fn) -> float:
@@ -68,7 +69,7 @@ def decode_needed(path: Path, stream: codec.Stream, indices: list[int], workers:
     """The bound: the front end's own decoding of the frames the policy needs (seeks to their
     keyframes, lone keyframes decoded alone, unreferenced pictures skipped, nothing after the
     last), with `workers` decoders, and nothing else (no parsing, conversion or resizing)."""
-    decode_frames(path, stream, indices, convert=lambda frame: None, workers=workers)
+    PyAVDecoder(workers).decode(path, stream, indices, convert=lambda frame: None)
 
 
 def decode_needed_nvdec(path: Path, stream: codec.Stream, indices: list[int], device: str) -> None:
@@ -76,19 +77,19 @@ def decode_needed_nvdec(path: Path, stream: codec.Stream, indices: list[int], de
     policy needs, nothing else."""
     import torch
 
-    from vccv_gpu.codec import gpu
+    from vccv_gpu.codec import nvdec
 
-    with ThreadPoolExecutor(gpu.NVDEC_SESSIONS) as pool:
-        gpu.decode_nvdec(path, stream, indices, lambda nv12: nv12[:0], torch.device(device), pool)
+    with ThreadPoolExecutor(nvdec.NVDEC_SESSIONS) as pool:
+        nvdec.decode_nvdec(path, stream, indices, lambda nv12: nv12[:0], torch.device(device), pool)
     torch.cuda.synchronize()
 
 
 @functools.cache
 def _smart_sessions(device: str) -> Any:
     """The NVDEC smart baseline's own pool of SimpleDecoders, kept warm across clips like ours."""
-    from vccv_gpu.codec import gpu
+    from vccv_gpu.codec import nvdec
 
-    return gpu.DecoderPool(device)
+    return nvdec.DecoderPool(device)
 
 
 def smart_nvdec(path: Path, stream: codec.Stream, indices: list[int], device: str) -> tuple[list, list]:
@@ -98,8 +99,9 @@ def smart_nvdec(path: Path, stream: codec.Stream, indices: list[int], device: st
     with the next frame (int16), on the GPU."""
     import torch
 
-    from vccv_gpu.codec import gpu
+    from vccv_gpu.codec import nvdec
     from vccv_gpu.codec.colour import swscale_coefficients, swscale_rgb, upsample_chroma
+    from vccv_gpu.codec.nv12 import nv12_planes
 
     width, height = stream.width, stream.height
     k = swscale_coefficients(None, False)
@@ -108,13 +110,13 @@ def smart_nvdec(path: Path, stream: codec.Stream, indices: list[int], device: st
         decoder = slot.open(path, (stream.coded_width, stream.coded_height))
         last = len(decoder) - 1
         wanted = sorted(set(indices) | {min(i + 1, last) for i in indices})
-        with gpu._on(slot.stream, slot.device):
+        with nvdec._on(slot.stream, slot.device):
             for i, frame in zip(wanted, decoder.get_batch_frames_by_index(wanted)):
-                y, u, v = gpu.nv12_planes(gpu._as_nv12(frame, width, height, str(path)))
+                y, u, v = nv12_planes(nvdec._as_nv12(frame, width, height, str(path)))
                 rgb[i] = swscale_rgb(y, upsample_chroma(u, height, width), upsample_chroma(v, height, width), k)
             frames, diffs = frames_and_differences(rgb, indices, last, lambda t: t.to(torch.int16))
-        gpu._synchronize(slot.stream)  # done with the decoder's memory before the slot is reused
-    gpu._record(dict(enumerate(frames + diffs)), torch.device(device))  # made on the slot's stream
+        nvdec._synchronize(slot.stream)  # done with the decoder's memory before the slot is reused
+    nvdec._record(dict(enumerate(frames + diffs)), torch.device(device))  # made on the slot's stream
     return frames, diffs
 
 
@@ -155,7 +157,7 @@ def smart(path: Path, stream: codec.Stream, indices: list[int],
         raise ValueError(f"{path}: the smart baseline seeks, so it needs a container with timestamps")
     last = len(stream.frames) - 1
     wanted = sorted(set(indices) | {min(i + 1, last) for i in indices})
-    runs = _split(list(_gop_groups(stream, wanted).items()), max(1, threads))
+    runs = split_runs(list(gop_groups(stream, wanted).items()), max(1, threads))
     if len(runs) == 1:
         rgb = seek_decode(path, stream, runs[0], threads)
     else:
@@ -169,7 +171,7 @@ def smart(path: Path, stream: codec.Stream, indices: list[int],
 def seek_decode(path: Path, stream: codec.Stream, groups: list[tuple[int, list[int]]],
                 threads: int) -> dict[int, np.ndarray]:
     """{display index: RGB uint8 [H, W, 3]} of the frames of `groups` ((keyframe's decoding
-    index, display indices), as `_gop_groups` makes them), each GOP seeked to and decoded on to
+    index, display indices), as `gop_groups` makes them), each GOP seeked to and decoded on to
     its last needed frame by one decoder (threads: see `use_threads`)."""
     frames, pictures = stream.frames, stream.pictures
     rgb = {}

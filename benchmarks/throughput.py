@@ -63,14 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from frontend import decode_needed, generate, naive, smart, smart_nvdec, timed
 
 from vccv_gpu import codec
-from vccv_gpu.codec.sample import decoder_workers
+from vccv_gpu.codec.pyav_frames import PyAVDecoder, decoder_workers, small_frame
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
 from vccv_gpu.caption import caption_videos, collect_videos
 from vccv_gpu.checkpoint import Checkpoint, load_checkpoint
 from vccv_gpu.codec.colour import rgb_matrix
 from vccv_gpu.codec.loader import ClipError, ClipLoader
 from vccv_gpu.codec.resample import residual_from_planes, resize
-from vccv_gpu.codec.sample import ClipSample, decode_frames, small_frame
+from vccv_gpu.codec.sample import ClipSample
 from vccv_gpu.runtime import atomic_write
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import EOS, SPECIAL_TOKENS, VCCV
@@ -217,8 +217,8 @@ def front_end_stages(plan: Plan, config: BackboneConfig, device: torch.device, s
                 sync()
                 times["residual kernel (Triton)"] += time.perf_counter() - start
         start = time.perf_counter()
-        decode_frames(plan.path, s, plan.sample.frame_indices, lambda f: small_frame(f, s, size, False),
-                      workers=max(1, min(4, os.cpu_count() or 1)))
+        PyAVDecoder(workers=max(1, min(4, os.cpu_count() or 1))).decode(
+            plan.path, s, plan.sample.frame_indices, lambda f: small_frame(f, s, size, False))
         times["frame decode"] = time.perf_counter() - start
     return times
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vccv_gpu import codec
-from vccv_gpu.codec.sample import decode_frames
+from vccv_gpu.codec.pyav_frames import PyAVDecoder
 from tools.clips import make_clip
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -48,7 +48,7 @@ def test_baselines_return_the_decoded_frames_and_next_frame_differences(tmp_path
     path = make_clip(tmp_path / "clip.mp4", size=(64, 48), frames=40, **kw)
     indices = [0, 11, 12, 25, 39]
     with codec.open(path) as s:
-        ref = decode_frames(path, s, sorted(set(indices) | {min(i + 1, 39) for i in indices}))
+        ref = PyAVDecoder(workers=1).decode(path, s, sorted(set(indices) | {min(i + 1, 39) for i in indices}))
         for frames, diffs in (naive(path, indices), naive(path, indices, 2), smart(path, s, indices),
                               smart(path, s, indices, 2)):
             for i, frame, diff in zip(indices, frames, diffs, strict=True):

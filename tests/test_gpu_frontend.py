@@ -1,4 +1,5 @@
-"""The GPU front end (vccv_gpu/codec/gpu.py) against the CPU path.
+"""The GPU front end (NVDEC frames: codec/nvdec.py, nv12.py; residual kernels: codec/residuals.py)
+against the CPU path.
 
 On the CPU: the device pipeline run on CPU tensors (residual kernels: the reference and the
 Triton kernels under TRITON_INTERPRET=1), the NV12 -> RGB conversion against PyAV's rgb24 and
@@ -29,7 +30,8 @@ import torch
 
 from pynvvideocodec_standin import FakeDecoder, FakeFrame, FakeNvc, FakeSimpleDecoder
 from vccv_gpu import codec
-from vccv_gpu.codec import gpu
+from vccv_gpu.codec import decoders, residuals
+from vccv_gpu.codec import nvdec as nvdec_module
 from vccv_gpu.codec.colour import (
     KR_KB,
     rgb_matrix,
@@ -38,7 +40,9 @@ from vccv_gpu.codec.colour import (
     upsample_chroma,
     yuv_to_rgb,
 )
+from vccv_gpu.codec.nv12 import Nv12Frames, nv12_planes
 from vccv_gpu.codec.resample import frame_from_planes, frame_from_rgb
+from vccv_gpu.codec.sample import default_backends
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before the Triton kernels are first used
@@ -48,7 +52,7 @@ X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 def nv12_to_rgb(nv12: torch.Tensor, mc: int, full: bool) -> torch.Tensor:
     """The whole frame through colour.swscale_rgb (chroma repeated 2x2)."""
-    y, u, v = gpu.nv12_planes(nv12)
+    y, u, v = nv12_planes(nv12)
     h, w = y.shape
     return swscale_rgb(y, upsample_chroma(u, h, w), upsample_chroma(v, h, w), swscale_coefficients(mc, full))
 SIZE = (152, 88)  # not a multiple of 16: the SPS crops
@@ -79,7 +83,7 @@ def assert_same_plan(got: codec.ClipSample, want: codec.ClipSample) -> None:
 
 
 def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[int, torch.Tensor]:
-    """A frame source for `sample_clip_device` that hands it PyAV's NV12 frames."""
+    """An NV12 decoder (nv12.py) that hands out PyAV's NV12 frames."""
     import io
 
     import av
@@ -89,6 +93,9 @@ def pyav_nv12_decoder(source, stream, indices, convert, device, pool) -> dict[in
     with av.open(src) as container:
         frames = {n: f.to_ndarray(format="nv12") for n, f in enumerate(container.decode(video=0)) if n in wanted}
     return {i: convert(torch.from_numpy(frames[i]).to(device)) for i in sorted(wanted)}
+
+
+decoders.register_decoder("pyav-nv12", Nv12Frames(pyav_nv12_decoder))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +128,7 @@ def test_nv12_planes_convert_to_pyavs_rgb24(tmp_path: Path, colorspace: int, col
             got = nv12_to_rgb(nv12, mc, full)
             assert_frames_match(got, want, f"matrix {mc}, full range {full}")
             # the GPU path's small frames: the same as resizing PyAV's rgb24
-            small = frame_from_planes(*gpu.nv12_planes(nv12), mc, full, 24, keep_aspect=True)
+            small = frame_from_planes(*nv12_planes(nv12), mc, full, 24, keep_aspect=True)
             expected = frame_from_rgb(want.permute(1, 2, 0).contiguous(), 24, keep_aspect=True)
             assert_frames_match(small, expected, f"small, matrix {mc}, full range {full}")
     # the other range is visibly different: the conversion does depend on it
@@ -144,7 +151,7 @@ def test_swscale_tables_are_the_colour_matrices() -> None:
 
 def test_nv12_planes_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="NV12"):
-        gpu.nv12_planes(torch.zeros(10, 8, dtype=torch.uint8))
+        nv12_planes(torch.zeros(10, 8, dtype=torch.uint8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,9 +168,9 @@ def test_residual_planes_bit_exact(clip_factory, backend: str) -> None:
         types = [f.type for f in s.frames]
         inter = [i for i, t in enumerate(types) if t in "PB"]
         sources = [(inter[0],), tuple(inter[:3]), (), tuple(inter[2:5]), (inter[0],)]  # incl. a repeat
-        host = gpu.gather_coefficients(s, [i for src in sources for i in src], pin=False)
+        host = residuals.gather_coefficients(s, [i for src in sources for i in src], pin=False)
         assert host.buffer.dtype == torch.int16 and host.buffer.dim() == 1
-        planes = gpu.residual_planes(host, sources, s.coded_width, s.coded_height, "cpu", backend)
+        planes = residuals.residual_planes(host, sources, s.coded_width, s.coded_height, "cpu", backend)
         assert set(planes) == {src for src in sources if src}
         for src, got in planes.items():
             want = [sum(np.asarray(getattr(s.residual(i), p), dtype=np.int32) for i in src) for p in "yuv"]
@@ -179,7 +186,7 @@ def test_device_residuals_equal_cpu_sample(clip_factory, mode: str, keep_aspect:
     path = clip_factory(size=SIZE, frames=36, gop=6, bframes=2)
     want = codec.sample_clip(path, num_segments=6, size=40, residual=mode, keep_aspect=keep_aspect)
     with codec.open(path) as s:
-        got = gpu.residuals_on_device(s, want.residual_frames, 40, keep_aspect, "cpu", "reference")
+        got = residuals.residuals_on_device(s, want.residual_frames, 40, keep_aspect, "cpu", "reference")
     assert_residuals_match(got, want.residuals, f"{mode}, keep_aspect {keep_aspect}")
     assert want.residuals.abs().amax() > 1  # real residuals, not zeros
 
@@ -188,7 +195,7 @@ def test_triton_residuals_equal_cpu_sample(clip_factory) -> None:
     pytest.importorskip("triton")
     path = clip_factory(size=(64, 48), frames=12, gop=4)
     want = codec.sample_clip(path, num_segments=3, size=32, residual="sum")
-    got = gpu.sample_clip_device(path, 3, 32, "sum", "cpu", backend="triton")
+    got = codec.sample_clip(path, 3, 32, "sum", residual_backend="triton")
     assert_same_plan(got, want)
     assert_residuals_match(got.residuals, want.residuals, "triton (interpreted)")
 
@@ -207,7 +214,8 @@ def test_device_pipeline_equals_cpu_path(clip_factory, suffix: str, settings: di
     path = clip_factory(suffix, size=SIZE, **settings)
     for mode, keep_aspect in (("middle", False), ("sum", True)):
         want = codec.sample_clip(path, num_segments=8, size=48, residual=mode, keep_aspect=keep_aspect)
-        got = gpu.sample_clip_device(path, 8, 48, mode, "cpu", keep_aspect, nv12_decoder=pyav_nv12_decoder)
+        got = codec.sample_clip(path, 8, 48, mode, keep_aspect=keep_aspect, decoder="pyav-nv12",
+                                residual_backend="kernels")
         assert_same_plan(got, want)
         assert_frames_match(got.iframes, want.iframes, f"{path.name} {mode}")
         assert_residuals_match(got.residuals, want.residuals, f"{path.name} {mode}")
@@ -218,7 +226,7 @@ def test_pyav_frames_fallback_equals_cpu_path(clip_factory) -> None:
     """Without an NV12 source the frames are the CPU path's own (PyAV rgb24, resized)."""
     path = clip_factory(size=SIZE, frames=24, gop=6)
     want = codec.sample_clip(path.read_bytes(), num_segments=4, size=32)
-    got = gpu.sample_clip_device(path.read_bytes(), 4, 32, "middle", "cpu")
+    got = codec.sample_clip(path.read_bytes(), 4, 32, "middle", residual_backend="kernels")
     assert_same_plan(got, want)
     assert torch.equal(got.iframes, want.iframes)
     assert_residuals_match(got.residuals, want.residuals, "bytes source")
@@ -227,10 +235,23 @@ def test_pyav_frames_fallback_equals_cpu_path(clip_factory) -> None:
 def test_cuda_device_dispatches_to_the_gpu_path(clip_factory, monkeypatch) -> None:
     path = clip_factory(size=SIZE, frames=24, gop=6)
     calls = []
+
+    class Dispatched(Exception):
+        pass
+
+    class NvdecStandIn:
+        threads = 1
+
+        def frames(self, source, stream, indices, size, keep_aspect, device, pool):
+            calls.append((source, len(indices), size, keep_aspect, device))
+            raise Dispatched
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(gpu, "sample_clip_device", lambda *args: calls.append(args) or "gpu result")
-    assert codec.sample_clip(path, num_segments=4, size=32, device="cuda:0", keep_aspect=True) == "gpu result"
-    assert calls == [(path, 4, 32, "middle", torch.device("cuda:0"), True)]
+    monkeypatch.setitem(decoders.DECODERS, "nvdec", NvdecStandIn())
+    assert default_backends(torch.device("cuda:0")) == ("nvdec", "kernels")
+    with pytest.raises(Dispatched):
+        codec.sample_clip(path, num_segments=4, size=32, device="cuda:0", keep_aspect=True)
+    assert calls == [(path, 4, 32, True, torch.device("cuda:0"))]
     assert codec.sample_clip(path, num_segments=4, size=32).iframes.device.type == "cpu"  # cpu: unchanged
 
 
@@ -241,8 +262,8 @@ def test_cuda_device_dispatches_to_the_gpu_path(clip_factory, monkeypatch) -> No
 @pytest.fixture
 def fake_nvc(monkeypatch) -> FakeNvc:
     fake = FakeNvc()
-    monkeypatch.setattr(gpu, "_nvc", lambda: fake)
-    monkeypatch.setattr(gpu, "_pools", {})
+    monkeypatch.setattr(nvdec_module, "_nvc", lambda: fake)
+    monkeypatch.setattr(nvdec_module, "_pools", {})
     return fake
 
 
@@ -251,21 +272,21 @@ def test_nvdec_pool_parallel_runs_and_reuse(clip_factory, fake_nvc: FakeNvc) -> 
     a = clip_factory(size=SIZE, frames=48, gop=4, seed=0)   # 12 GOPs: 4 runs
     b = clip_factory(size=SIZE, frames=48, gop=6, seed=1, bframes=2)
     want_a = codec.sample_clip(a, num_segments=8, size=32)
-    got_a = gpu.sample_clip_device(a, 8, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+    got_a = codec.sample_clip(a, 8, 32, "middle", decoder="nvdec", residual_backend="kernels")
     assert_same_plan(got_a, want_a)
     assert_frames_match(got_a.iframes, want_a.iframes, "NVDEC stand-in")
     assert_residuals_match(got_a.residuals, want_a.residuals, "NVDEC stand-in")
     created = len(fake_nvc.created)
-    assert 2 <= created <= gpu.NVDEC_SESSIONS and len(fake_nvc.threads) > 1  # runs in parallel threads
+    assert 2 <= created <= nvdec_module.NVDEC_SESSIONS and len(fake_nvc.threads) > 1  # runs in parallel threads
     # only the sampled keyframes were asked for, each once, in NVDEC_SESSIONS contiguous runs
     assert sorted(i for r in fake_nvc.requests for i in r) == want_a.frame_indices
-    assert all(r == sorted(r) for r in fake_nvc.requests) and len(fake_nvc.requests) == gpu.NVDEC_SESSIONS
+    assert all(r == sorted(r) for r in fake_nvc.requests) and len(fake_nvc.requests) == nvdec_module.NVDEC_SESSIONS
     # the next clip reuses the sessions (reconfigured, not created); the same file again: neither
-    got_b = gpu.sample_clip_device(b, 8, 32, "sum", "cpu", nv12_decoder=gpu.decode_nvdec)
+    got_b = codec.sample_clip(b, 8, 32, "sum", decoder="nvdec", residual_backend="kernels")
     assert len(fake_nvc.created) == created
     assert fake_nvc.reconfigured and set(fake_nvc.reconfigured) == {str(b)}
     reconfigured = len(fake_nvc.reconfigured)
-    gpu.sample_clip_device(b, 8, 32, "sum", "cpu", nv12_decoder=gpu.decode_nvdec)
+    codec.sample_clip(b, 8, 32, "sum", decoder="nvdec", residual_backend="kernels")
     assert (len(fake_nvc.created), len(fake_nvc.reconfigured)) == (created, reconfigured)
     want_b = codec.sample_clip(b, num_segments=8, size=32, residual="sum")
     assert_same_plan(got_b, want_b)
@@ -281,7 +302,7 @@ def test_nvdec_fallback_policy_and_raw_streams(clip_factory, fake_nvc: FakeNvc) 
         path = clip_factory(suffix, size=SIZE, frames=40, gop=250, bframes=2)
         want = codec.sample_clip(path, num_segments=6, size=32)
         fake_nvc.fed.clear()
-        got = gpu.sample_clip_device(path, 6, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+        got = codec.sample_clip(path, 6, 32, "middle", decoder="nvdec", residual_backend="kernels")
         assert got.policy == "decoded"
         assert_same_plan(got, want)
         assert_frames_match(got.iframes, want.iframes, suffix)
@@ -307,7 +328,7 @@ def test_nvdec_forward_frame_count_mismatch_falls_back_to_pyav(clip_factory, fak
     decode = FakeDecoder.Decode
     monkeypatch.setattr(FakeDecoder, "Decode", lambda self, p: decode(self, p)[1:] if p.bsl == 0 else decode(self, p))
     with pytest.warns(RuntimeWarning, match="NVDEC returned"):
-        got = gpu.sample_clip_device(path, 6, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+        got = codec.sample_clip(path, 6, 32, "middle", decoder="nvdec", residual_backend="kernels")
     assert torch.equal(got.iframes, want.iframes)
 
 
@@ -316,17 +337,17 @@ def test_nvdec_frame_count_mismatch_falls_back_to_pyav(clip_factory, fake_nvc: F
     monkeypatch.setattr(FakeSimpleDecoder, "__len__", lambda self: len(self.frames) - 1)
     want = codec.sample_clip(path, num_segments=4, size=32)
     with pytest.warns(RuntimeWarning, match="counts 23 frames"):
-        got = gpu.sample_clip_device(path, 4, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+        got = codec.sample_clip(path, 4, 32, "middle", decoder="nvdec", residual_backend="kernels")
     assert torch.equal(got.iframes, want.iframes)
 
 
 def _sample_nvdec(path, num_segments: int = 4, fallback: str | None = None) -> codec.ClipSample:
-    """sample_clip_device through the NVDEC stand-in; `fallback`: the warning expected when the
+    """sample_clip through the NVDEC stand-in; `fallback`: the warning expected when the
     frames fall back to PyAV (None: no fallback allowed). Checks the result against the CPU path."""
     want = codec.sample_clip(path, num_segments=num_segments, size=32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = gpu.sample_clip_device(path, num_segments, 32, "middle", "cpu", nv12_decoder=gpu.decode_nvdec)
+        got = codec.sample_clip(path, num_segments, 32, "middle", decoder="nvdec", residual_backend="kernels")
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     if fallback is None:
         assert messages == []
@@ -406,7 +427,7 @@ def test_nvdec_scans_no_file(clip_factory, fake_nvc: FakeNvc) -> None:
 
 
 def test_decoder_pool_hands_each_slot_to_one_thread() -> None:
-    pool = gpu.DecoderPool("cpu", size=2)
+    pool = nvdec_module.DecoderPool("cpu", size=2)
     held, peak, lock = set(), [0], threading.Lock()
 
     def use(_: int) -> None:
@@ -462,8 +483,8 @@ def gpu_clips(tmp_path_factory) -> list[Path]:
 def nvdec() -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    if not gpu.nvdec_available():
-        pytest.skip(f"PyNvVideoCodec is not usable: {gpu._nvc_error}")
+    if not nvdec_module.nvdec_available():
+        pytest.skip(f"PyNvVideoCodec is not usable: {nvdec_module._nvc_error}")
 
 
 @pytest.mark.gpu
@@ -472,9 +493,9 @@ def test_gpu_residual_planes_bit_exact(gpu_clips: list[Path]) -> None:
         with codec.open(path) as s:
             inter = [f.index for f in s.frames if f.type in "PB"][:6]
             sources = [(i,) for i in inter] + [tuple(inter)]
-            host = gpu.gather_coefficients(s, inter, pin=True)
+            host = residuals.gather_coefficients(s, inter, pin=True)
             assert host.buffer.is_pinned()
-            planes = gpu.residual_planes(host, sources, s.coded_width, s.coded_height, "cuda")
+            planes = residuals.residual_planes(host, sources, s.coded_width, s.coded_height, "cuda")
             for src, got in planes.items():
                 assert all(p.is_cuda for p in got)
                 want = [sum(np.asarray(getattr(s.residual(i), p), dtype=np.int32) for i in src) for p in "yuv"]
@@ -545,19 +566,19 @@ def test_gpu_sessions_are_reused(gpu_clips: list[Path], nvdec: None) -> None:
     device = torch.device("cuda", torch.cuda.current_device())
     for path in gpu_clips:
         codec.sample_clip(path, num_segments=8, size=64, device="cuda")
-    created = gpu.decoder_pool(device)._created
+    created = nvdec_module.decoder_pool(device)._created
     for path in gpu_clips:
         codec.sample_clip(path, num_segments=8, size=64, device="cuda")
-    assert gpu.decoder_pool(device)._created == created <= gpu.NVDEC_SESSIONS
+    assert nvdec_module.decoder_pool(device)._created == created <= nvdec_module.NVDEC_SESSIONS
 
 
 @pytest.mark.gpu
 def test_gpu_without_pynvvideocodec_warns_and_uses_pyav(gpu_clips: list[Path], monkeypatch) -> None:
     if not _have_pyav():
         pytest.skip("frames come from PyAV in this mode")
-    monkeypatch.setattr(gpu, "_nvc", lambda: None)
-    monkeypatch.setattr(gpu, "_nvc_error", "ModuleNotFoundError: (test)")
-    monkeypatch.setattr(gpu, "_warned_cpu_frames", False)
+    monkeypatch.setattr(nvdec_module, "_nvc", lambda: None)
+    monkeypatch.setattr(nvdec_module, "_nvc_error", "ModuleNotFoundError: (test)")
+    monkeypatch.setattr(nvdec_module, "_warned_cpu_frames", False)
     path = gpu_clips[0]
     with pytest.warns(RuntimeWarning, match="PyNvVideoCodec is not usable"):
         got = codec.sample_clip(path, num_segments=8, size=112, device="cuda")

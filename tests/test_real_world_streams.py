@@ -213,7 +213,7 @@ def _decoded_frames_equal_ffmpeg(path: Path) -> None:
     """The front end's decoding of every listed frame, by its recorded packets and by seeking,
     equals what FFmpeg presents (by timestamp): pictures that are not listed but referenced
     are decoded too."""
-    from vccv_gpu.codec.sample import decode_frames
+    from vccv_gpu.codec.pyav_frames import PyAVDecoder
 
     with av.open(str(path)) as container:
         presented = {f.pts: f.to_ndarray(format="rgb24") for f in container.decode(video=0)}
@@ -222,7 +222,7 @@ def _decoded_frames_equal_ffmpeg(path: Path) -> None:
         assert s.packet_spans is not None  # MP4: one picture per packet
         if not by_spans:
             s.packet_spans = None  # the seeking decoder, as for MKV/TS
-        decoded = decode_frames(path, s, list(range(len(s.frames))))
+        decoded = PyAVDecoder(workers=1).decode(path, s, list(range(len(s.frames))))
         assert len(decoded) == len(s.frames) == len(presented)
         for f in s.frames:
             np.testing.assert_array_equal(decoded[f.index], presented[f.pts], err_msg=f"frame {f.index}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 from pathlib import Path
 
 import av
@@ -19,15 +20,28 @@ import torch.nn.functional as F
 from vccv_gpu import codec
 from vccv_gpu.codec.colour import residual_to_rgb, rgb_matrix, yuv_to_rgb
 from vccv_gpu.codec.resample import resize
-from vccv_gpu.codec.sample import (
-    choose_keyframes,
-    gop_residual_frames,
-    summed_residual,
-    uniform_indices,
-)
+from vccv_gpu.codec.decoders import register_decoder
+from vccv_gpu.codec.plan import choose_keyframes, gop_residual_frames, uniform_indices
+from vccv_gpu.codec.pyav_frames import PyAVDecoder
+from vccv_gpu.codec.residuals import summed_residual
 from tools.clips import make_foreign_clip, make_tagged_clip
 
 SIZE = (160, 96)
+
+
+class RecordingDecoder(PyAVDecoder):
+    """The PyAV decoder with `workers` threads, recording every picture handed to libavcodec
+    (display index, None when unknown) and the threads that decoded them."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.fed: list[int | None] = []
+        self.threads_seen: set[int] = set()
+
+    def send(self, ctx, packet, index):
+        self.fed.append(index)
+        self.threads_seen.add(threading.get_ident())
+        return super().send(ctx, packet, index)
 
 
 def decode_all(path: Path) -> list[np.ndarray]:
@@ -257,17 +271,17 @@ def test_decoded_fallback_for_long_gop(clip_factory, suffix: str) -> None:
 
 
 @pytest.mark.parametrize("gop", [6, 250])
-def test_containers_with_timestamps_seek(clip_factory, monkeypatch, gop: int) -> None:
+def test_containers_with_timestamps_seek(clip_factory, gop: int) -> None:
     """mp4/mkv: frames come from seeks to their keyframes, never from decoding from the start."""
-    from vccv_gpu.codec import sample
 
-    def no_sequential(*args, **kwargs):
-        raise AssertionError("decoded from the start")
+    class SeekingOnly(PyAVDecoder):
+        def decode_in_order(self, *args, **kwargs):
+            raise AssertionError("decoded from the start")
 
-    monkeypatch.setattr(sample, "_decode_in_order", no_sequential)
+    register_decoder("pyav-seeking-only", SeekingOnly())
     for suffix in (".mp4", ".mkv"):
         path = clip_factory(suffix, size=SIZE, frames=48, gop=gop, bframes=2)
-        s = codec.sample_clip(path, num_segments=8, size=32)
+        s = codec.sample_clip(path, num_segments=8, size=32, decoder="pyav-seeking-only")
         oracle = decode_all(path)
         assert torch.equal(s.iframes, resized([oracle[i] for i in s.frame_indices], 32))
 
@@ -304,18 +318,16 @@ def test_mp4_is_demuxed_once(clip_factory, monkeypatch, suffix: str, one_pass: b
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_fallback_skips_unreferenced_pictures(clip_factory, monkeypatch, workers: int) -> None:
+def test_fallback_skips_unreferenced_pictures(clip_factory, workers: int) -> None:
     """The decoded fallback hands the decoder only the sampled pictures and those others
     predict from (nal_ref_idc != 0), nothing past the last sampled one; same frames out."""
-    from vccv_gpu.codec import sample
-
     path = clip_factory(size=SIZE, frames=40, gop=250, bframes=2)
     with codec.open(path) as st:
         frames = list(st.frames)
-    fed: list[int | None] = []
-    monkeypatch.setattr(sample, "decoder_workers", lambda: workers)
-    monkeypatch.setattr(sample, "_decode_hook", fed.append)
-    s = codec.sample_clip(path, num_segments=8, size=40)
+    recording = RecordingDecoder(workers)
+    register_decoder("pyav-recording", recording)
+    s = codec.sample_clip(path, num_segments=8, size=40, decoder="pyav-recording")
+    fed = recording.fed
     assert s.policy == "decoded"
     assert None not in fed and len(fed) == len(set(fed))
     assert set(s.frame_indices) <= set(fed)
@@ -330,22 +342,17 @@ def test_fallback_skips_unreferenced_pictures(clip_factory, monkeypatch, workers
 
 
 @pytest.mark.parametrize("suffix,gop,bframes", [(".mp4", 4, 0), (".mkv", 6, 2), (".mp4", 20, 2)])
-def test_parallel_decoding_matches_sequential(clip_factory, monkeypatch, suffix: str, gop: int,
+def test_parallel_decoding_matches_sequential(clip_factory, suffix: str, gop: int,
                                                bframes: int) -> None:
     """Several containers decoding GOPs in threads give exactly the one-decoder result."""
-    import threading
-
-    from vccv_gpu.codec import sample
-
     path = clip_factory(suffix, size=SIZE, frames=48, gop=gop, bframes=bframes)
     results, threads = {}, {}
     for workers in (1, 4):
-        seen: set[int] = set()
-        monkeypatch.setattr(sample, "decoder_workers", lambda w=workers: w)
-        monkeypatch.setattr(sample, "_decode_hook", lambda i, seen=seen: seen.add(threading.get_ident()))
-        results[workers] = [codec.sample_clip(src, num_segments=8, size=48, residual=mode)
+        recording = RecordingDecoder(workers)
+        register_decoder("pyav-recording", recording)
+        results[workers] = [codec.sample_clip(src, num_segments=8, size=48, residual=mode, decoder="pyav-recording")
                             for src in (path, path.read_bytes()) for mode in ("middle", "sum")]
-        threads[workers] = len(seen)
+        threads[workers] = len(recording.threads_seen)
     assert threads[1] == 1 and threads[4] > 1
     for a, b in zip(results[1], results[4]):
         assert torch.equal(a.iframes, b.iframes) and torch.equal(a.residuals, b.residuals)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vccv_gpu.codec.sample import RESIDUAL_MODES
+from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.model import RAEConfig
 from vccv_gpu.runtime import atomic_write
 

@@ -31,7 +31,8 @@ import torch
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
 from vccv_gpu.codec.loader import ClipLoader
-from vccv_gpu.codec.sample import RESIDUAL_MODES, ClipSample
+from vccv_gpu.codec.plan import RESIDUAL_MODES
+from vccv_gpu.codec.sample import ClipSample
 from vccv_gpu.data import DATA_FORMATS
 from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
                                merge_index, prepare_store, video_key)

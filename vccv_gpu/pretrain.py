@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
 from vccv_gpu.codec import ClipLoader
-from vccv_gpu.codec.sample import RESIDUAL_MODES
+from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
 from vccv_gpu.runtime import resolve_device
 

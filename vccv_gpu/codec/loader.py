@@ -9,17 +9,17 @@
         for err in batch.errors:          # the clips of this batch that could not be read
             print(f"skipped {err.path}: {err.reason}")
 
-Design: `workers` threads run `sample_clip` (the parser and PyAV release the GIL) for `device`:
-on a CUDA device that is the GPU front end (NVDEC frames, residuals reconstructed on the GPU),
-otherwise the CPU path; the consumer stacks each batch on `device`. A window of submitted clips bounds the
-work ahead: when the consumer asks for batch k, the clips of batches k .. k + prefetch are
-submitted, so while it holds batch k at most `prefetch` further batches are being prepared or
-waiting; memory is bounded by the prefetch depth, not by the number or length of the videos.
-A clip that fails with `codec.StreamError` (unsupported or corrupt video) or `OSError` (missing
-file, ...) becomes a `ClipError` of its batch and the batch goes on without it; other
-exceptions (bugs, bad arguments) propagate to the consumer. Stopping early (`break`, or
-`close()` on the iterator) cancels the clips not started; the worker threads finish the clip
-they are on and exit.
+Design: `workers` threads run `sample_clip` (the parser and the decoders release the GIL) for
+`device`, with that device's decoder and residual reconstruction (`sample.default_backends`:
+NVDEC and the residual kernels on CUDA, PyAV and the parser elsewhere); the consumer stacks each
+batch on `device`. A window of submitted clips bounds the work ahead: when the consumer asks for
+batch k, the clips of batches k .. k + prefetch are submitted, so while it holds batch k at most
+`prefetch` further batches are being prepared or waiting; memory is bounded by the prefetch
+depth, not by the number or length of the videos. A clip that fails with `codec.StreamError`
+(unsupported or corrupt video) or `OSError` (missing file, ...) becomes a `ClipError` of its
+batch and the batch goes on without it; other exceptions (bugs, bad arguments) propagate to the
+consumer. Stopping early (`break`, or `close()` on the iterator) cancels the clips not started;
+the worker threads finish the clip they are on and exit.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ import torch
 from .demux import Source
 from .errors import StreamError
 from ..runtime import stderr_is_terminal
-from .sample import RESIDUAL_MODES, ClipSample, sample_clip
+from .plan import RESIDUAL_MODES
+from .sample import ClipSample, sample_clip
 
 __all__ = ["ClipBatch", "ClipError", "ClipLoader"]
 
@@ -80,7 +81,7 @@ class ClipLoader:
         paths: the clips (file paths, or bytes of a file in memory), batched in this order.
         batch_size: clips per batch (the last batch may be shorter).
         num_segments, size, residual, keep_aspect: as for `codec.sample_clip`.
-        device: where the tensors are made (a CUDA device: by the GPU front end) and stacked.
+        device: where the tensors are made (a CUDA device: by NVDEC and the residual kernels) and stacked.
         workers: threads running `sample_clip`.
         prefetch: batches prepared ahead of the one the consumer holds (0: none).
         progress: a tqdm bar over clips; None = on when stderr is a terminal and there is

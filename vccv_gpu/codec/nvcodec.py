@@ -1,4 +1,4 @@
-"""PyNvVideoCodec (NVDEC and NVENC), as the GPU front end (gpu.py) and NVENC re-encoding
+"""PyNvVideoCodec (NVDEC and NVENC), as the NVDEC frame decoder (nvdec.py) and NVENC re-encoding
 (reencode.py) load it and hand it torch's CUDA context."""
 
 from __future__ import annotations

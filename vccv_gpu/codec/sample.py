@@ -1,4 +1,4 @@
-"""The front end's sampling: N appearance frames and N residual frames of a clip (CPU path).
+"""The front end: N appearance frames and N residual frames of a clip, on a device.
 
     from vccv_gpu import codec
     s = codec.sample_clip("clip.mp4", num_segments=20, size=224, residual="middle")
@@ -6,81 +6,37 @@
     s.residuals    # float16 [N, 3, size, size] RGB residual, pixel units
     s.frame_indices, s.residual_indices, s.residual_frames, s.policy, s.fps, s.duration
 
-Policy (DESIGN.md, "Sampling policy"); F frames, N segments, indices in display order:
-
-* Uniform positions: the centres of N equal segments of the frame range, in frame-index units
-  u_j = (j + 1/2) F / N - 1/2, j = 0..N-1 (segment j covers frames [jF/N, (j+1)F/N)).
-* "keyframes" (at least N distinct keyframes): the N keyframes k_0 < ... < k_{N-1} that minimise
-  sum_j |k_j - u_j| over all strictly increasing choices (so each position gets its nearest
-  keyframe whenever those are distinct; when two positions would share one, the assignment
-  with the least total displacement wins). Ties: the lexicographically smallest choice, i.e.
-  earlier keyframes. Computed exactly in integers. The GOP of keyframe k is the frames from k
-  up to the next keyframe (display order). Residual of the GOP, by `residual`:
-    - "first":  the first P frame after the keyframe (display order);
-    - "middle": the middle P frame, P_list[len(P_list) // 2] (the upper middle for an even count);
-    - "sum":    the sum of the residuals of all P frames of the GOP. B frames are not summed:
-                their residuals are corrections to bi-predictions, not frame-to-frame change.
-  A GOP without P frames uses its B frames by the same rules; one without inter frames gives
-  a zero residual (residual index -1).
-  Only the sampled keyframes are decoded (a seek to each one's timestamp, one packet decoded).
-* "decoded" (fewer than N distinct keyframes): frame round(u_j) = floor((2j+1)F / 2N) is
-  decoded (from its preceding keyframe); the residual is that frame's own if it is a P or B
-  frame, else that of the next P or B frame in display order (which may lie in the next GOP),
-  else zeros (residual index -1). `residual` does not apply here. With F < N frames, indices repeat.
+One pipeline for every device: the file is parsed and demuxed once (`codec.open`); `plan.py`
+says which frames and residuals the clip needs (the sampling policy); a frame decoder
+(`decoders.py`) decodes and resizes the frames while a worker thread parses the residuals,
+which `residuals.py` then rebuilds and resizes. The device only picks the defaults
+(`default_backends`): PyAV and the parser's residual planes on the CPU, NVDEC and the residual
+kernels on a CUDA host; either can be named instead (`decoder=`, `residual_backend=`), and the
+tensors are the same whichever does the work.
 
 Resizing (`resample`): bilinear, align_corners=False, no antialiasing (torch's interpolate,
 computed as gathers), to size x size; `keep_aspect=True` resizes the short side to `size` (the
 long side to round(long * size / short)) and centre-crops (offset (long' - size) // 2). Frames
-are PyAV's rgb24 (libswscale) resized in float32 and rounded back to uint8. Residuals are
+are libswscale's rgb24 arithmetic resized in float32 and rounded back to uint8. Residuals are
 resized in float32 from their Y/U/V planes, then converted with the frames' matrix and range
-(see `colour`) and stored as float16. Everything is computed on the CPU and moved to `device` at the end, except for
-device="cuda" on a CUDA host: then gpu.py computes the same tensors on the GPU.
-
-Speed (results do not depend on it): MP4/MOV files are demuxed once, by `codec.open`, which
-records where each packet lies; the decoders read the packets they need from there (other
-containers are opened again and seek to each GOP; measured both ways on 10-s 720p and 1080p
-clips, one pass was 2-11 % faster per clip). Independent GOPs are decoded by up to
-min(4, CPUs) decoders in threads, while another thread parses the residuals; frames and
-residuals are resized one at a time as they arrive, in the extension (resample.py); pictures
-with nal_ref_idc 0 that are not sampled are never handed to the decoder, and nothing after the
-last sampled picture (decoding order) is.
+(see `colour`) and stored as float16.
 """
 
 from __future__ import annotations
 
-import bisect
-import io
-import os
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 
-from .colour import rgb_matrix
+from .decoders import get_decoder
 from .demux import Source
 from .errors import CorruptStream
-from .resample import frame_from_rgb, residual_from_planes
-from .stream import Stream
+from .plan import RESIDUAL_MODES, plan_clip
+from .residuals import residual_builder
 from .stream import open as open_stream
 
-__all__ = [
-    "RESIDUAL_MODES",
-    "ClipSample",
-    "choose_keyframes",
-    "decode_frames",
-    "decoder_workers",
-    "gop_residual_frames",
-    "plan_clip",
-    "sample_clip",
-    "small_frame",
-    "summed_residual",
-    "uniform_indices",
-]
-
-RESIDUAL_MODES = ("first", "middle", "sum")
+__all__ = ["ClipSample", "default_backends", "sample_clip"]
 
 
 @dataclass
@@ -105,375 +61,23 @@ class ClipSample:
                    policy=policy, fps=fps, duration=duration)
 
 
-# ----------------------------------------------------------------------------------------
-# Policy (pure functions of the frame structure)
-# ----------------------------------------------------------------------------------------
-
-
-def uniform_indices(num_frames: int, n: int) -> list[int]:
-    """round(u_j) for the segment centres u_j = (j + 1/2) F / N - 1/2 (halves round up)."""
-    return [((2 * j + 1) * num_frames) // (2 * n) for j in range(n)]
-
-
-def choose_keyframes(keyframes: list[int], num_frames: int, n: int) -> list[int]:
-    """N distinct keyframes, increasing, minimising sum_j |k_j - u_j|; ties to earlier ones.
-
-    Exact: costs are |2N k - ((2j+1) F - N)| (2N times the distance). Needs len(keyframes) >= n.
-    """
-    ks = sorted(set(keyframes))
-    kcount = len(ks)
-    if kcount < n:
-        raise ValueError(f"{n} distinct keyframes needed, {kcount} given")
-    karr = np.asarray(ks, dtype=np.int64)
-    cost = np.abs(2 * n * karr[None, :] - ((2 * np.arange(n, dtype=np.int64)[:, None] + 1) * num_frames - n))
-    big = np.iinfo(np.int64).max // 4
-    # suffix[j, r]: least cost of positions j..N-1 with position j on keyframe r, later ones after r.
-    suffix = np.full((n, kcount), big, dtype=np.int64)
-    suffix[n - 1] = cost[n - 1]
-    for j in range(n - 2, -1, -1):
-        nxt = suffix[j + 1]
-        # best_after[r] = min(nxt[r+1:]) ; inf for the last
-        best_after = np.full(kcount, big, dtype=np.int64)
-        best_after[:-1] = np.minimum.accumulate(nxt[::-1])[::-1][1:]
-        suffix[j] = np.minimum(cost[j] + best_after, big)
-    chosen: list[int] = []
-    target = int(suffix[0].min())
-    prev = -1
-    for j in range(n):
-        r = next(r for r in range(prev + 1, kcount) if suffix[j, r] == target)
-        chosen.append(r)
-        target -= int(cost[j, r])
-        prev = r
-    return [ks[r] for r in chosen]
-
-
-def gop_residual_frames(types: list[str], keyframes: list[int], key: int, mode: str) -> tuple[int, ...]:
-    """The frames whose residuals make the residual of the GOP starting at keyframe `key`."""
-    later = [k for k in keyframes if k > key]
-    end = min(later) if later else len(types)
-    inter = [i for i in range(key + 1, end) if types[i] == "P"]
-    if not inter:
-        inter = [i for i in range(key + 1, end) if types[i] == "B"]
-    if not inter:
-        return ()
-    if mode == "first":
-        return (inter[0],)
-    if mode == "middle":
-        return (inter[len(inter) // 2],)
-    return tuple(inter)
-
-
-def _fallback_residual_frame(types: list[str], index: int) -> tuple[int, ...]:
-    for i in range(index, len(types)):
-        if types[i] in ("P", "B"):
-            return (i,)
-    return ()
-
-
-def plan_clip(s: Stream, num_segments: int, residual: str) -> tuple[str, list[int], list[tuple[int, ...]]]:
-    """(policy, frame indices, residual sources per segment) of a clip: see the module docstring."""
-    n_frames = len(s.frames)
-    if n_frames == 0:
-        raise CorruptStream("no complete frames", s.name)
-    types = [f.type for f in s.frames]
-    keys = s.keyframes
-    if len(set(keys)) >= num_segments:
-        frame_indices = choose_keyframes(keys, n_frames, num_segments)
-        return "keyframes", frame_indices, [gop_residual_frames(types, keys, k, residual) for k in frame_indices]
-    frame_indices = uniform_indices(n_frames, num_segments)
-    return "decoded", frame_indices, [_fallback_residual_frame(types, i) for i in frame_indices]
-
-
-# ----------------------------------------------------------------------------------------
-# Decoding (PyAV)
-# ----------------------------------------------------------------------------------------
-
-
-def _av_source(source: Source) -> Any:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(source))
-    return os.fspath(source)
-
-
-# Test hook: called with the display index (None when unknown) of every picture handed to the
-# decoder by the seeking path, from whichever thread decodes it.
-_decode_hook: Callable[[int | None], None] | None = None
-
-
-def decoder_workers() -> int:
-    """Decoder threads for independent GOPs (PyAV releases the GIL while decoding)."""
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def decode_frames(source: Source, stream: Stream, indices: list[int],
-                  convert: Callable[[Any], Any] | None = None, workers: int = 1,
-                  pool: Executor | None = None) -> dict[int, Any]:
-    """{display index: convert(frame)} for the frames `indices`, where `frame` is PyAV's
-    av.VideoFrame and `convert` runs in the decoding thread (default: RGB uint8 [H, W, 3],
-    PyAV's rgb24).
-
-    Containers with timestamps: each GOP with needed frames is decoded from its keyframe up to
-    its last needed frame (a lone keyframe: its packet only), skipping the pictures nothing
-    refers to (nal_ref_idc 0) unless they are wanted. MP4/MOV: the packets are read at the
-    offsets `codec.open`'s demuxing recorded (`Stream.packet_spans`) into a bare decoder, so the
-    container is demuxed once; other containers: one seek per GOP. With workers > 1 the GOPs
-    are split into up to `workers` contiguous runs, each decoded by its own decoder in `pool`
-    (or a pool of its own). Raw Annex B (no timestamps), and containers whose seek
-    lands after the keyframe (MPEG-TS): decodes in order from the start and stops after the
-    last needed frame. Raises CorruptStream naming the file when PyAV fails or a frame does
-    not come out.
-    """
-    import av
-
-    wanted = sorted(set(indices))
-    if not wanted:
-        return {}
-    convert = convert or _rgb24
-    frames = stream.frames
-    pts = [f.pts for f in frames]
-    timed = stream.container != "h264" and None not in pts and len(set(pts)) == len(pts)
-    out: dict[int, Any] = {}
-    # The parser's demuxing pass recorded where each packet lies (MP4/MOV): read them from there.
-    decode_run = _decode_spans if stream.packet_spans is not None and timed else _decode_seeking
-    try:
-        if timed:
-            groups = list(_gop_groups(stream, wanted).items())
-            runs = _split(groups, max(1, workers))
-            try:
-                if len(runs) == 1:
-                    # One run: let libavcodec decode it with frame threads too, unless it is
-                    # lone keyframes only (no lookahead to overlap).
-                    frame_threads = workers > 1 and any(len(t) > 1 or t[0] != k for k, t in runs[0])
-                    out.update(decode_run(source, stream, runs[0], convert, frame_threads))
-                else:
-                    own = pool is None
-                    ex = ThreadPoolExecutor(len(runs)) if own else pool
-                    futures: list[Future] = []
-                    try:
-                        futures += [ex.submit(decode_run, source, stream, run, convert) for run in runs]
-                        for fut in futures:
-                            out.update(fut.result())
-                    finally:
-                        if own:
-                            ex.shutdown(wait=True)
-                        else:
-                            for fut in futures:
-                                fut.cancel()
-                            wait(futures)  # none still reads the source when this returns
-            except _SeekMissed:  # e.g. MPEG-TS, where seeking is approximate
-                out.clear()
-                timed = False
-        if not timed:
-            with av.open(_av_source(source)) as container:
-                _decode_in_order(container, container.streams.video[0], wanted, out, convert)
-    except av.FFmpegError as e:
-        raise CorruptStream(f"PyAV could not decode the sampled frames ({e})", stream.name) from None
-    missing = [i for i in wanted if i not in out]
-    if missing:
-        raise CorruptStream(f"frames {missing} (display order) did not come out of the decoder", stream.name)
-    return out
-
-
-def _rgb24(frame: Any) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
-
-
-class _SeekMissed(Exception):
-    """The container's seek landed after the keyframe asked for."""
-
-
-def _gop_groups(stream: Stream, wanted: list[int]) -> dict[int, list[int]]:
-    """The wanted frames (display indices) by the decoding index of the keyframe decoding
-    starts from: the listed keyframe that precedes them in display order, else (frames before
-    the first listed keyframe, as an edit list can leave) the stream's first keyframe, listed or
-    not."""
-    keys = [f.index for f in stream.frames if f.key]
-    entry = next((p.decode_index for p in stream.pictures if p.key), 0)
-    groups: dict[int, list[int]] = {}
-    for i in wanted:
-        k = bisect.bisect_right(keys, i)
-        groups.setdefault(stream.frames[keys[k - 1]].decode_index if k else entry, []).append(i)
-    return groups
-
-
-def _split(items: list[Any], parts: int) -> list[list[Any]]:
-    """`items` in at most `parts` contiguous runs of near-equal length (none empty)."""
-    parts = max(1, min(parts, len(items)))
-    q, r = divmod(len(items), parts)
-    runs, at = [], 0
-    for p in range(parts):
-        n = q + (p < r)
-        runs.append(items[at:at + n])
-        at += n
-    return runs
-
-
-def _decode_seeking(source: Source, stream: Stream, groups: list[tuple[int, list[int]]],
-                    convert: Callable[[Any], Any], frame_threads: bool = False) -> dict[int, Any]:
-    """Decodes the GOPs `groups` ((keyframe's decoding index, wanted frames) pairs) with a
-    container of its own (frame_threads: libavcodec's frame and slice threading; else its
-    default)."""
-    import av
-
-    frames, pictures = stream.frames, stream.pictures
-    index_of = {f.pts: f.index for f in frames}
-    hook = _decode_hook
-    out: dict[int, Any] = {}
-    with av.open(_av_source(source)) as container:
-        vs = container.streams.video[0]
-        ctx = vs.codec_context
-        if frame_threads:
-            ctx.thread_type = "AUTO"
-        for key, targets in groups:
-            key_pts = pictures[key].pts
-            container.seek(key_pts, stream=vs, backward=True)  # also flushes the decoder
-            todo = {frames[i].pts for i in targets}
-            unfed = set(todo)  # wanted pictures not yet handed to the decoder
-            lone_key = targets == [pictures[key].index] and pictures[key].key
-            seen_key = False
-            for packet in container.demux(vs):
-                if packet.pts is not None and not seen_key:
-                    # In decoding order nothing before a keyframe is displayed after it: a later
-                    # timestamp before the keyframe's own packet means the seek overshot.
-                    if packet.pts > key_pts:
-                        raise _SeekMissed
-                    seen_key = packet.pts == key_pts
-                index = index_of.get(packet.pts) if packet.pts is not None else None
-                if lone_key:
-                    if packet.pts != key_pts:
-                        continue  # the seek landed earlier (e.g. a recovery point not in the index)
-                    if hook is not None:
-                        hook(index)
-                    decoded = list(ctx.decode(packet)) + list(ctx.decode(None))  # drain: no lookahead
-                    ctx.flush_buffers()
-                elif packet.size == 0:  # end of the stream: drain
-                    decoded = list(ctx.decode(None))
-                    ctx.flush_buffers()
-                else:
-                    if seen_key and index is not None and packet.pts not in unfed and not frames[index].reference:
-                        continue  # nothing predicts from it and it is not wanted
-                    if hook is not None:
-                        hook(index)
-                    unfed.discard(packet.pts)
-                    decoded = list(ctx.decode(packet))
-                    if not unfed:  # everything needed is in the decoder: drain it
-                        decoded += list(ctx.decode(None))
-                        ctx.flush_buffers()
-                for frame in decoded:
-                    if frame.pts in todo:
-                        out[index_of[frame.pts]] = convert(frame)
-                        todo.discard(frame.pts)
-                if not todo or lone_key or not unfed:
-                    break
-    return out
-
-
-def _decode_spans(source: Source, stream: Stream, groups: list[tuple[int, list[int]]],
-                  convert: Callable[[Any], Any], frame_threads: bool = False) -> dict[int, Any]:
-    """`_decode_seeking` without a container: the GOPs' packets are read at their recorded
-    offsets (`Stream.packet_spans`) and handed to a bare libavcodec decoder of its own."""
-    import av
-
-    frames, pictures, spans = stream.frames, stream.pictures, stream.packet_spans
-    assert spans is not None
-    index_of = {f.pts: f.index for f in frames}
-    hook = _decode_hook
-    ctx = av.CodecContext.create("h264", "r")
-    if stream.extradata:
-        ctx.extradata = stream.extradata
-    if frame_threads:
-        ctx.thread_type = "AUTO"
-    out: dict[int, Any] = {}
-    with _span_reader(source) as read:
-        for key, targets in groups:
-            todo = set(targets)
-            last = max(frames[i].decode_index for i in targets)
-            for d in range(key, last + 1):
-                f = pictures[d]  # listed or not: an unlisted reference is decoded, not shown
-                if d != key and f.index not in todo and not f.reference:
-                    continue  # nothing predicts from it and it is not wanted
-                if hook is not None:
-                    hook(f.index)
-                packet = av.Packet(read(*spans[d]))
-                packet.pts = f.pts
-                decoded = list(ctx.decode(packet))
-                if d == last:  # everything needed is in the decoder: drain it
-                    decoded += list(ctx.decode(None))
-                    ctx.flush_buffers()
-                for frame in decoded:
-                    index = index_of.get(frame.pts)
-                    if index in todo:
-                        out[index] = convert(frame)
-                        todo.discard(index)
-    return out
-
-
-@contextmanager
-def _span_reader(source: Source) -> Iterator[Callable[[int, int], bytes]]:
-    """read(offset, size) -> the source's bytes there (a file descriptor of its own, or a view
-    of the given bytes)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        yield lambda pos, size: bytes(view[pos:pos + size])
-        return
-    fd = os.open(os.fspath(source), os.O_RDONLY)
-    try:
-        def read(pos: int, size: int) -> bytes:
-            data = os.pread(fd, size, pos)
-            if len(data) != size:
-                raise CorruptStream(f"the file ends inside a packet (offset {pos})", os.fspath(source))
-            return data
-        yield read
-    finally:
-        os.close(fd)
-
-
-def _decode_in_order(container: Any, vs: Any, wanted: list[int], out: dict[int, Any],
-                     convert: Callable[[Any], Any]) -> None:
-    todo = set(wanted)
-    for n, frame in enumerate(container.decode(vs)):  # output order = display order
-        if n in todo:
-            out[n] = convert(frame)
-            todo.discard(n)
-            if not todo:
-                return
-
-
-# ----------------------------------------------------------------------------------------
-# The front end
-# ----------------------------------------------------------------------------------------
-
-
-def summed_residual(stream: Stream, indices: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
-    """Y/U/V residual planes (coded size) of the sum of the residuals of `indices` (at least
-    one): the parser's int16 planes for one frame, int32 for a sum."""
-    planes: list[torch.Tensor] = []
-    for i in indices:
-        r = stream.residual(i)
-        if not planes:
-            planes = [torch.from_numpy(p) for p in (r.y, r.u, r.v)]
-            continue
-        planes = [a.to(torch.int32) + torch.from_numpy(b) for a, b in zip(planes, (r.y, r.u, r.v))]
-    return tuple(planes)
-
-
-def small_frame(frame: Any, stream: Stream, size: int, keep_aspect: bool) -> torch.Tensor:
-    """A decoded av.VideoFrame -> uint8 RGB [3, size, size]: PyAV's rgb24 (libswscale), resized
-    and rounded (`resample.frame_from_rgb`)."""
-    if (frame.height, frame.width) != (stream.height, stream.width):
-        raise CorruptStream(f"PyAV decoded {frame.width}x{frame.height} frames, "
-                            f"the SPS says {stream.width}x{stream.height}", stream.name)
-    return frame_from_rgb(torch.from_numpy(frame.to_ndarray(format="rgb24")), size, keep_aspect)
+def default_backends(device: torch.device) -> tuple[str, str]:
+    """(decoder, residual backend) used for `device` when `sample_clip` is not told."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return "nvdec", "kernels"
+    return "pyav", "parser"
 
 
 def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual: str = "middle",
-                device: str | torch.device = "cpu", keep_aspect: bool = False) -> ClipSample:
+                device: str | torch.device = "cpu", keep_aspect: bool = False, decoder: str | None = None,
+                residual_backend: str | None = None) -> ClipSample:
     """Samples N = num_segments appearance frames and residual frames of an H.264 clip.
 
-    See the module docstring for the policy; device="cuda" on a CUDA host runs the GPU front end
-    (`gpu.sample_clip_device`: same indices, tensors made on the GPU). Raises
-    codec.UnsupportedStream / CorruptStream (naming the file) for video the parser or PyAV cannot
-    read; ValueError for bad arguments.
+    See `plan` for the policy and the module docstring for the rest. decoder: a name in
+    `decoders.DECODERS`; residual_backend: one of `residuals.RESIDUAL_BACKENDS`; None: the
+    device's defaults (`default_backends`). Raises codec.UnsupportedStream / CorruptStream
+    (naming the file) for video the parser or the decoder cannot read; ValueError for bad
+    arguments.
     """
     if residual not in RESIDUAL_MODES:
         raise ValueError(f"residual must be one of {RESIDUAL_MODES}, got {residual!r}")
@@ -482,33 +86,21 @@ def sample_clip(path: Source, num_segments: int = 20, size: int = 224, residual:
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        # NVDEC frames and device residuals (gpu.py; frames from PyAV when PyNvVideoCodec is missing)
-        from .gpu import sample_clip_device
-
-        return sample_clip_device(path, num_segments, size, residual, device, keep_aspect)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    default_decoder, default_residuals = default_backends(device)
+    frames_from = get_decoder(decoder or default_decoder)
+    residuals_from = residual_builder(residual_backend or default_residuals)
     with open_stream(path) as s:
         policy, frame_indices, sources = plan_clip(s, num_segments, residual)
-
-        matrix = rgb_matrix(s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range")))
-        fps, duration = s.fps, s.duration
-
-        def frame_to_tensor(frame: Any) -> torch.Tensor:
-            return small_frame(frame, s, size, keep_aspect)
-
-        def residuals_small() -> dict[tuple[int, ...], torch.Tensor]:
-            # One task for all residuals: splitting them over the pool measured slower.
-            return {src: (residual_from_planes(*summed_residual(s, src), matrix, s.height, s.width, size, keep_aspect)
-                          if src else torch.zeros(3, size, size)).to(torch.float16)
-                    for src in dict.fromkeys(sources)}
-
-        workers = decoder_workers()
-        with ThreadPoolExecutor(workers + 1) as pool:
-            res_future = pool.submit(residuals_small)  # the parser releases the GIL too
-            small = decode_frames(path, s, frame_indices, frame_to_tensor, workers, pool)
-            res = res_future.result()  # (on an error the pool's exit waits for it all the same)
-
-    iframes = torch.stack([small[i] for i in frame_indices])
-    residuals = torch.stack([res[src] for src in sources])
-    return ClipSample.from_plan(policy, frame_indices, sources, iframes.contiguous().to(device),
-                                residuals.contiguous().to(device), fps, duration)
+        # threads: the decoder's, and one that parses the residuals (the parser releases the GIL)
+        with ThreadPoolExecutor(frames_from.threads + 1) as pool:
+            parsed = pool.submit(residuals_from.prepare, s, sources, size, keep_aspect, device)
+            small = frames_from.frames(path, s, frame_indices, size, keep_aspect, device, pool)
+            prepared = parsed.result()  # (on an error the pool's exit waits for it all the same)
+        missing = sorted(set(frame_indices) - set(small))
+        if missing:
+            raise CorruptStream(f"frames {missing} (display order) did not come out of the decoder", s.name)
+        residuals = residuals_from.finish(prepared, s, sources, size, keep_aspect, device)
+        iframes = torch.stack([small[i] for i in frame_indices]).contiguous().to(device)
+        return ClipSample.from_plan(policy, frame_indices, sources, iframes, residuals, s.fps, s.duration)

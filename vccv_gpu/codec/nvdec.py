@@ -1,25 +1,10 @@
-"""The GPU front end of `sample_clip`: frames decoded by NVDEC, residuals rebuilt on the device.
+"""Frames decoded by NVDEC: the front end's "nvdec" decoder (the default on CUDA devices).
 
-    s = codec.sample_clip("clip.mp4", device="cuda")   # dispatches here when CUDA is available
+Frames stay in GPU memory as NV12 surfaces (DLPack into torch, no host copy) and are converted
+and resized there (`nv12.Nv12Frames`), exactly as the PyAV decoder's frames are on the CPU.
 
-Same policy, indices and tensors as the CPU path (`sample.py`), computed where the pixels are:
-
-* Residuals: the parser's compact coefficients (`Stream.coefficients(i)`, parsed on the CPU in a
-  worker thread while NVDEC decodes) of every frame the clip needs are concatenated into one
-  pinned int16 buffer and copied to the device once; `kernels.reconstruct_residual` (Triton on
-  CUDA) inverse-transforms each frame into its Y/U/V planes; a `sum` residual adds the frames'
-  planes in int32 (as `sample.summed_residual` does); `resample.residual_from_planes` resizes
-  them and applies the stream's matrix, as on the CPU; stored as float16. The YUV planes are
-  bit-exact with the CPU's `Stream.residual`, and the resampling is the same elementwise float32
-  arithmetic on both devices.
-* Frames: NV12 surfaces stay in GPU memory (DLPack into torch, no host copy); `nv12_planes`
-  views their planes and `resample.frame_from_planes` converts the samples the resize reads with
-  libswscale's x86 arithmetic (`colour.swscale_rgb`, bit-exact with PyAV's rgb24 there) and
-  resizes them, exactly as the CPU path does with PyAV's frames.
-
-NVDEC through PyNvVideoCodec 2.2 (NOT YET RUN ON A GPU: written from the documentation and the
-package's own samples, exercised on the CPU only against a stand-in that mimics that API; the
-`gpu` tests in tests/test_gpu_frontend.py check it on a GPU host):
+NVDEC through PyNvVideoCodec 2.2, written from its documentation and the package's own samples
+(tests/pynvvideocodec_standin.py mimics that API for the CPU tests):
 
 * Containers: `PyNvVideoCodec.SimpleDecoder` (API reference "SimpleDecoder"; the wheel's
   decoders/SimpleDecoder.py), one per pool slot, created with `use_device_memory=True`,
@@ -44,7 +29,7 @@ package's own samples, exercised on the CPU only against a stand-in that mimics 
   Annex B files (SimpleDecoder takes containers only; every packet up to the last sampled
   frame), and for the
   decoded fallback of files with one picture per packet (MP4/MOV, `Stream.packet_spans`): there
-  NVDEC is handed only the pictures the CPU path decodes, leaving out those with nal_ref_idc 0
+  NVDEC is handed only the pictures the PyAV decoder decodes, leaving out those with nal_ref_idc 0
   that are not sampled, and is flushed after the last sampled one (the rest of the file is not
   demuxed); the k-th frame out is the k-th handed picture in display order (checked by count).
   Files only (the demuxer takes a file name). Not pooled (one decoder per such clip).
@@ -52,9 +37,9 @@ package's own samples, exercised on the CPU only against a stand-in that mimics 
   their memory and reuses it), synchronizes that stream before the slot goes back to the pool,
   and the outputs are recorded on the caller's stream (`Tensor.record_stream`).
 
-Without PyNvVideoCodec (or for raw Annex B given as bytes), frames are decoded by PyAV on the CPU
-exactly as in the CPU path, uploaded in one copy, and only the residuals are computed on the GPU;
-a warning says so once per process. So are the frames of a clip NVDEC fails on or cannot be
+Without PyNvVideoCodec (or for raw Annex B given as bytes), `NvdecFrames` has PyAV decode the
+frames on the CPU exactly as on a CPU device and uploads them in one copy; a warning says so
+once per process. So are the frames of a clip NVDEC fails on or cannot be
 trusted with (`NvdecCannotDecode`: any exception from the binding, other frame counts than the
 parser's, frames other than those asked for, another layout than NV12; a warning per clip).
 """
@@ -65,46 +50,22 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .colour import rgb_matrix
 from .demux import Source
-from .errors import CorruptStream
+from .nv12 import Nv12Frames
 from .nvcodec import current_context, import_pynvvideocodec
-from .sample import (
-    ClipSample,
-    _gop_groups,
-    _split,
-    decode_frames,
-    decoder_workers,
-    plan_clip,
-    small_frame,
-)
-from .resample import frame_from_planes, residual_from_planes
+from .plan import gop_groups, split_runs
+from .pyav_frames import PyAVDecoder, decoder_workers
 from .stream import Stream
-from .stream import open as open_stream
 
-__all__ = [
-    "NVDEC_SESSIONS",
-    "DecoderPool",
-    "HostCoefficients",
-    "NvdecCannotDecode",
-    "decode_nvdec",
-    "decoder_pool",
-    "gather_coefficients",
-    "nv12_planes",
-    "nvdec_available",
-    "residual_planes",
-    "residuals_on_device",
-    "sample_clip_device",
-]
+__all__ = ["NVDEC_SESSIONS", "DecoderPool", "NvdecCannotDecode", "NvdecFrames", "decode_nvdec", "decoder_pool",
+           "nvdec_available"]
 
 # NVDEC sessions kept per GPU (DESIGN.md: four SimpleDecoders in parallel decoded 1.33x the
 # frames of one on an H100; the H100/H200 have 7 NVDEC engines).
@@ -112,111 +73,6 @@ NVDEC_SESSIONS = 4
 
 # A decoder is created for at least this size, so that clips up to 1080p can reuse it.
 _MIN_DECODER_SIZE = (1920, 1088)
-
-# Signature of a frame source: (source, stream, display indices, convert, device, pool)
-# -> {index: convert(nv12)} with nv12 a uint8 [height * 3/2, width] tensor on `device`.
-Nv12Decoder = Callable[[Source, Stream, list[int], Callable[[Tensor], Tensor], torch.device, Executor],
-                       dict[int, Tensor]]
-
-
-# ----------------------------------------------------------------------------------------
-# Frames: NV12 planes
-# ----------------------------------------------------------------------------------------
-
-def nv12_planes(nv12: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """uint8 NV12 [height * 3/2, width] (luma rows, then interleaved Cb/Cr rows) -> views of its
-    Y [height, width], Cb and Cr [height/2, width/2] planes."""
-    rows, width = nv12.shape[-2:]
-    height = rows * 2 // 3
-    if nv12.dim() != 2 or height * 3 != rows * 2 or height % 2 or width % 2:
-        raise ValueError(f"expected an NV12 buffer [height * 3/2, width] with even sizes, got {list(nv12.shape)}")
-    uv = nv12[height:].view(height // 2, width // 2, 2)
-    return nv12[:height], uv[..., 0], uv[..., 1]
-
-
-# ----------------------------------------------------------------------------------------
-# Residuals on the device
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class HostCoefficients:
-    """The coefficient buffers of a clip's residual frames, concatenated in one int16 tensor
-    (pinned for a CUDA copy); blocks[i] = (offset, n4, n8) of frame i's buffer in it."""
-
-    buffer: Tensor
-    blocks: dict[int, tuple[int, int, int]]
-
-
-def gather_coefficients(stream: Stream, frames: list[int], pin: bool) -> HostCoefficients:
-    """Parses `frames` (display indices) and concatenates their `Coefficients.data`."""
-    parts: list[np.ndarray] = []
-    blocks: dict[int, tuple[int, int, int]] = {}
-    offset = 0
-    for i in dict.fromkeys(frames):
-        c = stream.coefficients(i)
-        blocks[i] = (offset, len(c.positions4), len(c.positions8))
-        parts.append(c.data)
-        offset += c.data.size
-    buffer = torch.empty(offset, dtype=torch.int16, pin_memory=pin)
-    if parts:
-        np.concatenate(parts, out=buffer.numpy())
-    return HostCoefficients(buffer, blocks)
-
-
-def residual_planes(host: HostCoefficients, sources: list[tuple[int, ...]], coded_width: int, coded_height: int,
-                    device: torch.device | str, backend: str | None = None) -> dict[tuple[int, ...], list[Tensor]]:
-    """int32 Y/U/V planes (coded size) on `device` for each distinct non-empty source: the sum of
-    its frames' residuals, reconstructed by `kernels.reconstruct_residual` from one host-to-device
-    copy of `host.buffer`."""
-    from .. import kernels
-
-    device = torch.device(device)
-    data = host.buffer.to(device, non_blocking=True)  # the clip's one host-to-device copy
-    out: dict[tuple[int, ...], list[Tensor]] = {}
-    for src in dict.fromkeys(sources):
-        if not src:
-            continue
-        total: list[Tensor] | None = None
-        for i in src:
-            offset, n4, n8 = host.blocks[i]
-            length = 3 * (n4 + n8) + 16 * n4 + 64 * n8
-            planes = kernels.reconstruct_residual(data[offset:offset + length], n4, n8, coded_width, coded_height,
-                                                  backend=backend)
-            if total is None:
-                total = [p.to(torch.int32) for p in planes]
-            else:
-                for acc, p in zip(total, planes):
-                    acc += p
-        out[src] = total
-    return out
-
-
-def residuals_on_device(stream: Stream, sources: list[tuple[int, ...]], size: int, keep_aspect: bool,
-                        device: torch.device | str, backend: str | None = None,
-                        host: HostCoefficients | None = None) -> Tensor:
-    """float16 [N, 3, size, size]: the RGB residual of each source (a tuple of frames, summed;
-    empty: zeros), as `sample.sample_clip` makes them, computed on `device`. `host`: the
-    clip's coefficients if already gathered (else parsed here)."""
-    device = torch.device(device)
-    if host is None:
-        frames = [i for src in sources for i in src]
-        host = gather_coefficients(stream, frames, pin=device.type == "cuda")
-    matrix = rgb_matrix(stream.sequence.get("matrix_coefficients"), bool(stream.sequence.get("full_range")))
-    planes = residual_planes(host, sources, stream.coded_width, stream.coded_height, device, backend)
-    small: dict[tuple[int, ...], Tensor] = {}
-    for src in dict.fromkeys(sources):
-        if not src:
-            small[src] = torch.zeros(3, size, size, dtype=torch.float16, device=device)
-            continue
-        small[src] = residual_from_planes(*planes[src], matrix, stream.height, stream.width, size,
-                                          keep_aspect).to(torch.float16)
-    return torch.stack([small[src] for src in sources])
-
-
-# ----------------------------------------------------------------------------------------
-# NVDEC through PyNvVideoCodec
-# ----------------------------------------------------------------------------------------
 
 _nvc_module: Any = None
 _nvc_error: str | None = None
@@ -299,7 +155,7 @@ class NvdecCannotDecode(Exception):
     raises PyNvVCException(Unsupported), its Python wrappers IndexError and Exception, its C++
     RuntimeError), counts other frames than the parser (e.g. a truncated file), returns frames
     other than those asked for or in another layout than NV12, or cannot read the source (in-memory
-    data for its demuxer). `sample_clip_device` then decodes the clip's frames with PyAV."""
+    data for its demuxer). `NvdecFrames` then decodes the clip's frames with PyAV."""
 
 
 class _Slot:
@@ -436,14 +292,15 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
             return out
 
     try:
-        by_key = _gop_groups(stream, wanted)  # wanted frames by preceding keyframe
+        by_key = gop_groups(stream, wanted)  # wanted frames by preceding keyframe
         lone_keys = all(group == [stream.pictures[k].index] and stream.pictures[k].key
                         for k, group in by_key.items())
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out
             return _record(_decode_forward(source, stream, wanted, convert, device, width, height, name), device)
-        runs = [[i for group in run for i in group] for run in _split(list(by_key.values()), decoder_pool(device).size)]
+        gops = split_runs(list(by_key.values()), decoder_pool(device).size)
+        runs = [[i for group in run for i in group] for run in gops]
         out: dict[int, Tensor] = {}
         if len(runs) == 1:
             out.update(run(runs[0]))
@@ -471,7 +328,7 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
     """One Demuxer + Decoder decoding forward (raw Annex B files; and the decoded fallback of
     files whose packets are one picture each, `Stream.packet_spans`).
 
-    With one picture per packet, NVDEC is handed only what the CPU path decodes: from the first
+    With one picture per packet, NVDEC is handed only what the PyAV decoder decodes: from the first
     needed GOP's keyframe to the last wanted picture (decoding order), without the pictures
     nothing refers to (nal_ref_idc 0) unless they are wanted; an empty packet then flushes it
     (nothing after that picture is demuxed), and the k-th frame out is the k-th handed picture
@@ -490,7 +347,7 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
         # Raw streams are handed over whole, and NVDEC would show the unlisted pictures too.
         raise NvdecCannotDecode(f"{name}: the stream holds pictures that are not presented")
     if stream.packet_spans is not None:
-        first = min(_gop_groups(stream, wanted))
+        first = min(gop_groups(stream, wanted))
         last = max(frames[i].decode_index for i in wanted)
         fed = [f for f in stream.pictures[first:last + 1] if f.reference or f.index in todo]
         if any(f.index is None for f in fed):
@@ -532,11 +389,6 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
     return out
 
 
-# ----------------------------------------------------------------------------------------
-# The front end on a device
-# ----------------------------------------------------------------------------------------
-
-
 _warned_cpu_frames = False
 
 
@@ -548,68 +400,29 @@ def _warn_cpu_frames(reason: str) -> None:
                       "uploaded (residuals are still computed on the GPU)", RuntimeWarning, stacklevel=3)
 
 
-def _decode_pyav(source: Source, stream: Stream, indices: list[int], size: int, keep_aspect: bool,
-                 device: torch.device, pool: Executor) -> dict[int, Tensor]:
-    """The CPU path's frames (PyAV, resized on the CPU), uploaded in one pinned copy."""
+class NvdecFrames:
+    """The "nvdec" decoder: `decode_nvdec`'s frames, or PyAV's where NVDEC cannot be used (see the
+    module docstring)."""
 
-    def frame_to_tensor(frame: Any) -> Tensor:
-        return small_frame(frame, stream, size, keep_aspect)
+    def __init__(self) -> None:
+        self._nvdec = Nv12Frames(decode_nvdec)
+        self._pyav = PyAVDecoder()
 
-    small = decode_frames(source, stream, indices, frame_to_tensor, decoder_workers(), pool)
-    order = sorted(small)
-    if not order:
-        return {}
-    batch = torch.stack([small[i] for i in order])
-    if device.type == "cuda":
-        batch = batch.pin_memory().to(device, non_blocking=True)
-    return dict(zip(order, batch.unbind(0)))
+    @property
+    def threads(self) -> int:
+        # NVDEC_SESSIONS slots, or PyAV's decoders when it falls back
+        return max(decoder_workers(), NVDEC_SESSIONS)
 
-
-def sample_clip_device(path: Source, num_segments: int, size: int, residual: str, device: torch.device | str,
-                       keep_aspect: bool = False, nv12_decoder: Nv12Decoder | None = None,
-                       backend: str | None = None) -> ClipSample:
-    """`sample_clip` computed on `device` (arguments already checked by `sample.sample_clip`).
-
-    Frames: `nv12_decoder` if given (the tests pass a PyAV stand-in), else NVDEC on CUDA when
-    PyNvVideoCodec imports, else PyAV on the CPU (one-time warning on CUDA). backend: the
-    residual kernels' (see `kernels.resolve_backend`).
-    """
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    with open_stream(path) as s:
-        policy, frame_indices, sources = plan_clip(s, num_segments, residual)
-        fps, duration = s.fps, s.duration
-        mc, full_range = s.sequence.get("matrix_coefficients"), bool(s.sequence.get("full_range"))
-
-        def convert(nv12: Tensor) -> Tensor:
-            return frame_from_planes(*nv12_planes(nv12), mc, full_range, size, keep_aspect)
-
-        decoder = nv12_decoder
-        if decoder is None and device.type == "cuda":
-            if not nvdec_available():
-                _warn_cpu_frames(f"PyNvVideoCodec is not usable ({_nvc_error})")
-            elif s.container == "h264" and not isinstance(path, (str, os.PathLike)):
-                _warn_cpu_frames("raw Annex B bytes cannot be demuxed by PyNvVideoCodec")
-            else:
-                decoder = decode_nvdec
-        residual_frames = [i for src in sources for i in src]
-        # threads: one parses, the others decode (NVDEC_SESSIONS slots, or PyAV's decoders)
-        with ThreadPoolExecutor(max(decoder_workers(), NVDEC_SESSIONS) + 1) as pool:
-            # the parser releases the GIL: coefficients are parsed while the frames decode
-            coefficients = pool.submit(gather_coefficients, s, residual_frames, device.type == "cuda")
-            small = None
-            if decoder is not None:
-                try:
-                    small = decoder(path, s, frame_indices, convert, device, pool)
-                except NvdecCannotDecode as e:
-                    warnings.warn(f"{e}; its frames are decoded by PyAV instead", RuntimeWarning, stacklevel=2)
-            if small is None:
-                small = _decode_pyav(path, s, frame_indices, size, keep_aspect, device, pool)
-            host = coefficients.result()
-        missing = sorted(set(frame_indices) - set(small))
-        if missing:
-            raise CorruptStream(f"frames {missing} (display order) did not come out of the decoder", s.name)
-        residuals = residuals_on_device(s, sources, size, keep_aspect, device, backend, host)
-    return ClipSample.from_plan(policy, frame_indices, sources, torch.stack([small[i] for i in frame_indices]),
-                                residuals, fps, duration)
+    def frames(self, source: Source, stream: Stream, indices: list[int], size: int, keep_aspect: bool,
+               device: torch.device, pool: Executor) -> dict[int, Tensor]:
+        """{display index: uint8 RGB [3, size, size]} on `device`."""
+        if not nvdec_available():
+            _warn_cpu_frames(f"PyNvVideoCodec is not usable ({_nvc_error})")
+        elif stream.container == "h264" and not isinstance(source, (str, os.PathLike)):
+            _warn_cpu_frames("raw Annex B bytes cannot be demuxed by PyNvVideoCodec")
+        else:
+            try:
+                return self._nvdec.frames(source, stream, indices, size, keep_aspect, device, pool)
+            except NvdecCannotDecode as e:
+                warnings.warn(f"{e}; its frames are decoded by PyAV instead", RuntimeWarning, stacklevel=3)
+        return self._pyav.frames(source, stream, indices, size, keep_aspect, device, pool)
