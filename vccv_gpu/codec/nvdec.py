@@ -67,8 +67,8 @@ from .stream import Stream
 __all__ = ["NVDEC_SESSIONS", "DecoderPool", "NvdecCannotDecode", "NvdecFrames", "decode_nvdec", "decoder_pool",
            "nvdec_available"]
 
-# NVDEC sessions kept per GPU (DESIGN.md: four SimpleDecoders in parallel decoded 1.33x the
-# frames of one on an H100; the H100/H200 have 7 NVDEC engines).
+# NVDEC sessions kept per GPU: several sessions in parallel keep several of the GPU's NVDEC
+# engines busy (the H100/H200 have 7), where one session leaves most of them idle.
 NVDEC_SESSIONS = 4
 
 # A decoder is created for at least this size, so that clips up to 1080p can reuse it.
