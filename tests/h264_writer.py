@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tools.fuzz.corpus import escape_emulation
+
 
 class BitWriter:
     def __init__(self) -> None:
@@ -34,14 +36,7 @@ class BitWriter:
 
 def nal(nal_unit_type: int, rbsp: bytes, nal_ref_idc: int = 3) -> bytes:
     """Start code, NAL header and payload with emulation prevention bytes inserted."""
-    out, zeros = bytearray(), 0
-    for b in rbsp:
-        if zeros >= 2 and b <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return b"\0\0\0\1" + bytes([(nal_ref_idc << 5) | nal_unit_type]) + bytes(out)
+    return b"\0\0\0\1" + bytes([(nal_ref_idc << 5) | nal_unit_type]) + escape_emulation(rbsp)
 
 
 @dataclass

@@ -172,7 +172,8 @@ def _unescape(nal: bytes) -> bytes:
     return re.sub(b"\x00\x00\x03(?=[\x00-\x03])", b"\x00\x00", nal) if b"\x00\x00\x03" in nal else nal
 
 
-def _escape(rbsp: bytes) -> bytes:
+def escape_emulation(rbsp: bytes) -> bytes:
+    """The NAL payload of an RBSP: emulation_prevention_three_byte inserted (7.4.1)."""
     out = bytearray()
     zeros = 0
     for b in rbsp:
@@ -402,4 +403,4 @@ def _rewrite_field(nal: bytes, r: _Fields, rng: random.Random, same_length: bool
     text = text[:start] + _encode(kind, bits, new) + text[start + bits:]
     text += "0" * (-len(text) % 8)
     rbsp = int(text, 2).to_bytes(len(text) // 8, "big")
-    return nal[:1] + _escape(rbsp), f"{name} {old} -> {new}"
+    return nal[:1] + escape_emulation(rbsp), f"{name} {old} -> {new}"
