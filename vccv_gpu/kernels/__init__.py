@@ -19,42 +19,13 @@ for tests only).
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
-import torch
 from torch import Tensor
 
+from .backend import BACKENDS, ENV_VAR, resolve_backend
 from .reference import sam_reference, tgm_reference
 from .residual import reconstruct_residual
 
-BACKENDS: tuple[str, ...] = ("auto", "triton", "reference")
-ENV_VAR = "VCCV_KERNELS"
-
 __all__ = ["BACKENDS", "ENV_VAR", "reconstruct_residual", "resolve_backend", "spatial_attention", "temporal_gate"]
-
-
-def triton_interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def resolve_backend(requested: str | None = None, device: torch.device | str = "cpu") -> str:
-    """'triton' or 'reference' for tensors on `device`, from `requested`, else $VCCV_KERNELS, else auto."""
-    name = requested or os.environ.get(ENV_VAR) or "auto"
-    if name not in BACKENDS:
-        raise ValueError(f"kernel backend must be one of {BACKENDS}, got {name!r}")
-    if name == "reference":
-        return name
-    device = torch.device(device)
-    has_triton = importlib.util.find_spec("triton") is not None
-    if name == "auto":
-        return "triton" if device.type == "cuda" and has_triton else "reference"
-    if not has_triton:
-        raise RuntimeError("the triton kernel backend needs the `triton` package")
-    if device.type != "cuda" and not triton_interpreting():
-        raise RuntimeError(f"Triton kernels need CUDA tensors (got {device.type}); on the CPU set "
-                           "TRITON_INTERPRET=1 before first use to run them interpreted")
-    return "triton"
 
 
 def spatial_attention(step_term: Tensor, clip_term: Tensor, v_conv: Tensor, frame_mask: Tensor | None = None,
