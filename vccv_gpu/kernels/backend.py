@@ -1,8 +1,15 @@
-"""Which implementation of an op runs: the Triton kernel or its plain-PyTorch reference.
+"""The backend: which implementation of the package's ops runs, one setting for all of them.
 
-Every dispatching op takes a `backend` argument; None falls back to the environment variable
-VCCV_KERNELS, then to `auto` (Triton for CUDA tensors, the reference elsewhere). Triton on CPU
-tensors needs TRITON_INTERPRET=1 set before the kernels are first used (slow: for tests only).
+- `triton`: the fused Triton kernels (on CUDA; on CPU tensors only with TRITON_INTERPRET=1 set
+  before the kernels are first used, slow: for tests).
+- `reference`: their plain-PyTorch references.
+- `literal`: the model's encoder recomputes the paper's equations at every decoding step, as
+  written (see `vccv_gpu.model.rae`); ops without such a form (residual reconstruction) run their
+  reference.
+- `auto`: triton for CUDA tensors when Triton is installed, else reference.
+
+Every dispatching op, the model and the command lines take a `backend`; None falls back to the
+environment variable VCCV_BACKEND, then to auto.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ import os
 
 import torch
 
-BACKENDS: tuple[str, ...] = ("auto", "triton", "reference")
-ENV_VAR = "VCCV_KERNELS"
+BACKENDS: tuple[str, ...] = ("auto", "triton", "reference", "literal")
+ENV_VAR = "VCCV_BACKEND"
 
 __all__ = ["BACKENDS", "ENV_VAR", "resolve_backend", "triton_interpreting"]
 
@@ -23,18 +30,20 @@ def triton_interpreting() -> bool:
 
 
 def resolve_backend(requested: str | None = None, device: torch.device | str = "cpu") -> str:
-    """'triton' or 'reference' for tensors on `device`, from `requested`, else $VCCV_KERNELS, else auto."""
+    """"triton", "reference" or "literal" for tensors on `device`, from `requested`, else
+    $VCCV_BACKEND, else auto. Raises ValueError for an unknown name, RuntimeError for Triton where
+    it cannot run."""
     name = requested or os.environ.get(ENV_VAR) or "auto"
     if name not in BACKENDS:
-        raise ValueError(f"kernel backend must be one of {BACKENDS}, got {name!r}")
-    if name == "reference":
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name in ("reference", "literal"):
         return name
     device = torch.device(device)
     has_triton = importlib.util.find_spec("triton") is not None
     if name == "auto":
         return "triton" if device.type == "cuda" and has_triton else "reference"
     if not has_triton:
-        raise RuntimeError("the triton kernel backend needs the `triton` package")
+        raise RuntimeError("the triton backend needs the `triton` package")
     if device.type != "cuda" and not triton_interpreting():
         raise RuntimeError(f"Triton kernels need CUDA tensors (got {device.type}); on the CPU set "
                            "TRITON_INTERPRET=1 before first use to run them interpreted")
