@@ -1,5 +1,6 @@
-"""The VCCV model: config, the four variants, masks and padding, fused kernels against the literal
-equations, beam search, and memorisation of a few captions.
+"""The VCCV model: config, the four variants in every backend against the paper's equations
+(restated independently in tests/paper_equations.py), masks and padding, beam search, and
+memorisation of a few captions.
 
 On a machine without CUDA the Triton kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1,
 set here; the kernel modules are imported later, at first use, and Triton reads it then).
@@ -13,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import paper_equations as paper
 from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, VCCVConfig, beam_search, caption_loss
 
 if not torch.cuda.is_available():
@@ -114,41 +116,85 @@ def test_variants_have_exactly_their_weights() -> None:
     assert modules("rae") == common | sam | {"w_r", "w_g", "w_gt", "w_gr", "w_gi", "w_GI_prime"}
 
 
-# --- the factorised per-step encoder against the literal equations --------------------------
+# --- the model against the paper's equations, restated in tests/paper_equations.py ------------
+
+BACKENDS = ["literal", "reference", "triton"]
+
 
 def logits_and_grads(m: VCCV, v_i, a_r, tokens, mask) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     m.zero_grad()
     logits = m(v_i, a_r, tokens, mask)
-    # a loss that weights every logit differently, so that every gradient path is exercised
+    return logits.detach(), weighted_grads(m, logits)
+
+
+def weighted_grads(m: VCCV, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient of a loss that weights every logit differently, so that every
+    gradient path is exercised."""
     weights = torch.linspace(-1, 1, logits.numel(), device=logits.device).view_as(logits)
     (logits * weights).sum().backward()
-    return logits.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
 
 
-def assert_same_model_outputs(backend: str, variant: str, atol: float) -> None:
+def paper_logits_and_grads(m: VCCV, v_i, a_r, tokens, mask) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The same from tests/paper_equations.py with the model's weights, clip by clip, each clip's
+    padded frames dropped."""
+    m.zero_grad()
+    params = dict(m.named_parameters())
+    logits = torch.stack([paper.caption_logits(params, m.config.variant, v_i[c][mask[c]], a_r[c][mask[c]], tokens[c])
+                          for c in range(v_i.shape[0])])
+    return logits.detach(), weighted_grads(m, logits)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_model_follows_the_papers_equations(backend: str, variant: str) -> None:
+    """Teacher-forced logits and every parameter's gradient, fp32, masks and padding included, in
+    every backend: the paper as written (literal), per-clip constants + per-step ops (reference)
+    and the fused Triton kernels (on the CPU: Triton's interpreter)."""
     config = tiny_config(variant)
     v_i, a_r, mask = features(config, clips=4)
     tokens = captions_batch(random_captions(4))
-    literal, fast = model(config, "literal"), model(config, backend)
-    expected, expected_grads = logits_and_grads(literal, v_i, a_r, tokens, mask)
-    got, got_grads = logits_and_grads(fast, v_i, a_r, tokens, mask)
-    torch.testing.assert_close(got, expected, atol=atol, rtol=1e-4)
+    m = model(config, backend)
+    got, got_grads = logits_and_grads(m, v_i, a_r, tokens, mask)
+    expected, expected_grads = paper_logits_and_grads(m, v_i, a_r, tokens, mask)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     assert got_grads.keys() == expected_grads.keys()
     for name, grad in expected_grads.items():
-        torch.testing.assert_close(got_grads[name], grad, atol=atol, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_reference_model_equals_literal_equations(variant: str) -> None:
-    """Per-clip constants + per-step ops (the kernels' plain-PyTorch form) = Eq. 3-12 recomputed
-    every step: logits and every parameter's gradient, fp32, masks and padding included."""
-    assert_same_model_outputs("reference", variant, atol=1e-5)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_step_follows_the_papers_equations(backend: str, variant: str) -> None:
+    """One decoding step for 3 beams of each clip, each row with its own h_{t-1}: the visual
+    feature, SAM's attention map (Eq. 9) and TGM's gate (Eq. 11) of every row and valid frame."""
+    config = tiny_config(variant)
+    v_i, a_r, mask = features(config, clips=3, seed=4)
+    beams = 3
+    h = torch.randn(3 * beams, config.hidden, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    m = model(config, backend).eval()
+    params = dict(m.named_parameters())
+    with torch.no_grad():
+        got = m.encoder.step(h, m.precompute(v_i, a_r, mask), beams)
+        for row in range(3 * beams):
+            clip, valid = row // beams, mask[row // beams]
+            visual, attention, gate = paper.encoder(params, variant, v_i[clip][valid], a_r[clip][valid], h[row])
+            torch.testing.assert_close(got.visual[row], visual, atol=1e-5, rtol=1e-4)
+            for name, mine, theirs in (("attention", got.attention, attention), ("gate", got.gate, gate)):
+                assert (mine is None) == (theirs is None), name
+                if mine is not None:
+                    torch.testing.assert_close(mine[row][valid], theirs, atol=1e-5, rtol=1e-4)
+                    assert not mine[row][~valid].any(), f"{name} on padded frames"
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_triton_model_equals_literal_equations(variant: str) -> None:
-    """The same with the fused Triton kernels (on the CPU: Triton's interpreter)."""
-    assert_same_model_outputs("triton", variant, atol=1e-5)
+def test_caption_loss_is_eq14() -> None:
+    config = tiny_config()
+    v_i, a_r, mask = features(config, clips=3)
+    tokens = captions_batch(random_captions(3, seed=6))
+    with torch.no_grad():
+        logits = model(config, "reference").eval()(v_i, a_r, tokens, mask)
+    assert caption_loss(logits, tokens).item() == pytest.approx(paper.negative_log_likelihood(logits, tokens).item(),
+                                                                rel=1e-6)
 
 
 def test_bf16_triton_model_close_to_fp32_literal() -> None:
