@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     config = VCCVConfig(vocab_size=args.vocab, d_i=args.d_i, d_r=args.d_r, grid=(args.grid, args.grid),
-                       n_frames=args.frames, embed=args.embed, hidden=args.hidden, variant="rae")
+                        n_frames=args.frames, embed=args.embed, hidden=args.hidden, variant="rae")
     torch.manual_seed(0)
     model = VCCV(config).to(device, dtype)
     rows = args.clips * args.beam

@@ -1,5 +1,6 @@
 """Fused Triton kernels (SAM, TGM) against their plain-PyTorch references (the model's
-`sam_reference`, `tgm_reference`), forward and every input gradient, over odd and edge shapes, 1 and many clips and beams, fp32 and bf16, with frame masks.
+`sam_reference`, `tgm_reference`), forward and every input gradient, over odd and edge shapes, 1
+and many clips and beams, fp32 and bf16, with frame masks.
 
 Tolerances: fp32 compares with fp32 (atol 1e-5, rtol 1e-5: only summation order and the exp-based
 tanh differ). bf16 kernels (fp32 math, bf16 in and out) compare with the fp32 reference on the same

@@ -435,7 +435,7 @@ def test_overfits_eight_captions(variant: str) -> None:
     """A small model memorises 8 (features, caption) pairs: greedy decoding reproduces every
     caption exactly, <eos> included, within 300 Adam steps."""
     config = VCCVConfig(vocab_size=20, d_i=32, d_r=16, grid=(2, 2), n_frames=4, embed=16, hidden=64, gate_dim=16,
-                       dropout=0.0, max_len=10, variant=variant)
+                        dropout=0.0, max_len=10, variant=variant)
     g = torch.Generator().manual_seed(0)
     v_i = torch.randn(8, 4, 2, 2, 32, generator=g).to(DEVICE)
     a_r = torch.randn(8, 4, 2, 2, 16, generator=g).to(DEVICE)

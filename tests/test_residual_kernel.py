@@ -233,9 +233,9 @@ def test_synthetic_extreme_coefficients(width, height, seed):
 
 def test_lane_groups_and_partial_programs():
     """More blocks than one program handles, counts not multiples of BLOCK4 / BLOCK8."""
-    width, height = 256, 128
     from vccv_gpu.kernels.residual.triton import BLOCK4, BLOCK8  # after TRITON_INTERPRET is set
 
+    width, height = 256, 128
     data, n4, n8 = synthetic_frame(width, height, 7)
     assert n4 > BLOCK4 and n4 % BLOCK4
     assert n8 > BLOCK8 and n8 % BLOCK8

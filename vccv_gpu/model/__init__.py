@@ -9,8 +9,6 @@ Special token ids are fixed here for the whole package: <pad>=0, <bos>=1, <eos>=
 (`PAD`, `BOS`, `EOS`, `UNK`); the vocabulary built from the captions puts words from id 4 on.
 """
 
-from vccv_gpu.kernels.backend import BACKENDS
-
 from .beam import Caption, beam_search, greedy_search
 from .config import VARIANTS, VCCVConfig
 from .rae import RAE, ClipConstants, EncoderStep
@@ -18,6 +16,6 @@ from .tokens import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 from .vccv import VCCV, caption_loss
 
 __all__ = [
-    "BACKENDS", "BOS", "EOS", "PAD", "RAE", "SPECIAL_TOKENS", "UNK", "VARIANTS", "VCCV", "Caption", "ClipConstants",
+    "BOS", "EOS", "PAD", "RAE", "SPECIAL_TOKENS", "UNK", "VARIANTS", "VCCV", "Caption", "ClipConstants",
     "EncoderStep", "VCCVConfig", "beam_search", "caption_loss", "greedy_search",
 ]
