@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
@@ -64,8 +64,7 @@ class CMakeBuild(build_ext):
 setup(
     ext_modules=[CMakeExtension("vccv_gpu._h264")],
     cmdclass={"build_ext": CMakeBuild},
-    packages=["vccv_gpu", "vccv_gpu.codec", "vccv_gpu.data", "vccv_gpu.model", "vccv_gpu.kernels"],
-    package_dir={"vccv_gpu": "vccv_gpu", "vccv_gpu.kernels": "kernels"},
+    packages=find_packages(include=["vccv_gpu", "vccv_gpu.*"]),
     # the bundled demo checkpoint (python -m vccv_gpu.caption's default)
     package_data={"vccv_gpu": ["assets/demo/*"]},
 )

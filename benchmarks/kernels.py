@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type != "cuda":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernel is compiled
-    from vccv_gpu.model import VCCV, RAEConfig
+    from vccv_gpu.model import VCCV, VCCVConfig
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-    config = RAEConfig(vocab_size=args.vocab, d_i=args.d_i, d_r=args.d_r, grid=(args.grid, args.grid),
-                       n_frames=args.frames, embed=args.embed, hidden=args.hidden, variant="rae")
+    config = VCCVConfig(vocab_size=args.vocab, d_i=args.d_i, d_r=args.d_r, grid=(args.grid, args.grid),
+                        n_frames=args.frames, embed=args.embed, hidden=args.hidden, variant="rae")
     torch.manual_seed(0)
     model = VCCV(config).to(device, dtype)
     rows = args.clips * args.beam
@@ -123,7 +123,7 @@ def measure_implementation(implementation: str, model: Any, inputs: dict[str, An
 
     from vccv_gpu.model import caption_loss
 
-    model.kernels = "reference" if implementation in COMPILE_MODES else implementation
+    model.backend = "reference" if implementation in COMPILE_MODES else implementation
     wrap = compiler(COMPILE_MODES.get(implementation))
     v_i, a_r, tokens, prev_tokens, state = (inputs[k] for k in ("v_i", "a_r", "tokens", "prev_tokens", "state"))
     results = []

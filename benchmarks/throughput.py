@@ -75,7 +75,7 @@ from vccv_gpu.runtime import atomic_write
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import EOS, SPECIAL_TOKENS, VCCV
 
-# name -> (BackboneConfig fields, RAEConfig overrides, vocabulary size) of the random-weight models
+# name -> (BackboneConfig fields, VCCVConfig overrides, vocabulary size) of the random-weight models
 MODELS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
     "tiny": ({"iframe": "tiny", "residual": "tiny", "size": 112}, {"embed": 128, "hidden": 256, "gate_dim": 128}, 1000),
     "paper": ({}, {}, 10_000),

@@ -79,7 +79,7 @@ def cli_json(clips: Path, checkpoint: Path) -> list[dict]:
 
 def test_help_describes_the_command(cli_help: Callable[..., str]) -> None:
     text = cli_help(main, "python -m vccv_gpu.caption")
-    for option in ("--checkpoint", "--beam", "--out", "--attention", "--json", "--kernels", "seconds"):
+    for option in ("--checkpoint", "--beam", "--out", "--attention", "--json", "--backend", "seconds"):
         assert option in text
 
 

@@ -1,9 +1,8 @@
 """No import cycles among the package's modules.
 
-Every module of vccv_gpu (and of the packages it maps in from elsewhere, e.g. `vccv_gpu.kernels`)
-is parsed with `ast`; every import it makes of another vccv_gpu module, at the top or inside a
-function, is an edge (relative imports resolved; `from package import name` counts as an import
-of the submodule when `name` is one). A cycle is a strongly connected component of more than one
+Every module of vccv_gpu is parsed with `ast`; every import it makes of another vccv_gpu module,
+at the top or inside a function, is an edge (relative imports resolved; `from package import
+name` counts as an import of the submodule when `name` is one). A cycle is a strongly connected component of more than one
 module. The parent packages a submodule import runs implicitly are not edges: every package
 would otherwise be in a cycle with the submodules its __init__ imports.
 """
@@ -16,17 +15,6 @@ from pathlib import Path
 
 ROOT = "vccv_gpu"
 
-# Subpackages that setup.py's package_dir maps in from outside vccv_gpu/ (kernels/ at the root);
-# found by the directory walk itself once they move into the package.
-MAPPED = ("vccv_gpu.kernels",)
-
-# Cycles outside vccv_gpu/codec being taken apart elsewhere (issue 21: kernels/residual.py and
-# residual_triton.py, the package's __init__ importing residual.py). A cycle found must lie
-# within one of these; empty the list as they go. No vccv_gpu.codec module may appear here.
-KNOWN_CYCLES: list[set[str]] = [
-    {"vccv_gpu.kernels", "vccv_gpu.kernels.residual", "vccv_gpu.kernels.residual_triton"},
-]
-
 
 def _package_dir(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)
@@ -36,9 +24,9 @@ def _package_dir(name: str) -> Path | None:
 
 
 def _modules() -> dict[str, Path]:
-    """Module name -> source file, for every .py module of the package tree and of MAPPED."""
+    """Module name -> source file, for every .py module of the package tree."""
     found: dict[str, Path] = {}
-    todo = [ROOT, *MAPPED]
+    todo = [ROOT]
     while todo:
         package = todo.pop()
         directory = _package_dir(package)
@@ -49,7 +37,7 @@ def _modules() -> dict[str, Path]:
                 found[package] = path
             elif path.suffix == ".py":
                 found[f"{package}.{path.stem}"] = path
-            elif (path / "__init__.py").is_file() and f"{package}.{path.name}" not in MAPPED:
+            elif (path / "__init__.py").is_file():
                 todo.append(f"{package}.{path.name}")
     return found
 
@@ -138,13 +126,13 @@ def test_the_graph_sees_the_package() -> None:
     assert "vccv_gpu.codec.sample" in graph["vccv_gpu.codec.loader"]
     # a lazy import inside a function is an edge too
     assert "vccv_gpu.kernels" in graph["vccv_gpu.codec.residuals"]
+    assert "vccv_gpu.kernels.residual.triton" in graph["vccv_gpu.kernels.residual"]
+    assert "vccv_gpu.kernels.sam" in graph["vccv_gpu.model.sam"]
 
 
 def test_no_import_cycles() -> None:
-    graph = import_graph()
-    assert not any(m.startswith("vccv_gpu.codec") for known in KNOWN_CYCLES for m in known)
-    new = [sorted(c) for c in _cycles(graph) if not any(c <= known for known in KNOWN_CYCLES)]
-    assert new == [], f"import cycles: {new}"
+    cycles = [sorted(c) for c in _cycles(import_graph())]
+    assert cycles == [], f"import cycles: {cycles}"
 
 
 def test_cycle_finder_finds_cycles() -> None:

@@ -1,5 +1,6 @@
-"""Fused Triton kernels (SAM, TGM) against their plain-PyTorch references, forward and every input
-gradient, over odd and edge shapes, 1 and many clips and beams, fp32 and bf16, with frame masks.
+"""Fused Triton kernels (SAM, TGM) against their plain-PyTorch references (the model's
+`sam_reference`, `tgm_reference`), forward and every input gradient, over odd and edge shapes, 1
+and many clips and beams, fp32 and bf16, with frame masks.
 
 Tolerances: fp32 compares with fp32 (atol 1e-5, rtol 1e-5: only summation order and the exp-based
 tanh differ). bf16 kernels (fp32 math, bf16 in and out) compare with the fp32 reference on the same
@@ -18,8 +19,9 @@ import sys
 import pytest
 import torch
 
-from vccv_gpu import kernels
-from vccv_gpu.kernels.reference import sam_reference, tgm_reference
+from vccv_gpu.kernels import backend
+from vccv_gpu.model.sam import sam_reference, spatial_attention
+from vccv_gpu.model.tgm import temporal_gate, tgm_reference
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -46,12 +48,12 @@ PAPER_SHAPES = [
 
 def sam_triton(*args):
     """The fused SAM, reached through the public dispatch."""
-    return kernels.spatial_attention(*args, backend="triton")
+    return spatial_attention(*args, backend="triton")
 
 
 def tgm_triton(*args):
     """The fused TGM, reached through the public dispatch."""
-    return kernels.temporal_gate(*args, backend="triton")
+    return temporal_gate(*args, backend="triton")
 
 
 def frame_mask(clips: int, frames: int, g: torch.Generator) -> torch.Tensor:
@@ -159,22 +161,23 @@ def test_limits_are_enforced() -> None:
 
 
 def test_backend_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(kernels.ENV_VAR, raising=False)
-    assert kernels.resolve_backend(None, "cpu") == "reference"
-    assert kernels.resolve_backend("reference", "cuda") == "reference"
-    monkeypatch.setenv(kernels.ENV_VAR, "triton")
-    assert kernels.resolve_backend(None, DEVICE) == "triton"
-    assert kernels.resolve_backend("reference", DEVICE) == "reference"  # the argument wins
-    monkeypatch.setenv(kernels.ENV_VAR, "fast")
+    monkeypatch.delenv(backend.ENV_VAR, raising=False)
+    assert backend.resolve_backend(None, "cpu") == "reference"
+    assert backend.resolve_backend("reference", "cuda") == "reference"
+    assert backend.resolve_backend("literal", "cuda") == "literal"
+    monkeypatch.setenv(backend.ENV_VAR, "triton")
+    assert backend.resolve_backend(None, DEVICE) == "triton"
+    assert backend.resolve_backend("reference", DEVICE) == "reference"  # the argument wins
+    monkeypatch.setenv(backend.ENV_VAR, "fast")
     with pytest.raises(ValueError, match="backend"):
-        kernels.resolve_backend(None, "cpu")
+        backend.resolve_backend(None, "cpu")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
-        kernels.resolve_backend("triton", "cpu")
+        backend.resolve_backend("triton", "cpu")
 
 
 def test_dispatch_reaches_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """backend="triton" runs the Triton functions, "reference" does not."""
+    """backend="triton" runs the Triton functions, "reference" and "literal" do not."""
     sam_triton(*sam_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0])  # imports the kernel modules
     tgm_triton(*tgm_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0])
     calls = []
@@ -183,8 +186,9 @@ def test_dispatch_reaches_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     sam_triton(*sam_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0])
     tgm_triton(*tgm_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0])
     assert calls == ["sam_triton", "tgm_triton"]
-    kernels.spatial_attention(*sam_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0], backend="reference")
-    kernels.temporal_gate(*tgm_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0], backend="reference")
+    for name in ("reference", "literal"):
+        spatial_attention(*sam_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0], backend=name)
+        temporal_gate(*tgm_inputs(1, 1, 2, 4, 8, torch.float32, seed=0)[0], backend=name)
     assert calls == ["sam_triton", "tgm_triton"]
 
 

@@ -1,5 +1,6 @@
-"""The VCCV model: config, the four variants, masks and padding, fused kernels against the literal
-equations, beam search, and memorisation of a few captions.
+"""The VCCV model: config, the four variants in every backend against the paper's equations
+(restated independently in tests/paper_equations.py), masks and padding, beam search, and
+memorisation of a few captions.
 
 On a machine without CUDA the Triton kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1,
 set here; the kernel modules are imported later, at first use, and Triton reads it then).
@@ -13,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, RAEConfig, beam_search, caption_loss
+import paper_equations as paper
+from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, VCCVConfig, beam_search, caption_loss
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -22,15 +24,15 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 WORDS = range(4, 14)  # the tiny vocabulary's words: ids 4..13
 
 
-def tiny_config(variant: str = "rae", **overrides) -> RAEConfig:
+def tiny_config(variant: str = "rae", **overrides) -> VCCVConfig:
     """Odd sizes everywhere so that no block size divides them."""
     sizes = {"vocab_size": 14, "d_i": 40, "d_r": 24, "grid": (3, 3), "n_frames": 5, "embed": 12, "hidden": 20,
              "gate_dim": 10, "dropout": 0.0, "max_len": 7, "variant": variant}
     sizes.update(overrides)
-    return RAEConfig(**sizes)
+    return VCCVConfig(**sizes)
 
 
-def features(config: RAEConfig, clips: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def features(config: VCCVConfig, clips: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random features and a frame mask with some short clips; padded frames hold garbage."""
     g = torch.Generator().manual_seed(seed)
     n, (h, w) = config.n_frames, config.grid
@@ -41,10 +43,10 @@ def features(config: RAEConfig, clips: int, seed: int = 0) -> tuple[torch.Tensor
     return v_i.to(DEVICE), a_r.to(DEVICE), mask.to(DEVICE)
 
 
-def model(config: RAEConfig, kernels: str, seed: int = 0) -> VCCV:
+def model(config: VCCVConfig, backend: str, seed: int = 0) -> VCCV:
     torch.manual_seed(seed)
-    m = VCCV(config, kernels=kernels).to(DEVICE)
-    assert m.mode(torch.device(DEVICE)) == kernels  # no silent fallback to another path
+    m = VCCV(config, backend=backend).to(DEVICE)
+    assert m.resolved_backend(torch.device(DEVICE)) == backend  # no silent fallback to another path
     with torch.no_grad():  # larger attention and gate weights than the default init: the terms matter
         if config.variant == "rae":
             nn.Linear.reset_parameters(m.encoder.w_g)  # not the zero start: every gate term must count
@@ -80,7 +82,7 @@ def random_captions(clips: int, seed: int = 0, shortest: int = 2, longest: int =
 # --- config -----------------------------------------------------------------------------------
 
 def test_config_defaults_are_the_papers() -> None:
-    c = RAEConfig(vocab_size=1000)
+    c = VCCVConfig(vocab_size=1000)
     assert (c.d_i, c.d_r, c.grid, c.n_frames, c.embed, c.hidden, c.dropout, c.max_len, c.variant) == \
         (2048, 512, (7, 7), 20, 500, 512, 0.5, 50, "rae")
     assert (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
@@ -89,16 +91,16 @@ def test_config_defaults_are_the_papers() -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_config_json_round_trip(variant: str) -> None:
     c = tiny_config(variant, grid=(2, 5))
-    assert RAEConfig.from_json(c.to_json()) == c
+    assert VCCVConfig.from_json(c.to_json()) == c
 
 
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="variant"):
-        RAEConfig(vocab_size=100, variant="rae_full")
+        VCCVConfig(vocab_size=100, variant="rae_full")
     with pytest.raises(ValueError, match="dropout"):
-        RAEConfig(vocab_size=100, dropout=1.0)
+        VCCVConfig(vocab_size=100, dropout=1.0)
     with pytest.raises(ValueError, match="unknown"):
-        RAEConfig.from_json('{"vocab_size": 100, "heads": 8}')
+        VCCVConfig.from_json('{"vocab_size": 100, "heads": 8}')
 
 
 def test_variants_have_exactly_their_weights() -> None:
@@ -114,41 +116,85 @@ def test_variants_have_exactly_their_weights() -> None:
     assert modules("rae") == common | sam | {"w_r", "w_g", "w_gt", "w_gr", "w_gi", "w_GI_prime"}
 
 
-# --- the factorised per-step encoder against the literal equations --------------------------
+# --- the model against the paper's equations, restated in tests/paper_equations.py ------------
+
+BACKENDS = ["literal", "reference", "triton"]
+
 
 def logits_and_grads(m: VCCV, v_i, a_r, tokens, mask) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     m.zero_grad()
     logits = m(v_i, a_r, tokens, mask)
-    # a loss that weights every logit differently, so that every gradient path is exercised
+    return logits.detach(), weighted_grads(m, logits)
+
+
+def weighted_grads(m: VCCV, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient of a loss that weights every logit differently, so that every
+    gradient path is exercised."""
     weights = torch.linspace(-1, 1, logits.numel(), device=logits.device).view_as(logits)
     (logits * weights).sum().backward()
-    return logits.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
 
 
-def assert_same_model_outputs(kernels: str, variant: str, atol: float) -> None:
+def paper_logits_and_grads(m: VCCV, v_i, a_r, tokens, mask) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The same from tests/paper_equations.py with the model's weights, clip by clip, each clip's
+    padded frames dropped."""
+    m.zero_grad()
+    params = dict(m.named_parameters())
+    logits = torch.stack([paper.caption_logits(params, m.config.variant, v_i[c][mask[c]], a_r[c][mask[c]], tokens[c])
+                          for c in range(v_i.shape[0])])
+    return logits.detach(), weighted_grads(m, logits)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_model_follows_the_papers_equations(backend: str, variant: str) -> None:
+    """Teacher-forced logits and every parameter's gradient, fp32, masks and padding included, in
+    every backend: the paper as written (literal), per-clip constants + per-step ops (reference)
+    and the fused Triton kernels (on the CPU: Triton's interpreter)."""
     config = tiny_config(variant)
     v_i, a_r, mask = features(config, clips=4)
     tokens = captions_batch(random_captions(4))
-    literal, fast = model(config, "literal"), model(config, kernels)
-    expected, expected_grads = logits_and_grads(literal, v_i, a_r, tokens, mask)
-    got, got_grads = logits_and_grads(fast, v_i, a_r, tokens, mask)
-    torch.testing.assert_close(got, expected, atol=atol, rtol=1e-4)
+    m = model(config, backend)
+    got, got_grads = logits_and_grads(m, v_i, a_r, tokens, mask)
+    expected, expected_grads = paper_logits_and_grads(m, v_i, a_r, tokens, mask)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     assert got_grads.keys() == expected_grads.keys()
     for name, grad in expected_grads.items():
-        torch.testing.assert_close(got_grads[name], grad, atol=atol, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_reference_model_equals_literal_equations(variant: str) -> None:
-    """Per-clip constants + per-step ops (the kernels' plain-PyTorch form) = Eq. 3-12 recomputed
-    every step: logits and every parameter's gradient, fp32, masks and padding included."""
-    assert_same_model_outputs("reference", variant, atol=1e-5)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_step_follows_the_papers_equations(backend: str, variant: str) -> None:
+    """One decoding step for 3 beams of each clip, each row with its own h_{t-1}: the visual
+    feature, SAM's attention map (Eq. 9) and TGM's gate (Eq. 11) of every row and valid frame."""
+    config = tiny_config(variant)
+    v_i, a_r, mask = features(config, clips=3, seed=4)
+    beams = 3
+    h = torch.randn(3 * beams, config.hidden, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    m = model(config, backend).eval()
+    params = dict(m.named_parameters())
+    with torch.no_grad():
+        got = m.encoder.step(h, m.precompute(v_i, a_r, mask), beams)
+        for row in range(3 * beams):
+            clip, valid = row // beams, mask[row // beams]
+            visual, attention, gate = paper.encoder(params, variant, v_i[clip][valid], a_r[clip][valid], h[row])
+            torch.testing.assert_close(got.visual[row], visual, atol=1e-5, rtol=1e-4)
+            for name, mine, theirs in (("attention", got.attention, attention), ("gate", got.gate, gate)):
+                assert (mine is None) == (theirs is None), name
+                if mine is not None:
+                    torch.testing.assert_close(mine[row][valid], theirs, atol=1e-5, rtol=1e-4)
+                    assert not mine[row][~valid].any(), f"{name} on padded frames"
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_triton_model_equals_literal_equations(variant: str) -> None:
-    """The same with the fused Triton kernels (on the CPU: Triton's interpreter)."""
-    assert_same_model_outputs("triton", variant, atol=1e-5)
+def test_caption_loss_is_eq14() -> None:
+    config = tiny_config()
+    v_i, a_r, mask = features(config, clips=3)
+    tokens = captions_batch(random_captions(3, seed=6))
+    with torch.no_grad():
+        logits = model(config, "reference").eval()(v_i, a_r, tokens, mask)
+    assert caption_loss(logits, tokens).item() == pytest.approx(paper.negative_log_likelihood(logits, tokens).item(),
+                                                                rel=1e-6)
 
 
 def test_bf16_triton_model_close_to_fp32_literal() -> None:
@@ -165,11 +211,11 @@ def test_bf16_triton_model_close_to_fp32_literal() -> None:
     torch.testing.assert_close(got.float(), expected, atol=1e-2, rtol=0)
 
 
-@pytest.mark.parametrize("kernels", ["reference", "triton"])
-def test_beam_search_equals_literal_equations(kernels: str) -> None:
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_beam_search_equals_literal_equations(backend: str) -> None:
     config = tiny_config("rae", max_len=6)
     v_i, a_r, mask = features(config, clips=3, seed=1)
-    literal, fast = (with_varied_endings(model(config, k, seed=3)) for k in ("literal", kernels))
+    literal, fast = (with_varied_endings(model(config, k, seed=3)) for k in ("literal", backend))
     expected = literal.generate(v_i, a_r, frame_mask=mask, beam_size=3)
     got = fast.generate(v_i, a_r, frame_mask=mask, beam_size=3)
     assert {c.finished for clip in expected for c in clip} == {True, False}
@@ -184,7 +230,7 @@ def test_triton_model_at_paper_shapes() -> None:
     """Paper sizes (N 20, 7x7, D_I 2048, D_r 512, hidden 512, embed 500), fp32: fused logits and
     gradients match the literal equations, and each beam caption's score is its likelihood under
     the literal model."""
-    config = RAEConfig(vocab_size=60, max_len=8, dropout=0.0)
+    config = VCCVConfig(vocab_size=60, max_len=8, dropout=0.0)
     v_i, a_r, mask = features(config, clips=3)
     tokens = captions_batch(random_captions(3, longest=7))
     literal, fused = model(config, "literal"), model(config, "triton")
@@ -205,8 +251,8 @@ def test_triton_model_at_paper_shapes() -> None:
 # --- masks and padding ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("kernels", ["reference", "triton", "literal"])
-def test_padded_frames_count_for_nothing(variant: str, kernels: str) -> None:
+@pytest.mark.parametrize("backend", ["reference", "triton", "literal"])
+def test_padded_frames_count_for_nothing(variant: str, backend: str) -> None:
     """A clip of frames (f0, f1) padded to 4 frames with garbage (NaN included) gives the same
     captions' logits as the clip (f0, f1, f0, f1): masked frames have no weight anywhere."""
     config = tiny_config(variant, n_frames=4)
@@ -218,7 +264,7 @@ def test_padded_frames_count_for_nothing(variant: str, kernels: str) -> None:
         x[:, 3] = 1e3
     mask = torch.tensor([[True, True, False, False]], device=DEVICE)
     tokens = captions_batch(random_captions(1))
-    m = model(config, kernels).eval()
+    m = model(config, backend).eval()
     with torch.no_grad():
         full = m(*repeated, tokens)
         short = m(*padded, tokens, mask)
@@ -255,8 +301,8 @@ def test_bad_inputs_are_rejected() -> None:
     empty[1] = False
     with pytest.raises(ValueError, match="valid frame"):
         m(v_i, a_r, tokens, empty)
-    with pytest.raises(ValueError, match="kernels"):
-        VCCV(config, kernels="cuda")
+    with pytest.raises(ValueError, match="backend"):
+        VCCV(config, backend="cuda")
 
 
 # --- beam search ------------------------------------------------------------------------------
@@ -388,8 +434,8 @@ def test_generate_keeps_clips_independent_and_restores_training_mode() -> None:
 def test_overfits_eight_captions(variant: str) -> None:
     """A small model memorises 8 (features, caption) pairs: greedy decoding reproduces every
     caption exactly, <eos> included, within 300 Adam steps."""
-    config = RAEConfig(vocab_size=20, d_i=32, d_r=16, grid=(2, 2), n_frames=4, embed=16, hidden=64, gate_dim=16,
-                       dropout=0.0, max_len=10, variant=variant)
+    config = VCCVConfig(vocab_size=20, d_i=32, d_r=16, grid=(2, 2), n_frames=4, embed=16, hidden=64, gate_dim=16,
+                        dropout=0.0, max_len=10, variant=variant)
     g = torch.Generator().manual_seed(0)
     v_i = torch.randn(8, 4, 2, 2, 32, generator=g).to(DEVICE)
     a_r = torch.randn(8, 4, 2, 2, 16, generator=g).to(DEVICE)
@@ -399,7 +445,7 @@ def test_overfits_eight_captions(variant: str) -> None:
     captions = [torch.randint(4, 20, (n,), generator=g).tolist() for n in lengths]
     tokens = captions_batch(captions)
     torch.manual_seed(0)
-    m = VCCV(config, kernels="reference").to(DEVICE)
+    m = VCCV(config, backend="reference").to(DEVICE)
     optimiser = torch.optim.Adam(m.parameters(), lr=1e-2)
     for step in range(1, 301):
         loss = caption_loss(m(v_i, a_r, tokens, mask), tokens)

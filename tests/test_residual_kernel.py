@@ -1,11 +1,11 @@
-"""Residual reconstruction on the device (`vccv_gpu.kernels.reconstruct_residual`): the Triton
+"""Residual reconstruction on the device (`vccv_gpu.kernels.residual.reconstruct_residual`): the Triton
 kernels and their plain-PyTorch reference, each bit-exact with the parser's CPU `Stream.residual`
 (csrc/transform.cpp) on every frame of generated clips, and with each other (and with a scalar
 Python transcription of the C++) on synthetic blocks of extreme coefficients.
 
 Without CUDA the kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1, set here before the
-kernels are first used: `residual.py` decorates them only then); the `gpu` tests repeat the
-comparison on CUDA at 1080p.
+kernels are first used: `residual/triton.py`, imported then, decorates them); the `gpu` tests repeat
+the comparison on CUDA at 1080p.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from vccv_gpu import codec, kernels
+from vccv_gpu import codec
+from vccv_gpu.kernels.residual import reconstruct_residual
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -44,7 +45,7 @@ CLIPS = [
 
 
 def reconstruct(data: torch.Tensor, n4: int, n8: int, width: int, height: int, backend: str):
-    return kernels.reconstruct_residual(data, n4, n8, width, height, backend=backend)
+    return reconstruct_residual(data, n4, n8, width, height, backend=backend)
 
 
 def assert_planes_equal(got, want, what: str) -> None:
@@ -116,7 +117,7 @@ def extreme_coefficients(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """[n, size, size] int16 coefficient blocks, a different pattern per block: the whole int16
     range uniformly, all +-max, a checkerboard of +max/-min, a single extreme coefficient, values
     from {-32768, -1, 0, 1, 32767}, ordinary small values. Any int16 input is allowed: the int32
-    intermediates stay below 2^21 (see kernels/residual.py)."""
+    intermediates stay below 2^21 (see vccv_gpu/kernels/residual/__init__.py)."""
     full = torch.randint(-32768, 32768, (n, size, size), generator=g, dtype=torch.int32)
     sign = torch.tensor([1, -1]).repeat(size // 2)
     checker = torch.where((sign[:, None] * sign[None, :]) > 0, 32767, -32768).to(torch.int32)
@@ -232,10 +233,12 @@ def test_synthetic_extreme_coefficients(width, height, seed):
 
 def test_lane_groups_and_partial_programs():
     """More blocks than one program handles, counts not multiples of BLOCK4 / BLOCK8."""
+    from vccv_gpu.kernels.residual.triton import BLOCK4, BLOCK8  # after TRITON_INTERPRET is set
+
     width, height = 256, 128
     data, n4, n8 = synthetic_frame(width, height, 7)
-    assert n4 > kernels.residual.BLOCK4 and n4 % kernels.residual.BLOCK4
-    assert n8 > kernels.residual.BLOCK8 and n8 % kernels.residual.BLOCK8
+    assert n4 > BLOCK4 and n4 % BLOCK4
+    assert n8 > BLOCK8 and n8 % BLOCK8
     on_device = data.to(DEVICE)
     assert_planes_equal(reconstruct(on_device, n4, n8, width, height, "triton"),
                         [p.cpu().numpy() for p in reconstruct(on_device, n4, n8, width, height, "reference")],
@@ -291,7 +294,7 @@ def test_bad_arguments():
 def test_auto_backend_and_numpy_input(clip_factory):
     with codec.open(clip_factory(size=(32, 32), frames=1)) as s:
         c = s.coefficients(0)
-        y, u, v = kernels.reconstruct_residual(c.data, len(c.positions4), len(c.positions8), s.coded_width,
+        y, u, v = reconstruct_residual(c.data, len(c.positions4), len(c.positions8), s.coded_width,
                                                s.coded_height)  # auto: the reference on CPU tensors
         want = s.residual(0)
         assert_planes_equal((y, u, v), (want.y, want.u, want.v), "auto backend, numpy input")
@@ -306,13 +309,13 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
-from vccv_gpu.kernels import residual, residual_triton
+from vccv_gpu.kernels.residual import triton as residual_triton
 
 common = {"data_ptr": "*i16", "out_ptr": "*i16", "n_blocks": "i32"}
 sizes = {"width": "i32", "height": "i32", "luma_size": "i32", "chroma_size": "i32", "BLOCK": "constexpr"}
 kernel4, kernel8 = residual_triton._residual4x4_kernel, residual_triton._residual8x8_kernel
-for kernel, extra, block in ((kernel4, {"coeff_start": "i32"}, residual.BLOCK4),
-                             (kernel8, {"pos_start": "i32", "coeff_start": "i32"}, residual.BLOCK8)):
+for kernel, extra, block in ((kernel4, {"coeff_start": "i32"}, residual_triton.BLOCK4),
+                             (kernel8, {"pos_start": "i32", "coeff_start": "i32"}, residual_triton.BLOCK8)):
     source = ASTSource(fn=kernel, signature={**common, **extra, **sizes}, constexprs={"BLOCK": block})
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": block // 32})
     assert compiled.asm["cubin"]

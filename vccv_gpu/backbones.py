@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from vccv_gpu.codec.plan import RESIDUAL_MODES
-from vccv_gpu.model import RAEConfig
+from vccv_gpu.model import VCCVConfig
 from vccv_gpu.runtime import atomic_write
 
 __all__ = ["ARCHITECTURES", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
@@ -110,14 +110,14 @@ class BackboneConfig:
         return cls(**data)
 
 
-def model_config(backbones: BackboneConfig, vocab_size: int, **overrides: Any) -> RAEConfig:
-    """The RAEConfig whose feature sizes (d_i, d_r, grid, n_frames) match these backbones."""
+def model_config(backbones: BackboneConfig, vocab_size: int, **overrides: Any) -> VCCVConfig:
+    """The VCCVConfig whose feature sizes (d_i, d_r, grid, n_frames) match these backbones."""
     fields = {"d_i": backbones.d_i, "d_r": backbones.d_r, "grid": backbones.grid,
               "n_frames": backbones.num_segments}
     clash = {k for k in overrides if k in fields}
     if clash:
         raise ValueError(f"{sorted(clash)} come from the backbones and cannot be overridden")
-    return RAEConfig(vocab_size=vocab_size, **fields, **overrides)
+    return VCCVConfig(vocab_size=vocab_size, **fields, **overrides)
 
 
 # -----------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from torch import Tensor
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
 from vccv_gpu import jsonl
+from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
 from vccv_gpu.runtime import Ranks, atomic_write, fsync_dir, resolve_device, stderr_is_terminal
 
 if TYPE_CHECKING:
@@ -267,9 +268,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--attention", metavar="DIR", type=Path, default=None,
                         help="write a PNG per video: the sampled frames under SAM's attention map for each "
                              "generated word (first 12) and TGM's gate per frame")
-    parser.add_argument("--kernels", choices=("auto", "triton", "reference"), default=None,
-                        help="encoder ops: fused Triton kernels or the PyTorch reference (default: "
-                             "$VCCV_KERNELS, else auto = Triton on CUDA)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="how the encoder runs: fused Triton kernels, their PyTorch reference, or the "
+                             "paper's equations recomputed every step (default: $VCCV_BACKEND, else auto = "
+                             "Triton on CUDA)")
     return parser
 
 
@@ -292,14 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(args: argparse.Namespace, device: torch.device) -> Checkpoint:
     from vccv_gpu.checkpoint import load_checkpoint
-    from vccv_gpu.model.encoder import resolve_mode
 
     try:  # a backend that cannot run here (Triton without CUDA) is a usage error, not a crash mid-run
-        resolve_mode(args.kernels, device)
+        resolve_backend(args.backend, device)
     except (RuntimeError, ValueError) as e:
-        raise UsageError(f"--kernels: {e}") from e
+        raise UsageError(f"--backend: {e}") from e
     try:
-        checkpoint = load_checkpoint(args.checkpoint, device=device, kernels=args.kernels)
+        checkpoint = load_checkpoint(args.checkpoint, device=device, backend=args.backend)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise UsageError(str(e)) from e
     _check_captioning(checkpoint)

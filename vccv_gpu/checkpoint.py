@@ -5,7 +5,7 @@
     ckpt.model, ckpt.vocab, ckpt.backbones, ckpt.info
 
 Layout:
-    config.json            {"format": 1, "model": RAEConfig fields, "backbones": BackboneConfig or null, "info": {...}}
+    config.json            {"format": 1, "model": VCCVConfig fields, "backbones": BackboneConfig or null, "info": {...}}
     model.safetensors      the VCCV weights
     vocab.json             the Vocabulary
     backbones.safetensors  the FeatureExtractor (when the checkpoint can caption raw video)
@@ -31,7 +31,7 @@ import torch
 
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor
 from vccv_gpu.data import Vocabulary
-from vccv_gpu.model import VCCV, RAEConfig
+from vccv_gpu.model import VCCV, VCCVConfig
 from vccv_gpu.runtime import fsync_dir
 
 __all__ = ["DEMO_CHECKPOINT", "FORMAT", "Checkpoint", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
@@ -128,8 +128,9 @@ def resolve_checkpoint(path: str | os.PathLike[str] | None) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike[str] | None, device: str | torch.device = "cpu",
-                    kernels: str | None = None) -> Checkpoint:
-    """Loads what `resolve_checkpoint(path)` finds; the model (and backbones) in eval mode on `device`."""
+                    backend: str | None = None) -> Checkpoint:
+    """Loads what `resolve_checkpoint(path)` finds; the model (and backbones) in eval mode on `device`,
+    the model's encoder running on `backend` (see `vccv_gpu.kernels.backend`)."""
     from safetensors.torch import load_file
 
     path = resolve_checkpoint(path)
@@ -137,7 +138,7 @@ def load_checkpoint(path: str | os.PathLike[str] | None, device: str | torch.dev
         config = json.loads((path / "config.json").read_text())
         if config.get("format") != FORMAT:
             raise ValueError(f"unsupported checkpoint format {config.get('format')!r} (this version reads {FORMAT})")
-        model = VCCV(RAEConfig.from_json(json.dumps(config["model"])), kernels=kernels)
+        model = VCCV(VCCVConfig.from_json(json.dumps(config["model"])), backend=backend)
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         vocab = Vocabulary.from_dict(json.loads((path / "vocab.json").read_text()))
     except (ValueError, KeyError, RuntimeError, OSError) as e:

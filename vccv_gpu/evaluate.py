@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from vccv_gpu.data import DATA_FORMATS, DataFormatError, Vocabulary, load_samples
 from vccv_gpu.feature_dataset import StoredFeatures, find_in_store, warn_missing
+from vccv_gpu.kernels.backend import BACKENDS
 from vccv_gpu.model import VCCV
 from vccv_gpu.runtime import atomic_write, resolve_device
 
@@ -73,7 +74,7 @@ def evaluate_run(run: str | os.PathLike[str], split: str = "test", beam: int = 5
                  video_dir: str | os.PathLike[str] | None = None, features: str | os.PathLike[str] | None = None,
                  out: str | os.PathLike[str] | None = None, device: str = "auto", batch_size: int = 16,
                  workers: int = 2, meteor: bool = True, progress: bool = True, verbose: bool = True,
-                 kernels: str | None = None) -> dict[str, float]:
+                 backend: str | None = None) -> dict[str, float]:
     """Captions of `split` by the run's best checkpoint, scored; writes the predictions JSON (default
     RUN/predictions-<split>.json) and, when verbose, prints the table. Data and features default to
     those the run was trained on."""
@@ -83,7 +84,7 @@ def evaluate_run(run: str | os.PathLike[str], split: str = "test", beam: int = 5
 
     checkpoint_dir = resolve_checkpoint(run)
     torch_device = resolve_device(device)
-    checkpoint = load_checkpoint(checkpoint_dir, device=torch_device, kernels=kernels)
+    checkpoint = load_checkpoint(checkpoint_dir, device=torch_device, backend=backend)
     info = checkpoint.info
     data = list(data) if data else list(info.get("data") or [])
     if not data:
@@ -145,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:K (default auto)")
     p.add_argument("--batch", type=int, default=16, help="videos per beam search batch (default 16)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes reading features (default 2)")
-    p.add_argument("--kernels", choices=("auto", "triton", "reference", "literal"),
-                   help="how the encoder's per-step ops run (default: $VCCV_KERNELS, else auto)")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="how the encoder runs (default: $VCCV_BACKEND, else auto)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start takes a few seconds)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate_run(args.run, args.split, args.beam, data=args.data, data_format=args.data_format,
                      video_dir=args.video_dir, features=args.features, out=args.out, device=args.device,
                      batch_size=args.batch, workers=args.workers, meteor=not args.no_meteor,
-                     progress=not args.no_progress, kernels=args.kernels)
+                     progress=not args.no_progress, backend=args.backend)
     except (FileNotFoundError, ValueError, DataFormatError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

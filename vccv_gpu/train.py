@@ -56,8 +56,9 @@ from vccv_gpu.data import (DATA_FORMATS, MAX_CAPTION_TOKENS, MIN_WORD_COUNT, Dat
 from vccv_gpu.evaluate import caption_videos, plain_warnings
 from vccv_gpu.feature_dataset import StoredFeatures, StoredVideo, find_in_store, warn_missing
 from vccv_gpu.features import FeatureStore
+from vccv_gpu.kernels.backend import BACKENDS
 from vccv_gpu.metrics import score_captions
-from vccv_gpu.model import PAD, VARIANTS, VCCV, RAEConfig, caption_loss
+from vccv_gpu.model import PAD, VARIANTS, VCCV, VCCVConfig, caption_loss
 from vccv_gpu.runtime import Ranks, atomic_write
 
 __all__ = ["TRAINER_FILE", "CaptionPairs", "TrainOptions", "TrainResult", "build_parser", "collate_pairs", "main",
@@ -97,7 +98,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     workers: int = 2
-    kernels: str | None = None
+    backend: str | None = None
     resume: bool = False
     log_dir: str | None = None
     progress: bool = True
@@ -288,7 +289,7 @@ def _load_trainer_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def _check_same_config(saved: RAEConfig, config: RAEConfig, path: Path) -> None:
+def _check_same_config(saved: VCCVConfig, config: VCCVConfig, path: Path) -> None:
     if saved != config:
         changed = {k: (getattr(saved, k), getattr(config, k)) for k in dataclasses.asdict(config)
                    if getattr(saved, k) != getattr(config, k)}
@@ -350,12 +351,12 @@ def _train(options: TrainOptions, run: Path, trainer_path: Path, world: Ranks, d
     torch.manual_seed(options.seed)
     random.seed(options.seed)
     np.random.seed(options.seed)
-    model = VCCV(config, kernels=options.kernels).to(device)
+    model = VCCV(config, backend=options.backend).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     start_epoch, global_step, history = 0, 0, []
     best: dict[str, Any] = {"score": None, "epoch": None, "metrics": None}
     if resume_state is not None:
-        _check_same_config(RAEConfig.from_json(resume_state["model_config"]), config, trainer_path)
+        _check_same_config(VCCVConfig.from_json(resume_state["model_config"]), config, trainer_path)
         model.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         for group in optimizer.param_groups:
@@ -491,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"captions cut at this many words; longest generated caption (default {d.max_len})")
     m.add_argument("--min-count", type=int, default=d.min_count,
                    help=f"words seen fewer times in the train captions become <unk> (default {d.min_count})")
-    m.add_argument("--kernels", choices=("auto", "triton", "reference", "literal"),
-                   help="how the encoder's per-step ops run (default: $VCCV_KERNELS, else auto)")
+    m.add_argument("--backend", choices=BACKENDS,
+                   help="how the encoder runs (default: $VCCV_BACKEND, else auto)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     t.add_argument("--batch-size", "--batch", type=int, default=d.batch_size,
@@ -526,7 +527,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         dropout=args.dropout, embed=args.embed, hidden=args.hidden, gate_dim=args.gate_dim, max_len=args.max_len,
         min_count=args.min_count, clip_grad=args.clip_grad, captions_per_video=args.captions_per_video,
         beam=args.beam, val_split=args.val_split, val_every=args.val_every, val_batch=args.val_batch,
-        meteor=not args.no_meteor, seed=args.seed, device=args.device, workers=args.workers, kernels=args.kernels,
+        meteor=not args.no_meteor, seed=args.seed, device=args.device, workers=args.workers, backend=args.backend,
         resume=args.resume, log_dir=args.log_dir, progress=not args.no_progress)
 
 

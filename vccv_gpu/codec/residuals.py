@@ -39,7 +39,7 @@ __all__ = [
     "summed_residual",
 ]
 
-# "parser": on the CPU; "kernels": the kernels' own choice ($VCCV_KERNELS, else Triton on CUDA);
+# "parser": on the CPU; "kernels": the kernels' own choice ($VCCV_BACKEND, else Triton on CUDA);
 # "reference", "triton": that kernel backend.
 RESIDUAL_BACKENDS = ("parser", "kernels", "reference", "triton")
 
@@ -154,7 +154,7 @@ class ParserResiduals:
 
 class KernelResiduals:
     """The kernels' way: coefficients parsed on the CPU, residuals rebuilt on the device.
-    backend: the kernels' (see `kernels.resolve_backend`; None: $VCCV_KERNELS, else auto)."""
+    backend: the kernels' (see `kernels.resolve_backend`; None: $VCCV_BACKEND, else auto)."""
 
     def __init__(self, backend: str | None = None) -> None:
         self.backend = backend

@@ -1,4 +1,4 @@
-"""RAEConfig: the sizes and the variant of the VCCV captioning model (paper sections III, IV-A)."""
+"""VCCVConfig: the sizes and the variant of the VCCV captioning model (paper sections III, IV-A)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ VARIANTS: tuple[str, ...] = ("iframe", "rae_no_gate_no_residual", "rae_no_gate",
 
 
 @dataclass(frozen=True)
-class RAEConfig:
+class VCCVConfig:
     """Model sizes; the defaults are the paper's (ResNet-152 I-frame and ResNet-18 residual
     features on a 7x7 grid, 20 frames, embedding 500, LSTM 512, dropout 0.5, captions <= 50 tokens).
 
-    `variant` selects a row of Tables I/II (see `vccv_gpu.model.encoder.RAE`). `gate_dim` is the
+    `variant` selects a row of Tables I/II (see `vccv_gpu.model.rae.RAE`). `gate_dim` is the
     inner size of Eq. 11 (W_Gt h + W_Gr A^c_r + W_GI V^c_I), which the paper does not state.
     """
 
@@ -58,9 +58,9 @@ class RAEConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> RAEConfig:
+    def from_json(cls, text: str) -> VCCVConfig:
         fields: dict[str, Any] = json.loads(text)
         unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown RAEConfig fields: {sorted(unknown)}")
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
         return cls(**fields)

@@ -1,7 +1,10 @@
-"""Triton kernels of the residual reconstruction (see residual.py, which holds the reference and
-the dispatch and imports this module only when the Triton backend is used): one launch for the
-4x4 blocks, one for the 8x8 blocks, each lane inverse-transforming one block in int32 registers
-with the standard's arithmetic right shifts (8.5.12.2, 8.5.13.2), r = (h + 32) >> 6."""
+"""Triton residual reconstruction: one launch for the 4x4 blocks, one for the 8x8 blocks, one
+program per group of BLOCK4 = 128 (4x4, 4 warps) or BLOCK8 = 64 (8x8, 2 warps) blocks and one block
+per thread. Each thread loads its block's 16 or 64 coefficients as int32, runs the standard's row
+and column butterflies (8.5.12.2, 8.5.13.2) in registers, with arithmetic right shifts, and stores
+r = (h + 32) >> 6 as int16 into the planes, which are views of one zeroed buffer (y, then u, then
+v). Reference: `reference.residual_reference`; the buffer checks and the planes come from there.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .residual import BLOCK4, BLOCK8, check_buffer, planes
+from .reference import check_buffer, planes
+
+# transform blocks per program, one per thread (num_warps = BLOCK // 32). On sm_90 (Triton 3.8)
+# the 4x4 kernel uses 32 registers a thread, the 8x8 kernel 80, neither spills.
+BLOCK4 = 128
+BLOCK8 = 64
 
 
 @triton.jit
@@ -170,9 +178,9 @@ def residual_triton(data: Tensor, n4: int, n8: int, coded_width: int,
     p8_start, c4_start = 3 * n4, 3 * (n4 + n8)
     c8_start = c4_start + 16 * n4
     if n4:
-        _residual4x4_kernel[(triton.cdiv(n4, BLOCK4),)](data, out, n4, c4_start, coded_width, coded_height, luma, chroma,
-                                      BLOCK=BLOCK4, num_warps=BLOCK4 // 32)
+        _residual4x4_kernel[(triton.cdiv(n4, BLOCK4),)](data, out, n4, c4_start, coded_width, coded_height, luma,
+                                                        chroma, BLOCK=BLOCK4, num_warps=BLOCK4 // 32)
     if n8:
-        _residual8x8_kernel[(triton.cdiv(n8, BLOCK8),)](data, out, n8, p8_start, c8_start, coded_width, coded_height, luma,
-                                      chroma, BLOCK=BLOCK8, num_warps=BLOCK8 // 32)
+        _residual8x8_kernel[(triton.cdiv(n8, BLOCK8),)](data, out, n8, p8_start, c8_start, coded_width, coded_height,
+                                                        luma, chroma, BLOCK=BLOCK8, num_warps=BLOCK8 // 32)
     return planes(out, coded_width, coded_height)

@@ -3,7 +3,8 @@
 One program per (clip, frame, block of D_r channels) loads its frame's V^conv_I block and the
 per-clip term W_I V^s_I + W_r A^s_r once and serves every beam of the clip from them: tanh,
 softmax over the H x W positions and the attention-weighted pooling happen in registers, and the
-per-clip constants are read once per step instead of once per beam. Reference: `sam_reference`.
+per-clip constants are read once per step instead of once per beam.
+Reference: `vccv_gpu.model.sam.sam_reference`.
 
 Limits: H x W <= 64, N <= 32 (one tile per frame), any D_r and number of rows; fp32 or bf16 (math
 in fp32). All tensors are contiguous except the step term, whose rows may be strided (it is a
@@ -183,7 +184,7 @@ class _SAM(torch.autograd.Function):
 
 def sam_triton(step_term: Tensor, clip_term: Tensor, v_conv: Tensor, frame_mask: Tensor | None = None,
                beams: int = 1) -> tuple[Tensor, Tensor]:
-    """The fused SAM; arguments and results as `vccv_gpu.kernels.reference.sam_reference`."""
+    """The fused SAM; arguments and results as `vccv_gpu.model.sam.sam_reference`."""
     n_clips, n_frames, positions, _ = v_conv.shape
     if positions > MAX_POSITIONS or n_frames > MAX_FRAMES:
         raise ValueError(f"fused SAM handles H*W <= {MAX_POSITIONS} and N <= {MAX_FRAMES}, "

@@ -6,7 +6,8 @@ The gate's argument is affine in h, so G = sigmoid(s + c_n) from one scalar per 
 over frames commutes with W_GR, so the kernel returns the two gated frame means
 mean_n G_n F^att_R,n [R, D_r] and mean_n (1 - G_n) W'_GI V^c_I,n [R, D_I]; the caller's single
 GEMM with W_GR finishes Eq. 12. Programs run per (clip, block of channels): the clip's
-W'_GI V^c_I block is read once for all its beams. Reference: `tgm_reference`.
+W'_GI V^c_I block is read once for all its beams. Reference: `vccv_gpu.model.tgm.tgm_reference`
+(which also holds Eq. 11-12 as the paper writes them).
 
 Limits: N <= 32; any D_r, D_I and number of rows; fp32 or bf16 (math in fp32).
 """
@@ -170,7 +171,7 @@ class _TGM(torch.autograd.Function):
 
 def tgm_triton(gate_step: Tensor, gate_frame: Tensor, f_r: Tensor, fallback: Tensor,
                frame_mask: Tensor | None = None, beams: int = 1) -> tuple[Tensor, Tensor, Tensor]:
-    """The fused TGM; arguments and results as `vccv_gpu.kernels.reference.tgm_reference`."""
+    """The fused TGM; arguments and results as `vccv_gpu.model.tgm.tgm_reference`."""
     n_clips, n_frames, _ = fallback.shape
     if n_frames > MAX_FRAMES:
         raise ValueError(f"fused TGM handles N <= {MAX_FRAMES}, got {n_frames}")

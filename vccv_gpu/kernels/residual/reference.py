@@ -1,78 +1,23 @@
-"""Residual reconstruction on the device: H.264 inverse transforms of a frame's coefficient blocks.
+"""Plain-PyTorch residual reconstruction, every block of a frame at once, and the coefficient
+buffer's layout (`check_buffer`, `planes`) that the Triton kernels share.
 
-Input: the `data` buffer of `vccv_gpu.codec.Coefficients` (one int16 tensor: one host-to-device
-copy) with n4, n8 and the coded size. Its layout (see `Coefficients.from_buffer`):
-
-    positions4 [n4, 3] | positions8 [n8, 3] | coeffs4 [n4, 4, 4] | coeffs8 [n8, 8, 8]
-
-positions are (plane 0 Y / 1 Cb / 2 Cr, x, y) of the block's top-left sample in its plane; coeffs
-are the dequantised coefficients in raster order (DC transforms already folded in). Output: the
-int16 residual planes y [coded_h, coded_w], u, v [coded_h/2, coded_w/2], zero outside the blocks,
-bit-exact with the parser's CPU `Stream.residual` (csrc/transform.cpp `inverse_transform4x4`,
-`inverse_transform8x8`, csrc/residual_planes.cpp `render_residual`):
-
-- 4x4 blocks: 8.5.12.2 (8-338 .. 8-345), rows then columns; 8x8 blocks: 8.5.13.2 (8-349 ..
-  8-372), rows then columns; r = (h + 32) >> 6 per sample, stored as int16 (as the C++
-  `static_cast<int16_t>`). All arithmetic in int32, `>>` arithmetic on negative values. Any
-  int16 input is safe: one pass multiplies magnitudes by at most 3.5 (4x4) or 7.375 (8x8), so
-  |h| < 1.8e6 < 2^21 and |r| < 27900: no int32 overflow and no int16 wrap.
-- 8x8 blocks are luma blocks: their plane field is ignored (as the C++ does).
-- the 4x4 blocks are written first, then the 8x8 blocks (the C++ order). Blocks of a valid stream
-  never overlap; if some did, which one wins inside one launch is undefined.
-- a block that would not lie wholly inside its plane (or names a plane other than 0..2) is
-  dropped by both implementations, so bad positions never write out of bounds. The parser never
-  produces such blocks.
-
-Triton (residual_triton.py: `_residual4x4_kernel`, `_residual8x8_kernel`): one launch per block size, one program per
-group of BLOCK4 = 128 (4x4, 4 warps) or BLOCK8 = 64 (8x8, 2 warps) transform blocks, one block per
-thread: each thread loads its block's 16 or 64 coefficients as int32, runs the row and column
-butterflies in registers and stores the int16 samples into the planes. The three planes are
-views of one zeroed device buffer (y, then u, then v). Reference: `residual_reference` (plain PyTorch, every block at
-once), tested against the C++ and against the Triton kernels in tests/test_residual_kernel.py.
-
-residual_triton.py (and so Triton) is imported only when the Triton backend is first used, so
-TRITON_INTERPRET=1 set after `import vccv_gpu.kernels` still takes effect and the reference
-works without Triton installed.
+Each 4x4 block follows 8.5.12.2 (8-338 .. 8-345), each 8x8 block 8.5.13.2 (8-349 .. 8-372): the
+row butterflies, then the column butterflies, then r = (h + 32) >> 6, in int32 with arithmetic
+`>>` on negative values, stored as int16 as the C++ `static_cast<int16_t>` does.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-# transform blocks per program, one per thread (num_warps = BLOCK // 32). On sm_90 (Triton 3.8)
-# the 4x4 kernel uses 32 registers a thread, the 8x8 kernel 80, neither spills.
-BLOCK4 = 128
-BLOCK8 = 64
-
-__all__ = ["BLOCK4", "BLOCK8", "reconstruct_residual", "residual_reference", "residual_triton"]
-
-
-# ---------------------------------------------------------------------------------------------
-# public entry point
-
-
-def reconstruct_residual(data: Tensor | np.ndarray, n4: int, n8: int, coded_width: int, coded_height: int,
-                         backend: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Residual planes (y, u, v; int16, on `data`'s device) of one frame from its coefficient buffer.
-
-    data: the int16 buffer of `Coefficients` (`s.coefficients(i).data`), 3 (n4 + n8) + 16 n4 +
-    64 n8 values, as a tensor on the device that should compute (a numpy array is taken as a CPU
-    tensor). backend: 'triton', 'reference' or 'auto' (Triton for CUDA tensors), else
-    $VCCV_KERNELS, else auto; see `vccv_gpu.kernels.resolve_backend`.
-    """
-    # imported here: the package's __init__ imports this module
-    from . import resolve_backend
-
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(data)
-    if resolve_backend(backend, data.device) == "triton":
-        return residual_triton(data, n4, n8, coded_width, coded_height)
-    return residual_reference(data, n4, n8, coded_width, coded_height)
+__all__ = ["check_buffer", "inverse_transform4x4_reference", "inverse_transform8x8_reference", "planes",
+           "residual_reference"]
 
 
 def check_buffer(data: Tensor, n4: int, n8: int, coded_width: int, coded_height: int) -> Tensor:
+    """`data` made contiguous, after checking that it is the buffer of n4 + n8 blocks of a frame of
+    that coded size (ValueError otherwise): both implementations index it without bounds checks."""
     if data.dtype != torch.int16 or data.dim() != 1:
         raise ValueError(f"coefficient buffer must be a 1-D int16 tensor, got {data.dtype} {list(data.shape)}")
     if n4 < 0 or n8 < 0:
@@ -86,6 +31,7 @@ def check_buffer(data: Tensor, n4: int, n8: int, coded_width: int, coded_height:
 
 
 def planes(buffer: Tensor, coded_width: int, coded_height: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The y, u, v planes as views of one flat y|u|v buffer (one allocation, one zeroing)."""
     luma, chroma = coded_width * coded_height, coded_width * coded_height // 4
     shape = (coded_height // 2, coded_width // 2)
     return (buffer[:luma].view(coded_height, coded_width), buffer[luma:luma + chroma].view(shape),
@@ -164,11 +110,3 @@ def residual_reference(data: Tensor, n4: int, n8: int, coded_width: int,
     _scatter(out, inverse_transform8x8_reference(data[c4_end:].view(n8, 8, 8)),
              data[p4_end:p8_end].view(n8, 3), 8, True, coded_width, coded_height)
     return planes(out, coded_width, coded_height)
-
-
-def residual_triton(data: Tensor, n4: int, n8: int, coded_width: int,
-                    coded_height: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The Triton implementation (residual_triton.py, imported on first use)."""
-    from .residual_triton import residual_triton as run
-
-    return run(data, n4, n8, coded_width, coded_height)
