@@ -91,7 +91,7 @@ def residual_planes(host: HostCoefficients, sources: list[tuple[int, ...]], code
     """int32 Y/U/V planes (coded size) on `device` for each distinct non-empty source: the sum of
     its frames' residuals, reconstructed by `kernels.reconstruct_residual` from one host-to-device
     copy of `host.buffer`."""
-    from .. import kernels  # imported here: it loads Triton where installed
+    from .. import kernels  # only the device path needs the kernels package
 
     device = torch.device(device)
     data = host.buffer.to(device, non_blocking=True)  # the clip's one host-to-device copy
