@@ -23,8 +23,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -81,8 +81,10 @@ def generate(folder: Path, sizes: list[str], seconds: int) -> list[Path]:
 
 # Larger streams of ../shared/conformance written by other encoders (JM, OpenH264, a camera-style
 # MP4): 720p/1080p CABAC and CAVLC with temporal-direct B pictures, CIF CABAC I slices.
-CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264", "openh264/VID_1280x720_cavlc_temporal_direct.264",
-                       "openh264/VID_1920x1080_cabac_temporal_direct.264", "openh264/VID_1920x1080_cavlc_temporal_direct.264",
+CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264",
+                       "openh264/VID_1280x720_cavlc_temporal_direct.264",
+                       "openh264/VID_1920x1080_cabac_temporal_direct.264",
+                       "openh264/VID_1920x1080_cavlc_temporal_direct.264",
                        "openh264/test_cif_I_CABAC_slice.264", "defects/mp4-init-nonkeyframe-1.mp4")
 
 
@@ -112,7 +114,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
-    parser.add_argument("--conformance", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
+    parser.add_argument("--conformance", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
                         help="with no VIDEO, also measure a few larger streams of this folder (skipped if absent)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()

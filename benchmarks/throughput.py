@@ -63,17 +63,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from frontend import decode_needed, generate, naive, smart, smart_nvdec, timed
 
 from vccv_gpu import codec
-from vccv_gpu.codec.pyav_frames import PyAVDecoder, decoder_workers, small_frame
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
 from vccv_gpu.caption import caption_videos, collect_videos
 from vccv_gpu.checkpoint import Checkpoint, load_checkpoint
 from vccv_gpu.codec.colour import rgb_matrix
 from vccv_gpu.codec.loader import ClipError, ClipLoader
+from vccv_gpu.codec.pyav_frames import PyAVDecoder, decoder_workers, small_frame
 from vccv_gpu.codec.resample import residual_from_planes, resize
 from vccv_gpu.codec.sample import ClipSample
-from vccv_gpu.runtime import atomic_write
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import EOS, SPECIAL_TOKENS, VCCV
+from vccv_gpu.runtime import atomic_write
 
 # name -> (BackboneConfig fields, VCCVConfig overrides, vocabulary size) of the random-weight models
 MODELS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {

@@ -4,7 +4,7 @@ can check the transcribed tables without building anything."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
@@ -48,7 +48,7 @@ def flatten(value) -> list[int]:
     return [x for v in value for x in flatten(v)] if isinstance(value, list) else [value]
 
 
-@lru_cache(maxsize=None)
+@cache
 def c_arrays(header: str) -> dict[str, tuple[str, tuple[int, ...], list]]:
     """name -> (C type, declared shape, nested initializer values) for csrc/<header>."""
     text = strip_comments((CSRC / header).read_text())
@@ -62,6 +62,6 @@ def c_arrays(header: str) -> dict[str, tuple[str, tuple[int, ...], list]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def c_int_constants(header: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in _CONST.finditer(strip_comments((CSRC / header).read_text()))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from c_tables import c_arrays, flatten
 
+
 def _table(name: str) -> list[int]:
     """The numbers of a C array initialiser in cabac_tables.h, flattened."""
     return flatten(c_arrays("cabac_tables.h")[name][2])

@@ -17,9 +17,9 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -169,8 +169,8 @@ def parse_stream(path: Path) -> tuple[StreamReport, object]:
     """Opens one stream from its path and parses every frame's slice headers, scaling
     matrices, macroblocks, residual and coefficients (with the fuzz harness's shape and range
     checks); returns the report and the open stream (None unless it parsed)."""
-    from vccv_gpu import codec
     from tools.fuzz.harness import check_frame
+    from vccv_gpu import codec
 
     report = StreamReport(path.name, OK)
     try:

@@ -35,18 +35,18 @@ Public API: :func:`intra_residual_oracle`, :func:`predict_frame`, :class:`IntraF
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
-
 from mv_oracle import FrameMotion, decode_with_motion
 
 __all__ = ["IntraFrame", "intra_residual_oracle", "predict_frame", "predict_nxn", "filter_8x8_samples",
            "predict_16x16", "predict_chroma", "slice_map"]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 Block = list[list[int]]  # [y][x]
 
 # Mode numbers (Tables 8-2, 8-3, 8-4, 8-5).
@@ -74,7 +74,7 @@ class Samples:
     """A neighbourhood p[x, y] of one block, x = -1..2N-1 along the top (p[-1, -1] the corner),
     y = 0..N-1 down the left; None where the sample is not available."""
 
-    def __init__(self, top: list[Optional[int]], left: list[Optional[int]]) -> None:
+    def __init__(self, top: list[int | None], left: list[int | None]) -> None:
         self.top = top    # p[x, -1] for x = -1 .. len - 2 (top[0] is the corner)
         self.left = left  # p[-1, y] for y = 0 .. len - 1
 
@@ -275,7 +275,7 @@ class IntraFrame:
     decoded: tuple[np.ndarray, np.ndarray, np.ndarray]     # uint8 Y, U, V
     prediction: tuple[np.ndarray, np.ndarray, np.ndarray]  # int16, 0 outside intra macroblocks
     predicted: tuple[np.ndarray, np.ndarray, np.ndarray]   # bool: an intra prediction is known
-    mb_char: Optional[np.ndarray]               # FFmpeg's debug=mb_type table, if captured
+    mb_char: np.ndarray | None               # FFmpeg's debug=mb_type table, if captured
 
     @property
     def valid(self) -> tuple[np.ndarray, ...]:
@@ -320,10 +320,10 @@ def predict_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray], mb: Any, sl
 
         avail = {d: mb_ok(*d) for d in ((-1, 0), (0, -1), (1, -1), (-1, -1))}
 
-        def sample_fn(plane: int, size: int) -> Callable[[int, int], Optional[int]]:
+        def sample_fn(plane: int, size: int) -> Callable[[int, int], int | None]:
             rows_p, x0, y0 = rows[plane], mx * size, my * size
 
-            def at(x: int, y: int, order: Callable[[int, int], bool]) -> Optional[int]:
+            def at(x: int, y: int, order: Callable[[int, int], bool]) -> int | None:
                 """Decoded sample at (x, y) relative to the macroblock, if available."""
                 if 0 <= x < size and 0 <= y < size:
                     ok = order(x, y)  # inside: decoded earlier than the current block?
@@ -368,9 +368,9 @@ def predict_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray], mb: Any, sl
     return pred, mask
 
 
-def intra_residual_oracle(path: PathLike, stream: Any, frames_wanted: Optional[set[int]] = None, *,
+def intra_residual_oracle(path: PathLike, stream: Any, frames_wanted: set[int] | None = None, *,
                           skip_loop_filter: bool = False,
-                          decoded: Optional[list[FrameMotion]] = None) -> list[IntraFrame]:
+                          decoded: list[FrameMotion] | None = None) -> list[IntraFrame]:
     """Intra predictions of every frame of ``path`` (display order; only ``frames_wanted``
     where given) from FFmpeg's decoded pictures and the modes ``stream``
     (``codec.open(path)``) reports.

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-
 from h264_writer import BitWriter, Pps, Slice, Sps
 
 __all__ = ["CraftedPicture", "CraftedStream", "MbTruth", "craft_intra_stream"]

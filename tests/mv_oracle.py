@@ -52,9 +52,9 @@ Public API: :func:`ffmpeg_motion_vectors`, :func:`expected_mv_grid`,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 import av
 import av.logging
@@ -67,7 +67,7 @@ __all__ = [
     "expected_mv_grid", "unused_list_mask", "exported_block_mask", "MV_RECORD_DTYPE",
 ]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # Parser contract macroblock codes (mb.mb_type); MB_UNKNOWN only here.
 MB_INTRA, MB_INTER, MB_SKIP, MB_DIRECT, MB_PCM, MB_UNKNOWN = 0, 1, 2, 3, 4, -1
@@ -116,7 +116,7 @@ class FrameMotion:
     """FFmpeg's motion export for one output frame."""
 
     index: int                 # display (output) order, from 0
-    pts: Optional[int]
+    pts: int | None
     pict_type: str             # "I" / "P" / "B" (FFmpeg's picture type)
     key: bool
     coded_width: int           # decoder's uncropped size (multiples of 16)
@@ -126,22 +126,22 @@ class FrameMotion:
     lists: tuple[MotionList, MotionList]   # list 0 (source < 0), list 1 (source > 0)
     records: np.ndarray        # the raw AVMotionVector records (structured array)
     # From FFmpeg's debug=mb_type log, [H16, W16]; None if the log was not captured.
-    mb_char: Optional[np.ndarray] = None   # '<U2': type char + partition char ('+','-','|',' ')
-    mb_type: Optional[np.ndarray] = None   # int8 contract codes (B_Skip -> MB_SKIP)
-    planes: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default=None, repr=False)
+    mb_char: np.ndarray | None = None   # '<U2': type char + partition char ('+','-','|',' ')
+    mb_type: np.ndarray | None = None   # int8 contract codes (B_Skip -> MB_SKIP)
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
-    def mb_skip(self) -> Optional[np.ndarray]:
+    def mb_skip(self) -> np.ndarray | None:
         """bool [H16, W16]: P_Skip or B_Skip."""
         return None if self.mb_char is None else np.isin(_first_char(self.mb_char), ["S", "d"])
 
     @property
-    def mb_direct(self) -> Optional[np.ndarray]:
+    def mb_direct(self) -> np.ndarray | None:
         """bool [H16, W16]: B_Skip or B_Direct_16x16 (FFmpeg's IS_DIRECT)."""
         return None if self.mb_char is None else np.isin(_first_char(self.mb_char), ["d", "D"])
 
     @property
-    def mb_intra(self) -> Optional[np.ndarray]:
+    def mb_intra(self) -> np.ndarray | None:
         """bool [H16, W16]: intra (including I_PCM)."""
         return None if self.mb_char is None else np.isin(_first_char(self.mb_char), ["i", "I", "P"])
 
@@ -235,7 +235,7 @@ def _parse_mb_tables(logs: list[tuple[int, str, str]], mb_width: int,
 # --------------------------------------------------------------------------
 
 
-def _plane_array(plane: "av.video.plane.VideoPlane") -> np.ndarray:
+def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """uint8 [height, width] copy of one plane (honouring the line size)."""
     buf = np.frombuffer(plane, np.uint8)
     return buf.reshape(-1, plane.line_size)[:plane.height, :plane.width].copy()

@@ -56,19 +56,18 @@ Public API: :func:`inter_residual_oracle`, :func:`prediction_residuals`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Union
 
 import numpy as np
-
 from mv_oracle import FrameMotion, decode_with_motion, expected_mv_grid
 
 __all__ = ["PlaneResidual", "ResidualOracle", "inter_residual_oracle", "PredictionCheck",
            "prediction_residuals", "predict_inter", "check_prediction_settings", "predict_luma",
            "predict_chroma", "check_clip_settings"]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 _TAPS = (1, -5, 20, 20, -5, 1)  # 6-tap filter at offsets -2..3
 
@@ -85,7 +84,7 @@ class PlaneResidual:
 @dataclass
 class ResidualOracle:
     index: int              # display index (== decode index for these clips)
-    pts: Optional[int]
+    pts: int | None
     pict_type: str          # "P"
     y: PlaneResidual        # [coded_h, coded_w]
     u: PlaneResidual        # [coded_h/2, coded_w/2]
@@ -104,7 +103,7 @@ def _clip1(a: np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 255)
 
 
-def _reference_stack(ref: np.ndarray, ref_index: Optional[np.ndarray],
+def _reference_stack(ref: np.ndarray, ref_index: np.ndarray | None,
                      shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(int32 [R, H, W] pictures, int [H, W] picture per sample) from a single picture or a stack."""
     refs = ref.astype(np.int32)
@@ -117,7 +116,7 @@ def _reference_stack(ref: np.ndarray, ref_index: Optional[np.ndarray],
     return refs, ref_index
 
 
-def predict_luma(ref: np.ndarray, mv: np.ndarray, ref_index: Optional[np.ndarray] = None) -> np.ndarray:
+def predict_luma(ref: np.ndarray, mv: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """Luma inter prediction (8.4.2.2.1) of a whole picture.
 
     ``ref``: uint8 [H, W] reference picture (coded size), or a stack [R, H, W] with
@@ -167,7 +166,7 @@ def predict_luma(ref: np.ndarray, mv: np.ndarray, ref_index: Optional[np.ndarray
     return out
 
 
-def predict_chroma(ref: np.ndarray, mv: np.ndarray, ref_index: Optional[np.ndarray] = None) -> np.ndarray:
+def predict_chroma(ref: np.ndarray, mv: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """4:2:0 chroma inter prediction (8.4.2.2.2) of a whole picture, frame coding.
 
     ``ref``: uint8 [Hc, Wc], or a stack [R, Hc, Wc] with ``ref_index`` int [Hc, Wc];
@@ -219,7 +218,7 @@ def _plane(decoded: np.ndarray, pred: np.ndarray, known: np.ndarray) -> PlaneRes
 
 
 def inter_residual_oracle(path: PathLike, *, check_settings: bool = True,
-                          mb_types: bool = True) -> list[Optional[ResidualOracle]]:
+                          mb_types: bool = True) -> list[ResidualOracle | None]:
     """Expected residuals of every frame of ``path`` in display order (None for I frames).
 
     ``path`` must be coded with a single reference frame, no B-frames, no weighted
@@ -231,8 +230,8 @@ def inter_residual_oracle(path: PathLike, *, check_settings: bool = True,
     if check_settings:
         check_clip_settings(path)
     frames = decode_with_motion(path, mb_types=mb_types, keep_planes=True)
-    out: list[Optional[ResidualOracle]] = []
-    prev: Optional[FrameMotion] = None
+    out: list[ResidualOracle | None] = []
+    prev: FrameMotion | None = None
     for fm in frames:
         if fm.pict_type == "B":
             raise ValueError(f"{path}: B frame at display index {fm.index}; the oracle needs bframes=0")
@@ -288,7 +287,7 @@ class PredictionCheck:
         return {"y": self.y, "u": self.u, "v": self.v}
 
 
-def check_prediction_settings(stream: "codec.Stream") -> None:  # noqa: F821 - vccv_gpu.codec
+def check_prediction_settings(stream: codec.Stream) -> None:  # noqa: F821 - vccv_gpu.codec
     """Raise ValueError unless ``stream`` predicts with the default (unweighted) sample
     prediction (8.4.2.3.1) in 8-bit 4:2:0: no weighted_pred_flag, weighted_bipred_idc 0,
     and every slice refers to the picture parameter set those flags were read from."""
@@ -316,7 +315,7 @@ def predict_inter(mv: np.ndarray, ref_picture: np.ndarray,
     used; uint8 [H4, W4] lists used, bit L for list L).  A missing picture raises KeyError.
     """
     lists = ((ref_picture[0] >= 0) | ((ref_picture[1] >= 0) << 1)).astype(np.uint8)
-    per_list: list[Optional[list[np.ndarray]]] = [None, None]
+    per_list: list[list[np.ndarray] | None] = [None, None]
     for lst in (0, 1):
         used = ref_picture[lst] >= 0
         if not used.any():
@@ -336,9 +335,9 @@ def predict_inter(mv: np.ndarray, ref_picture: np.ndarray,
     return preds, lists
 
 
-def prediction_residuals(path: PathLike, stream: "codec.Stream",  # noqa: F821
-                         frames: Optional[set[int]] = None, *,
-                         decoded: Optional[list[FrameMotion]] = None) -> list[Optional[PredictionCheck]]:
+def prediction_residuals(path: PathLike, stream: codec.Stream,  # noqa: F821
+                         frames: set[int] | None = None, *,
+                         decoded: list[FrameMotion] | None = None) -> list[PredictionCheck | None]:
     """``decoded - prediction`` of every P and B frame of ``path`` (display order; None for I
     frames and for frames not in ``frames``), where the prediction of each inter 4x4 block is
     computed from the **parser's** vectors (``mv``) and reference pictures (``ref_picture``,
@@ -370,7 +369,7 @@ def prediction_residuals(path: PathLike, stream: "codec.Stream",  # noqa: F821
         if info.type != fm.pict_type:
             raise AssertionError(f"{path}: frame {info.index} is {info.type} here, {fm.pict_type} for FFmpeg")
         planes[info.decode_index] = fm.planes
-    out: list[Optional[PredictionCheck]] = []
+    out: list[PredictionCheck | None] = []
     for info, fm in zip(stream.frames, decoded):
         if info.type == "I" or (frames is not None and info.index not in frames):
             out.append(None)

@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from vccv_gpu import codec
 from tools.clips import make_clip, make_foreign_clip
+from vccv_gpu import codec
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tools.clips import make_clip
 from vccv_gpu import codec
 from vccv_gpu.codec.pyav_frames import PyAVDecoder
-from tools.clips import make_clip
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 COLUMNS = ["ours", "bound", "bound_all", "naive", "naive_all", "smart", "smart_all"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from h264_writer import BitWriter, nal
+
 from vccv_gpu import _h264
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from cabac_encoder import CabacEncoder
+
 from vccv_gpu import _h264
 
 CONTEXTS = [0, 3, 11, 24, 40, 47, 54, 60, 64, 68, 73, 85, 105, 166, 227, 276, 399, 402, 426, 1000]

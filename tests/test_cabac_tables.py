@@ -10,11 +10,10 @@ values confirmed in independent sources (libav/FFmpeg, x264, JM).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
-
 from c_tables import c_arrays, c_int_constants, flatten, shape_of
 
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "cabac_tables.h"
@@ -39,7 +38,7 @@ def _flat(value) -> list[int]:
     return flatten(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_text() -> str:
     return HEADER.read_text(encoding="utf-8")
 
@@ -56,7 +55,7 @@ def arr(name: str) -> list:
     return _arrays()[name][2]
 
 
-@lru_cache(maxsize=None)
+@cache
 def init_tables() -> dict[str, list[tuple[int, int]]]:
     """'I', 0, 1, 2 -> list of 1024 (m, n)."""
     out: dict = {"I": [tuple(p) for p in arr("kCabacInitI")]}

@@ -15,8 +15,15 @@ import torch
 
 from vccv_gpu.attention import MAX_WORDS, attention_maps, draw_attention
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
-from vccv_gpu.caption import (CaptionResult, UsageError, attention_names, caption_videos, collect_videos, main,
-                              read_records)
+from vccv_gpu.caption import (
+    CaptionResult,
+    UsageError,
+    attention_names,
+    caption_videos,
+    collect_videos,
+    main,
+    read_records,
+)
 from vccv_gpu.checkpoint import load_checkpoint, save_checkpoint
 from vccv_gpu.data import Vocabulary, load_dataset
 from vccv_gpu.model import EOS, VCCV

@@ -13,7 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
 from c_tables import c_arrays, shape_of
 
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "cavlc_tables.h"

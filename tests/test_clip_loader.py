@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import torch
 
+from tools.clips import make_foreign_clip
 from vccv_gpu import codec
 from vccv_gpu.codec import loader as loader_mod
 from vccv_gpu.codec.loader import THREAD_NAME_PREFIX, ClipBatch, ClipError, ClipLoader
-from tools.clips import make_foreign_clip
 
 N, S = 4, 32
 CLIP: dict[str, Any] = {"size": (96, 64), "frames": 24, "gop": 6}

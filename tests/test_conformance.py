@@ -13,7 +13,6 @@ fails. Streams run in worker processes, each with a time limit (conformance.py).
 from __future__ import annotations
 
 import pytest
-
 from conformance import CONFORMANCE as ROOT
 from conformance import CORRUPT, OK, REFUSED, StreamReport, default_jobs, manifest, require_conformance, run_streams
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from h264_writer import BitWriter, Pps, Slice, Sps, nal
+
 from vccv_gpu import codec
 
-I, P, B, SP = 2, 0, 1, 3
+I, P, B, SP = 2, 0, 1, 3  # noqa: E741 - slice_type names, as the standard writes them
 
 
 def order(stream: codec.Stream) -> list[int]:
@@ -178,8 +178,8 @@ def corrupt_cases():
     good = sps.nal() + pps.nal() + Slice(sps, pps, I, idr=True).nal()
     yield "missing PPS", good + Slice(sps, Pps(id=7), P, frame_num=1).nal() + good, "missing PPS 7"
     yield "forbidden bit", good + b"\0\0\1\x81\x00" + good, "forbidden_zero_bit"
-    yield "frame_num bits", nal(7, BitWriter().u(24, 0x640028).ue(0).ue(1).ue(0).ue(0).flag(0).flag(0).ue(13).rbsp()) + good, \
-        "log2_max_frame_num_minus4"
+    sps_bad_frame_num = BitWriter().u(24, 0x640028).ue(0).ue(1).ue(0).ue(0).flag(0).flag(0).ue(13).rbsp()
+    yield "frame_num bits", nal(7, sps_bad_frame_num) + good, "log2_max_frame_num_minus4"
     yield "long Exp-Golomb", good + nal(1, BitWriter().u(40, 0).u(8, 0xff).rbsp()) + good, "Exp-Golomb"
     yield "bipred idc 3", sps.nal() + nal(8, BitWriter().ue(0).ue(0).flag(0).flag(0).ue(0).ue(0).ue(0)
                                            .flag(0).u(2, 3).rbsp()) + good, "weighted_bipred_idc"

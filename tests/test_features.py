@@ -10,8 +10,18 @@ import pytest
 import torch
 
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor
-from vccv_gpu.features import (ERRORS_FILE, INDEX_FILE, FeatureStore, FeatureStoreError, StoreWriter, VideoError,
-                               merge_index, prepare_store, video_key, weights_fingerprint)
+from vccv_gpu.features import (
+    ERRORS_FILE,
+    INDEX_FILE,
+    FeatureStore,
+    FeatureStoreError,
+    StoreWriter,
+    VideoError,
+    merge_index,
+    prepare_store,
+    video_key,
+    weights_fingerprint,
+)
 
 CONFIG = BackboneConfig(iframe="tiny", residual="tiny", size=64, num_segments=4)
 

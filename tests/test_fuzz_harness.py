@@ -46,8 +46,8 @@ def test_odd_mp4_cases_go_through_a_file(corpus, monkeypatch):
     """So that the sanitizer build also fuzzes slice data read back from files."""
     from pathlib import Path
 
-    from vccv_gpu import codec
     from tools.fuzz import harness
+    from vccv_gpu import codec
 
     mp4 = next(c for c in range(1, 400, 2) if fuzz.make_case(corpus, 0, c).data[4:8] == b"ftyp")
     opened = []

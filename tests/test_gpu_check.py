@@ -33,8 +33,8 @@ def documented_carry() -> tuple[str, float]:
 
 def work_tree_bytes() -> int:
     try:
-        listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                                capture_output=True, check=True).stdout
+        command = ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        listed = subprocess.run(command, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         pytest.skip(f"{ROOT} is not a git checkout ({e}): what travels cannot be listed")
     paths = {ROOT / name for name in listed.decode().split("\0") if name}

@@ -4,11 +4,12 @@ against the CPU path.
 On the CPU: the device pipeline run on CPU tensors (residual kernels: the reference and the
 Triton kernels under TRITON_INTERPRET=1), the NV12 -> RGB conversion against PyAV's rgb24 and
 the NVDEC orchestration (decoder pool, parallel runs, raw Annex B, fallbacks) against the
-PyNvVideoCodec stand-in of tests/pynvvideocodec_standin.py, which decodes with PyAV. Against the CPU path's ClipSample: frame indices,
-policy and residual sources equal; frames equal (the conversion is libswscale's arithmetic; on a
-machine that is not x86-64 swscale may use other code: then max abs diff <= 3, mean <= 1.5, the
-float conversion's measured distance); residual YUV planes and RGB residuals bit-exact (the
-resampling is the same float32 operations on every device, resample.py).
+PyNvVideoCodec stand-in of tests/pynvvideocodec_standin.py, which decodes with PyAV. Against the
+CPU path's ClipSample: frame indices, policy and residual sources equal; frames equal (the
+conversion is libswscale's arithmetic; on a machine that is not x86-64 swscale may use other
+code: then max abs diff <= 3, mean <= 1.5, the float conversion's measured distance); residual
+YUV planes and RGB residuals bit-exact (the resampling is the same float32 operations on every
+device, resample.py).
 
 On a GPU (marked `gpu`): the same through NVDEC, tensors on CUDA, no large device-to-host copy.
 They generate their clips when PyAV is importable (benchmarks/gpu_check.sh carries its wheel),
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from pynvvideocodec_standin import FakeDecoder, FakeFrame, FakeNvc, FakeSimpleDecoder
+
 from vccv_gpu import codec
 from vccv_gpu.codec import decoders, residuals
 from vccv_gpu.codec import nvdec as nvdec_module

@@ -2,8 +2,8 @@
 
 Every module of vccv_gpu is parsed with `ast`; every import it makes of another vccv_gpu module,
 at the top or inside a function, is an edge (relative imports resolved; `from package import
-name` counts as an import of the submodule when `name` is one). A cycle is a strongly connected component of more than one
-module. The parent packages a submodule import runs implicitly are not edges: every package
+name` counts as an import of the submodule when `name` is one). A cycle is a strongly connected
+component of more than one module. The parent packages a submodule import runs implicitly are not edges: every package
 would otherwise be in a cycle with the submodules its __init__ imports.
 """
 

@@ -44,8 +44,8 @@ def test_directory_verify_reports_bad_files_by_name(clip_factory, tmp_path, caps
 
     import numpy as np
 
-    from vccv_gpu import codec
     from tools.clips import make_foreign_clip
+    from vccv_gpu import codec
 
     root = tmp_path / "videos"
     (root / "nested" / "deeper").mkdir(parents=True)

@@ -9,17 +9,17 @@ intra macroblocks carry no residual: there FFmpeg's decoded samples are the pred
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
-
 from intra_oracle import intra_residual_oracle, predict_frame, slice_map
 from intra_stream import craft_intra_stream
 from mv_oracle import decode_with_motion
-from vccv_gpu import codec
+
 from tools.clips import write_cqm_file
+from vccv_gpu import codec
 
 # Small clips, no deblocking. Low crf gives many Intra4x4/8x8 blocks, high crf (and flat image
 # areas: seeds 1 and 4) Intra16x16 ones; seeds 5 and 10 move fast enough for x264 to code many

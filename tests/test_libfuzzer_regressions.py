@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vccv_gpu import _h264
 from tools.fuzz import parse_all
+from vccv_gpu import _h264
 
 FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
 REGRESSIONS = sorted(p for p in (FUZZ_DIR / "regressions").glob("*") if p.is_file() and not p.name.startswith("."))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from mv_oracle import MB_DIRECT, MB_INTRA, MB_PCM, MB_SKIP, decode_with_motion, expected_mv_grid
 from residual_oracle import inter_residual_oracle
-from vccv_gpu import codec
+
 from tools.clips import read_cqm_file, write_cqm_file
+from vccv_gpu import codec
 
 # CAVLC: baseline, main and high; 1/4 slices; refs 1/4; sub-pel and full-pel; odd sizes; long GOP.
 MV_MATRIX = {
@@ -198,7 +198,8 @@ def test_coefficients_reproduce_the_residual(clip_factory):
         for frame in s.frames:
             c = s.coefficients(frame.index)
             assert c.data.dtype == np.int16 and c.data.flags.c_contiguous
-            assert np.shares_memory(c.coeffs4, c.data) and np.shares_memory(c.positions8, c.data) or len(c.positions8) == 0
+            assert (np.shares_memory(c.coeffs4, c.data) and np.shares_memory(c.positions8, c.data)
+                    or len(c.positions8) == 0)
             r = s.residual(frame.index)
             planes = {0: r.y, 1: r.u, 2: r.v}
             # Every block's transform lands inside its plane; zero residual outside all blocks.
@@ -230,7 +231,8 @@ def test_slice_must_end_at_its_trailing_bits(clip_factory):
     padded = good + b"\x80"  # a byte of "data" after the stop bit: the parse cannot end cleanly
     data = sps.nal() + pps.nal() + Slice(sps, pps, 2, idr=True).nal()
     with codec.open(data + padded + Slice(sps, pps, 0, frame_num=2, poc_lsb=4).nal()) as s:
-        with pytest.raises(codec.CorruptStream, match=r"frame 1: (slice data continues past the last macroblock|.*rbsp_trailing_bits)") as info:
+        ends = r"frame 1: (slice data continues past the last macroblock|.*rbsp_trailing_bits)"
+        with pytest.raises(codec.CorruptStream, match=ends) as info:
             s.macroblocks(1)
         assert info.value.decode_index == 1
         assert s.macroblocks(2) is not None

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
+import paper_equations as paper
 import pytest
 import torch
 from torch import nn
 
-import paper_equations as paper
 from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, VCCVConfig, beam_search, caption_loss
 
 if not torch.cuda.is_available():

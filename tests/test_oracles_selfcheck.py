@@ -15,9 +15,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from mv_oracle import (
-    MB_INTRA, MB_PCM, MB_SKIP, expected_mv_grid, ffmpeg_motion_vectors, unused_list_mask,
+    MB_INTRA,
+    MB_PCM,
+    MB_SKIP,
+    expected_mv_grid,
+    ffmpeg_motion_vectors,
+    unused_list_mask,
 )
 from oracles import pyav_oracle
 from residual_oracle import inter_residual_oracle, predict_chroma, predict_luma

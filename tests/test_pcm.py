@@ -4,9 +4,9 @@ the arithmetic decoder must restart after the samples, 9.3.1.2)."""
 from __future__ import annotations
 
 import numpy as np
-
 from cabac_encoder import CabacEncoder
 from h264_writer import BitWriter, Pps, Slice, Sps, nal
+
 from vccv_gpu import codec
 
 PCM_BYTES = bytes(range(256)) + bytes(128)  # 256 luma + 2 x 64 chroma samples

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mv_oracle import MB_DIRECT, MB_INTER, decode_with_motion
 from residual_oracle import predict_inter, prediction_residuals
+
 from vccv_gpu import codec
 
 # x264 clips: no weighted prediction (the oracle does the default sample prediction only).

@@ -11,13 +11,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import h264_writer
 import numpy as np
 import pytest
-
-import h264_writer
 from mv_oracle import decode_with_motion, expected_mv_grid
-from vccv_gpu import _h264, codec
+
 from tools.clips import render_frames
+from vccv_gpu import _h264, codec
 
 START = b"\x00\x00\x00\x01"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from pynvvideocodec_standin import FakeEncoder, FakeNvc
+
 from vccv_gpu import codec
 from vccv_gpu.codec.reencode import (
     ReencodeError,

@@ -17,14 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tools.clips import make_foreign_clip, make_tagged_clip
 from vccv_gpu import codec
 from vccv_gpu.codec.colour import residual_to_rgb, rgb_matrix, yuv_to_rgb
-from vccv_gpu.codec.resample import resize
 from vccv_gpu.codec.decoders import register_decoder
 from vccv_gpu.codec.plan import choose_keyframes, gop_residual_frames, uniform_indices
 from vccv_gpu.codec.pyav_frames import PyAVDecoder
+from vccv_gpu.codec.resample import resize
 from vccv_gpu.codec.residuals import summed_residual
-from tools.clips import make_foreign_clip, make_tagged_clip
 
 SIZE = (160, 96)
 

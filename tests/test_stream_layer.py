@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from oracles import pyav_oracle
 
 from vccv_gpu import codec
-
-from oracles import pyav_oracle
 
 # id -> (container suffix, make_clip settings). Covers CAVLC/CABAC, baseline/main/high,
 # B-frames 0/3 with pyramid, refs 1/4, 1 and 4 slices, odd sizes, GOP 12 and 250, weighted

@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 
+from tools.clips import x264_settings
 from vccv_gpu import codec
 from vccv_gpu.data import load_dataset
 from vccv_gpu.data import synthetic as syn
-from tools.clips import x264_settings
 
 SIZE = (64, 48)
 FRAMES = 16

@@ -25,8 +25,8 @@ import math
 import os
 import pathlib
 import re
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
-from typing import Iterator, Mapping, Union
 
 import av
 import numpy as np
@@ -37,7 +37,7 @@ from vccv_gpu.data.scenes import sample_bilinear as _sample
 __all__ = ["make_clip", "make_foreign_clip", "make_tagged_clip", "read_cqm_file", "render_frames",
            "write_cqm_file", "x264_settings"]
 
-PathLike = Union[str, pathlib.Path]
+PathLike = str | pathlib.Path
 
 # Container per file extension.  Raw Annex-B uses FFmpeg's "h264" muxer.
 _H264_FORMATS: dict[str, str] = {
@@ -480,7 +480,7 @@ def _av_escape(value: str) -> str:
 
 
 def _encode(path: pathlib.Path, fmt: str, codec: str, size: tuple[int, int], frames: int,
-            seed: int, fps: Union[int, Fraction], options: Mapping[str, str]) -> None:
+            seed: int, fps: int | Fraction, options: Mapping[str, str]) -> None:
     w, h = size
     rate = Fraction(fps)
     with av.open(str(path), "w", format=fmt, container_options=_CONTAINER_OPTIONS) as out:
@@ -608,7 +608,7 @@ def _verify(path: PathLike, expected: Mapping[str, object]) -> None:
 def _check_args(path: pathlib.Path, size: tuple[int, int], frames: int, entropy: str,
                 profile: str, bframes: int, refs: int, slices: int,
                 transform_8x8: bool | None, weightp: int | None, gop: int, crf: float,
-                fps: Union[int, Fraction], direct: str | None = None,
+                fps: int | Fraction, direct: str | None = None,
                 cqm: PathLike | None = None, partitions: str | None = None) -> str:
     """Validate everything up front; return the container format name."""
     fmt = _H264_FORMATS.get(path.suffix.lower())
@@ -693,7 +693,7 @@ def make_clip(path: PathLike, *, size: tuple[int, int] = (160, 96), frames: int 
               entropy: str = "cabac", profile: str = "high", bframes: int = 0, refs: int = 1,
               slices: int = 1, transform_8x8: bool | None = None, subpel: bool = True,
               deblock: bool = True, weightp: int | None = None, gop: int = 12,
-              crf: float = 23, seed: int = 0, fps: Union[int, Fraction] = 25,
+              crf: float = 23, seed: int = 0, fps: int | Fraction = 25,
               direct: str | None = None, cqm: PathLike | None = None,
               partitions: str | None = None, constrained_intra: bool = False) -> pathlib.Path:
     """Encode a synthetic clip with libx264 and verify the settings took effect.
@@ -845,7 +845,7 @@ def make_tagged_clip(path: PathLike, colorspace: int, color_range: int, size: tu
 
 def make_foreign_clip(path: PathLike, codec: str, *, size: tuple[int, int] = (160, 96),
                       frames: int = 10, seed: int = 0,
-                      fps: Union[int, Fraction] = 25) -> pathlib.Path:
+                      fps: int | Fraction = 25) -> pathlib.Path:
     """Encode a short non-H.264 clip, for tests that must reject such input.
 
     ``codec`` is ``"mpeg4"`` (MPEG-4 part 2; ``.mp4``/``.avi``/``.mkv``/``.mov``)

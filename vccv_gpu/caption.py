@@ -59,9 +59,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from vccv_gpu import jsonl
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
-from vccv_gpu import jsonl
 from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
 from vccv_gpu.runtime import Ranks, atomic_write, fsync_dir, resolve_device, stderr_is_terminal
 

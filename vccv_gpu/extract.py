@@ -34,8 +34,16 @@ from vccv_gpu.codec.loader import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.codec.sample import ClipSample
 from vccv_gpu.data import DATA_FORMATS
-from vccv_gpu.features import (BACKBONES_FILE, STORE_FILE, FeatureStoreError, StoreWriter, VideoError,
-                               merge_index, prepare_store, video_key)
+from vccv_gpu.features import (
+    BACKBONES_FILE,
+    STORE_FILE,
+    FeatureStoreError,
+    StoreWriter,
+    VideoError,
+    merge_index,
+    prepare_store,
+    video_key,
+)
 from vccv_gpu.runtime import Ranks, stderr_is_terminal
 
 __all__ = ["ExtractReport", "extract", "main"]

@@ -51,8 +51,16 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from vccv_gpu.backbones import FeatureExtractor, model_config
 from vccv_gpu.checkpoint import save_checkpoint
-from vccv_gpu.data import (DATA_FORMATS, MAX_CAPTION_TOKENS, MIN_WORD_COUNT, DataFormatError, Vocabulary, detect_format,
-                           load_samples, pad_batch)
+from vccv_gpu.data import (
+    DATA_FORMATS,
+    MAX_CAPTION_TOKENS,
+    MIN_WORD_COUNT,
+    DataFormatError,
+    Vocabulary,
+    detect_format,
+    load_samples,
+    pad_batch,
+)
 from vccv_gpu.evaluate import caption_videos, plain_warnings
 from vccv_gpu.feature_dataset import StoredFeatures, StoredVideo, find_in_store, warn_missing
 from vccv_gpu.features import FeatureStore

@@ -9,8 +9,8 @@ Each stream becomes two seeds: Annex B (mode byte 0) and AVCC (mode 1: an avcC r
 packet per access unit). MP4 files keep their own extradata and packets (demuxed with PyAV) and
 are file-backed (mode 3), as codec.open reads MP4 files; raw streams are converted to AVCC here.
 Seeds are cut to --max-units access units and --max-bytes bytes (AVCC seeds at a packet boundary
-where possible) so that the executions per second stay useful. Files that are not H.264 (other codecs in the MP4 set) are
-skipped.
+where possible) so that the executions per second stay useful. Files that are not H.264 (other
+codecs in the MP4 set) are skipped.
 
 Also importable: `annexb_nals`, `avcc_seed`, `annexb_seed`, `decode_input` (the format's reader,
 used by tests/test_libfuzzer_regressions.py).
@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # tools/ (clips) is outside the package

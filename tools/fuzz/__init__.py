@@ -30,8 +30,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from .corpus import CLIPS, IDR, PPS, SLICE, SPS, Clip, load_clips, make_clips, pps_fields, slice_fields, sps_fields
 from .corpus import _encode as _encode  # re-exported for the tests

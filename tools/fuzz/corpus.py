@@ -6,10 +6,10 @@ import io
 import os
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
+from typing import Any
 
 # ------------------------------------------------------------------------------------------------
 # Seed clips

@@ -1,4 +1,5 @@
-"""The target each case runs (everything a user of codec.open can call), the worker processes that run cases, and the supervisor that restarts them and blames failures."""
+"""The target each case runs (everything a user of codec.open can call), the worker processes
+that run cases, and the supervisor that restarts them and blames failures."""
 
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .corpus import CLIPS, load_clips
 from .mutations import make_case
-
-
 
 # ------------------------------------------------------------------------------------------------
 # The target: everything a user of codec.open can call on a stream

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .corpus import IDR, PPS, SLICE, SPS, Clip, _rewrite_field, pps_fields, slice_fields, sps_fields
-
-
 
 # ------------------------------------------------------------------------------------------------
 # Mutations

@@ -112,7 +112,7 @@ def _c_div(a: int, b: int) -> int:
     return q if a >= 0 else -q
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def swscale_coefficients(matrix_coefficients: int | None, full_range: bool) -> dict[str, int]:
     """The int16 coefficients of libswscale's SIMD yuv2rgb for a stream's matrix and range:
     `ff_yuv2rgb_c_init_tables` (libswscale/yuv2rgb.c) with contrast, saturation and brightness

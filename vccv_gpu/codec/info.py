@@ -11,13 +11,15 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
 from .errors import CorruptStream, StreamError
-from .stream import Stream, open as open_stream
+from .stream import Stream
+from .stream import open as open_stream
 
 # What a directory search picks up: containers FFmpeg reads and raw H.264 streams (.jsv, .26l:
 # the JVT conformance suites' names).

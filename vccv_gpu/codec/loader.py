@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
+from ..runtime import stderr_is_terminal
 from .demux import Source
 from .errors import StreamError
-from ..runtime import stderr_is_terminal
 from .plan import RESIDUAL_MODES
 from .sample import ClipSample, sample_clip
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from .demux import Source
-from .stream import Coefficients, Macroblocks, Residual, Stream, open as open_stream
+from .stream import Coefficients, Macroblocks, Residual, Stream
+from .stream import open as open_stream
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .datasets import (
 from .vocab import MAX_CAPTION_TOKENS, MIN_WORD_COUNT, Vocabulary, pad_batch, tokenize
 
 __all__ = [
-    "DATA_FORMATS", "KINDS", "MAX_CAPTION_TOKENS", "MIN_WORD_COUNT", "MSRVTT_OFFICIAL_SPLIT", "SPLITS", "DataFormatError", "Sample",
-    "Vocabulary", "detect_format", "load_dataset", "load_samples", "pad_batch", "read_caption_csv", "read_caption_jsonl", "read_charades",
-    "read_msrvtt", "split_counts", "tokenize",
+    "DATA_FORMATS", "KINDS", "MAX_CAPTION_TOKENS", "MIN_WORD_COUNT", "MSRVTT_OFFICIAL_SPLIT", "SPLITS",
+    "DataFormatError", "Sample", "Vocabulary", "detect_format", "load_dataset", "load_samples", "pad_batch",
+    "read_caption_csv", "read_caption_jsonl", "read_charades", "read_msrvtt", "split_counts", "tokenize",
 ]

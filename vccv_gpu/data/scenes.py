@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["photo", "sample_bilinear"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> np.ndarray:
     """A bundled sample image as float32 RGB (H, W, 3) in 0..255; cached."""
     try:

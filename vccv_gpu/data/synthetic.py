@@ -169,7 +169,8 @@ def _background(params: ClipParams, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     x0, y0, step = params.crop
     src = scenes.photo(params.background)
-    return scenes.sample_bilinear(src, y0 + step * np.arange(h, dtype=np.float64), x0 + step * np.arange(w, dtype=np.float64))
+    ys = y0 + step * np.arange(h, dtype=np.float64)
+    return scenes.sample_bilinear(src, ys, x0 + step * np.arange(w, dtype=np.float64))
 
 
 def _centres(params: ClipParams, size: tuple[int, int], frames: int) -> tuple[np.ndarray, np.ndarray]:
