@@ -24,8 +24,9 @@ void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
   for (int k = 0; k < b.count; ++k) c[to_raster[b.scan[k]]] = b.level[k];
 }
 
-// Zeroed room for block number `index` of `Size` coefficients. The array grows in large steps
-// (new room uninitialised) and is cut to the blocks kept at the end (run).
+// Zeroed room for block number `index` of `Size` coefficients. The parser's constructor made room
+// for every block a picture can code (the growth here only guards that bound); run() cuts the
+// array to the blocks kept.
 template <size_t Size>
 int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
   const size_t end = (index + 1) * Size;
