@@ -57,6 +57,8 @@ class CMakeBuild(build_ext):
         # Both flavours link to the same file: remove it so that ninja relinks the one asked for
         # (else switching VCCV_SANITIZE in a built tree silently keeps the other flavour's library).
         (out_dir / Path(self.get_ext_filename(ext.name)).name).unlink(missing_ok=True)
+        for testing_module in (ROOT / "tests").glob("_h264_testing*"):  # the tests' module, likewise
+            testing_module.unlink()
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
         subprocess.run([cmake_exe, "--build", ".", "-j", jobs], cwd=build_dir, check=True)
 

@@ -160,34 +160,6 @@ py::tuple scaling_matrices(const Stream& s, size_t decode_index) {
   return py::make_tuple(m4, m8);
 }
 
-// Reads `codes` ("u:N", "ue", "se", "te:MAX", "more_rbsp_data", "byte_aligned") in order from an
-// RBSP: a window onto the bit reader for its unit tests.
-py::list read_bits(const py::bytes& data, const std::vector<std::string>& codes) {
-  const std::string bytes = data;
-  BitReader r(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  py::list out;
-  for (const std::string& code : codes) {
-    const auto colon = code.find(':');
-    const std::string kind = code.substr(0, colon);
-    const auto arg = colon == std::string::npos ? 0u : static_cast<uint32_t>(std::stoul(code.substr(colon + 1)));
-    if (kind == "u")
-      out.append(r.u(static_cast<int>(arg)));
-    else if (kind == "ue")
-      out.append(r.ue());
-    else if (kind == "se")
-      out.append(r.se());
-    else if (kind == "te")
-      out.append(r.te(arg));
-    else if (kind == "more_rbsp_data")
-      out.append(r.more_rbsp_data());
-    else if (kind == "byte_aligned")
-      out.append(r.byte_aligned());
-    else
-      throw py::value_error("unknown code " + code);
-  }
-  return out;
-}
-
 template <typename T>
 py::array_t<T> to_array(const PictureArray<T>& v, std::vector<py::ssize_t> shape) {
   py::array_t<T> a(shape);
@@ -257,19 +229,6 @@ struct PyParsedPicture {
     return py::make_tuple(data, n4, n8);
   }
 };
-
-// Decodes bins with the CABAC engine, for its unit tests: op >= 0 decodes a decision with that
-// context, -1 a bypass bin, -2 a terminate bin.
-py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, const std::vector<int>& ops) {
-  const std::string bytes = data;
-  BitReader r(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  CabacDecoder d(r, cabac_init_idc, slice_qp);
-  py::list out;
-  for (const int op : ops) out.append(op >= 0 ? d.decision(op) : (op == -1 ? d.bypass() : d.terminate()));
-  d.sync_reader();
-  out.append(r.position());
-  return out;
-}
 
 // ---- resampling (resample.h): numpy views in, checked, then computed with the GIL released ----
 
@@ -361,8 +320,6 @@ PYBIND11_MODULE(_h264, m) {
   py::register_exception<UnsupportedStream>(m, "UnsupportedStream");
   py::register_exception<CorruptStream>(m, "CorruptStream");
 
-  m.def("cabac_bins", &cabac_bins, py::arg("rbsp"), py::arg("cabac_init_idc"), py::arg("slice_qp"), py::arg("ops"),
-        "CABAC engine access for tests; the last item is the bit position reached.");
   m.def("resample_rgb", &resample_rgb_py, py::arg("rgb"), py::arg("rows"), py::arg("cols"),
         "uint8 RGB [3, rows, cols] from an interleaved uint8 RGB image [height, width, 3]: bilinear blend.");
   const char* resample_residual_doc =
@@ -371,12 +328,6 @@ PYBIND11_MODULE(_h264, m) {
         py::arg("cols"), py::arg("matrix"), resample_residual_doc);
   m.def("resample_residual", &resample_residual_py<int32_t>, py::arg("y"), py::arg("u"), py::arg("v"), py::arg("rows"),
         py::arg("cols"), py::arg("matrix"), resample_residual_doc);
-  m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"), "Bit reader access for tests.");
-  m.def("remove_emulation_prevention", [](const py::bytes& data) {
-    const std::string bytes = data;
-    const auto out = remove_emulation_prevention(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
-  });
 
   py::class_<PyParsedPicture>(m, "ParsedPicture")
       .def("macroblocks", &PyParsedPicture::macroblocks)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import _h264_testing
 import numpy as np
 import pytest
 from h264_writer import BitWriter, nal
-
-from vccv_gpu import _h264
 
 
 def test_round_trip_random_fields():
@@ -38,29 +37,30 @@ def test_round_trip_random_fields():
         expected.append(v)
     codes.append("more_rbsp_data")
     expected.append(False)
-    assert _h264.read_bits(w.rbsp(), codes) == expected
+    assert _h264_testing.read_bits(w.rbsp(), codes) == expected
 
 
 def test_more_rbsp_data_and_alignment():
     rbsp = BitWriter().u(3, 5).rbsp()  # 101 1 0000
-    assert _h264.read_bits(rbsp, ["more_rbsp_data", "u:3", "more_rbsp_data", "byte_aligned"]) == [True, 5, False, False]
+    codes = ["more_rbsp_data", "u:3", "more_rbsp_data", "byte_aligned"]
+    assert _h264_testing.read_bits(rbsp, codes) == [True, 5, False, False]
     # cabac_zero_words after the trailing bits do not count as data
-    assert _h264.read_bits(rbsp + b"\0\0\0", ["u:3", "more_rbsp_data"]) == [5, False]
+    assert _h264_testing.read_bits(rbsp + b"\0\0\0", ["u:3", "more_rbsp_data"]) == [5, False]
 
 
 @pytest.mark.parametrize("codes", [["u:32", "u:1"], ["u:8", "ue"], ["se", "se", "se"]])
 def test_reading_past_the_end_raises(codes):
-    with pytest.raises(_h264.CorruptStream, match="past the end"):
-        _h264.read_bits(b"\x00\x00\x00\x01", codes + ["u:32"] * 2)
+    with pytest.raises(_h264_testing.CorruptStream, match="past the end"):
+        _h264_testing.read_bits(b"\x00\x00\x00\x01", codes + ["u:32"] * 2)
 
 
 def test_exp_golomb_longer_than_32_bits_raises():
-    with pytest.raises(_h264.CorruptStream, match="longer than 32 bits"):
-        _h264.read_bits(b"\0" * 5 + b"\xff" * 5, ["ue"])
+    with pytest.raises(_h264_testing.CorruptStream, match="longer than 32 bits"):
+        _h264_testing.read_bits(b"\0" * 5 + b"\xff" * 5, ["ue"])
 
 
 def test_emulation_prevention_removal():
     payload = bytes([0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 7, 0, 0])
     escaped = nal(1, payload)[5:]  # without start code and header
     assert escaped != payload and b"\0\0\3" in escaped
-    assert _h264.remove_emulation_prevention(escaped) == payload
+    assert _h264_testing.remove_emulation_prevention(escaped) == payload

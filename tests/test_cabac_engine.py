@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 
+import _h264_testing
 import pytest
 from cabac_encoder import CabacEncoder
-
-from vccv_gpu import _h264
 
 CONTEXTS = [0, 3, 11, 24, 40, 47, 54, 60, 64, 68, 73, 85, 105, 166, 227, 276, 399, 402, 426, 1000]
 
@@ -32,12 +31,12 @@ def test_random_bins_round_trip(seed):
         ops.append(ctx)
         bins.append(value)
     encoder.terminate(1)
-    decoded = _h264.cabac_bins(encoder.rbsp() + b"\0\0\0\0", init_idc, qp, ops + [-2])
+    decoded = _h264_testing.cabac_bins(encoder.rbsp() + b"\0\0\0\0", init_idc, qp, ops + [-2])
     assert decoded[:-2] == bins and decoded[-2] == 1
     # With the standard's flush the decoder has read exactly to the rbsp_stop_one_bit.
     assert decoded[-1] == len(encoder.bits)
 
 
 def test_codIOffset_510_is_rejected():
-    with pytest.raises(_h264.CorruptStream, match="510 or 511"):
-        _h264.cabac_bins(b"\xff\xff\xff", -1, 26, [3])
+    with pytest.raises(_h264_testing.CorruptStream, match="510 or 511"):
+        _h264_testing.cabac_bins(b"\xff\xff\xff", -1, 26, [3])

@@ -10,6 +10,7 @@ import struct
 from fractions import Fraction
 from pathlib import Path
 
+import _h264_testing
 import av
 import h264_writer
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from mv_oracle import decode_with_motion, expected_mv_grid
 
 from tools.clips import render_frames
-from vccv_gpu import _h264, codec
+from vccv_gpu import codec
 
 START = b"\x00\x00\x00\x01"
 
@@ -153,7 +154,7 @@ def _zero_cabac_alignment(data: bytes) -> tuple[bytes, int]:
     out, zeroed, decode_index = b"", 0, 0
     for nal in nal_units(data):
         if nal[0] & 0x1F in (1, 5):
-            rbsp = bytearray(_h264.remove_emulation_prevention(nal[1:]))
+            rbsp = bytearray(_h264_testing.remove_emulation_prevention(nal[1:]))
             offset = native.slice_headers(decode_index)[0]["slice_data_bit_offset"]
             decode_index += 1
             for bit in range(offset, (offset + 7) // 8 * 8):
