@@ -32,8 +32,8 @@ const CavlcTables& tables() {
 
 }  // namespace
 
-int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff,
-                              int32_t* coeff_level) {
+int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
+  out.count = 0;
   const CavlcTables& t = tables();
   int total_coeff = 0, trailing_ones = 0;
   if (nC >= 8) {  // 6-bit fixed-length coeff_token (Table 9-5, 8 <= nC)
@@ -86,8 +86,10 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
   }
   // Coefficients are sent highest frequency first; place them walking down the scan.
   int position = start_idx + total_coeff - 1 + zeros_left;
+  out.count = total_coeff;
   for (int i = 0; i < total_coeff; ++i) {
-    coeff_level[position] = level[i];
+    out.scan[i] = static_cast<uint8_t>(position);
+    out.level[i] = level[i];
     if (i == total_coeff - 1) break;
     int run = 0;
     if (zeros_left > 0) {

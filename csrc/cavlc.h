@@ -4,13 +4,13 @@
 #include <cstdint>
 
 #include "bit_reader.h"
+#include "block_levels.h"
 
 namespace vccv {
 
-// Decodes a block into coeff_level[start_idx..end_idx] (scan order; other entries untouched,
-// callers zero them) and returns TotalCoeff(coeff_token). nC is -1 for 4:2:0 chroma DC.
-int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff,
-                              int32_t* coeff_level);
+// Decodes a block's levels (scan positions start_idx..end_idx) into `out` and returns
+// TotalCoeff(coeff_token), the number of levels (none is zero). nC is -1 for 4:2:0 chroma DC.
+int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out);
 
 // coded_block_pattern from its me(v) codeNum (Table 9-4, ChromaArrayType 1 or 2).
 uint32_t read_coded_block_pattern_cavlc(BitReader& r, bool intra);

@@ -70,17 +70,9 @@ int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
 
 int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out) {
   if (!cabac_) {  // CAVLC blocks hold at most 16 levels (an 8x8 block comes as four 4x4)
-    int32_t dense[16] = {};
     const int size = std::min(max_num_coeff, 16);
     const int end = cat == kCatLumaAc || cat == kCatChromaAc ? 14 : size - 1;
-    const int total = read_residual_block_cavlc(*r_, nc, 0, end, size, dense);
-    out.count = 0;
-    for (int k = 0; k < size; ++k)
-      if (dense[k] != 0) {
-        out.scan[out.count] = static_cast<uint8_t>(k);
-        out.level[out.count++] = dense[k];
-      }
-    return total;
+    return read_residual_block_cavlc(*r_, nc, 0, end, size, out);
   }
   out.count = 0;
   if (cat != kCatLuma8x8 && !cabac_->coded_block_flag(cat, cbf_inc)) return 0;
