@@ -38,34 +38,15 @@ int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
 
 }  // namespace
 
+// The neighbours are the current macroblock, A (bx < 0) or B (by < 0), never both.
 int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
-  int mb_x = mb_x_, mb_y = mb_y_;
-  if (bx < 0) {
-    --mb_x;
-    bx += 4;
-  }
-  if (by < 0) {
-    --mb_y;
-    by += 4;
-  }
-  if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff[by * 4 + bx];
-  if (!mb_available(mb_x, mb_y)) return -1;
-  return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff[by * 4 + bx];
+  const MbState* n = bx < 0 ? mb_a() : (by < 0 ? mb_b() : cur_);
+  return n ? n->total_coeff[(by & 3) * 4 + (bx & 3)] : -1;
 }
 
 int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
-  int mb_x = mb_x_, mb_y = mb_y_;
-  if (bx < 0) {
-    --mb_x;
-    bx += 2;
-  }
-  if (by < 0) {
-    --mb_y;
-    by += 2;
-  }
-  if (mb_x == mb_x_ && mb_y == mb_y_) return cur_->total_coeff_chroma[plane][by * 2 + bx];
-  if (!mb_available(mb_x, mb_y)) return -1;
-  return mbs_[static_cast<size_t>(mb_y * w_ + mb_x)].total_coeff_chroma[plane][by * 2 + bx];
+  const MbState* n = bx < 0 ? mb_a() : (by < 0 ? mb_b() : cur_);
+  return n ? n->total_coeff_chroma[plane][(by & 1) * 2 + (bx & 1)] : -1;
 }
 
 int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out) {
