@@ -6,7 +6,7 @@ namespace vccv {
 
 const MbState* PictureParser::block_owner(int x, int y, int& block) const {
   block = ((y & 15) >> 2) * 4 + ((x & 15) >> 2);
-  return x < 0 ? mb_a() : (y < 0 ? mb_b() : cur_);
+  return owner(x, y);
 }
 
 int PictureParser::ref_gt0(int list, int x, int y) const {

@@ -77,10 +77,7 @@ void PictureParser::direct_block(const Colocated& col, int bx, int by, int size)
   int ref0 = 0;
   if (col.ref >= 0) {
     // The picture the co-located block refers to, through the slice of its macroblock there.
-    const ParsedPicture& cp = *colocated_;
-    const int32_t picture =
-        cp.slice_ref_pictures[static_cast<size_t>(cp.mb_slice[static_cast<size_t>(mb_y_ * w_ + mb_x_)])]
-                             [static_cast<size_t>(col.list)][static_cast<size_t>(col.ref)];
+    const int32_t picture = colocated_->ref_picture_in(static_cast<size_t>(mb_y_ * w_ + mb_x_), col.list, col.ref);
     ref0 = -1;
     for (size_t i = 0; i < list0.size() && ref0 < 0; ++i)
       if (list0[i].picture == picture) ref0 = static_cast<int>(i);

@@ -188,7 +188,7 @@ void PictureParser::intra_pred(const MbTypeInfo& t, bool transform_8x8) {  // 7.
 }
 
 int8_t PictureParser::intra_mode_neighbour(int bx, int by) const {
-  const MbState* n = bx >= 0 && by >= 0 ? cur_ : (bx < 0 ? mb_a() : mb_b());  // null when not available
+  const MbState* n = owner(bx, by);
   if (!n) return kDcPredicted;
   const int8_t mode = out_.macroblocks.intra_pred[block_index(0, bx, by)];
   return n == cur_ ? mode : neighbour_intra_mode(true, !n->intra, n->i_nxn, mode, pps_.constrained_intra_pred);

@@ -80,14 +80,17 @@ struct ParsedPicture {
   std::vector<std::array<std::vector<int32_t>, 2>> slice_ref_pictures;
   PictureArray<uint8_t> luma_total_coeff;  // TotalCoeff per luma 4x4 block [4 * height_mbs][4 * width_mbs]
 
+  // Decoding index of the picture that ref_idx `ref` (>= 0) of `list` names in macroblock `mb`'s slice.
+  int32_t ref_picture_in(size_t mb, int list, int ref) const {
+    return slice_ref_pictures[static_cast<size_t>(mb_slice[mb])][static_cast<size_t>(list)][static_cast<size_t>(ref)];
+  }
   // Decoding index of the picture the 4x4 block `block` ([H4][W4] raster) of `list` refers to;
   // -1 where that list is unused.
   int32_t ref_picture(int list, size_t block) const {
     const int8_t ref = macroblocks.ref_idx[static_cast<size_t>(list) * luma_blocks() + block];
     if (ref < 0) return -1;
     const size_t w4 = static_cast<size_t>(4 * macroblocks.width_mbs);
-    const size_t mb = (block / w4 / 4) * static_cast<size_t>(macroblocks.width_mbs) + block % w4 / 4;
-    return slice_ref_pictures[static_cast<size_t>(mb_slice[mb])][static_cast<size_t>(list)][static_cast<size_t>(ref)];
+    return ref_picture_in((block / w4 / 4) * static_cast<size_t>(macroblocks.width_mbs) + block % w4 / 4, list, ref);
   }
   size_t luma_blocks() const { return 16 * static_cast<size_t>(macroblocks.width_mbs * macroblocks.height_mbs); }
 };

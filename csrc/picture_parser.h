@@ -68,6 +68,9 @@ class PictureParser {
   }
   const MbState* mb_a() const { return avail_a_ ? cur_ - 1 : nullptr; }
   const MbState* mb_b() const { return avail_b_ ? cur_ - w_ : nullptr; }
+  // The macroblock holding a block at (bx, by), in any block unit, relative to the current one:
+  // itself, A (bx < 0) or B (by < 0), never both negative; null when not available.
+  const MbState* owner(int bx, int by) const { return bx < 0 ? mb_a() : (by < 0 ? mb_b() : cur_); }
   // Index in the [2][H4][W4] arrays of 4x4 block (bx, by) relative to the current MB (-1 for
   // the left or upper neighbour).
   size_t block_index(int list, int bx, int by) const {

@@ -38,14 +38,13 @@ int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
 
 }  // namespace
 
-// The neighbours are the current macroblock, A (bx < 0) or B (by < 0), never both.
 int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
-  const MbState* n = bx < 0 ? mb_a() : (by < 0 ? mb_b() : cur_);
+  const MbState* n = owner(bx, by);
   return n ? n->total_coeff[(by & 3) * 4 + (bx & 3)] : -1;
 }
 
 int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
-  const MbState* n = bx < 0 ? mb_a() : (by < 0 ? mb_b() : cur_);
+  const MbState* n = owner(bx, by);
   return n ? n->total_coeff_chroma[plane][(by & 1) * 2 + (bx & 1)] : -1;
 }
 
