@@ -97,7 +97,8 @@ class CabacDecoder {
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)
   void init_engine();
-  void renormalise() {  // RenormD: range back to at least 256 (range is 2..510: clz >= 23)
+  // RenormD: range back to at least 256 (range is 2..510: clz >= 23).
+  __attribute__((always_inline)) void renormalise() {
     const int shift = __builtin_clz(range_) - 23;
     range_ <<= shift;
     if (ahead_ < shift) refill();
