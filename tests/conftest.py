@@ -75,3 +75,30 @@ def cli_help(capsys: pytest.CaptureFixture[str]) -> Callable[[Callable[[list[str
         return text
 
     return run
+
+
+# Captioning (test_caption.py, test_ray_engine.py): generated clips and a tiny random model.
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 4 generated clips (plus their captions.csv one level up)."""
+    from vccv_gpu.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("caption_clips")
+    generate(root, videos=4, size=(64, 48), frames=24)
+    return root / "videos"
+
+
+@pytest.fixture(scope="session")
+def videos(clips: Path) -> list[Path]:
+    found = sorted(p.resolve() for p in clips.glob("*.mp4"))
+    assert len(found) == 4
+    return found
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Path:
+    from tiny_models import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("caption_ckpt") / "tiny", clips)

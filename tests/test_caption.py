@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import tiny_checkpoint
 
 from vccv_gpu.attention import MAX_WORDS, attention_maps, draw_attention
-from vccv_gpu.backbones import BackboneConfig, FeatureExtractor, model_config
 from vccv_gpu.caption import (
     CaptionResult,
     UsageError,
@@ -24,51 +24,14 @@ from vccv_gpu.caption import (
     main,
     read_records,
 )
-from vccv_gpu.checkpoint import load_checkpoint, save_checkpoint
-from vccv_gpu.data import Vocabulary, load_dataset
-from vccv_gpu.model import EOS, VCCV
+from vccv_gpu.checkpoint import checkpoint_sha256, load_checkpoint
 
-KEYS = {"path", "caption", "score", "seconds"}
+KEYS = {"path", "caption", "score", "seconds", "checkpoint", "checkpoint_sha256"}
 
 
 def _env() -> dict[str, str]:
     # Subprocesses share the machine's 2 cores with the test process.
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of 4 generated clips (plus their captions.csv one level up)."""
-    from vccv_gpu.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("caption_clips")
-    generate(root, videos=4, size=(64, 48), frames=24)
-    return root / "videos"
-
-
-@pytest.fixture(scope="session")
-def videos(clips: Path) -> list[Path]:
-    found = sorted(p.resolve() for p in clips.glob("*.mp4"))
-    assert len(found) == 4
-    return found
-
-
-def _tiny_checkpoint(path: Path, clips: Path, with_backbones: bool = True, keep_aspect: bool = False) -> Path:
-    torch.manual_seed(0)
-    backbones = BackboneConfig("tiny", "tiny", size=112, num_segments=4, keep_aspect=keep_aspect)
-    captions = [c for sample in load_dataset("csv", clips.parent / "captions.csv") for c in sample.captions]
-    vocab = Vocabulary.build(captions, min_count=1)
-    model = VCCV(model_config(backbones, len(vocab), embed=16, hidden=32, gate_dim=16, dropout=0.0, max_len=6))
-    with torch.no_grad():  # random weights would end at once (one <eos> outscores any longer caption)
-        model.classifier.weight.mul_(4.0)
-        model.classifier.bias[EOS] = -20.0
-    extractor = FeatureExtractor(backbones) if with_backbones else None
-    return save_checkpoint(path, model, vocab, extractor, info={"test": True})
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Path:
-    return _tiny_checkpoint(tmp_path_factory.mktemp("caption_ckpt") / "tiny", clips)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +65,7 @@ def test_missing_checkpoint_is_a_clear_usage_error(tmp_path: Path, videos: list[
 
 def test_checkpoint_that_cannot_caption_video(tmp_path: Path, clips: Path, videos: list[Path],
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    no_backbones = _tiny_checkpoint(tmp_path / "features_only", clips, with_backbones=False)
+    no_backbones = tiny_checkpoint(tmp_path / "features_only", clips, with_backbones=False)
     assert main([str(videos[0]), "--checkpoint", str(no_backbones)]) == 2
     assert "has no backbones" in capsys.readouterr().err
 
@@ -116,7 +79,7 @@ def test_plain_output_is_path_tab_caption(clips: Path, videos: list[Path], check
     assert [line.split("\t", 1)[1] for line in lines] == [r["caption"] for r in cli_json]
 
 
-def test_json_output_schema(videos: list[Path], cli_json: list[dict]) -> None:
+def test_json_output_schema(videos: list[Path], checkpoint: Path, cli_json: list[dict]) -> None:
     assert [r["path"] for r in cli_json] == [str(v) for v in videos]
     for record in cli_json:
         assert set(record) == KEYS
@@ -125,6 +88,20 @@ def test_json_output_schema(videos: list[Path], cli_json: list[dict]) -> None:
         assert isinstance(record["seconds"], float) and record["seconds"] > 0
     # One batch: every video gets the same share of its wall time.
     assert len({r["seconds"] for r in cli_json}) == 1
+    # Which model wrote it: the checkpoint's folder and the hash of its files.
+    assert {r["checkpoint"] for r in cli_json} == {str(checkpoint.resolve())}
+    assert {r["checkpoint_sha256"] for r in cli_json} == {checkpoint_sha256(checkpoint)}
+
+
+def test_checkpoint_hash_follows_the_weights(tmp_path: Path, clips: Path, checkpoint: Path) -> None:
+    copy = shutil.copytree(checkpoint, tmp_path / "copy")
+    assert checkpoint_sha256(copy) == checkpoint_sha256(checkpoint)  # contents, not the folder's name
+    with open(copy / "model.safetensors", "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 1]))
+    assert checkpoint_sha256(copy) != checkpoint_sha256(checkpoint)
 
 
 def test_bad_file_is_reported_and_the_rest_captioned(tmp_path: Path, videos: list[Path], checkpoint: Path,
@@ -299,19 +276,16 @@ def test_collect_videos_searches_directories(tmp_path: Path) -> None:
         collect_videos([empty])
 
 
-def test_torchrun_two_ranks_merge_into_one_sorted_file(tmp_path: Path, clips: Path, videos: list[Path],
-                                                       checkpoint: Path, cli_json: list[dict]) -> None:
-    out = tmp_path / "captions.jsonl"
-    out.write_text(json.dumps(cli_json[1]) + "\n")  # an earlier run captioned one video already
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "vccv_gpu.caption", str(clips), "--checkpoint", str(checkpoint), "--out", str(out),
-               "--device", "cpu", "--workers", "1"]
-    run = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "[rank 0] captioning 2 videos (1 already in" in run.stderr
-    assert "[rank 1] captioning 1 video (1 already in" in run.stderr
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["path"] for r in records] == [str(v) for v in videos]  # sorted, one line each
-    assert records[1] == cli_json[1]  # the earlier line kept as it was
-    assert [r["caption"] for r in records] == [r["caption"] for r in cli_json]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["captions.jsonl"]  # rank files merged away
+def test_ray_engine_without_ray_names_the_extra(clips: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main([str(clips), "--checkpoint", str(checkpoint), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine ray needs Ray Data" in err and "vccv_gpu[scale]" in err and "Traceback" not in err
+
+
+def test_engine_options_need_the_ray_engine(clips: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(clips), "--sampling-workers", "2"])
+    assert exit_info.value.code == 2
+    assert "--sampling-workers needs --engine ray" in capsys.readouterr().err

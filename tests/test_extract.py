@@ -1,12 +1,10 @@
-"""Feature extraction into a store: values, resume, kills, bad videos, refusals, the CLI, two ranks."""
+"""Feature extraction into a store: values, resume, kills, bad videos, refusals, the CLI (--engine ray:
+test_ray_engine.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,26 +183,3 @@ def test_help(cli_help: Callable[..., str]) -> None:
     text = cli_help(main, "python -m vccv_gpu.extract")
     for option in ("--out", "--data", "--backbones", "--shard-size", "--device"):
         assert option in text
-
-
-def test_two_ranks_make_one_index(clips: list[Path], tmp_path: Path) -> None:
-    out = tmp_path / "store"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "vccv_gpu.extract", str(clips[0].parent), "--out", str(out), "--shard-size", "2", *TINY_ARGS]
-    # A session of its own: on a timeout the ranks go down with the launcher.
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, stderr[-3000:]
-    assert {p.name for p in out.glob("index-rank*.jsonl")} == {"index-rank0.jsonl", "index-rank1.jsonl"}
-    index = json.loads((out / "index.json").read_text())
-    assert set(index["videos"]) == {video_key(p) for p in clips}
-    assert {shard.split("-")[0] for shard in index["videos"].values()} == {"rank0", "rank1"}
-    assert "6 clips extracted" in stderr
-    store = FeatureStore(out)
-    assert len(store) == 6 and store.load(clips[3])[1].dtype == torch.float16

@@ -22,6 +22,7 @@ the paper's 7x7 grid), about 0.7 M parameters: for tests, the demo checkpoint an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -246,6 +247,17 @@ class FeatureExtractor(nn.Module):
         lead = tuple(iframes.shape[:2])
         return (self._run(self.cnn_i, self.normalise_frames(iframes), lead),
                 self._run(self.cnn_r, self.normalise_residuals(residuals), lead))
+
+    def stored_features(self, iframes: Tensor, residuals: Tensor) -> tuple[Tensor, Tensor]:
+        """What a feature store keeps: `forward` in inference mode (bf16 autocast on CUDA), as
+        fp16 on the CPU, clamped to fp16's range (bf16/fp32 activations can exceed it)."""
+        device = self.mean.device
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            v_i, a_r = self(iframes.to(device), residuals.to(device).float())
+        limit = torch.finfo(torch.float16).max
+        return (v_i.clamp(-limit, limit).to(torch.float16).cpu(), a_r.clamp(-limit, limit).to(torch.float16).cpu())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Both networks and the config in one safetensors file (written atomically)."""

@@ -2,7 +2,7 @@
 
     python -m vccv_gpu.caption clip.mp4 videos/ [--checkpoint RUN] [--beam 5] [--json]
     python -m vccv_gpu.caption videos/ --out captions.jsonl             # resumable
-    torchrun --nproc-per-node 8 -m vccv_gpu.caption videos/ --out captions.jsonl
+    python -m vccv_gpu.caption corpus/ --out captions.jsonl --engine ray [--address auto]
     python -m vccv_gpu.caption clip.mp4 --attention pictures/            # where the model looked
 
 In Python:
@@ -12,27 +12,25 @@ In Python:
     for result in caption_videos(paths, load_checkpoint("run"), device="cuda"):
         print(result)        # CaptionResult(path, caption, score, seconds) or codec ClipError
 
-Pipeline: `codec.ClipLoader` samples each clip in worker threads, on a CUDA device through the GPU
-front end (the checkpoint's BackboneConfig fixes num_segments, size, residual_mode and
-keep_aspect), the checkpoint's backbones turn a batch into features, and `VCCV.generate` runs
-batched beam search; the best beam is the caption and its summed log-probability the score.
-`seconds` is the wall time of the video's batch (waiting for sampling, backbones, beam search)
-divided by the videos captioned in that batch.
+Pipeline (the plain engine, the default): `codec.ClipLoader` samples each clip in worker threads,
+on a CUDA device through the GPU front end (the checkpoint's BackboneConfig fixes num_segments,
+size, residual_mode and keep_aspect), the checkpoint's backbones turn a batch into features, and
+`VCCV.generate` runs batched beam search; the best beam is the caption and its summed
+log-probability the score. `seconds` is the wall time of the video's batch (waiting for sampling,
+backbones, beam search) divided by the videos captioned in that batch. At corpus scale,
+`--engine ray` runs the same steps as a Ray Data pipeline (`vccv_gpu.ray_engine`: sampling actors
+on CPUs, model actors on GPUs, on this machine or a cluster); there `seconds` is the model
+actor's time for the batch per video.
 
 Output: `path<TAB>caption` lines on stdout, or JSON lines with --json; with --out the JSON lines
-go to FILE.jsonl instead, appended after every batch (flushed and fsynced), and a rerun skips the
-videos already there, so a kill loses at most the batch in flight. A torn last line (a kill
-during the write) is dropped and its video captioned again. Paths are written resolved
-(absolute, symlinks followed), which is also how videos are matched on resume. Videos that
-cannot be read are reported on stderr and are not written, so a rerun tries them again.
-
-At scale, under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment), every rank reads
-what is done, the ranks meet at a barrier, and rank r captions the r-th of every WORLD_SIZE
-videos still to do, on cuda:LOCAL_RANK, appending to FILE.jsonl.rank{r}. When all ranks have
-finished, rank 0 merges FILE.jsonl and every FILE.jsonl.rank* into FILE.jsonl (sorted by path,
-one line per video, atomic replace) and removes the rank files. Several nodes need FILE and the
-videos on a shared filesystem. The ranks synchronise over gloo even on GPUs: the only collective
-ops are barriers and one integer sum, and gloo waits for slow ranks without NCCL's watchdog.
+go to FILE.jsonl instead, appended as batches finish (flushed and fsynced), and a rerun skips the
+videos already there, so a kill loses at most the batches in flight. A torn last line (a kill
+during the write) is dropped and its video captioned again. When the run ends, FILE.jsonl is
+rewritten sorted by path with one line per video, and the videos that could not be read go to
+FILE.errors.jsonl (path, reason, kind; removed when there are none); they are not in FILE.jsonl,
+so a rerun tries them again. JSON records carry the checkpoint's path and content hash
+(`checkpoint`, `checkpoint_sha256`). Paths are written resolved (absolute, symlinks followed),
+which is also how videos are matched on resume.
 
 CPU and GPU: the model runs in float32 everywhere, but cuDNN convolutions may use TF32 (PyTorch's
 default) and the Triton kernels sum in another order than the reference ops, so features differ
@@ -47,7 +45,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,16 +55,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from vccv_gpu import jsonl
+from vccv_gpu import jsonl, ray_engine
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
 from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
-from vccv_gpu.runtime import Ranks, atomic_write, fsync_dir, resolve_device, stderr_is_terminal
+from vccv_gpu.runtime import atomic_write, resolve_device, stderr_is_terminal
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
 
-__all__ = ["CaptionResult", "caption_videos", "collect_videos", "main", "merge_outputs", "read_records"]
+__all__ = ["CaptionResult", "caption_videos", "collect_videos", "errors_path", "finish_output", "main",
+           "read_records"]
 
 
 class UsageError(ValueError):
@@ -206,23 +204,26 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
     return records
 
 
-def _rank_files(out: Path) -> list[Path]:
-    return jsonl.rank_files(out.parent, re.compile(re.escape(out.name) + r"\.rank(\d+)"))
+def errors_path(out: Path) -> Path:
+    """Where the videos that could not be captioned into `out` are listed."""
+    return out.with_name(f"{out.name.removesuffix('.jsonl')}.errors.jsonl")
 
 
-def merge_outputs(out: Path) -> int:
-    """Merges `out` and its rank files into `out`: one line per video (the first record seen),
-    sorted by path, written atomically; then removes the rank files. Returns the line count."""
-    rank_files = _rank_files(out)
+def finish_output(out: Path, errors: Sequence[ClipError]) -> int:
+    """Rewrites `out` sorted by path with one line per video (the first record seen), atomically,
+    and lists `errors` in `errors_path(out)` (removed when there are none). Returns the line count."""
     merged: dict[str, dict[str, Any]] = {}
-    for source in [out, *rank_files]:
-        for record in read_records(source):
-            merged.setdefault(record["path"], record)
-    text = "".join(json.dumps(merged[key], ensure_ascii=False) + "\n" for key in sorted(merged))
+    for record in read_records(out):
+        merged.setdefault(record["path"], record)
+    text = "".join(json.dumps(merged[key]) + "\n" for key in sorted(merged))
     atomic_write(out, lambda f: f.write(text.encode()))
-    for rank_file in rank_files:  # after the replace: a kill before this only leaves duplicates
-        rank_file.unlink(missing_ok=True)
-    fsync_dir(out.parent)
+    listed = errors_path(out)
+    if errors:
+        lines = "".join(json.dumps({"path": str(e.path), "reason": e.reason, "kind": e.kind}) + "\n"
+                        for e in sorted(errors, key=lambda e: str(e.path)))
+        atomic_write(listed, lambda f: f.write(lines.encode()))
+    else:
+        listed.unlink(missing_ok=True)
     return len(merged)
 
 
@@ -242,12 +243,13 @@ def attention_names(paths: Sequence[Path]) -> dict[Path, str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vccv_gpu.caption",
-        description="Caption H.264 videos with a VCCV checkpoint (one caption per video). Under torchrun "
-                    "each rank captions a shard of the videos; with --out the rank files are merged at the end.",
+        description="Caption H.264 videos with a VCCV checkpoint (one caption per video). --engine ray runs "
+                    "the same steps as a Ray Data pipeline on this machine or a cluster, for corpora.",
         epilog="Output fields: path (resolved), caption, score (the best beam's summed log-probability), "
                "seconds (the wall time of the video's batch, sampling + backbones + beam search, divided by "
-               "the videos captioned in that batch). Exit status: 0 all captioned, 1 some videos could not "
-               "be read (named on stderr), 2 usage error.")
+               "the videos captioned in that batch), checkpoint and checkpoint_sha256 (the model that wrote it). "
+               "Exit status: 0 all captioned, 1 some videos could not be read (named on stderr, and in "
+               "FILE.errors.jsonl with --out), 2 usage error.")
     parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
                         help=f"video files, or directories searched recursively for {' '.join(sorted(VIDEO_SUFFIXES))}")
     parser.add_argument("--checkpoint", metavar="RUN", default=None,
@@ -257,20 +259,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len", type=int, default=None,
                         help="most tokens per caption, <eos> included (default: the model's max_len)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU")
+                        help="plain engine: auto = CUDA if available, else CPU")
     parser.add_argument("--batch", type=int, default=8, help="videos per batch (default 8)")
-    parser.add_argument("--workers", type=int, default=2, help="threads sampling clips (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="plain engine: threads sampling clips (default 2)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     parser.add_argument("--out", metavar="FILE.jsonl", type=Path, default=None,
                         help="append JSON lines to this file instead of stdout; a rerun skips the videos "
-                             "already in it")
+                             "already in it; sorted by path when the run ends")
     parser.add_argument("--attention", metavar="DIR", type=Path, default=None,
-                        help="write a PNG per video: the sampled frames under SAM's attention map for each "
-                             "generated word (first 12) and TGM's gate per frame")
+                        help="plain engine: write a PNG per video: the sampled frames under SAM's attention map "
+                             "for each generated word (first 12) and TGM's gate per frame")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="how the encoder runs: fused Triton kernels, their PyTorch reference, or the "
                              "paper's equations recomputed every step (default: $VCCV_BACKEND, else auto = "
                              "Triton on CUDA)")
+    ray_engine.add_arguments(parser)
     return parser
 
 
@@ -281,9 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    ray_engine.check_arguments(parser, args)
+    if args.engine == "ray" and args.attention:
+        parser.error("--attention needs the plain engine (the features stay in the model workers)")
     try:
         return _run(args)
-    except UsageError as e:
+    except (UsageError, ray_engine.EngineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -307,79 +313,88 @@ def _load(args: argparse.Namespace, device: torch.device) -> Checkpoint:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The ranks synchronise over gloo even on GPUs: the only collectives are barriers and sums.
-    try:
-        ranks, device = Ranks.join(args.device, backend="gloo")
-    except ValueError as e:
-        raise UsageError(f"{e} (use --device cpu or auto)") from e
-    try:
-        return _caption_shard(args, ranks, device)
-    finally:
-        ranks.close()
-
-
-def _caption_shard(args: argparse.Namespace, ranks: Ranks, device: torch.device) -> int:
-    """This rank's share of the videos still to caption, then (rank 0) the merge of the outputs."""
     from tqdm import tqdm
 
     from vccv_gpu.codec.loader import ClipError
 
-    tag = f"[rank {ranks.rank}] " if ranks.distributed else ""
+    # The ray engine's driver only reads the checkpoint (identity, sampling shape): on the CPU.
+    device = _resolve_device(args.device) if args.engine == "plain" else torch.device("cpu")
     checkpoint = _load(args, device)
     videos = collect_videos(args.inputs)
-    names = attention_names(videos) if args.attention else {}
-
-    own_file: Path | None = None
     done: set[str] = set()
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        own_file = args.out.with_name(f"{args.out.name}.rank{ranks.rank}") if ranks.distributed else args.out
-        read_records(own_file, repair=True)
-        for source in [args.out, *_rank_files(args.out)]:
-            done.update(record["path"] for record in read_records(source))
-    ranks.barrier()  # every rank has read what is done before any rank writes
+        done = {record["path"] for record in read_records(args.out, repair=True)}
     todo = [v for v in videos if str(v) not in done]
-    shard = todo[ranks.rank::ranks.size]
     skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""
-    print(f"{tag}captioning {len(shard)} video{'s' * (len(shard) != 1)}{skipped}", file=sys.stderr)
+    print(f"captioning {len(todo)} video{'s' * (len(todo) != 1)}{skipped}", file=sys.stderr)
 
-    bar = tqdm(total=len(shard), unit="video", desc=f"{tag}captioning", dynamic_ncols=True,
-               disable=not (stderr_is_terminal() and len(shard) > args.batch))
-    failed = 0
-    writer = jsonl.Appender(own_file) if own_file is not None else None
+    if args.engine == "ray":
+        batches = _ray_batches(args, todo, checkpoint)
+    else:
+        batches = _plain_batches(args, todo, checkpoint, device)
+    bar = tqdm(total=len(todo), unit="video", desc="captioning", dynamic_ncols=True,
+               disable=not (stderr_is_terminal() and len(todo) > args.batch))
+    identity = checkpoint.identity()
+    errors: list[ClipError] = []
+    seen: set[str] = set()  # the ray engine may deliver a retried batch twice
+    writer = jsonl.Appender(args.out) if args.out is not None else None
     try:
-        for captioned in _caption_batches([str(v) for v in shard], checkpoint, beam=args.beam,
-                                          batch_size=args.batch, workers=args.workers, device=device,
-                                          max_len=args.max_len, progress=False):
+        for items in batches:
+            items = [item for item in items if str(item.path) not in seen]
+            seen.update(str(item.path) for item in items)
             results = []
-            for item in captioned.items:
+            for item in items:
                 if isinstance(item, ClipError):
-                    failed += 1
-                    bar.write(f"{tag}error: {item.path}: {item.reason}", file=sys.stderr)
+                    errors.append(item)
+                    bar.write(f"error: {item.path}: {item.reason}", file=sys.stderr)
                 else:
-                    results.append(item)
+                    results.append({**dataclasses.asdict(item), **identity})
             if writer is not None:
-                writer.write(dataclasses.asdict(item) for item in results)
+                writer.write(results)
             elif results:
-                lines = [item.to_json() if args.json else f"{item.path}\t{item.caption}" for item in results]
+                lines = [json.dumps(r, ensure_ascii=False) if args.json else f"{r['path']}\t{r['caption']}"
+                         for r in results]
                 sys.stdout.write("\n".join(lines) + "\n")
                 sys.stdout.flush()
-            if args.attention:
-                _draw_batch(args.attention, captioned, checkpoint, names)
-            bar.update(len(captioned.items))
+            bar.update(len(items))
     finally:
         bar.close()
         if writer is not None:
             writer.close()
+    if args.out is not None:
+        lines = finish_output(args.out, errors)
+        print(f"{lines} captions in {args.out}", file=sys.stderr)
+    if errors:
+        where = f" (listed in {errors_path(args.out)})" if args.out is not None else " (named above)"
+        print(f"error: {len(errors)} video{'s' * (len(errors) != 1)} could not be captioned{where}", file=sys.stderr)
+    return 1 if errors else 0
 
-    ranks.barrier()  # all rank files complete
-    if args.out is not None and ranks.rank == 0 and (ranks.distributed or _rank_files(args.out)):
-        lines = merge_outputs(args.out)
-        print(f"merged {lines} captions into {args.out}", file=sys.stderr)
-    failed = ranks.sum([failed])[0]  # also keeps the other ranks alive until rank 0 has merged
-    if failed and ranks.rank == 0:
-        print(f"error: {failed} video{'s' * (failed != 1)} could not be captioned (named above)", file=sys.stderr)
-    return 1 if failed else 0
+
+def _plain_batches(args: argparse.Namespace, todo: list[Path], checkpoint: Checkpoint,
+                   device: torch.device) -> Iterator[list[CaptionResult | ClipError]]:
+    """One process: ClipLoader threads and the model on `device`; attention pictures when asked."""
+    names = attention_names(todo) if args.attention else {}
+    for captioned in _caption_batches([str(v) for v in todo], checkpoint, beam=args.beam, batch_size=args.batch,
+                                      workers=args.workers, device=device, max_len=args.max_len, progress=False):
+        yield captioned.items
+        if args.attention:
+            _draw_batch(args.attention, captioned, checkpoint, names)
+
+
+def _ray_batches(args: argparse.Namespace, todo: list[Path],
+                 checkpoint: Checkpoint) -> Iterator[list[CaptionResult | ClipError]]:
+    """The Ray Data pipeline (`vccv_gpu.ray_engine`), one list per finished video."""
+    from vccv_gpu.codec.loader import ClipError
+
+    options = ray_engine.options_from(args)
+    kwargs = {"checkpoint": str(checkpoint.path), "backend": args.backend, "beam": args.beam, "max_len": args.max_len}
+    spec = ray_engine.SamplingSpec.of(checkpoint.backbones.config)  # type: ignore[union-attr] - checked by _load
+    for row in ray_engine.run([str(v) for v in todo], spec, ray_engine.CaptionWorker, kwargs, options):
+        if row["error"]:
+            yield [ClipError(row["path"], row["error"], row["kind"])]
+        else:
+            yield [CaptionResult(row["path"], row["caption"], float(row["score"]), float(row["seconds"]))]
 
 
 def _draw_batch(folder: Path, captioned: _CaptionedBatch, checkpoint: Checkpoint, names: dict[Path, str]) -> None:

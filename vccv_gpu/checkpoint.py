@@ -3,6 +3,8 @@
     save_checkpoint("run/best", model, vocab, backbones=extractor, info={"epoch": 3})
     ckpt = load_checkpoint(resolve_checkpoint("run"))   # run/best; None -> the bundled demo
     ckpt.model, ckpt.vocab, ckpt.backbones, ckpt.info
+    ckpt.sha256                                          # content hash: which model wrote an output
+    v_i, a_r, best = ckpt.caption(batch.iframes, batch.residuals, beam=5)
 
 Layout:
     config.json            {"format": 1, "model": VCCVConfig fields, "backbones": BackboneConfig or null, "info": {...}}
@@ -18,6 +20,7 @@ sees the old checkpoint or the new one, never a mix. Replacing an existing one t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,13 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from vccv_gpu.backbones import BackboneConfig, FeatureExtractor
 from vccv_gpu.data import Vocabulary
 from vccv_gpu.model import VCCV, VCCVConfig
+from vccv_gpu.model.beam import Caption
 from vccv_gpu.runtime import fsync_dir
 
-__all__ = ["DEMO_CHECKPOINT", "FORMAT", "Checkpoint", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+__all__ = ["DEMO_CHECKPOINT", "FORMAT", "Checkpoint", "checkpoint_sha256", "load_checkpoint", "resolve_checkpoint",
+           "save_checkpoint"]
 
 FORMAT = 1
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "demo"
@@ -48,6 +54,22 @@ class Checkpoint:
     backbones: FeatureExtractor | None   # None: features must come from a feature store
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    sha256: str = ""                     # of its files' contents (`checkpoint_sha256`)
+
+    def identity(self) -> dict[str, str]:
+        """What output records say about the model that wrote them."""
+        return {"checkpoint": str(self.path.resolve()) if self.path else "", "checkpoint_sha256": self.sha256}
+
+    def caption(self, iframes: Tensor, residuals: Tensor, *, beam: int = 5,
+                max_len: int | None = None) -> tuple[Tensor, Tensor, list[Caption]]:
+        """Backbones and beam search over a batch of sampled clips (on the model's device):
+        (v_i, a_r, the best Caption per clip). Needs backbones."""
+        if self.backbones is None:
+            raise ValueError(f"{self.path or 'the checkpoint'} has no backbones")
+        with torch.inference_mode():
+            v_i, a_r = self.backbones(iframes, residuals)
+            best = [beams[0] for beams in self.model.generate(v_i, a_r, beam_size=beam, max_len=max_len)]
+        return v_i, a_r, best
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -98,6 +120,20 @@ def save_checkpoint(path: str | os.PathLike[str], model: VCCV, vocab: Vocabulary
 
 def _complete(path: Path) -> bool:
     return all((path / name).is_file() for name in _FILES)
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over the checkpoint directory's files (names and contents, in name order): two
+    checkpoints with one hash caption identically."""
+    digest = hashlib.sha256()
+    for name in sorted((*_FILES, "backbones.safetensors")):
+        file = Path(path) / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0")
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_checkpoint(path: str | os.PathLike[str] | None) -> Path:
@@ -151,4 +187,4 @@ def load_checkpoint(path: str | os.PathLike[str] | None, device: str | torch.dev
         if config.get("backbones") and BackboneConfig.from_dict(config["backbones"]) != backbones.config:
             raise ValueError(f"{path}: backbones.safetensors does not match config.json")
     return Checkpoint(model=model.to(device).eval(), vocab=vocab, backbones=backbones,
-                      info=config.get("info", {}), path=path)
+                      info=config.get("info", {}), path=path, sha256=checkpoint_sha256(path))

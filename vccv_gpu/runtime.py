@@ -1,6 +1,6 @@
 """Process and file plumbing shared by the CLIs: durable renames, the torch device to run on,
-and the ranks torchrun hands a process (`Ranks`: one distributed set-up for caption, extract
-and train)."""
+and the ranks torchrun hands a training process (`Ranks`: DDP's set-up; captioning and extraction
+scale on Ray Data instead, `vccv_gpu.ray_engine`)."""
 
 from __future__ import annotations
 

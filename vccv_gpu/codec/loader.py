@@ -41,7 +41,7 @@ from .errors import StreamError
 from .plan import RESIDUAL_MODES
 from .sample import ClipSample, sample_clip
 
-__all__ = ["ClipBatch", "ClipError", "ClipLoader"]
+__all__ = ["ClipBatch", "ClipError", "ClipLoader", "sample_or_error"]
 
 THREAD_NAME_PREFIX = "ClipLoader"
 
@@ -54,6 +54,17 @@ class ClipError:
     path: Source
     reason: str
     kind: str = ""
+
+
+def sample_or_error(path: Source, **options: Any) -> ClipSample | ClipError:
+    """`sample_clip(path, **options)`, or the ClipError that names the clip when it is an
+    unreadable video (`codec.StreamError`) or file (`OSError`); other exceptions propagate."""
+    try:
+        return sample_clip(path, **options)
+    except StreamError as e:
+        return ClipError(path, e.reason, type(e).__name__)
+    except OSError as e:
+        return ClipError(path, str(e), type(e).__name__)
 
 
 @dataclass
@@ -139,14 +150,9 @@ class ClipLoader:
         return stderr_is_terminal() and len(self) > 1
 
     def _sample(self, path: Source) -> ClipSample | ClipError:
-        """Runs in a worker thread: one clip, or the error that names it."""
-        try:
-            return sample_clip(path, num_segments=self.num_segments, size=self.size,
-                               residual=self.residual, device=self.device, keep_aspect=self.keep_aspect)
-        except StreamError as e:
-            return ClipError(path, e.reason, type(e).__name__)
-        except OSError as e:
-            return ClipError(path, str(e), type(e).__name__)
+        """Runs in a worker thread."""
+        return sample_or_error(path, num_segments=self.num_segments, size=self.size, residual=self.residual,
+                               device=self.device, keep_aspect=self.keep_aspect)
 
     def _assemble(self, paths: list[Source], results: list[ClipSample | ClipError]) -> ClipBatch:
         good = [(p, r) for p, r in zip(paths, results) if isinstance(r, ClipSample)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -59,6 +60,11 @@ class ClipSample:
         return cls(iframes=iframes, residuals=residuals, frame_indices=list(frame_indices),
                    residual_indices=[src[0] if src else -1 for src in sources], residual_frames=list(sources),
                    policy=policy, fps=fps, duration=duration)
+
+    def info(self) -> dict[str, Any]:
+        """What was sampled, as JSON-ready values (a feature store keeps it per video)."""
+        return {"frames": list(self.frame_indices), "residual_frames": list(self.residual_indices),
+                "policy": self.policy, "fps": self.fps, "duration": self.duration}
 
 
 def default_backends(device: torch.device) -> tuple[str, str]:
