@@ -384,17 +384,15 @@ def _plain_batches(args: argparse.Namespace, todo: list[Path], checkpoint: Check
 
 def _ray_batches(args: argparse.Namespace, todo: list[Path],
                  checkpoint: Checkpoint) -> Iterator[list[CaptionResult | ClipError]]:
-    """The Ray Data pipeline (`vccv_gpu.ray_engine`), one list per finished video."""
+    """The Ray Data pipeline (`vccv_gpu.ray_engine`), one list per finished block of videos."""
     from vccv_gpu.codec.loader import ClipError
 
     options = ray_engine.options_from(args)
     kwargs = {"checkpoint": str(checkpoint.path), "backend": args.backend, "beam": args.beam, "max_len": args.max_len}
     spec = ray_engine.SamplingSpec.of(checkpoint.backbones.config)  # type: ignore[union-attr] - checked by _load
-    for row in ray_engine.run([str(v) for v in todo], spec, ray_engine.CaptionWorker, kwargs, options):
-        if row["error"]:
-            yield [ClipError(row["path"], row["error"], row["kind"])]
-        else:
-            yield [CaptionResult(row["path"], row["caption"], float(row["score"]), float(row["seconds"]))]
+    for rows in ray_engine.run([str(v) for v in todo], spec, ray_engine.CaptionWorker, kwargs, options):
+        yield [ClipError(row["path"], row["error"], row["kind"]) if row["error"] else
+               CaptionResult(row["path"], row["caption"], float(row["score"]), float(row["seconds"])) for row in rows]
 
 
 def _draw_batch(folder: Path, captioned: _CaptionedBatch, checkpoint: Checkpoint, names: dict[Path, str]) -> None:

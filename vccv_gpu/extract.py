@@ -146,7 +146,7 @@ def _ray_items(todo: list[Any], backbones: Path, config: BackboneConfig,
                engine: ray_engine.EngineOptions) -> Iterator[_Item]:
     rows = ray_engine.run([str(p) for p in todo], ray_engine.SamplingSpec.of(config), ray_engine.ExtractWorker,
                           {"backbones": str(backbones)}, engine)
-    for row in rows:
+    for row in (row for block in rows for row in block):
         if row["error"]:
             yield VideoError(row["path"], row["error"], row["kind"])
         else:

@@ -2,8 +2,8 @@
 
     connect()                       # or connect("auto"): the cluster `ray start` set up
     rows = run(paths, SamplingSpec.of(config), CaptionWorker, dict(checkpoint=..., beam=5), EngineOptions())
-    for row in rows:   # one dict per video, in completion order: "path", "error" ("" if none), "kind",
-        ...            # and the model stage's columns
+    for block in rows:   # finished videos, a dict each: "path", "error" ("" if none), "kind",
+        ...              # and the model stage's columns
 
 The pipeline (`caption --engine ray`, `extract --engine ray`):
 
@@ -177,49 +177,50 @@ def _maybe_fail(stage: str, fault: str | None) -> None:
     os._exit(1)
 
 
-def _sample_rows(paths: Sequence[str], spec: SamplingSpec, device: Any) -> dict[str, np.ndarray]:
-    """Columns for `paths`: error and kind ("" for a clip that sampled), info (JSON), iframes
-    uint8 and residuals float16 [n, N, 3, S, S] (zeros for a clip that failed)."""
+def _sample_all(paths: Sequence[str], spec: SamplingSpec, device: Any) -> tuple[dict[str, np.ndarray], list[Any]]:
+    """(columns path, error and kind ("" for a clip that sampled), info (JSON); the ClipSample of
+    each path, None where it failed)."""
     import json
 
     from vccv_gpu.codec.loader import ClipError, sample_or_error
 
-    n, shape = len(paths), (spec.num_segments, 3, spec.size, spec.size)
-    iframes = np.zeros((n, *shape), np.uint8)
-    residuals = np.zeros((n, *shape), np.float16)
+    samples: list[Any] = []
     errors, kinds, infos = [], [], []
-    for i, path in enumerate(paths):
+    for path in paths:
         sample = sample_or_error(path, num_segments=spec.num_segments, size=spec.size, residual=spec.residual,
                                  device=device, keep_aspect=spec.keep_aspect)
-        if isinstance(sample, ClipError):
-            errors.append(sample.reason)
-            kinds.append(sample.kind)
-            infos.append("{}")
-            continue
-        iframes[i] = sample.iframes.cpu().numpy()
-        residuals[i] = sample.residuals.cpu().numpy()
-        errors.append("")
-        kinds.append("")
-        infos.append(json.dumps(sample.info()))
-    return {"path": np.asarray(paths, dtype=object), "error": np.asarray(errors, dtype=object),
-            "kind": np.asarray(kinds, dtype=object), "info": np.asarray(infos, dtype=object),
-            "iframes": iframes, "residuals": residuals}
+        failed = isinstance(sample, ClipError)
+        samples.append(None if failed else sample)
+        errors.append(sample.reason if failed else "")
+        kinds.append(sample.kind if failed else "")
+        infos.append("{}" if failed else json.dumps(sample.info()))
+    columns = {"path": np.asarray(paths, dtype=object), "error": np.asarray(errors, dtype=object),
+               "kind": np.asarray(kinds, dtype=object), "info": np.asarray(infos, dtype=object)}
+    return columns, samples
 
 
 class SampleClips:
-    """Sampling stage: paths in, sampled clips (or their errors) out, on this actor's CPU."""
+    """Sampling stage: paths in; out, per path, the columns of `_sample_all` and the clip's
+    iframes (uint8) and residuals (float16), [N, 3, S, S] each (zeros for a clip that failed)."""
 
     def __init__(self, spec: SamplingSpec, fault: str | None = None) -> None:
         self.spec, self.fault = spec, fault
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         _maybe_fail("sample", self.fault)
-        return _sample_rows([str(p) for p in batch["path"]], self.spec, "cpu")
+        columns, samples = _sample_all([str(p) for p in batch["path"]], self.spec, "cpu")
+        shape = (len(samples), self.spec.num_segments, 3, self.spec.size, self.spec.size)
+        iframes, residuals = np.zeros(shape, np.uint8), np.zeros(shape, np.float16)
+        for i, sample in enumerate(samples):
+            if sample is not None:
+                iframes[i], residuals[i] = sample.iframes.numpy(), sample.residuals.numpy()
+        return {**columns, "iframes": iframes, "residuals": residuals}
 
 
 class _ModelStage:
-    """A model actor: its device (the GPU Ray gave it, else the CPU), and the sampled batch,
-    sampling the clips itself when no sampling stage ran before it."""
+    """A model actor: its device (the GPU Ray gave it, else the CPU) and its inputs, sampled by
+    the sampling stage or, without one, here on that device (NVDEC and the residual kernels on a
+    GPU), where the clips stay."""
 
     def __init__(self, spec: SamplingSpec, use_gpu: bool, fault: str | None) -> None:
         import torch
@@ -227,22 +228,23 @@ class _ModelStage:
         self.spec, self.fault = spec, fault
         self.device = torch.device("cuda", 0) if use_gpu else torch.device("cpu")  # Ray sets CUDA_VISIBLE_DEVICES
 
-    def sampled(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """(the batch with its clips, the indices of those that sampled)."""
-        _maybe_fail("model", self.fault)
-        if "iframes" not in batch:
-            batch = _sample_rows([str(p) for p in batch["path"]], self.spec, self.device)
-        return batch, np.flatnonzero(batch["error"] == "")
-
-    def tensors(self, batch: dict[str, np.ndarray], good: np.ndarray) -> tuple[Any, Any]:
+    def inputs(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray, Any, Any]:
+        """(columns path, error, kind, info; the indices of the clips that sampled; their iframes
+        and residuals [B, N, 3, S, S] on this actor's device, None when none sampled)."""
         import torch
 
-        return (torch.from_numpy(batch["iframes"][good]).to(self.device),
-                torch.from_numpy(batch["residuals"][good]).to(self.device))
-
-    @staticmethod
-    def passthrough(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {key: batch[key] for key in ("path", "error", "kind")}
+        _maybe_fail("model", self.fault)
+        if "iframes" in batch:
+            good = np.flatnonzero(batch["error"] == "")
+            columns = {key: batch[key] for key in ("path", "error", "kind", "info")}
+            return (columns, good, torch.from_numpy(batch["iframes"][good]).to(self.device),
+                    torch.from_numpy(batch["residuals"][good]).to(self.device))
+        columns, samples = _sample_all([str(p) for p in batch["path"]], self.spec, self.device)
+        good = np.asarray([i for i, sample in enumerate(samples) if sample is not None], dtype=np.int64)
+        if not len(good):
+            return columns, good, None, None
+        return (columns, good, torch.stack([samples[i].iframes for i in good]),
+                torch.stack([samples[i].residuals for i in good]))
 
 
 class CaptionWorker(_ModelStage):
@@ -259,22 +261,22 @@ class CaptionWorker(_ModelStage):
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         start = time.perf_counter()
-        batch, good = self.sampled(batch)
-        n = len(batch["path"])
+        columns, good, iframes, residuals = self.inputs(batch)
+        n = len(columns["path"])
         captions = np.full(n, "", dtype=object)
         scores = np.zeros(n, np.float64)
         if len(good):
-            _, _, best = self.checkpoint.caption(*self.tensors(batch, good), beam=self.beam, max_len=self.max_len)
+            _, _, best = self.checkpoint.caption(iframes, residuals, beam=self.beam, max_len=self.max_len)
             for i, c in zip(good, best):
                 captions[i] = self.checkpoint.vocab.decode(c.tokens)
                 scores[i] = float(c.log_prob)
         seconds = np.full(n, (time.perf_counter() - start) / max(len(good), 1))
-        return {**self.passthrough(batch), "caption": captions, "score": scores, "seconds": seconds}
+        return {**columns, "caption": captions, "score": scores, "seconds": seconds}
 
 
 class ExtractWorker(_ModelStage):
-    """Model stage of `extract`: a saved FeatureExtractor. Adds v_i, a_r (fp16, zeros for a clip
-    that failed) and info (what was sampled, JSON)."""
+    """Model stage of `extract`: a saved FeatureExtractor. Adds v_i and a_r (fp16, zeros for a
+    clip that failed)."""
 
     def __init__(self, spec: SamplingSpec, backbones: str, use_gpu: bool = False, fault: str | None = None) -> None:
         super().__init__(spec, use_gpu, fault)
@@ -287,13 +289,13 @@ class ExtractWorker(_ModelStage):
         self.shapes = [(config.num_segments, *config.grid, d) for d in (config.d_i, config.d_r)]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        batch, good = self.sampled(batch)
-        n = len(batch["path"])
+        columns, good, iframes, residuals = self.inputs(batch)
+        n = len(columns["path"])
         v_i, a_r = (np.zeros((n, *shape), np.float16) for shape in self.shapes)
         if len(good):
-            v_good, a_good = self.extractor.stored_features(*self.tensors(batch, good))
+            v_good, a_good = self.extractor.stored_features(iframes, residuals)
             v_i[good], a_r[good] = v_good.numpy(), a_good.numpy()
-        return {**self.passthrough(batch), "info": batch["info"], "v_i": v_i, "a_r": a_r}
+        return {**columns, "v_i": v_i, "a_r": a_r}
 
 
 # -----------------------------------------------------------------------------------------------
@@ -301,9 +303,9 @@ class ExtractWorker(_ModelStage):
 
 
 def run(paths: Sequence[str], spec: SamplingSpec, stage: type[_ModelStage], stage_kwargs: dict[str, Any],
-        options: EngineOptions) -> Iterator[dict[str, Any]]:
-    """Runs the pipeline over `paths` (after `connect`) and yields one row per path, in
-    completion order (a retried batch's rows may come twice)."""
+        options: EngineOptions) -> Iterator[list[dict[str, Any]]]:
+    """Runs the pipeline over `paths` (after `connect`) and yields the rows of each finished
+    block, one per path, in completion order (a retried batch's rows may come twice)."""
     ray = import_ray()
     if not paths:
         return
@@ -326,9 +328,7 @@ def run(paths: Sequence[str], spec: SamplingSpec, stage: type[_ModelStage], stag
                         num_cpus=0 if use_gpu else 1, num_gpus=options.gpus_per_model_worker or None,
                         batch_format="numpy")
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-        columns = list(batch)
-        for i in range(len(batch["path"])):
-            yield {key: _plain(batch[key][i]) for key in columns}
+        yield [{key: _plain(column[i]) for key, column in batch.items()} for i in range(len(batch["path"]))]
 
 
 def _plain(value: Any) -> Any:
