@@ -103,9 +103,34 @@ def test_torchvision_weight_files_load(tmp_path) -> None:
         build_cnn("resnet18", tmp_path / "wrong.pth")
 
 
+def test_imagenet_weights_are_downloaded_the_torchvision_way(tmp_path, monkeypatch) -> None:
+    import torchvision.models as tvm
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached
+    state = tvm.resnet18(weights=None).state_dict()
+    asked = []
+
+    def download(url, **kwargs):  # stands for the network
+        asked.append((url, kwargs.get("check_hash")))
+        return state
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)
+    cnn = build_cnn("resnet18", "imagenet")
+    assert asked == [(tvm.ResNet18_Weights.DEFAULT.url, True)]
+    torch.testing.assert_close(cnn[0].weight, state["conv1.weight"])
+
+
 def test_missing_weights_say_where(tmp_path, monkeypatch) -> None:
+    import urllib.error
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(MissingWeights, match=r"resnet18-.*\.pth.*--backbone-weights none"):
+
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(MissingWeights, match=r"resnet18-.*\.pth.*could not be downloaded.*no network.*"
+                                             r"--backbone-weights none"):
         build_cnn("resnet18", "imagenet")
     with pytest.raises(MissingWeights, match="not found"):
         build_cnn("tiny", tmp_path / "nothing.safetensors")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -118,12 +119,49 @@ def test_bad_file_is_reported_and_the_rest_captioned(tmp_path: Path, videos: lis
     assert "Traceback" not in captured.err
 
 
-def test_missing_file_is_reported_as_a_bad_file(tmp_path: Path, videos: list[Path], checkpoint: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path / "gone.mp4"), str(videos[1]), "--checkpoint", str(checkpoint)]) == 1
+def test_missing_path_is_a_usage_error_before_any_work(tmp_path: Path, videos: list[Path], checkpoint: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "gone.mp4"
+    out = tmp_path / "o.jsonl"
+    assert main([str(videos[1]), str(missing), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
     captured = capsys.readouterr()
-    assert "gone.mp4" in captured.err
-    assert captured.out.startswith(f"{videos[1]}\t")
+    assert captured.out == "" and captured.err == f"error: {missing}: no such file or directory\n"
+    assert not out.exists()
+
+
+def _deny_listing(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` cannot be listed, as with mode 000 for another user (root ignores the mode, so
+    the denial is also simulated where os.walk lists folders)."""
+    folder.chmod(0)
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unreadable_folder_is_reported_and_the_rest_captioned(tmp_path: Path, videos: list[Path], checkpoint: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(videos[0], tmp_path / "good.mp4")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(videos[1], locked / "hidden.mp4")
+    _deny_listing(monkeypatch, locked)
+    try:
+        assert main([str(tmp_path), "--checkpoint", str(checkpoint)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out.startswith(f"{(tmp_path / 'good.mp4').resolve()}\t")
+        assert f"error: permission denied: {locked}" in captured.err
+        # Given directly: the same report, not "no videos in this directory".
+        assert main([str(locked), "--checkpoint", str(checkpoint)]) == 1
+        err = capsys.readouterr().err
+        assert f"error: permission denied: {locked}" in err and "no videos" not in err
+    finally:
+        locked.chmod(0o755)
 
 
 def test_resume_after_a_torn_write(tmp_path: Path, clips: Path, videos: list[Path], checkpoint: Path,
@@ -289,3 +327,34 @@ def test_engine_options_need_the_ray_engine(clips: Path, capsys: pytest.CaptureF
         main([str(clips), "--sampling-workers", "2"])
     assert exit_info.value.code == 2
     assert "--sampling-workers needs --engine ray" in capsys.readouterr().err
+
+
+def test_output_of_another_checkpoint_is_refused_or_recaptioned(tmp_path: Path, clips: Path, videos: list[Path],
+                                                               checkpoint: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "captions.jsonl"
+    assert main([str(videos[0]), str(videos[1]), "--out", str(out)]) == 0  # the bundled demo model
+    demo_lines = out.read_text()
+    err = capsys.readouterr().err
+    assert "note: the bundled demo model only knows the generated shapes set" in err
+    args = [str(clips), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds 2 captions by another checkpoint" in err and "--recaption" in err
+    assert out.read_text() == demo_lines  # untouched
+    assert main([*args, "--recaption"]) == 0
+    assert "removed 2 captions by another checkpoint" in capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["path"] for r in records] == [str(v) for v in videos]
+    assert {r["checkpoint_sha256"] for r in records} == {checkpoint_sha256(checkpoint)}
+
+
+def test_attention_without_matplotlib_names_the_extra_before_any_work(
+        tmp_path: Path, videos: list[Path], checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    pictures = tmp_path / "pictures"
+    assert main([str(videos[0]), "--checkpoint", str(checkpoint), "--attention", str(pictures)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "vccv_gpu[viz]" in captured.err and "Traceback" not in captured.err
+    assert not pictures.exists()

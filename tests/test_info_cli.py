@@ -102,3 +102,25 @@ def test_empty_directory_is_an_error(tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("no videos here")
     assert main([str(tmp_path)]) == 1
     assert f"error: {tmp_path}: no video files" in capsys.readouterr().err
+
+
+def test_unreadable_subfolder_is_reported(clip_factory, tmp_path, capsys, monkeypatch):
+    import os
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(clip_factory(size=(64, 48), frames=6), tmp_path / "a.mp4")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root ignores mode 000: the denial is simulated where os.walk lists
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert main([str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "a.mp4" in captured.out
+    assert captured.err == f"error: permission denied: {locked}\n"

@@ -159,3 +159,15 @@ def test_attribute_words_read_back_what_the_caption_says() -> None:
         assert syn.attribute_named(caption, "direction") == ("still" if still else params.direction)
         assert syn.attribute_named(caption, "speed") == (None if still else params.speed)
         assert syn.attribute_named(caption, "motion") == {"moves": None}.get(params.motion, params.motion)
+
+
+def test_without_scikit_image_the_generator_names_the_extra_before_writing(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    out = tmp_path / "demo"
+    assert syn.main([str(out), "--videos", "2"]) == 2
+    err = capsys.readouterr().err
+    assert 'vccv_gpu[demo]' in err and "Traceback" not in err
+    assert not out.exists()

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from torch import Tensor, nn
 
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.model import VCCVConfig
-from vccv_gpu.runtime import atomic_write
+from vccv_gpu.runtime import atomic_write, stderr_is_terminal
 
 __all__ = ["ARCHITECTURES", "BackboneConfig", "FeatureExtractor", "MissingWeights", "build_cnn",
            "model_config"]
@@ -162,12 +163,18 @@ def _imagenet_state_dict(name: str) -> dict[str, Tensor]:
     weights = tvm.get_model_weights(name).DEFAULT
     filename = os.path.basename(weights.url)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    if not cached.is_file():
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    # torchvision's own way: download into the torch hub cache (checking the file's hash), once.
+    print(f"downloading ImageNet weights for {name} ({weights.url}) into {cached.parent}", file=sys.stderr)
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=stderr_is_terminal(),
+                                                  check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:  # no network, a proxy, a bad download
         raise MissingWeights(
-            f"ImageNet weights for {name} are not on this machine: expected {cached}. Download "
-            f"{weights.url} into {cached.parent} (or set TORCH_HOME), give a weights file instead, or "
-            f"use random initialisation ('none', e.g. --backbone-weights none).")
-    return torch.load(cached, map_location="cpu", weights_only=True)
+            f"ImageNet weights for {name} are not on this machine ({cached}) and could not be downloaded "
+            f"({e}). Download {weights.url} into {cached.parent} (or set TORCH_HOME), give a weights file "
+            f"instead, or use random initialisation ('none', e.g. --backbone-weights none).") from None
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:

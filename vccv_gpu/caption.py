@@ -57,7 +57,7 @@ from torch import Tensor
 
 from vccv_gpu import jsonl, ray_engine
 from vccv_gpu.checkpoint import Checkpoint
-from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
+from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos, unreadable_message
 from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
 from vccv_gpu.runtime import atomic_write, resolve_device, stderr_is_terminal
 
@@ -171,14 +171,21 @@ def caption_videos(paths: Iterable[str | os.PathLike[str]], checkpoint: Checkpoi
 # Video lists and JSONL files
 
 
-def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Resolved, deduplicated, sorted video paths: files as given (whatever their extension, and
-    missing ones too, so they are reported as errors), directories searched recursively for
-    video files (`codec.info.find_videos`). Raises UsageError for a directory without videos."""
+def collect_videos(inputs: Iterable[str | os.PathLike[str]],
+                   unreadable: list[OSError] | None = None) -> list[Path]:
+    """Resolved, deduplicated, sorted video paths: files as given (whatever their extension),
+    directories searched recursively for video files (`codec.info.find_videos`). Folders that
+    cannot be listed go to `unreadable` (raised without it). Raises UsageError for a path that
+    does not exist and for a readable directory without videos."""
     found: dict[str, Path] = {}
     for item in inputs:
-        videos = find_videos([item])
-        if not videos:  # only a directory can yield none
+        if not os.path.lexists(item):
+            raise UsageError(f"{item}: no such file or directory")
+        cannot_list: list[OSError] = []
+        videos = find_videos([item], cannot_list if unreadable is not None else None)
+        if unreadable is not None:
+            unreadable.extend(cannot_list)
+        if not videos and not cannot_list:  # only a directory can yield none
             raise UsageError(f"{item}: no videos in this directory ({' '.join(sorted(VIDEO_SUFFIXES))})")
         for video in videos:
             resolved = video.resolve()
@@ -266,6 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="FILE.jsonl", type=Path, default=None,
                         help="append JSON lines to this file instead of stdout; a rerun skips the videos "
                              "already in it; sorted by path when the run ends")
+    parser.add_argument("--recaption", action="store_true",
+                        help="with --out: caption again the videos whose lines another checkpoint wrote, "
+                             "replacing those lines (without it, such a file is refused)")
     parser.add_argument("--attention", metavar="DIR", type=Path, default=None,
                         help="plain engine: write a PNG per video: the sampled frames under SAM's attention map "
                              "for each generated word (first 12) and TGM's gate per frame")
@@ -317,14 +327,27 @@ def _run(args: argparse.Namespace) -> int:
 
     from vccv_gpu.codec.loader import ClipError
 
+    if args.attention:  # an optional dependency is checked before any work
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError('--attention draws with matplotlib, which is not installed: pip install '
+                             '"vccv_gpu[viz]" (from a checkout: pip install -e ".[viz]")') from None
+    unreadable: list[OSError] = []
+    videos = collect_videos(args.inputs, unreadable)
     # The ray engine's driver only reads the checkpoint (identity, sampling shape): on the CPU.
     device = _resolve_device(args.device) if args.engine == "plain" else torch.device("cpu")
     checkpoint = _load(args, device)
-    videos = collect_videos(args.inputs)
-    done: set[str] = set()
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        done = {record["path"] for record in read_records(args.out, repair=True)}
+    done = _finished(args.out, checkpoint, args.recaption) if args.out is not None else set()
+    if args.checkpoint is None:
+        print("note: the bundled demo model only knows the generated shapes set (python -m vccv_gpu.data.synthetic); "
+              "for real video, train one (README: 'Training on your own data') and pass --checkpoint RUN",
+              file=sys.stderr)
+    errors: list[ClipError] = []
+    for error in unreadable:
+        errors.append(ClipError(str(error.filename), "permission denied" if isinstance(error, PermissionError)
+                                else str(error), type(error).__name__))
+        print(f"error: {unreadable_message(error)} (its videos are skipped)", file=sys.stderr)
     todo = [v for v in videos if str(v) not in done]
     skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""
     print(f"captioning {len(todo)} video{'s' * (len(todo) != 1)}{skipped}", file=sys.stderr)
@@ -336,7 +359,6 @@ def _run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(todo), unit="video", desc="captioning", dynamic_ncols=True,
                disable=not (stderr_is_terminal() and len(todo) > args.batch))
     identity = checkpoint.identity()
-    errors: list[ClipError] = []
     seen: set[str] = set()  # the ray engine may deliver a retried batch twice
     writer = jsonl.Appender(args.out) if args.out is not None else None
     try:
@@ -369,6 +391,28 @@ def _run(args: argparse.Namespace) -> int:
         where = f" (listed in {errors_path(args.out)})" if args.out is not None else " (named above)"
         print(f"error: {len(errors)} video{'s' * (len(errors) != 1)} could not be captioned{where}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _finished(out: Path, checkpoint: Checkpoint, recaption: bool) -> set[str]:
+    """The videos `out` already holds captions of. Lines by another checkpoint are a UsageError,
+    or with `recaption` removed from the file (atomically) so that their videos are captioned again."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = read_records(out, repair=True)
+    mine = [r for r in records if r.get("checkpoint_sha256") == checkpoint.sha256]
+    if len(mine) < len(records):
+        if not recaption:
+            others = sorted({f"{r.get('checkpoint') or 'an unrecorded checkpoint'} "
+                             f"(sha256 {str(r.get('checkpoint_sha256') or '?')[:12]})"
+                             for r in records if r not in mine})
+            raise UsageError(
+                f"{out} holds {len(records) - len(mine)} captions by another checkpoint: {', '.join(others)}; this "
+                f"run's is {checkpoint.path} (sha256 {checkpoint.sha256[:12]}). Use another --out, or --recaption "
+                f"to caption those videos again with this checkpoint (their lines are replaced)")
+        text = "".join(json.dumps(r) + "\n" for r in mine)
+        atomic_write(out, lambda f: f.write(text.encode()))
+        print(f"{out}: removed {len(records) - len(mine)} captions by another checkpoint (--recaption)",
+              file=sys.stderr)
+    return {r["path"] for r in mine}
 
 
 def _plain_batches(args: argparse.Namespace, todo: list[Path], checkpoint: Checkpoint,

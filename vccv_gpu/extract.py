@@ -32,7 +32,7 @@ import torch
 
 from vccv_gpu import ray_engine
 from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, MissingWeights
-from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos
+from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos, unreadable_message
 from vccv_gpu.codec.loader import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS
@@ -250,7 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray_engine.check_arguments(parser, args)
     try:
         device = resolve_device(args.device) if args.engine == "plain" else torch.device("cpu")
-        paths = find_videos(args.videos)
+        unreadable: list[OSError] = []
+        paths = find_videos(args.videos, unreadable)
+        for error in unreadable:
+            print(f"error: {unreadable_message(error)} (its videos are skipped)", file=sys.stderr)
         if args.data:
             paths += _dataset_videos(args.data, args.data_format, args.video_dir, args.split)
         if not paths:
@@ -266,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     see = f" (see {Path(args.out) / 'errors.jsonl'})" if failed else ""
     print(f"{report.extracted} clips extracted in {report.seconds:.1f} s ({report.clips_per_second:.2f} clips/s), "
           f"{report.skipped} already in the store, {failed} failed{see}; store: {args.out}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or unreadable else 0
 
 
 if __name__ == "__main__":

@@ -84,23 +84,38 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *cells])
 
 
-def video_files(directory: str | os.PathLike[str]) -> Iterator[str]:
-    """Video files under `directory` by extension, sorted, hidden files and folders skipped."""
-    for root, dirs, files in os.walk(directory):
+def video_files(directory: str | os.PathLike[str], unreadable: list[OSError] | None = None) -> Iterator[str]:
+    """Video files under `directory` by extension, sorted, hidden files and folders skipped.
+    A folder that cannot be listed (permissions) raises its OSError, or with `unreadable` is
+    appended there and skipped."""
+
+    def cannot_list(error: OSError) -> None:
+        if unreadable is None:
+            raise error
+        unreadable.append(error)
+
+    for root, dirs, files in os.walk(directory, onerror=cannot_list):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 yield os.path.join(root, name)
 
 
-def find_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def find_videos(inputs: Iterable[str | os.PathLike[str]], unreadable: list[OSError] | None = None) -> list[Path]:
     """In the order given: files as given (whatever their extension, and missing ones too, so
-    they are reported as errors), and each directory's `video_files`."""
+    they are reported as errors), and each directory's `video_files` (folders that cannot be
+    listed: as there)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
-        found.extend(map(Path, video_files(path)) if path.is_dir() else [path])
+        found.extend(map(Path, video_files(path, unreadable)) if path.is_dir() else [path])
     return found
+
+
+def unreadable_message(error: OSError) -> str:
+    """How the CLIs name a folder they cannot list: 'permission denied: PATH' (or the OS's reason)."""
+    reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error)).lower()
+    return f"{reason}: {error.filename}"
 
 
 def inspect(path: str, verify: bool = False) -> dict[str, Any]:
@@ -141,8 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths: list[str] = []
     for given in args.videos:
         if os.path.isdir(given):
-            found = list(video_files(given))
-            if not found:
+            unreadable: list[OSError] = []
+            found = list(video_files(given, unreadable))
+            for error in unreadable:
+                failures += 1
+                print(f"error: {unreadable_message(error)}", file=sys.stderr)
+            if not found and not unreadable:
                 failures += 1
                 print(f"error: {given}: no video files in this directory", file=sys.stderr)
             paths += found

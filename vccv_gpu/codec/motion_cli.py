@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..runtime import atomic_write, stderr_is_terminal
 from .errors import StreamError
-from .info import find_videos
+from .info import find_videos, unreadable_message
 from .motion import MotionFrame, default_threads, motion_frames
 from .stream import open as open_stream
 
@@ -127,8 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads < 1 or args.shard_frames < 1:
         parser.error("--threads and --shard-frames must be at least 1")
 
-    failures = 0
-    videos = find_videos(args.videos)
+    unreadable: list[OSError] = []
+    videos = find_videos(args.videos, unreadable)
+    for error in unreadable:
+        print(f"error: {unreadable_message(error)} (its videos are skipped)", file=sys.stderr)
+    failures = len(unreadable)
     progress = stderr_is_terminal()
     for video in tqdm(videos, desc="videos", unit="video", disable=not progress or len(videos) < 2):
         folder = output_dir(args.out, video)

@@ -8,17 +8,25 @@ import functools
 
 import numpy as np
 
-__all__ = ["photo", "sample_bilinear"]
+__all__ = ["photo", "require_photos", "sample_bilinear"]
+
+
+def require_photos() -> None:
+    """Raises ImportError naming the extra to install when scikit-image is missing (call it
+    before any work: a generator that dies half-way leaves a half-written folder)."""
+    try:
+        import skimage.data  # noqa: F401
+    except ImportError:
+        raise ImportError("generated clips are made from scikit-image's sample photographs, and scikit-image "
+                          "is not installed: pip install \"vccv_gpu[demo]\" (from a checkout: "
+                          "pip install -e \".[demo]\")") from None
 
 
 @functools.cache
 def photo(name: str) -> np.ndarray:
     """A bundled sample image as float32 RGB (H, W, 3) in 0..255; cached."""
-    try:
-        import skimage.data
-    except ImportError:
-        raise ImportError("generated clips are made from scikit-image's sample photographs: "
-                          "pip install scikit-image (or vccv_gpu[demo])") from None
+    require_photos()
+    import skimage.data
 
     img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 2:

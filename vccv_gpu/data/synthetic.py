@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -308,6 +309,7 @@ def generate(out_dir: str | Path, videos: int, *, seed: int = 0, size: tuple[int
     Everything (content, captions, encoder settings, splits) is a deterministic function of `seed`.
     """
     size = _check(videos, size, frames, fps)
+    scenes.require_photos()  # before the folder exists
     out_dir = Path(out_dir)
     video_dir = out_dir / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
@@ -360,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                         progress=True)
     except ValueError as err:
         parser.error(str(err))
+    except ImportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(path)
     return 0
 
