@@ -171,3 +171,57 @@ def test_without_scikit_image_the_generator_names_the_extra_before_writing(tmp_p
     err = capsys.readouterr().err
     assert 'vccv_gpu[demo]' in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_distractor_sets_name_only_the_moving_object(tmp_path):
+    import json
+
+    csv_path = syn.generate(tmp_path / "set", 8, seed=5, size=SIZE, frames=FRAMES, fps=12, distractors=2)
+    where = json.loads((tmp_path / "set" / "positions.json").read_text())
+    rng = np.random.default_rng(11)
+    for sample in load_dataset("csv", csv_path):
+        caption = sample.captions[0]
+        objects = where[sample.video_id]["objects"]
+        named, *others = objects
+        assert named["named"] and not any(o["named"] for o in others) and len(others) == 2
+        assert syn.attribute_named(caption, "colour") == named["colour"]
+        assert syn.attribute_named(caption, "shape") == named["shape"]
+        assert all(o["colour"] not in caption.split() for o in others)  # other colours are never named
+        assert named["colour"] not in {o["colour"] for o in others} and "still" not in caption.split()
+        assert all(len(set(map(tuple, o["centre"]))) == 1 for o in others)  # distractors stand still
+        assert len(set(map(tuple, named["centre"]))) > 1  # the named object moves
+
+    # The positions file against rendered frames: each object's colour sits at its recorded centre.
+    for params in (syn.sample_params(rng, SIZE, FRAMES, distractors=3) for _ in range(6)):
+        rgb = syn.render(params, SIZE, FRAMES)[0].astype(np.int32)
+        for obj in syn.positions(params, SIZE, FRAMES):
+            colour = np.asarray(syn.COLOURS[obj["colour"]])
+            for t in (0, FRAMES // 2, FRAMES - 1):
+                x, y = obj["centre"][t]
+                if not obj["visible"][t] or not (3 <= x < SIZE[0] - 3 and 3 <= y < SIZE[1] - 3):
+                    continue
+                if obj["named"] or not _covered_by_named(params, t, x, y):
+                    assert np.abs(rgb[t, int(y), int(x)] - colour).max() <= 3, (obj, t)
+
+
+def _covered_by_named(params, t, x, y) -> bool:
+    """Whether the named (moving) object, drawn on top, covers pixel (x, y) of frame t."""
+    return syn.render(params, SIZE, FRAMES)[1][t, int(y), int(x)] > 0
+
+
+def test_first_frame_cannot_tell_which_object_moves():
+    rng = np.random.default_rng(0)
+    drawn = [syn.sample_params(rng, SIZE, FRAMES, distractors=2) for _ in range(600)]
+    # The named object's start slot is distributed as the distractors' are (chance: 1 in 3 objects).
+    slot = [min(range(6), key=lambda k: abs(p.start[0] / SIZE[0] - (0.2, 0.5, 0.8)[k // 2]) +
+                abs(p.start[1] / SIZE[1] - (0.3, 0.7)[k % 2])) for p in drawn]
+    counts = np.bincount(slot, minlength=6)
+    assert counts.min() > 0.6 * counts.mean()
+    with pytest.raises(ValueError, match="distractors"):
+        syn.sample_params(rng, SIZE, FRAMES, distractors=syn.MAX_DISTRACTORS + 1)
+
+
+def test_without_distractors_the_original_draws_are_kept():
+    a = [syn.sample_params(np.random.default_rng(4), SIZE, FRAMES) for _ in range(3)]
+    b = [syn.sample_params(np.random.default_rng(4), SIZE, FRAMES, distractors=0) for _ in range(3)]
+    assert a == b and all(p.distractors == () for p in a)

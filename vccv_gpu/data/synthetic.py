@@ -9,6 +9,14 @@ Every object starts at the frame centre plus a random offset, whatever its direc
 motion, so the first frame of "moves quickly to the left" and of "moves slowly up" come from the
 same distribution: only the motion tells them apart.
 
+With `distractors` k > 0 (CLI `--distractors K`), k more shapes in other colours stand still
+in the clip while the caption names only the one that moves (colour, shape, motion). All k + 1
+objects start at distinct slots of one grid (jittered), the moving one chosen at random, so one
+frame cannot tell which object the caption names: only motion, i.e. the residuals, can. A
+"still" clip then names one of k + 1 still objects: such clips are left out of these sets
+(nothing could tell which). Every set also gets OUT/positions.json: per clip, each object's
+centre (pixels, x, y) and visibility in every frame, for measuring where a model looks.
+
 Clips are encoded with libx264 through PyAV (mp4, one thread, MB-tree off, bit-exact muxing, so a
 seed gives byte-identical files) with a rotation of encoder settings: GOP 12 / 250, CAVLC / CABAC,
 no B-frames / 2 B-frames; each clip is checked afterwards to really use its settings.
@@ -16,9 +24,11 @@ no B-frames / 2 B-frames; each clip is checked afterwards to really use its sett
 CLI::
 
     python -m vccv_gpu.data.synthetic OUT --videos N [--seed S] [--size 160x96] [--frames 48] [--fps 12]
+                                      [--distractors K]
 
 writes OUT/videos/clip_00000.mp4, ... and OUT/captions.csv (``video,caption,split``, relative
-paths, ~70/15/15 train/val/test) for ``load_dataset("csv", OUT / "captions.csv")``.
+paths, ~70/15/15 train/val/test) for ``load_dataset("csv", OUT / "captions.csv")``, and
+OUT/positions.json.
 """
 
 from __future__ import annotations
@@ -26,9 +36,10 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,9 +49,9 @@ import numpy as np
 
 from vccv_gpu.data import scenes
 
-__all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MOTIONS", "SHAPES", "SPEEDS",
-           "attribute_named",
-           "ClipParams", "describe", "generate", "main", "render", "sample_params"]
+__all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MAX_DISTRACTORS", "MOTIONS",
+           "SHAPES", "SPEEDS", "ClipParams", "Distractor", "attribute_named", "describe", "generate", "main",
+           "positions", "render", "sample_params"]
 
 # Bundled colour photographs -> how the caption names them.
 BACKGROUNDS: dict[str, str] = {
@@ -98,11 +109,21 @@ _SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 
 
 @dataclass(frozen=True)
+class Distractor:
+    """A shape that stands still for the whole clip, never named by the caption."""
+
+    shape: str
+    colour: str
+    start: tuple[float, float]  # centre (pixels, x, y)
+
+
+@dataclass(frozen=True)
 class ClipParams:
     """Everything that determines one clip's pixels and caption.
 
     start: object centre at frame 0 (pixels, x, y); crop: (x0, y0, step) of the background crop
-    in source-image pixels; event: frame where "appears" / "stops" happens (ignored otherwise).
+    in source-image pixels; event: frame where "appears" / "stops" happens (ignored otherwise);
+    distractors: the still shapes the caption does not name (drawn under the named one).
     """
 
     background: str
@@ -114,6 +135,7 @@ class ClipParams:
     start: tuple[float, float]
     crop: tuple[float, float, float]
     event: int
+    distractors: tuple[Distractor, ...] = ()
 
 
 def describe(params: ClipParams | Mapping[str, Any]) -> str:
@@ -142,8 +164,37 @@ def describe(params: ClipParams | Mapping[str, Any]) -> str:
     raise ValueError(f"unknown motion {motion!r}: expected one of {', '.join(MOTIONS)}")
 
 
-def sample_params(rng: np.random.Generator, size: tuple[int, int], frames: int) -> ClipParams:
-    """Draw one clip's content. The start position does not depend on motion, direction or speed."""
+# Start slots of the distractor sets (fractions of width, height): far enough apart that still
+# shapes do not overlap (2 * _RADIUS of the height apart), jittered by _SLOT_JITTER.
+_SLOTS = tuple(itertools.product((0.2, 0.5, 0.8), (0.3, 0.7)))
+_SLOT_JITTER = 0.04
+MAX_DISTRACTORS = len(_SLOTS) - 1
+
+
+def sample_params(rng: np.random.Generator, size: tuple[int, int], frames: int, distractors: int = 0) -> ClipParams:
+    """Draw one clip's content. The start position does not depend on motion, direction or speed;
+    with distractors, every object's start comes from the same slots (module docstring). With
+    none, the draws are those of the original set (a seed gives the same clips)."""
+    if not 0 <= distractors <= MAX_DISTRACTORS:
+        raise ValueError(f"distractors must be 0..{MAX_DISTRACTORS}, got {distractors}")
+    params = _sample_named(rng, size, frames)
+    if not distractors:
+        return params
+    while params.motion == "still":  # k + 1 still objects: no way to tell which one is named
+        params = _sample_named(rng, size, frames)
+    w, h = size
+    slots = rng.choice(len(_SLOTS), size=distractors + 1, replace=False)
+    starts = [(float((_SLOTS[k][0] + rng.uniform(-_SLOT_JITTER, _SLOT_JITTER)) * w),
+               float((_SLOTS[k][1] + rng.uniform(-_SLOT_JITTER, _SLOT_JITTER)) * h)) for k in slots]
+    colours = [c for c in COLOURS if c != params.colour]
+    others = rng.choice(len(colours), size=distractors, replace=False)
+    still = tuple(Distractor(shape=str(rng.choice(SHAPES)), colour=colours[k], start=starts[1 + i])
+                  for i, k in enumerate(others))
+    return replace(params, start=starts[0], distractors=still)
+
+
+def _sample_named(rng: np.random.Generator, size: tuple[int, int], frames: int) -> ClipParams:
+    """The named object's clip (the original set's draws, in their order)."""
     w, h = size
     background = str(rng.choice(list(BACKGROUNDS)))
     src_h, src_w = scenes.photo(background).shape[:2]
@@ -218,11 +269,15 @@ def _alpha(shape: str, cx: float, cy: float, r: float, size: tuple[int, int]) ->
 
 def render(params: ClipParams, size: tuple[int, int] = (160, 96),
            frames: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rgb (frames, H, W, 3) uint8, coverage masks (frames, H, W) float32, background (H, W, 3) uint8)."""
+    """(rgb (frames, H, W, 3) uint8, the named object's coverage masks (frames, H, W) float32,
+    the background with the still distractors (H, W, 3) uint8)."""
     w, h = size
     bg = _background(params, size)
-    colour = np.asarray(COLOURS[params.colour], dtype=np.float32)
     r = _RADIUS * min(w, h)
+    for d in params.distractors:
+        a = _alpha(d.shape, d.start[0], d.start[1], r, size)[:, :, None]
+        bg = bg * (1.0 - a) + np.asarray(COLOURS[d.colour], dtype=np.float32) * a
+    colour = np.asarray(COLOURS[params.colour], dtype=np.float32)
     centres, visible = _centres(params, size, frames)
     out = np.empty((frames, h, w, 3), dtype=np.uint8)
     masks = np.zeros((frames, h, w), dtype=np.float32)
@@ -232,6 +287,22 @@ def render(params: ClipParams, size: tuple[int, int] = (160, 96),
         a = masks[i][:, :, None]
         out[i] = np.clip(bg * (1.0 - a) + colour * a + 0.5, 0, 255).astype(np.uint8)
     return out, masks, np.clip(bg + 0.5, 0, 255).astype(np.uint8)
+
+
+def positions(params: ClipParams, size: tuple[int, int], frames: int) -> list[dict[str, Any]]:
+    """Every object of a clip, the named one first: shape, colour, named, radius (pixels), and
+    per frame its centre (x, y, pixels) and whether any of it is in the frame."""
+    w, h = size
+    r = _RADIUS * min(w, h)
+    centres, shown = _centres(params, size, frames)
+    inside = (centres[:, 0] > -r) & (centres[:, 0] < w + r) & (centres[:, 1] > -r) & (centres[:, 1] < h + r)
+    objects = [{"shape": params.shape, "colour": params.colour, "named": True, "radius": r,
+                "centre": [[round(float(x), 2), round(float(y), 2)] for x, y in centres],
+                "visible": [bool(v) for v in shown & inside]}]
+    for d in params.distractors:
+        objects.append({"shape": d.shape, "colour": d.colour, "named": False, "radius": r,
+                        "centre": [[round(d.start[0], 2), round(d.start[1], 2)]] * frames, "visible": [True] * frames})
+    return objects
 
 
 def _encode_clip(path: Path, rgb: np.ndarray, fps: int, gop: int, entropy: str, bframes: int) -> None:
@@ -303,11 +374,15 @@ def _check(videos: int, size: Sequence[int], frames: int, fps: int) -> tuple[int
 
 
 def generate(out_dir: str | Path, videos: int, *, seed: int = 0, size: tuple[int, int] = (160, 96),
-             frames: int = 48, fps: int = 12, progress: bool = False) -> Path:
-    """Write `videos` clips to out_dir/videos/ and out_dir/captions.csv; returns the CSV path.
+             frames: int = 48, fps: int = 12, progress: bool = False, distractors: int = 0) -> Path:
+    """Write `videos` clips to out_dir/videos/, out_dir/captions.csv and out_dir/positions.json
+    ({video: {"size": [w, h], "objects": `positions`}}); returns the CSV path.
 
-    Everything (content, captions, encoder settings, splits) is a deterministic function of `seed`.
+    Everything (content, captions, encoder settings, splits) is a deterministic function of `seed`
+    (and `distractors`).
     """
+    if not 0 <= distractors <= MAX_DISTRACTORS:
+        raise ValueError(f"distractors must be 0..{MAX_DISTRACTORS}, got {distractors}")
     size = _check(videos, size, frames, fps)
     scenes.require_photos()  # before the folder exists
     out_dir = Path(out_dir)
@@ -322,13 +397,16 @@ def generate(out_dir: str | Path, videos: int, *, seed: int = 0, size: tuple[int
 
         indices = tqdm(indices, desc="clips", unit="clip")
     rows = []
+    where: dict[str, Any] = {}
     for i in indices:
-        params = sample_params(rng, size, frames)
+        params = sample_params(rng, size, frames, distractors)
         gop, entropy, bframes = ENCODER_SETTINGS[(i + offset) % len(ENCODER_SETTINGS)]
         rel = f"videos/clip_{i:05d}.mp4"
         rgb, _, _ = render(params, size, frames)
         _encode_clip(out_dir / rel, rgb, fps, gop, entropy, bframes)
         rows.append((rel, describe(params), splits[i]))
+        where[rel] = {"size": list(size), "objects": positions(params, size, frames)}
+    (out_dir / "positions.json").write_text(json.dumps(where) + "\n", encoding="utf-8")
     csv_path = out_dir / "captions.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -356,10 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=_size, default=(160, 96), help="WIDTHxHEIGHT, even (default 160x96)")
     parser.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
     parser.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
+    parser.add_argument("--distractors", type=int, default=0,
+                        help=f"still shapes in other colours beside the named, moving one (0..{MAX_DISTRACTORS}, "
+                             "default 0): only motion tells which object the caption names")
     args = parser.parse_args(argv)
     try:
         path = generate(args.out, args.videos, seed=args.seed, size=args.size, frames=args.frames, fps=args.fps,
-                        progress=True)
+                        progress=True, distractors=args.distractors)
     except ValueError as err:
         parser.error(str(err))
     except ImportError as err:
