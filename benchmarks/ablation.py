@@ -12,7 +12,12 @@ Steps, each through the project's own tools, in-process:
    recognise the motion words from residual frames (as the paper's action-recognition ResNet-18);
 3. `vccv_gpu.extract`: V_I and A_r of every clip, with our parser's residuals;
 4. `vccv_gpu.train`: the four variants, the same seeds, budget and hyper-parameters each;
-5. `vccv_gpu.evaluate`: the test split, beam 5, COCO metrics; mean and spread over the seeds.
+5. `vccv_gpu.evaluate`: the test split, beam 5, COCO metrics; mean and spread over the seeds;
+6. grounding (`vccv_gpu.grounding`): teacher-forced on the true test captions, over the sampled
+   frames that show the named object, SAM's attention mass within one cell of it (and that mass
+   over a uniform map's), and the pointing game (arg-max cell within one cell), for object words
+   (colour, shape) and motion words apart. The set has --distractors still shapes beside the named,
+   moving one (default 2), so attention has to find the object that moves.
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
 Steps whose output exists are reused (delete OUT to start over).
@@ -42,6 +47,9 @@ from vccv_gpu.train import TrainOptions, run_training
 # What each backbone is taught to see (see the module docstring).
 APPEARANCE_WORDS = [*ATTRIBUTE_WORDS["shape"], *ATTRIBUTE_WORDS["colour"], *ATTRIBUTE_WORDS["photo"]]
 MOTION_WORDS = ["moves", "stays", "still", "appears", "stops", "slowly", "quickly", *DIRECTIONS]  # as make_demo.sh
+# Words whose attention is scored against the named object's position.
+GROUNDING_GROUPS = {"object": {*ATTRIBUTE_WORDS["colour"], *ATTRIBUTE_WORDS["shape"]},
+                    "motion": {*MOTION_WORDS, "left", "right"}}
 
 
 def _log(message: str) -> None:
@@ -56,16 +64,46 @@ def _attributes_right(predictions: Path, references: dict[str, str]) -> dict[str
             for attribute in ATTRIBUTE_WORDS}
 
 
+def _grounding(run: Path, features: Path, captions: Path) -> dict[str, float]:
+    """Object and motion words' attention mass, its ratio to uniform and the pointing game (%),
+    over the test split (empty for a variant without SAM)."""
+    from vccv_gpu.checkpoint import load_checkpoint
+    from vccv_gpu.features import FeatureStore
+    from vccv_gpu.grounding import GroundingScore, clip_grounding
+
+    checkpoint = load_checkpoint(run)
+    if not checkpoint.model.encoder.attends:
+        return {}
+    where = json.loads((captions.parent / "positions.json").read_text())
+    totals = {group: GroundingScore() for group in GROUNDING_GROUPS}
+    with FeatureStore(features) as store:
+        config = store.config
+        for sample in load_dataset("csv", captions, split="test"):
+            v_i, a_r = store.load(sample.video_path)
+            clip = where[sample.video_id]
+            named = next(o for o in clip["objects"] if o["named"])
+            scores = clip_grounding(checkpoint.model, checkpoint.vocab, v_i, a_r, sample.captions[0],
+                                    store.info(sample.video_path)["frames"], named, tuple(clip["size"]), config,
+                                    GROUNDING_GROUPS)
+            totals = {group: totals[group] + scores[group] for group in totals}
+    row = {}
+    for group, score in totals.items():
+        row.update({f"{group} mass %": 100 * score.mass, f"{group} x uniform": score.mass_ratio,
+                    f"{group} pointing %": 100 * score.pointing})
+    return row
+
+
 def _table(runs_by_variant: dict[str, list[dict[str, float]]], columns: tuple[str, ...]) -> str:
     """Mean ± standard deviation over seeds, one row per variant in the paper's order."""
-    lines = [f"{'Model':<28}" + "".join(f"{c:>14}" for c in columns)]
+    widths = [max(14, len(c) + 2) for c in columns]
+    lines = [f"{'Model':<28}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))]
     for variant in sorted(runs_by_variant, key=VARIANTS.index):
         cells = []
         for column in columns:
             values = [r[column] for r in runs_by_variant[variant] if r.get(column) is not None]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):8.1f} ±{spread:4.1f}" if values else "-")
-        lines.append(f"{VARIANT_LABELS[variant]:<28}" + "".join(f"{c:>14}" for c in cells))
+        lines.append(f"{VARIANT_LABELS[variant]:<28}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     return "\n".join(lines)
 
 
@@ -80,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     p.add_argument("--epochs", type=int, default=30, help="RAE training epochs at scale 1 (default 30)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
+    p.add_argument("--distractors", type=int, default=2,
+                   help="still shapes beside the named, moving one in each clip (default 2; 0: the demo's set)")
     p.add_argument("--lr", type=float, default=1e-3, help="RAE learning rate (default 1e-3: the paper's 1e-4 "
                    "is for 6,513 MSR-VTT videos of 20 captions; this set has 210 training clips of one)")
     args = p.parse_args(argv)
@@ -92,13 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     captions = out / "data" / "captions.csv"
     if not captions.is_file():
         _log(f"generating {videos} clips")
-        generate(out / "data", videos, seed=0, size=(160, 96), frames=48, progress=True)
+        generate(out / "data", videos, seed=0, size=(160, 96), frames=48, progress=True,
+                 distractors=args.distractors)
     backbones = out / "backbones.safetensors"
     if not backbones.is_file():
         _log("pretraining the backbones")
-        pretrain(PretrainOptions(data=[str(captions)], out=str(backbones), iframe_words=APPEARANCE_WORDS,
-                                 residual_words=MOTION_WORDS, epochs=args.pretrain_epochs, device=args.device,
-                                 workers=args.workers))
+        # (sets with distractors have no "stays still" clips: only words the captions use)
+        used = {w for s in load_dataset("csv", captions, split="train") for c in s.captions for w in c.split()}
+        pretrain(PretrainOptions(data=[str(captions)], out=str(backbones),
+                                 iframe_words=[w for w in APPEARANCE_WORDS if w in used],
+                                 residual_words=[w for w in MOTION_WORDS if w in used],
+                                 epochs=args.pretrain_epochs, device=args.device, workers=args.workers))
     features = out / "features"
     if not (features / "index.json").is_file():
         _log("extracting features")
@@ -109,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, list[dict[str, float]]] = {}
     attributes: dict[str, list[dict[str, float]]] = {}
+    grounded: dict[str, list[dict[str, float]]] = {}
     references = {s.video_id: s.captions[0] for s in load_dataset("csv", captions, split="test")}
     for variant in args.variants:
         for seed in range(args.seeds):
@@ -125,15 +170,22 @@ def main(argv: list[str] | None = None) -> int:
                 scores_file.write_text(json.dumps(scores))
             results.setdefault(variant, []).append(json.loads(scores_file.read_text()))
             attributes.setdefault(variant, []).append(_attributes_right(run / "predictions-test.json", references))
+            grounding_file = run / "test-grounding.json"
+            if not grounding_file.is_file():
+                grounding_file.write_text(json.dumps(_grounding(run, features, captions)))
+            grounded.setdefault(variant, []).append(json.loads(grounding_file.read_text()))
 
     print(_table(results, TABLE_COLUMNS))
     print("\nclips whose caption names the attribute as the ground truth does (% of the test split):")
     print(_table(attributes, tuple(ATTRIBUTE_WORDS)))
+    print("\nwhere SAM looks, teacher-forced on the test captions (within one cell of the named object):")
+    print(_table(grounded, tuple(f"{g} {m}" for g in GROUNDING_GROUPS for m in ("mass %", "x uniform", "pointing %"))))
     minutes = (time.time() - started) / 60
     print(f"{len(args.variants)} variants x {args.seeds} seeds, {videos} clips, {epochs} epochs, "
           f"device {args.device}; {minutes:.1f} min (steps reused from {out} not counted)")
     (out / "ablation.json").write_text(json.dumps({"scale": args.scale, "epochs": epochs, "videos": videos,
-                                                   "results": results, "attributes": attributes}, indent=2))
+                                                   "distractors": args.distractors, "results": results,
+                                                   "attributes": attributes, "grounding": grounded}, indent=2))
     return 0
 
 

@@ -45,5 +45,34 @@ def test_no_visible_object_gives_nan_and_bad_lengths_fail() -> None:
     attention = torch.rand(1, 2, 7, 7)
     score = grounding(attention, [None, None])
     assert score.pairs == 0 and math.isnan(score.mass) and math.isnan(score.pointing)
+    assert (score + grounding(attention, [(3, 3), None])).pairs == 1
     with pytest.raises(ValueError, match="3 object cells for 2 frames"):
         grounding(attention, [None, None, None])
+
+
+def test_clip_grounding_scores_the_named_words_on_the_sampled_frames() -> None:
+    from vccv_gpu.attention import attention_maps
+    from vccv_gpu.backbones import BackboneConfig, model_config
+    from vccv_gpu.data import Vocabulary
+    from vccv_gpu.grounding import clip_grounding
+    from vccv_gpu.model import VCCV
+
+    torch.manual_seed(0)
+    config = BackboneConfig("tiny", "tiny", size=112, num_segments=3)
+    caption = "a red ball moves quickly to the left"
+    vocab = Vocabulary.build([caption], min_count=1)
+    model = VCCV(model_config(config, len(vocab), embed=8, hidden=16, gate_dim=8, dropout=0.0)).eval()
+    h, w = config.grid
+    v_i, a_r = torch.randn(3, h, w, config.d_i), torch.randn(3, h, w, config.d_r)
+    named = {"centre": [[10.0 * f, 40.0] for f in range(10)], "visible": [f != 5 for f in range(10)]}
+    frames = [0, 5, 9]  # frame 5: the object is not visible
+    scores = clip_grounding(model, vocab, v_i, a_r, caption, frames, named, (160, 96), config,
+                            {"object": {"red", "ball"}, "motion": {"left"}})
+    words = vocab.encode(caption)[1:-1]
+    attention, _ = attention_maps(model, v_i, a_r, words)
+    cells = [object_cell(0, 40, 160, 96, 112, (h, w)), None, object_cell(90, 40, 160, 96, 112, (h, w))]
+    for got, rows in ((scores["object"], [1, 2]), (scores["motion"], [6])):  # "red", "ball"; "left"
+        want = grounding(attention[rows], cells)
+        assert (got.pairs, got.hits) == (want.pairs, want.hits)
+        assert (got.mass_sum, got.uniform_sum) == pytest.approx((want.mass_sum, want.uniform_sum), rel=1e-5)
+    assert scores["object"].pairs == 4 and scores["motion"].pairs == 2

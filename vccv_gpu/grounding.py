@@ -3,6 +3,7 @@
     cells = [object_cell(x, y, width, height, size=112, grid=(7, 7)) for x, y in centres]  # per frame
     score = grounding(attention[word_rows], cells)      # attention [T, N, H, W] from attention_maps
     score.mass, score.uniform_mass, score.pointing      # means over (word, frame) pairs
+    clip_grounding(model, vocab, v_i, a_r, caption, frames, named, (w, h), config, groups)  # one clip
 
 For every (word, frame) pair whose frame shows the object: the share of the frame's attention
 within `radius` cells (Chebyshev) of the cell holding the object's centre, the share a uniform map
@@ -14,12 +15,18 @@ maps them through the front end's resize (squash, or keep_aspect's centre crop) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-__all__ = ["GroundingScore", "grounding", "object_cell"]
+if TYPE_CHECKING:
+    from vccv_gpu.backbones import BackboneConfig
+    from vccv_gpu.data import Vocabulary
+    from vccv_gpu.model import VCCV
+
+__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell"]
 
 
 def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tuple[int, int],
@@ -41,40 +48,82 @@ def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tu
 
 @dataclass(frozen=True)
 class GroundingScore:
-    pairs: int            # (word, frame) pairs scored
-    mass: float           # mean attention within the neighbourhood
-    uniform_mass: float   # mean of what a uniform map puts there
-    pointing: float       # share of pairs whose arg-max cell lies in the neighbourhood
+    """Sums over scored (word, frame) pairs; scores of several clips add up (`+`)."""
+
+    pairs: int = 0            # (word, frame) pairs scored
+    mass_sum: float = 0.0     # attention within the neighbourhood
+    uniform_sum: float = 0.0  # what a uniform map puts there
+    hits: int = 0             # pairs whose arg-max cell lies in the neighbourhood
+
+    def __add__(self, other: GroundingScore) -> GroundingScore:
+        return GroundingScore(self.pairs + other.pairs, self.mass_sum + other.mass_sum,
+                              self.uniform_sum + other.uniform_sum, self.hits + other.hits)
+
+    def _mean(self, total: float) -> float:
+        return total / self.pairs if self.pairs else float("nan")
+
+    @property
+    def mass(self) -> float:
+        """Mean attention mass within `radius` cells of the object."""
+        return self._mean(self.mass_sum)
+
+    @property
+    def uniform_mass(self) -> float:
+        return self._mean(self.uniform_sum)
+
+    @property
+    def pointing(self) -> float:
+        """Share of pairs whose arg-max cell lies within `radius` cells of the object."""
+        return self._mean(self.hits)
 
     @property
     def mass_ratio(self) -> float:
         """mass / uniform_mass: 1 is no better than looking everywhere alike."""
-        return self.mass / self.uniform_mass if self.uniform_mass else float("nan")
+        return self.mass_sum / self.uniform_sum if self.uniform_sum else float("nan")
 
 
 def grounding(attention: Tensor, cells: Sequence[tuple[int, int] | None], radius: int = 1) -> GroundingScore:
     """Scores attention maps [T, N, H, W] (T words, N frames) against the object's cell in each
-    frame (`cells`, length N; None where the object is not visible). Frames without the object
-    are left out; with no pair left, every mean is nan."""
+    frame (`cells`, length N; None where the object is not visible, which leaves the frame out)."""
     words, frames, rows, cols = attention.shape
     if len(cells) != frames:
         raise ValueError(f"{len(cells)} object cells for {frames} frames")
-    mass = uniform = hits = 0.0
-    pairs = 0
+    score = GroundingScore()
     for n, cell in enumerate(cells):
-        if cell is None:
+        if cell is None or not words:
             continue
         r, c = cell
         r0, r1, c0, c1 = max(r - radius, 0), min(r + radius + 1, rows), max(c - radius, 0), min(c + radius + 1, cols)
         maps = attention[:, n].float()                                   # [T, H, W]
         total = maps.sum(dim=(1, 2)).clamp_min(1e-12)
-        mass += float((maps[:, r0:r1, c0:c1].sum(dim=(1, 2)) / total).sum())
-        uniform += words * (r1 - r0) * (c1 - c0) / (rows * cols)
         best = maps.reshape(words, -1).argmax(dim=1)
         best_r, best_c = best // cols, best % cols
-        hits += float(((best_r >= r0) & (best_r < r1) & (best_c >= c0) & (best_c < c1)).sum())
-        pairs += words
-    if not pairs:
-        nan = float("nan")
-        return GroundingScore(0, nan, nan, nan)
-    return GroundingScore(pairs, mass / pairs, uniform / pairs, hits / pairs)
+        score += GroundingScore(
+            pairs=words, mass_sum=float((maps[:, r0:r1, c0:c1].sum(dim=(1, 2)) / total).sum()),
+            uniform_sum=words * (r1 - r0) * (c1 - c0) / (rows * cols),
+            hits=int(((best_r >= r0) & (best_r < r1) & (best_c >= c0) & (best_c < c1)).sum()))
+    return score
+
+
+def clip_grounding(model: VCCV, vocab: Vocabulary, v_i: Tensor, a_r: Tensor, caption: str, frames: Sequence[int],
+                   named: Mapping[str, Any], video_size: tuple[int, int], config: BackboneConfig,
+                   groups: Mapping[str, Collection[str]], radius: int = 1) -> dict[str, GroundingScore]:
+    """Per group of words (e.g. {"object": colours and shapes, "motion": ...}), the grounding of
+    SAM's attention behind those words of `caption` (teacher-forced: `attention.attention_maps`)
+    on the `named` object of positions.json (its "centre" and "visible" per video frame), over
+    the sampled `frames` (display indices) of one clip's features v_i, a_r [N, H, W, D]."""
+    from vccv_gpu.attention import attention_maps
+
+    words = vocab.encode(caption)[1:-1]  # without <bos> and <eos>
+    attention, _ = attention_maps(model, v_i.float(), a_r.float(), words)
+    if attention is None:
+        raise ValueError("this model variant has no spatial attention (SAM) to score")
+    width, height = video_size
+    cells = [object_cell(*named["centre"][f], width, height, config.size, config.grid, config.keep_aspect)
+             if named["visible"][f] else None for f in frames]
+    names = [vocab.words[t] for t in words]
+    scores = {}
+    for group, members in groups.items():
+        rows = [t for t, word in enumerate(names) if word in members]
+        scores[group] = grounding(attention[rows], cells, radius)
+    return scores
