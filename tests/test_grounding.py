@@ -71,7 +71,7 @@ def test_clip_grounding_scores_the_named_words_on_the_sampled_frames() -> None:
     words = vocab.encode(caption)[1:-1]
     attention, _ = attention_maps(model, v_i, a_r, words)
     cells = [object_cell(0, 40, 160, 96, 112, (h, w)), None, object_cell(90, 40, 160, 96, 112, (h, w))]
-    for got, rows in ((scores["object"], [1, 2]), (scores["motion"], [6])):  # "red", "ball"; "left"
+    for got, rows in ((scores["object"], [1, 2]), (scores["motion"], [7])):  # "red", "ball"; "left"
         want = grounding(attention[rows], cells)
         assert (got.pairs, got.hits) == (want.pairs, want.hits)
         assert (got.mass_sum, got.uniform_sum) == pytest.approx((want.mass_sum, want.uniform_sum), rel=1e-5)
