@@ -2,10 +2,47 @@
 # Reproduces the bundled demo checkpoint (vccv_gpu/assets/demo), the default of
 # `python -m vccv_gpu.caption`: a small model (tiny backbones, 8 frames of 112 px, LSTM 256) trained
 # on the CPU, in well under an hour, on the generated motion-captioning set — not on real video.
-#   bash benchmarks/make_demo.sh [WORKDIR]      (default build/demo; the checkpoint is copied at the end)
+# The bundled checkpoint is replaced only with --replace-bundled (see usage below).
 set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: bash benchmarks/make_demo.sh [--replace-bundled] [WORKDIR]
+
+Trains the demo captioning model on the CPU (about half an hour on 2 cores): generates 300 clips
+of the synthetic motion-captioning set, pretrains the tiny backbones, extracts features, trains
+the RAE model and evaluates it on the test split. Steps whose output exists in WORKDIR (the data
+set, the backbones) are not redone.
+
+  WORKDIR            where everything is written (default: build/demo in the repository); the
+                     finished checkpoint ends up in WORKDIR/checkpoint
+  --replace-bundled  also replace the bundled demo checkpoint, vccv_gpu/assets/demo, with the
+                     new one (without this flag the bundled checkpoint is never touched)
+  -h, --help         print this help and exit
+EOF
+}
+
+REPLACE_BUNDLED=0
+WORK=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --replace-bundled) REPLACE_BUNDLED=1 ;;
+    -*) echo "make_demo.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *)
+      if [ -n "$WORK" ]; then
+        echo "make_demo.sh: one WORKDIR only (got $WORK and $1)" >&2; usage >&2; exit 2
+      fi
+      WORK=$1 ;;
+  esac
+  shift
+done
+# A WORKDIR given is relative to where the script is run from; the default is in the repository.
+if [ -n "$WORK" ] && [ "${WORK#/}" = "$WORK" ]; then
+  WORK=$PWD/$WORK
+fi
 cd "$(dirname "$0")/.."
-WORK=${1:-build/demo}
+WORK=${WORK:-build/demo}
 APPEARANCE="ball square triangle red green blue yellow white rocket coffee cat astronaut"
 MOTION="moves stays still appears stops slowly quickly left right up down"
 
@@ -21,7 +58,17 @@ python -m vccv_gpu.train --data "$WORK/data/captions.csv" --features "$WORK/feat
   --variant rae --embed 128 --hidden 256 --gate-dim 128 --epochs 30 --lr 1e-3 --seed 0 --workers 0 \
   --val-every 3 --no-progress
 python -m vccv_gpu.evaluate "$WORK/run" --split test --workers 0
-rm -rf vccv_gpu/assets/demo
-mkdir -p vccv_gpu/assets/demo
-cp "$WORK"/run/best/{config.json,model.safetensors,vocab.json,backbones.safetensors} vccv_gpu/assets/demo/
-du -sh vccv_gpu/assets/demo
+rm -rf "$WORK/checkpoint"
+mkdir -p "$WORK/checkpoint"
+cp "$WORK"/run/best/{config.json,model.safetensors,vocab.json,backbones.safetensors} "$WORK/checkpoint/"
+du -sh "$WORK/checkpoint"
+if [ "$REPLACE_BUNDLED" = 1 ]; then
+  # Copied beside it first: the bundled checkpoint is only removed once its replacement is complete.
+  rm -rf vccv_gpu/assets/demo.new
+  cp -r "$WORK/checkpoint" vccv_gpu/assets/demo.new
+  rm -rf vccv_gpu/assets/demo
+  mv vccv_gpu/assets/demo.new vccv_gpu/assets/demo
+  echo "replaced the bundled checkpoint vccv_gpu/assets/demo"
+else
+  echo "the new checkpoint is $WORK/checkpoint; vccv_gpu/assets/demo is unchanged (--replace-bundled replaces it)"
+fi

@@ -109,10 +109,11 @@ def measure(path: Path, repeat: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="*", type=Path)
+    parser.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
+                        help="H.264 files to measure (default: generated clips and a few conformance streams)")
     parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated clips")
     parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest is kept (default 3)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     parser.add_argument("--conformance", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "conformance",

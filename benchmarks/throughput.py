@@ -350,7 +350,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="1280x720", help="WxH[,WxH...] of generated clips (default 1280x720)")
     parser.add_argument("--copies", type=int, help="times each clip is listed (default: --batch for generated "
                                                     "clips, 1 for --videos)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the front end and the model run (default: cuda when available)")
     parser.add_argument("--batch", type=int, help="clips per batch (default 8 on CUDA, 2 on the CPU)")
     parser.add_argument("--workers", type=int, default=2, help="clip-sampling threads (default 2)")
     parser.add_argument("--beam", type=int, default=5, help="beam size (default 5)")

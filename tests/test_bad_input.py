@@ -62,8 +62,9 @@ def test_random_bytes(tmp_path):
 @pytest.mark.parametrize("encoder, suffix, name", [("mpeg4", ".mp4", "mpeg4"), ("libvpx-vp9", ".webm", "vp9")])
 def test_other_codecs(tmp_path, encoder, suffix, name):
     path = make_foreign_clip(tmp_path / f"other{suffix}", encoder)
-    with pytest.raises(codec.UnsupportedStream, match=f"video codec is {name}, not H.264"):
+    with pytest.raises(codec.UnsupportedStream, match=f"video codec is {name}, not H.264") as raised:
         codec.open(path)
+    assert str(raised.value).endswith("; re-encode it to H.264 with: python -m vccv_gpu.codec reencode IN OUT")
 
 
 def test_audio_only(tmp_path):
@@ -92,7 +93,7 @@ def test_truncated_container_lists_complete_frames(clips, tmp_path, kind, fracti
     cut.write_bytes(data[:int(len(data) * fraction) // 188 * 188 + 100])
     with codec.open(clips[kind]) as full:
         whole = frames_by_decode_order(full)
-    with pytest.warns(UserWarning, match="truncated"):
+    with pytest.warns(codec.TruncatedStreamWarning, match="truncated"):  # a UserWarning, as before
         s = codec.open(cut)
     assert s.truncated
     listed = frames_by_decode_order(s)

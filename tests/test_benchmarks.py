@@ -1,6 +1,7 @@
 """Benchmarks on the CPU (timings are reported, never asserted): frontend.py's smoke run over 2
 tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
-smoke run, which skips torch.compile's CUDA-graph mode with a line saying so."""
+smoke run, which skips torch.compile's CUDA-graph mode with a line saying so. Every script's
+--help describes every option; make_demo.sh --help prints its usage without starting."""
 
 from __future__ import annotations
 
@@ -68,3 +69,75 @@ def test_kernels_smoke_run_skips_cuda_graphs_off_cuda(tmp_path: Path) -> None:
         (b, i) for b in ("encoder step", "decoding step", "training step") for i in ("literal", "reference")}
     assert list(results["skipped"]) == ["reduce-overhead"]
     assert "skipped: reduce-overhead (torch.compile's CUDA graphs need CUDA)" in proc.stdout
+
+
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
+HELP_SECTIONS = ("positional arguments:", "options:", "optional arguments:")
+
+
+def undescribed_options(help_text: str) -> tuple[list[str], list[str]]:
+    """(every entry of argparse's argument sections, those without a description). An entry is a
+    line indented by two spaces; its description follows on that line after two spaces or on the
+    next, deeper-indented one."""
+    entries: list[str] = []
+    missing: list[str] = []
+    lines = help_text.splitlines()
+    in_section = False
+    for i, line in enumerate(lines):
+        if line and not line.startswith(" "):  # a section heading, or the description's or epilog's text
+            in_section = line in HELP_SECTIONS
+            continue
+        if not in_section or not line.startswith("  ") or line.startswith("   "):
+            continue
+        invocation, _, description = line.strip().partition("  ")
+        entries.append(invocation)
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if not description.strip() and not (following.startswith("   ") and following.strip()):
+            missing.append(invocation)
+    return entries, missing
+
+
+def test_undescribed_options_are_found() -> None:
+    text = ("usage: x [-h] [--a A] [--long-option-name LONG_OPTION_NAME] [--bare]\n\nDescription:\n"
+            "  literal  not an option\n\npositional arguments:\n  videos\n\noptions:\n"
+            "  -h, --help  show this help message and exit\n  --a A       an option\n"
+            "  --long-option-name LONG_OPTION_NAME\n              described on the next line\n"
+            "  --bare\n  --c C       wrapped\n              over two lines\n\nEpilog:\n  --not-an-option\n")
+    entries, missing = undescribed_options(text)
+    assert entries == ["videos", "-h, --help", "--a A", "--long-option-name LONG_OPTION_NAME", "--bare", "--c C"]
+    assert missing == ["videos", "--bare"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_option_has_help(script: str) -> None:
+    env = {**os.environ, "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries, missing = undescribed_options(proc.stdout)
+    assert "-h, --help" in entries and len(entries) > 1, proc.stdout
+    assert not missing, f"{script}: options without help: {missing}"
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_make_demo_help_prints_usage_and_starts_nothing(tmp_path: Path, flag: str) -> None:
+    root = BENCHMARKS.parent
+    watched = [root / "vccv_gpu" / "assets" / "demo", root / "build" / "demo", tmp_path]
+    before = [_tree(folder) for folder in watched]
+    assert before[0], "the bundled demo checkpoint is missing"
+    proc = subprocess.run(["bash", str(BENCHMARKS / "make_demo.sh"), flag], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("Usage: bash benchmarks/make_demo.sh [--replace-bundled] [WORKDIR]")
+    assert "--replace-bundled" in proc.stdout.split("\n", 1)[1] and "vccv_gpu/assets/demo" in proc.stdout
+    assert [_tree(folder) for folder in watched] == before
+
+    proc = subprocess.run(["bash", str(BENCHMARKS / "make_demo.sh"), "--no-such-option"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "unknown option --no-such-option" in proc.stderr and "Usage:" in proc.stderr
+    assert [_tree(folder) for folder in watched] == before

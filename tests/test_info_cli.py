@@ -33,8 +33,44 @@ def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec", "info", "--help"],
                             capture_output=True, text=True, check=True)
     assert "--json" in result.stdout
+    # Without a command: the whole help (every command, what it does) on stderr, status 2.
     result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec"], capture_output=True, text=True)
-    assert result.returncode == 2 and "info" in result.stderr
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: python -m vccv_gpu.codec [-h] COMMAND ...")
+    for text in ("info: print the stream structure", "motion: write", "reencode: re-encode videos"):
+        assert text in " ".join(result.stderr.split()), result.stderr
+    result = subprocess.run([sys.executable, "-m", "vccv_gpu.codec", "nosuchcommand"], capture_output=True, text=True)
+    assert result.returncode == 2 and "invalid choice: 'nosuchcommand'" in result.stderr
+
+
+def test_truncated_file_is_one_warning_line(clip_factory, tmp_path):
+    """`info` and `motion` on a cut file: one 'warning: PATH: truncated ...' line on stderr, not
+    Python's 'file:line: UserWarning: ...' and its source line; --verify makes it one error line."""
+    data = clip_factory(".h264", profile="main", entropy="cavlc", frames=24, size=(96, 64)).read_bytes()
+    cut = tmp_path / "cut.h264"
+    cut.write_bytes(data[:int(len(data) * 0.6)])
+    expected = f"warning: {cut}: truncated (the last picture is cut short); "
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vccv_gpu.codec", *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    info = run("info", str(cut))
+    assert info.returncode == 0 and "(truncated)" in info.stdout
+    motion = run("motion", str(cut), "--out", str(tmp_path / "motion"))
+    assert motion.returncode == 0
+    for result in (info, motion):
+        lines = [line for line in result.stderr.splitlines() if ": truncated" in line]
+        assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+        assert lines[0].endswith(" complete frames listed"), result.stderr
+        assert "UserWarning" not in result.stderr and "Warning:" not in result.stderr
+        assert "open_stream" not in result.stderr and ".py:" not in result.stderr  # no source line
+    warning, = info.stderr.splitlines()  # info says nothing else on stderr
+    complete = warning.removeprefix(expected).removesuffix(" listed")
+
+    verify = run("info", "--verify", str(cut))
+    assert verify.returncode == 1
+    assert verify.stderr.splitlines() == [f"error: {cut}: truncated (the last picture is cut short); {complete}"]
 
 
 def test_directory_verify_reports_bad_files_by_name(clip_factory, tmp_path, capsys):

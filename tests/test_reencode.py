@@ -124,6 +124,40 @@ def test_never_overwrites_inputs_and_skips_existing(source, tmp_path, capsys):
     assert _structure(dst)[2:4] == (40, [0, 12, 24, 36])
 
 
+def test_unreadable_files_reported_in_ffmpeg_words(tmp_path, capsys):
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(1).bytes(3000))
+    missing = tmp_path / "missing.mp4"
+    assert main([str(noise), str(missing), str(tmp_path / "out")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {noise}: Invalid data found when processing input",
+                      f"error: {missing}: No such file or directory"]  # not "[Errno 1094995529] ..."
+    with pytest.raises(ReencodeError, match=r"noise.mp4: Invalid data found when processing input$"):
+        reencode(noise, tmp_path / "out.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # a frame count in the container; only a duration
+def test_progress_over_frames_on_a_terminal(clip_factory, tmp_path, capsys, monkeypatch, suffix):
+    src = clip_factory(suffix, **SOURCE)
+    assert main([str(src), str(tmp_path / "quiet.mp4")]) == 0  # stderr is no terminal here: no bar
+    assert "frame" not in capsys.readouterr().err
+    monkeypatch.setattr("vccv_gpu.codec.reencode.stderr_is_terminal", lambda: True)
+    assert main([str(src), str(tmp_path / "shown.mp4")]) == 0
+    err = capsys.readouterr().err
+    assert f"{src.name}:   0%|" in err and "| 0/40 [00:00<?, ?frame/s]" in err, err  # total known: ETA shown
+    assert err.rstrip().endswith("1 re-encoded, 0 skipped (existing), 0 failed")
+
+
+def test_other_codec_hint_is_what_converts_it(tmp_path):
+    from tools.clips import make_foreign_clip
+
+    other = make_foreign_clip(tmp_path / "other.mp4", "mpeg4", size=(96, 64), frames=8)
+    with pytest.raises(codec.UnsupportedStream, match="python -m vccv_gpu.codec reencode IN OUT"):
+        codec.open(other)
+    assert main([str(other), str(tmp_path / "h264.mp4")]) == 0  # what the hint says to run
+    assert _structure(tmp_path / "h264.mp4")[:4] == (96, 64, 8, [0])
+
+
 def test_help_and_nvenc_refused_without_pynvvideocodec(monkeypatch):
     monkeypatch.setitem(sys.modules, "PyNvVideoCodec", None)  # importing it fails
     with pytest.raises(ValueError, match="nvenc: PyNvVideoCodec is not installed"):

@@ -31,8 +31,8 @@ TINY = {"embed": 16, "hidden": 32, "gate_dim": 16, "max_len": 8, "workers": 0, "
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch: pytest.MonkeyPatch) -> object:
     """Tiny matrices: one thread is several times faster than two on a shared 2-core machine.
-    (Also restores the warning format that the command lines change.)"""
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    (Also restores the warning display that the command lines change.)"""
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -59,7 +59,7 @@ from vccv_gpu import jsonl, ray_engine
 from vccv_gpu.checkpoint import Checkpoint
 from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos, unreadable_message
 from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
-from vccv_gpu.runtime import atomic_write, resolve_device, stderr_is_terminal
+from vccv_gpu.runtime import atomic_write, plain_warnings, resolve_device, stderr_is_terminal
 
 if TYPE_CHECKING:
     from vccv_gpu.codec.loader import ClipError
@@ -290,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    plain_warnings()
     for name in ("beam", "batch", "workers", "max_len"):
         value = getattr(args, name)
         if value is not None and value < 1:

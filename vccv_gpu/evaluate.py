@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from vccv_gpu.data import DATA_FORMATS, DataFormatError, Vocabulary, load_sample
 from vccv_gpu.feature_dataset import StoredFeatures, find_in_store, warn_missing
 from vccv_gpu.kernels.backend import BACKENDS
 from vccv_gpu.model import VCCV
-from vccv_gpu.runtime import atomic_write, resolve_device
+from vccv_gpu.runtime import atomic_write, plain_warnings, resolve_device
 
 __all__ = ["VARIANT_LABELS", "caption_videos", "evaluate_run", "main", "plain_warnings"]
 
@@ -151,11 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start takes a few seconds)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def plain_warnings() -> None:
-    """Command lines show warnings as one 'warning: ...' line, without the source line."""
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

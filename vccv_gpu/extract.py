@@ -46,7 +46,7 @@ from vccv_gpu.features import (
     prepare_store,
     video_key,
 )
-from vccv_gpu.runtime import resolve_device, stderr_is_terminal
+from vccv_gpu.runtime import plain_warnings, resolve_device, stderr_is_terminal
 
 __all__ = ["ExtractReport", "extract", "main"]
 
@@ -242,6 +242,7 @@ def _make_extractor(args: argparse.Namespace) -> FeatureExtractor:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    plain_warnings()
     for name in ("batch", "workers", "shard_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")

@@ -39,7 +39,7 @@ from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, 
 from vccv_gpu.codec import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
-from vccv_gpu.runtime import resolve_device
+from vccv_gpu.runtime import plain_warnings, resolve_device
 
 __all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
 
@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     parser.add_argument("--max-clips", type=int, help="use at most this many training clips")
     args = parser.parse_args(argv)
+    plain_warnings()
     opts = PretrainOptions(**{k: v for k, v in vars(args).items()})
     try:
         result = pretrain(opts)

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 import torch
 
-__all__ = ["Ranks", "atomic_write", "fsync_dir", "resolve_device", "stderr_is_terminal", "torchrun_env"]
+__all__ = ["Ranks", "atomic_write", "fsync_dir", "plain_warnings", "resolve_device", "stderr_is_terminal",
+           "torchrun_env"]
 
 # Ranks that finish their share early wait this long at a barrier for the others. torchrun ends
 # the whole group when one rank dies, so a long wait cannot hang a failed job, while PyTorch's
@@ -60,6 +62,19 @@ def stderr_is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def plain_warnings() -> None:
+    """Command lines show each warning as one 'warning: MESSAGE' line on stderr (through tqdm, so
+    above any progress bar), without Python's category and source line. Only the CLIs' main()
+    calls it: library callers keep ordinary warnings (and `warnings.catch_warnings` restores them)."""
+    from tqdm import tqdm
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        tqdm.write(f"warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def resolve_device(choice: str = "auto", local_rank: int = 0) -> torch.device:

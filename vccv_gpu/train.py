@@ -61,13 +61,13 @@ from vccv_gpu.data import (
     load_samples,
     pad_batch,
 )
-from vccv_gpu.evaluate import caption_videos, plain_warnings
+from vccv_gpu.evaluate import caption_videos
 from vccv_gpu.feature_dataset import StoredFeatures, StoredVideo, find_in_store, warn_missing
 from vccv_gpu.features import FeatureStore
 from vccv_gpu.kernels.backend import BACKENDS
 from vccv_gpu.metrics import score_captions
 from vccv_gpu.model import PAD, VARIANTS, VCCV, VCCVConfig, caption_loss
-from vccv_gpu.runtime import Ranks, atomic_write
+from vccv_gpu.runtime import Ranks, atomic_write, plain_warnings
 
 __all__ = ["TRAINER_FILE", "CaptionPairs", "TrainOptions", "TrainResult", "build_parser", "collate_pairs", "main",
            "run_training"]

@@ -10,12 +10,13 @@
 
 from typing import Any
 
-from .errors import CorruptStream, StreamError, UnsupportedStream
+from .errors import CorruptStream, StreamError, TruncatedStreamWarning, UnsupportedStream
 from .motion import MotionFrame, extract_motion
 from .stream import Coefficients, FrameInfo, Macroblocks, Residual, Stream, open
 
 __all__ = ["ClipLoader", "ClipSample", "Coefficients", "CorruptStream", "FrameInfo", "Macroblocks", "MotionFrame",
-           "Residual", "Stream", "StreamError", "UnsupportedStream", "extract_motion", "open", "sample_clip"]
+           "Residual", "Stream", "StreamError", "TruncatedStreamWarning", "UnsupportedStream", "extract_motion",
+           "open", "sample_clip"]
 
 
 def __getattr__(name: str) -> Any:

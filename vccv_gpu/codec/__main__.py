@@ -16,12 +16,19 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m vccv_gpu.codec",
-                                     description="Command-line tools for H.264 files.")
-    parser.add_argument("command", choices=sorted(COMMANDS),
+    parser = argparse.ArgumentParser(
+        prog="python -m vccv_gpu.codec",
+        description="Command-line tools for H.264 files. Without a COMMAND this help is printed on "
+                    "stderr and the exit status is 2 (a usage error), as for an unknown COMMAND.")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND",
                         help="; ".join(f"{name}: {text}" for name, (_, text) in COMMANDS.items()))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments (COMMAND --help)")
-    if not argv or argv[0] not in COMMANDS:
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="the command's arguments (COMMAND --help)")
+    if not argv:
+        # argparse alone would say "the following arguments are required": the commands say more
+        parser.print_help(sys.stderr)
+        return 2
+    if argv[0] not in COMMANDS:
         parser.parse_args(argv)  # prints help or the usage error and exits
     return COMMANDS[argv[0]][0](argv[1:])
 

@@ -33,6 +33,9 @@ class DemuxInfo:
     spans: list[tuple[int | None, int, int]] | None = None
 
 
+# Appended to the error for a video in another codec that FFmpeg decodes (VP9, HEVC, AV1, MPEG-4 ...).
+REENCODE_HINT = "re-encode it to H.264 with: python -m vccv_gpu.codec reencode IN OUT"
+
 # Containers whose packets are stored contiguously at `packet.pos` (checked per file as well).
 _SPAN_CONTAINERS = ("mov,mp4",)
 
@@ -88,8 +91,8 @@ def _feed_container(native: _h264.Stream, file: BinaryIO, size: int, name: str, 
                 raise CorruptStream(cut, name)
             raise UnsupportedStream("video codec is not one FFmpeg knows, not H.264", name)
         codec_name = stream.codec_context.name
-        if codec_name != "h264":
-            raise UnsupportedStream(f"video codec is {codec_name}, not H.264", name)
+        if codec_name != "h264":  # FFmpeg decodes it, so the re-encoder can convert it
+            raise UnsupportedStream(f"video codec is {codec_name}, not H.264; {REENCODE_HINT}", name)
         extradata = stream.codec_context.extradata
         if extradata:
             native.add_extradata(extradata)

@@ -18,6 +18,11 @@ class UnsupportedStream(StreamError):
     """Valid video the parser does not handle: not H.264, interlaced, not 4:2:0 8-bit, FMO/ASO."""
 
 
+class TruncatedStreamWarning(UserWarning):
+    """A video cut short (an interrupted download or copy): what is complete before the cut is read.
+    A category of its own, so that callers can filter or catch it and the CLIs show it on one line."""
+
+
 class CorruptStream(StreamError):
     """Data that breaks the H.264 syntax or semantics; `decode_index` names the picture if known."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..runtime import plain_warnings, stderr_is_terminal
 from .errors import CorruptStream, StreamError
 from .stream import Stream
 from .stream import open as open_stream
@@ -119,14 +120,16 @@ def unreadable_message(error: OSError) -> str:
 
 
 def inspect(path: str, verify: bool = False) -> dict[str, Any]:
-    """The `describe` row of one file. With `verify`, every frame's macroblocks and residual are
-    decoded too, and a truncated file is an error: raises CorruptStream naming the file."""
+    """The `describe` row of one file; a truncated file is listed (and warned about, as by
+    `codec.open`). With `verify`, every frame's macroblocks and residual are decoded too, and a
+    truncated file is an error instead: raises CorruptStream naming the file."""
+    if not verify:
+        with open_stream(path) as stream:
+            return describe(stream)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # truncation is reported in the output instead
+        warnings.simplefilter("always")  # the truncation warning becomes the error below
         with open_stream(path) as stream:
             row = describe(stream)
-            if not verify:
-                return row
             if stream.truncated:
                 found = [re.search(r"truncated \((.*)\); (\d+) complete frames", str(w.message)) for w in caught]
                 why = next((f"truncated ({m.group(1)}); {m.group(2)} complete frames" for m in found if m),
@@ -143,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m vccv_gpu.codec info",
         description="Print each H.264 file's size, profile, entropy coding, frame count and GOP "
                     "structure (frame types in display order). Files that cannot be read are "
-                    "reported on stderr as 'error: PATH: reason' and make the exit status 1.")
+                    "reported on stderr as 'error: PATH: reason' and make the exit status 1; "
+                    "truncated files are listed with their complete frames and a "
+                    "'warning: PATH: truncated (...)' line on stderr (an error with --verify).")
     parser.add_argument("videos", nargs="+", metavar="VIDEO",
                         help="mp4/mov/mkv/ts or raw .h264 files, or directories to search for video files")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
@@ -151,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also decode every frame's macroblocks and residual (entropy decoding), so "
                              "corrupt slice data anywhere is found; truncated files count as errors")
     args = parser.parse_args(argv)
+    plain_warnings()
 
     rows, failures = [], 0
     paths: list[str] = []
@@ -167,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths += found
         else:
             paths.append(given)
-    show_progress = len(paths) > 1 and sys.stderr.isatty()
+    show_progress = len(paths) > 1 and stderr_is_terminal()
     for path in tqdm(paths, desc="verifying" if args.verify else "parsing", unit="file",
                      disable=not show_progress):
         try:

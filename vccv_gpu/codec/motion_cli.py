@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime import atomic_write, stderr_is_terminal
+from ..runtime import atomic_write, plain_warnings, stderr_is_terminal
 from .errors import StreamError
 from .info import find_videos, unreadable_message
 from .motion import MotionFrame, default_threads, motion_frames
@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shard-frames", type=int, default=250, metavar="K",
                         help="frames per shard at most (default 250; fewer where frames are large)")
     args = parser.parse_args(argv)
+    plain_warnings()
     if args.threads < 1 or args.shard_frames < 1:
         parser.error("--threads and --shard-frames must be at least 1")
 

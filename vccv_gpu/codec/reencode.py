@@ -34,6 +34,7 @@ import av
 import av.filter
 from tqdm import tqdm
 
+from ..runtime import plain_warnings, stderr_is_terminal
 from .info import VIDEO_SUFFIXES, video_files
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -56,6 +57,14 @@ NVENC_PIXEL_FORMATS = ("yuv420p", "yuvj420p")  # what NVDEC hands NVENC as NV12
 
 class ReencodeError(Exception):
     """A file that could not be re-encoded (unreadable, no video stream, ...)."""
+
+
+def ffmpeg_message(error: av.FFmpegError, src: PathLike) -> str:
+    """FFmpeg's own words for a PyAV error ("Invalid data found when processing input"), not PyAV's
+    "[Errno 1094995529] ...: 'path'"; prefixed with the file it names when that is not `src`."""
+    text = error.strerror or str(error)
+    named = error.filename
+    return text if named is None or Path(named) == Path(src) else f"{named}: {text}"
 
 
 def nvenc_unusable() -> str | None:
@@ -121,8 +130,23 @@ def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
     return Fraction(25)
 
 
+def _expected_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     rate: Fraction) -> int | None:
+    """The progress bar's total: the container's frame count (MP4/MOV), else duration x rate
+    (Matroska, MPEG-TS ... state no count), else None (a bar without an ETA)."""
+    if stream.frames:
+        return stream.frames
+    if stream.duration and stream.time_base:
+        seconds = stream.duration * stream.time_base
+    elif container.duration:
+        seconds = Fraction(container.duration, av.time_base)
+    else:
+        return None
+    return max(1, round(seconds * rate))
+
+
 def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, crf: float = 18,
-             preset: str = "medium", encoder: str = "libx264") -> Path:
+             preset: str = "medium", encoder: str = "libx264", progress: bool = False) -> Path:
     """Re-encode the first video stream of `src` into `dst` (.mp4, .mkv or .h264).
 
     An IDR frame lands exactly every `gop` frames, with at most `bframes` consecutive B-frames;
@@ -130,7 +154,8 @@ def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, c
     with a warning; audio and other streams are dropped). libx264 frames get constant-rate
     timestamps at the source's average frame rate. `encoder`: libx264, nvenc or auto (see the
     module docstring). The file is written under a temporary name and renamed when complete.
-    `dst` is overwritten if it exists, but never when it is `src` itself.
+    `dst` is overwritten if it exists, but never when it is `src` itself. `progress`: a tqdm bar
+    over the frames on stderr, with an ETA where the frame count or duration is known.
 
     Raises ReencodeError for an unreadable source (or an NVENC result that is not what was
     asked), ValueError for bad settings, a `dst` suffix other than .mp4/.mkv/.h264, or an
@@ -149,14 +174,14 @@ def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, c
     try:
         if chosen == "nvenc":
             try:
-                _transcode_nvenc(src, tmp, fmt, gop, bframes, crf, preset)
+                _transcode_nvenc(src, tmp, fmt, gop, bframes, crf, preset, progress)
             except ReencodeError as e:
                 if encoder == "nvenc":
                     raise
                 warnings.warn(f"{e}; re-encoded with libx264 instead", stacklevel=2)
                 chosen = "libx264"
         if chosen == "libx264":
-            _transcode(src, tmp, fmt, gop, bframes, crf, preset)
+            _transcode(src, tmp, fmt, gop, bframes, crf, preset, progress)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -164,7 +189,8 @@ def reencode(src: PathLike, dst: PathLike, *, gop: int = 12, bframes: int = 0, c
     return dst
 
 
-def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: float, preset: str) -> None:
+def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: float, preset: str,
+                     progress: bool) -> None:
     """PyNvVideoCodec's demuxer -> NVDEC -> NVENC on one CUDA stream (and torch's context), PyAV's
     muxer (video only, frame k at pts k / rate), then the result checked."""
     import PyNvVideoCodec as nvc
@@ -172,8 +198,9 @@ def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf
 
     from .nvcodec import current_context
 
-    rate, frames = _nvenc_source(src)
+    rate, frames, expected = _nvenc_source(src)
     count = 0
+    bar = tqdm(total=expected, desc=src.name, unit="frame", disable=not progress, leave=False)
     try:
         gpu_id = torch.cuda.current_device()
         stream = torch.cuda.Stream(gpu_id)  # makes torch's context current in this thread
@@ -206,17 +233,21 @@ def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf
                     params.inputTimeStamp = count
                     mux(encoder.Encode(frame, params))
                     count += 1
+                    bar.update()
             mux(encoder.EndEncode())
         stream.synchronize()
     except Exception as e:  # noqa: BLE001 - PyNvVideoCodec raises its own (and plain) exception types
-        raise ReencodeError(f"{src}: NVENC re-encoding failed after {count} frames "
-                            f"({type(e).__name__}: {e})") from e
+        why = ffmpeg_message(e, src) if isinstance(e, av.FFmpegError) else f"{type(e).__name__}: {e}"
+        raise ReencodeError(f"{src}: NVENC re-encoding failed after {count} frames ({why})") from e
+    finally:
+        bar.close()
     check_gop_structure(tmp, gop, bframes, frames, what=f"{src}: NVENC")
 
 
-def _nvenc_source(src: Path) -> tuple[Fraction, int | None]:
-    """The frame rate and (where the container states it) frame count of a source NVENC can
-    take; ReencodeError for one it cannot (no video, not 8-bit 4:2:0, an odd size)."""
+def _nvenc_source(src: Path) -> tuple[Fraction, int | None, int | None]:
+    """The frame rate, (where the container states it) frame count and the progress bar's total
+    of a source NVENC can take; ReencodeError for one it cannot (no video, not 8-bit 4:2:0, an
+    odd size)."""
     try:
         with av.open(str(src)) as container:
             if not container.streams.video:
@@ -226,8 +257,11 @@ def _nvenc_source(src: Path) -> tuple[Fraction, int | None]:
             if ctx.pix_fmt not in NVENC_PIXEL_FORMATS or ctx.width % 2 or ctx.height % 2:
                 raise ReencodeError(f"{src}: NVENC takes 8-bit 4:2:0 of even size, not {ctx.pix_fmt} "
                                     f"{ctx.width}x{ctx.height}")
-            return _frame_rate(video), video.frames or None
-    except (av.FFmpegError, OSError) as e:
+            rate = _frame_rate(video)
+            return rate, video.frames or None, _expected_frames(container, video, rate)
+    except av.FFmpegError as e:
+        raise ReencodeError(f"{src}: {ffmpeg_message(e, src)}") from e
+    except OSError as e:
         raise ReencodeError(f"{src}: cannot open: {e}") from e
 
 
@@ -270,10 +304,12 @@ def check_gop_structure(path: PathLike, gop: int, bframes: int, frames: int | No
 
 
 def _transcode(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: float,
-               preset: str) -> None:
+               preset: str, progress: bool) -> None:
     try:
         inp = av.open(str(src))
-    except (av.FFmpegError, OSError) as e:
+    except av.FFmpegError as e:
+        raise ReencodeError(f"{src}: {ffmpeg_message(e, src)}") from e
+    except OSError as e:
         raise ReencodeError(f"{src}: cannot open: {e}") from e
     with inp:
         if not inp.streams.video:
@@ -282,7 +318,9 @@ def _transcode(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: floa
         vin.thread_type = "AUTO"
         rate = _frame_rate(vin)
         count = 0
-        with av.open(str(tmp), "w", format=fmt) as out:
+        bar = tqdm(total=_expected_frames(inp, vin, rate), desc=src.name, unit="frame", disable=not progress,
+                   leave=False)
+        with bar, av.open(str(tmp), "w", format=fmt) as out:
             vout = graph = sink = buffer = None
             try:
                 for frame in inp.decode(vin):
@@ -315,8 +353,9 @@ def _transcode(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf: floa
                     conv_frame.pict_type = av.video.frame.PictureType.NONE
                     out.mux(vout.encode(conv_frame))
                     count += 1
+                    bar.update()
             except av.FFmpegError as e:
-                raise ReencodeError(f"{src}: decoding failed after {count} frames: {e}") from e
+                raise ReencodeError(f"{src}: decoding failed after {count} frames: {ffmpeg_message(e, src)}") from e
             if vout is None:
                 raise ReencodeError(f"{src}: no decodable video frames")
             out.mux(vout.encode(None))
@@ -360,8 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "B-frames, the same resolution (odd sizes are cropped by one column/row, with a "
                     "note) and frame rate. VIDEO ONLY: audio and subtitle streams are dropped. "
                     "Inputs are never overwritten; existing outputs are skipped unless --overwrite. "
-                    "Files that fail are reported on stderr as 'error: PATH: reason' and make the "
-                    "exit status 1.")
+                    "Files that fail are reported on stderr as 'error: PATH: reason' (FFmpeg's own "
+                    "words for a file it cannot read) and make the exit status 1. On a terminal, a "
+                    "progress bar per file shows the frames done and an ETA.")
     parser.add_argument("inputs", nargs="+", metavar="IN",
                         help="video files, or directories searched recursively for video files "
                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
@@ -381,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "redone with libx264), else libx264; nvenc: NVENC or an error")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
+    plain_warnings()
     try:
         _check_settings(args.gop, args.bframes, args.crf, args.preset)
         resolve_encoder(args.encoder)
@@ -399,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = {src.resolve() for src, _ in pairs}
     claimed: dict[Path, Path] = {}  # output -> the input that gets it (e.g. a.mkv and a.mp4 -> a.mp4)
     skipped = done = 0
-    show_progress = len(pairs) > 1 and sys.stderr.isatty()
-    for src, dst in tqdm(pairs, desc="re-encoding", unit="file", disable=not show_progress):
+    progress = stderr_is_terminal()
+    for src, dst in tqdm(pairs, desc="re-encoding", unit="file", disable=not progress or len(pairs) < 2):
         if dst.resolve() in inputs:
             failures += 1
             tqdm.write(f"error: {src}: output {dst} is an input; refusing to overwrite it", file=sys.stderr)
@@ -418,10 +459,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 reencode(src, dst, gop=args.gop, bframes=args.bframes, crf=args.crf,
-                         preset=args.preset, encoder=args.encoder)
+                         preset=args.preset, encoder=args.encoder, progress=progress)
         except (ReencodeError, ValueError, OSError, av.FFmpegError) as e:
             failures += 1
-            tqdm.write(f"error: {src}: {str(e).removeprefix(f'{src}: ')}", file=sys.stderr)
+            why = ffmpeg_message(e, src) if isinstance(e, av.FFmpegError) else str(e)
+            tqdm.write(f"error: {src}: {why.removeprefix(f'{src}: ')}", file=sys.stderr)
             continue
         for w in caught:
             tqdm.write(f"note: {w.message}", file=sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _h264
 from .demux import DemuxInfo, Source, feed
-from .errors import CorruptStream, UnsupportedStream
+from .errors import CorruptStream, TruncatedStreamWarning, UnsupportedStream
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Stream:
         if self.truncated:
             reason = demux.truncation or "the last picture is cut short"
             warnings.warn(f"{name}: truncated ({reason}); {len(self.frames)} complete frames listed",
-                          stacklevel=3)
+                          TruncatedStreamWarning, stacklevel=3)
 
     @property
     def extradata(self) -> bytes | None:
