@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import pytest
 import torch
 from tiny_models import tiny_checkpoint
 
-from vccv_gpu.attention import MAX_WORDS, attention_maps, draw_attention
+from vccv_gpu import attention as attention_module
+from vccv_gpu.attention import ROWS_PER_BLOCK, attention_figure, attention_maps, draw_attention
 from vccv_gpu.caption import (
     CaptionResult,
     UsageError,
@@ -255,40 +257,172 @@ def test_attention_maps_are_the_decoders(videos: list[Path], checkpoint: Path) -
     assert not torch.equal(again[2], attention[2]) or not torch.equal(gate_again[2], gate[2])
 
 
-def _png_size(path: Path) -> tuple[int, int]:
+def _png(path: Path) -> tuple[tuple[int, int], dict[str, str]]:
+    """A written picture's (width, height) and its text metadata; checks that it is a whole PNG."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.verify()
     with Image.open(path) as image:
         assert image.format == "PNG"
-        return image.size
+        return image.size, dict(image.text)
 
 
-def test_attention_pictures(tmp_path: Path, videos: list[Path], checkpoint: Path) -> None:
+def _texts(fig: object, gid: str) -> list[str]:
+    return [t.get_text() for t in fig.texts if t.get_gid() == gid]  # type: ignore[attr-defined]
+
+
+def _cells(fig: object, gid: str = "cell") -> list[tuple[float, float]]:
+    """(width, height) px of the figure's cells (or of the frames of the strongest ones)."""
+    return [(p.get_width(), p.get_height()) for p in fig.artists if p.get_gid() == gid]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict, object]]:
+    """The (keyword arguments, Figure) of every attention picture drawn while the test runs."""
+    drawn: list[tuple[dict, object]] = []
+    original = attention_module.attention_figure
+
+    def recording(*args: object, **kwargs: object) -> object:
+        fig = original(*args, **kwargs)
+        drawn.append((kwargs, fig))
+        return fig
+
+    monkeypatch.setattr(attention_module, "attention_figure", recording)
+    return drawn
+
+
+def test_attention_pictures(tmp_path: Path, videos: list[Path], checkpoint: Path,
+                            figures: list[tuple[dict, object]], capsys: pytest.CaptureFixture[str]) -> None:
+    # Two clip.mp4 in different folders, one of them named in Chinese and Cyrillic: told apart by
+    # their titles, and no glyph is missing from the font.
+    clips = [tmp_path / "a" / "clip.mp4", tmp_path / "\u89c6\u9891 \u043a\u043b\u0438\u043f" / "clip.mp4"]
+    for clip in clips:
+        clip.parent.mkdir()
+        shutil.copy(videos[0], clip)
     folder = tmp_path / "pictures"
-    assert main([str(videos[0]), str(videos[1]), "--checkpoint", str(checkpoint), "--attention", str(folder)]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{v.stem}.png" for v in videos[:2])
-    for png in folder.iterdir():
-        assert png.stat().st_size > 1000
-        width, height = _png_size(png)
-        assert width > 4 * 100 and height > 100  # a column per frame (4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = main([*map(str, clips), str(videos[1]), "--checkpoint", str(checkpoint), "--attention", str(folder),
+                       "--max-len", str(ROWS_PER_BLOCK + 4)])
+    assert status == 0
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    captions = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+    pngs = sorted(folder.iterdir())
+    assert len(pngs) == 3 and sum(p.name.startswith("clip-") for p in pngs) == 2
+    titles = set()
+    for png in pngs:
+        assert 1000 < png.stat().st_size < 300_000
+        (width, height), text = _png(png)
+        assert width > 4 * 48 and height > 100  # a column per frame (4)
+        titles.add(text["Title"])
+        assert text["Description"] == captions[text["Title"]]
+    assert titles == {*map(str, clips), str(videos[1])}  # the whole path, whatever the font can draw
 
-    # One row per word (up to MAX_WORDS): more words, a taller picture.
+    assert len(figures) == 3
+    for kwargs, fig in figures:
+        video = str(kwargs["video"])
+        # Every word has its row: the tiny model never ends early, so its captions are longer than
+        # a block (wrapped into two).
+        words = captions[video].split()
+        assert len(words) > ROWS_PER_BLOCK
+        assert _texts(fig, "word") == words
+        assert len(_texts(fig, "gate")) == len(_cells(fig)) == 4 * len(words)
+        assert len(_cells(fig, "strongest")) == len(words)  # one strongest frame per word
+        # The 64x48 clips' frames are squashed to 112x112 squares: drawn 4:3 again.
+        assert kwargs["aspect"] == pytest.approx(4 / 3)
+        assert all(w / h == pytest.approx(4 / 3, abs=0.02) for w, h in _cells(fig))
+        # The title is the video's whole path, wrapped (its lines joined give it back), each
+        # character drawn or, where the font lacks it, ASCII-escaped.
+        title = "".join(_texts(fig, "title"))
+        assert title == video if video.isascii() else all(
+            ch in title or ch.encode("ascii", "backslashreplace").decode() in title for ch in video)
+
+
+def test_attention_picture_layout(tmp_path: Path) -> None:
     frames = torch.randint(0, 256, (4, 3, 112, 112), dtype=torch.uint8)
-    attention = torch.rand(MAX_WORDS, 4, 7, 7).softmax(-1)
-    gate = torch.rand(MAX_WORDS, 4)
-    heights = []
-    for n_words in (2, 5, MAX_WORDS + 3):
+    n_long = 2 * ROWS_PER_BLOCK + 3
+    attention = torch.rand(n_long, 4, 7, 7).softmax(-1)
+    gate = torch.rand(n_long, 4)
+    heights, widths = [], []
+    for n_words in (2, 5, ROWS_PER_BLOCK, n_long):
         words = [f"w{i}" for i in range(n_words)]
-        png = draw_attention(tmp_path / f"{n_words}.png", frames, words, attention, gate, " ".join(words))
-        heights.append(_png_size(png)[1])
-    assert heights[0] < heights[1] < heights[2]
-    per_row = (heights[1] - heights[0]) / 3
-    assert heights[2] == pytest.approx(heights[0] + (MAX_WORDS - 2) * per_row, abs=2)  # capped at MAX_WORDS rows
-    # A variant without attention or gate: the frames alone, still a picture.
-    plain = draw_attention(tmp_path / "plain.png", frames, ["a", "b"], None, None, "a b")
-    assert _png_size(plain)[1] < heights[0]
+        fig = attention_figure(frames, words, attention, gate, " ".join(words))
+        assert _texts(fig, "word") == words  # every word, however many
+        assert len(_cells(fig)) == 4 * n_words
+        assert all(w == h for w, h in _cells(fig))  # square frames, no aspect given: square cells
+        width, height = fig.canvas.get_width_height()  # type: ignore[attr-defined]
+        widths.append(width)
+        heights.append(height)
+    assert heights[0] < heights[1] < heights[2]  # more words, more rows...
+    assert widths[3] > 2 * widths[2] and heights[3] < heights[2] * 1.2  # ...wrapped into 3 blocks side by side
+    # The display aspect ratio, either way round; the picture is what the figure says.
+    portrait = draw_attention(tmp_path / "portrait.png", frames, ["a", "b"], attention, gate, "a b", aspect=0.75)
+    fig = attention_figure(frames, ["a", "b"], attention, gate, "a b", aspect=0.75)
+    assert all(w / h == pytest.approx(0.75, abs=0.02) for w, h in _cells(fig))
+    assert _png(portrait)[0] == fig.canvas.get_width_height()  # type: ignore[attr-defined]
+    # A variant without attention or gate: the frames alone, a row of them, still a picture.
+    plain = attention_figure(frames, ["a", "b"], None, None, "a b")
+    assert _texts(plain, "word") == ["(frames)"] and len(_cells(plain)) == 4 and not _texts(plain, "gate")
+    assert "no spatial attention" in " ".join(_texts(plain, "note"))
+    assert _png(draw_attention(tmp_path / "plain.png", frames, ["a", "b"], None, None, "a b"))[0][1] < heights[0]
+    with pytest.raises(ValueError, match="a row per word"):
+        attention_figure(frames, ["a", "b", "c"], attention[:2], gate[:2], "a b c")
+
+
+def test_attention_picture_legend_and_title() -> None:
+    frames = torch.randint(0, 256, (4, 3, 112, 112), dtype=torch.uint8)
+    attention, gate = torch.rand(3, 4, 7, 7).softmax(-1), torch.rand(3, 4)
+    gate[1, 2] = 2.0  # word 1's strongest frame: 2
+    video = "/data/" + "a_rather_long_folder_name/" * 6 + "clip.mp4"
+    fig = attention_figure(frames, ["a", "red", "ball"], attention, gate, "a red ball", frame_indices=[0, 5, 9, 14],
+                           video=video)
+    title = _texts(fig, "title")
+    assert len(title) > 1 and "".join(title) == video  # wrapped, whole
+    assert _texts(fig, "caption") == ["\u201ca red ball\u201d"]
+    assert _texts(fig, "frame") == ["#0", "#5", "#9", "#14"]
+    assert [t.get_fontweight() for t in fig.texts if t.get_gid() == "gate"][4:8] == ["normal"] * 2 + ["bold", "normal"]
+    legend = "".join(_texts(fig, "legend"))
+    for phrase in ("g: TGM's temporal gate", "Framed in blue, g in bold", "multiples of uniform attention",
+                   "\u00d7"):
+        assert phrase in legend
+    assert not any(t.get_parse_math() for t in fig.texts)  # a $ in a path or a word is no mathtext
+
+
+def test_attention_picture_non_latin_names_draw_without_warnings(tmp_path: Path) -> None:
+    frames = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    # CJK, Cyrillic, mathtext, an emoji, an undecodable byte
+    video = tmp_path / "\u89c6\u9891" / "\u043a\u043b\u0438\u043f $x$ \U0001f3a5\udcff.mp4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = draw_attention(tmp_path / "x.png", frames, ["\u732b", "sits"], torch.rand(2, 2, 3, 3), torch.rand(2, 2),
+                             "\u732b sits", video=video)
+        fig = attention_figure(frames, ["\u732b", "sits"], torch.rand(2, 2, 3, 3), torch.rand(2, 2), "\u732b sits",
+                               video=video)
+        fig.canvas.draw()  # type: ignore[attr-defined]
+    title = "".join(_texts(fig, "title"))
+    assert "\\udcff" in title  # unprintable: escaped
+    for ch in str(video):  # each character drawn, or escaped where the font lacks it
+        assert ch in title or ch.encode("ascii", "backslashreplace").decode() in title
+    assert _png(png)[1]["Title"] == str(video).encode("utf-8", "backslashreplace").decode()
+
+
+def test_attention_picture_is_small(tmp_path: Path) -> None:
+    """4 frames of photographs at 112 px, a 10-word caption: a 256-colour PNG well under 300 KB
+    (an RGB PNG of the same picture is about 650 KB)."""
+    from vccv_gpu.data.scenes import photo
+
+    pictures = [torch.from_numpy(photo(name).copy()).permute(2, 0, 1)[None]
+                for name in ("astronaut", "chelsea", "coffee", "rocket")]
+    frames = torch.cat([torch.nn.functional.interpolate(p, size=(112, 112), mode="bilinear", antialias=True)
+                        for p in pictures]).round().clamp(0, 255).to(torch.uint8)
+    torch.manual_seed(0)
+    words = "a man is riding a red bicycle down the street".split()
+    png = draw_attention(tmp_path / "ten.png", frames, words, torch.rand(10, 4, 7, 7).softmax(-1), torch.rand(10, 4),
+                         " ".join(words), frame_indices=[0, 6, 12, 18], video="/data/videos/clip.mp4", aspect=4 / 3)
+    (width, height), _ = _png(png)
+    assert png.stat().st_size < 300_000
+    assert width < 700 and height < 1500
 
 
 def test_attention_names_disambiguate_equal_stems(tmp_path: Path) -> None:

@@ -278,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
                              "replacing those lines (without it, such a file is refused)")
     parser.add_argument("--attention", metavar="DIR", type=Path, default=None,
                         help="plain engine: write a PNG per video: the sampled frames under SAM's attention map "
-                             "for each generated word (first 12) and TGM's gate per frame")
+                             "for every generated word and TGM's gate per frame, titled with the video's path")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="how the encoder runs: fused Triton kernels, their PyTorch reference, or the "
                              "paper's equations recomputed every step (default: $VCCV_BACKEND, else auto = "
@@ -440,21 +440,35 @@ def _ray_batches(args: argparse.Namespace, todo: list[Path],
                CaptionResult(row["path"], row["caption"], float(row["score"]), float(row["seconds"])) for row in rows]
 
 
+def _display_aspect(path: str, keep_aspect: bool) -> float | None:
+    """Width / height of what the model's square frames show: 1 for centre crops (keep_aspect),
+    else the video's (its SPS's size, read from the headers); None where the file will not say."""
+    from vccv_gpu import codec
+
+    if keep_aspect:
+        return 1.0
+    try:
+        with codec.open(path) as stream:
+            return stream.width / stream.height
+    except (OSError, codec.StreamError):
+        return None
+
+
 def _draw_batch(folder: Path, captioned: _CaptionedBatch, checkpoint: Checkpoint, names: dict[Path, str]) -> None:
-    from vccv_gpu.attention import MAX_WORDS, attention_maps, draw_attention
+    from vccv_gpu.attention import attention_maps, draw_attention
     from vccv_gpu.model import EOS
 
     words_of = checkpoint.vocab.words
+    keep_aspect = checkpoint.backbones.config.keep_aspect  # type: ignore[union-attr] - checked by _check_captioning
     for i, (path, sample) in enumerate(zip(captioned.batch.paths, captioned.batch.samples)):
         tokens = captioned.tokens[i] or [EOS]  # an empty caption: the step that chose <eos>
         with torch.inference_mode():
-            attention, gate = attention_maps(checkpoint.model, captioned.v_i[i:i + 1], captioned.a_r[i:i + 1],
-                                             tokens[:MAX_WORDS])
+            attention, gate = attention_maps(checkpoint.model, captioned.v_i[i:i + 1], captioned.a_r[i:i + 1], tokens)
         words = [words_of[t] for t in tokens]
         caption = checkpoint.vocab.decode(captioned.tokens[i])
         draw_attention(folder / names[Path(path)], sample.iframes, words, attention, gate, caption,
-                       frame_indices=list(sample.frame_indices), video=Path(path).name)
-
+                       frame_indices=list(sample.frame_indices), video=str(path),
+                       aspect=_display_aspect(str(path), keep_aspect))
 
 if __name__ == "__main__":
     sys.exit(main())
