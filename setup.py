@@ -66,7 +66,8 @@ class CMakeBuild(build_ext):
 setup(
     ext_modules=[CMakeExtension("vccv_gpu._h264")],
     cmdclass={"build_ext": CMakeBuild},
-    packages=find_packages(include=["vccv_gpu", "vccv_gpu.*"]),
-    # the bundled demo checkpoint (python -m vccv_gpu.caption's default)
-    package_data={"vccv_gpu": ["assets/demo/*"]},
+    # + the bundled demo checkpoint (python -m vccv_gpu.caption's default): a folder of data files,
+    # named as a package of its own (else setuptools warns that it "would be ignored")
+    packages=[*find_packages(include=["vccv_gpu", "vccv_gpu.*"]), "vccv_gpu.assets.demo"],
+    package_data={"vccv_gpu.assets.demo": ["*"]},
 )
