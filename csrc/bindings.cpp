@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "bit_reader.h"
@@ -201,7 +202,13 @@ struct PyParsedPicture {
     return d;
   }
 
+  void require_coefficients() const {
+    if (!parsed.has_coefficients)
+      throw std::logic_error("this picture was parsed for its macroblocks only (parse_picture(coefficients=False))");
+  }
+
   py::tuple residual() const {
+    require_coefficients();
     py::array_t<int16_t> y({coded_height, coded_width}), u({coded_height / 2, coded_width / 2}),
         v({coded_height / 2, coded_width / 2});
     {
@@ -214,6 +221,7 @@ struct PyParsedPicture {
 
   // One contiguous int16 buffer: positions4 [n4,3], positions8 [n8,3], coeffs4 [n4,16], coeffs8 [n8,64].
   py::tuple coefficients() const {
+    require_coefficients();
     const CoefficientBlocks& c = parsed.coefficients;
     const size_t n4 = c.positions4.size(), n8 = c.positions8.size();
     py::array_t<int16_t> data(static_cast<py::ssize_t>(3 * (n4 + n8) + c.coeffs4.size() + c.coeffs8.size()));
@@ -401,17 +409,19 @@ PYBIND11_MODULE(_h264, m) {
       .def("slice_headers", &slice_headers, py::arg("decode_index"))
       .def(
           "parse_picture",
-          [](const Stream& s, size_t decode_index) {
+          [](const Stream& s, size_t decode_index, bool coefficients) {
             const Picture& pic = picture_at(s, decode_index);
             std::shared_ptr<const ParsedPicture> parsed;
             {
               py::gil_scoped_release release;
-              parsed = s.parsed_picture(static_cast<uint32_t>(decode_index));
+              parsed = s.parsed_picture(static_cast<uint32_t>(decode_index), coefficients);
             }
             return std::make_unique<PyParsedPicture>(std::move(parsed), static_cast<int>(pic.sps->coded_width()),
                                                      static_cast<int>(pic.sps->coded_height()));
           },
-          py::arg("decode_index"), "Entropy-decodes one picture's slice data.")
+          py::arg("decode_index"), py::arg("coefficients") = true,
+          "Entropy-decodes one picture's slice data; coefficients=False: for its macroblocks only (no "
+          "residual or coefficients from it).")
       .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),
            "Resolved 4x4 [6,4,4] and 8x8 [6,8,8] weights (raster order) for a picture.");
 }

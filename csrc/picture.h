@@ -74,7 +74,8 @@ struct CoefficientBlocks {
 
 struct ParsedPicture {
   MacroblockGrid macroblocks;
-  CoefficientBlocks coefficients;
+  CoefficientBlocks coefficients;  // empty when parsed for motion only (has_coefficients false)
+  bool has_coefficients = true;
   PictureArray<int32_t> mb_slice;  // index of each macroblock's slice [height_mbs][width_mbs]
   // Per slice and list, the decoding index of the picture each ref_idx names (-1: missing).
   std::vector<std::array<std::vector<int32_t>, 2>> slice_ref_pictures;
@@ -97,8 +98,9 @@ struct ParsedPicture {
 
 // Parses every slice of `picture` (one of `stream`'s, which provides the co-located picture of
 // B slices); throws CorruptStream (or UnsupportedStream) on bad data, including slices whose
-// data does not end at their rbsp_trailing_bits.
-ParsedPicture parse_picture(const Picture& picture, const Stream& stream);
+// data does not end at their rbsp_trailing_bits. Without `coefficients` the residual is
+// entropy-decoded (every bit is read and checked) but not scaled or stored: motion only.
+ParsedPicture parse_picture(const Picture& picture, const Stream& stream, bool coefficients = true);
 
 // The residual planes (8.5.12.2, 8.5.13.2): y [coded_height][coded_width], u/v at half size.
 void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded_height, int16_t* y, int16_t* u,

@@ -52,7 +52,8 @@ struct MbState {
 
 class PictureParser {
  public:
-  PictureParser(const Picture& picture, const Stream& stream);
+  // Without `coefficients`, residual blocks are entropy-decoded only (parse_picture).
+  PictureParser(const Picture& picture, const Stream& stream, bool coefficients);
   ParsedPicture run();
 
  private:
@@ -164,6 +165,7 @@ class PictureParser {
 
   const Picture& pic_;
   const Stream& stream_;
+  const bool coefficients_;  // scale and store the residual's coefficients
   const Sps& sps_;
   const Pps& pps_;
   const int w_, h_, w4_;

@@ -68,9 +68,11 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   if (i16) {
     const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
     cur_->cbf_luma_dc = read_block(kCatLumaDc, nc, cabac_ ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
-    int32_t c[16] = {};
-    scatter_dc(levels, kZigzag4x4.data(), c);
-    luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
+    if (coefficients_) {
+      int32_t c[16] = {};
+      scatter_dc(levels, kZigzag4x4.data(), c);
+      luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
+    }
   }
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
@@ -97,7 +99,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
           }
         }
       }
-      emit8x8(levels, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
+      if (coefficients_) emit8x8(levels, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
       continue;
     }
     for (int i4 = 0; i4 < 4; ++i4) {
@@ -111,7 +113,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
       }
       cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
-      if (total == 0 && !(i16 && dc[by * 4 + bx] != 0)) continue;
+      if (!coefficients_ || (total == 0 && !(i16 && dc[by * 4 + bx] != 0))) continue;
       emit4x4(levels, i16, i16 ? dc[by * 4 + bx] : 0, ls_y, qp_, 0, 4 * bx, 4 * by);
     }
   }
@@ -124,6 +126,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
     if (!(cbp_chroma & 3)) continue;
     if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
       cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
+    if (!coefficients_) continue;
     int32_t c[4] = {};
     scatter_dc(levels, kRaster2x2, c);
     const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
@@ -143,7 +146,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
       }
       cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
-      if (total == 0 && chroma_dc[plane][blk] == 0) continue;
+      if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
       emit4x4(levels, true, chroma_dc[plane][blk], ls, qpc[plane], 1 + plane, 4 * bx, 4 * by);
     }
   }

@@ -9,9 +9,10 @@
 
 namespace vccv {
 
-PictureParser::PictureParser(const Picture& picture, const Stream& stream)
+PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool coefficients)
     : pic_(picture),
       stream_(stream),
+      coefficients_(coefficients),
       sps_(*picture.sps),
       pps_(*picture.pps),
       w_(static_cast<int>(sps_.pic_width_in_mbs)),
@@ -36,6 +37,8 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream)
   g.intra_chroma_pred.resize(mbs);
   out_.mb_slice.assign(mbs, -1);
   out_.luma_total_coeff.resize(16 * mbs);
+  out_.has_coefficients = coefficients;
+  if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
   // macroblock), uninitialised: pages never written cost nothing, and nothing regrows.
   out_.coefficients.positions4.reserve(24 * mbs);
@@ -73,7 +76,9 @@ void PictureParser::parse_slice(int slice_index) {
   if (sh_->slice_type == kSliceB) {  // 8.4.1.2.1: the co-located picture is RefPicList1[0]
     const RefPicList& list1 = slice.ref_lists[1];
     if (list1.empty() || list1[0].picture < 0) throw CorruptStream("B slice without RefPicList1[0]");
-    colocated_ = stream_.parsed_picture(static_cast<uint32_t>(list1[0].picture));
+    // Only its motion is read, but in this parse's mode: its own frame is usually asked for next
+    // in the same way (display order puts B pictures before their anchor).
+    colocated_ = stream_.parsed_picture(static_cast<uint32_t>(list1[0].picture), coefficients_);
   }
   const bool intra_slice = sh_->slice_type == kSliceI;
   int addr = static_cast<int>(sh_->first_mb_in_slice);
@@ -175,8 +180,8 @@ void PictureParser::end_mb(int addr, MbClass cls) {
   out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
 }
 
-ParsedPicture parse_picture(const Picture& picture, const Stream& stream) {
-  return PictureParser(picture, stream).run();
+ParsedPicture parse_picture(const Picture& picture, const Stream& stream, bool coefficients) {
+  return PictureParser(picture, stream, coefficients).run();
 }
 
 }  // namespace vccv

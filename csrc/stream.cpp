@@ -383,7 +383,7 @@ void Stream::finish() {
   const auto last = static_cast<uint32_t>(pictures_.size() - 1);
   if (listed(last)) {
     try {
-      parsed_picture(last);  // cached for the first request
+      parsed_picture(last, false);  // every bit entropy-decoded; cached for the first request
     } catch (const CorruptStream&) {
       pictures_.pop_back();
       truncated_ = true;
@@ -402,14 +402,15 @@ void Stream::finish() {
   });
 }
 
-std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_index) const {
+std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_index, bool coefficients) const {
   if (decode_index >= pictures_.size()) throw CorruptStream("reference to a picture that is not in the stream");
+  auto enough = [coefficients](const ParsedPicture& p) { return p.has_coefficients || !coefficients; };
   std::promise<std::shared_ptr<const ParsedPicture>> promise;
   std::shared_future<std::shared_ptr<const ParsedPicture>> pending;
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     for (auto it = cache_.begin(); it != cache_.end(); ++it)
-      if (it->first == decode_index) {
+      if (it->first == decode_index && enough(*it->second)) {
         cache_.splice(cache_.begin(), cache_, it);
         return it->second;
       }
@@ -423,12 +424,18 @@ std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_inde
       in_flight_.emplace(decode_index, promise.get_future().share());
     }
   }
-  if (pending.valid()) return pending.get();  // rethrows the other thread's error
+  if (pending.valid()) {
+    auto parsed = pending.get();  // rethrows the other thread's error
+    // A motion-only parse where coefficients are wanted: parse again (rare: a co-located
+    // picture asked for its coefficients while another thread parses it for its motion).
+    return enough(*parsed) ? parsed : parsed_picture(decode_index, coefficients);
+  }
   // Parsed without the lock: a B picture's parse asks for its co-located picture.
   try {
-    auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this));
+    auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this, coefficients));
     {
       std::lock_guard<std::mutex> lock(cache_mutex_);
+      cache_.remove_if([decode_index](const auto& entry) { return entry.first == decode_index; });
       cache_.emplace_front(decode_index, parsed);
       if (cache_.size() > kCacheSize) cache_.pop_back();
       in_flight_.erase(decode_index);

@@ -157,3 +157,22 @@ def test_mp4_slice_data_is_read_back_from_the_file(clip_factory, tmp_path):
         copy.write_bytes(bytes(data))
         with pytest.raises(codec.CorruptStream, match=r"copy\.mp4.*changed since it was opened"):
             s.residual(target.index)
+
+
+@pytest.mark.parametrize("entropy", ["cabac", "cavlc"])
+def test_motion_only_parse_gives_the_same_macroblocks(clip_factory, entropy):
+    import numpy as np
+
+    path = clip_factory(size=(96, 64), frames=14, entropy=entropy, bframes=2 if entropy == "cabac" else 0,
+                        profile="high" if entropy == "cabac" else "main")
+    full, motion = codec.open(path), codec.open(path)
+    for i in range(len(full.frames)):  # full: residual first, then its macroblocks from that parse
+        planes = full.residual(i)
+        a, b = full.macroblocks(i), motion.macroblocks(i)  # motion: a parse without the residual
+        for field in ("mb_type", "qp", "cbp", "mv", "ref_idx", "intra_pred"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"frame {i} {field}")
+        # The residual after a motion-only parse is parsed again, in full.
+        np.testing.assert_array_equal(motion.residual(i).y, planes.y)
+    fresh = codec.open(path)  # nothing cached: a parse for macroblocks only has no coefficients to give
+    with pytest.raises(RuntimeError, match="macroblocks only"):
+        fresh._native.parse_picture(fresh.frames[1].decode_index, coefficients=False).coefficients()

@@ -108,7 +108,8 @@ def parse_all(data: bytes, case: int | None = None) -> tuple[str, int, int]:
             try:
                 stream.slice_headers(i)
                 stream.scaling_matrices(i)
-                check_frame(stream, stream.macroblocks(i), stream.residual(i), stream.coefficients(i))
+                residual, coefficients = stream.residual(i), stream.coefficients(i)  # one parse for all three
+                check_frame(stream, stream.macroblocks(i), residual, coefficients)
                 good += 1
             except codec.CorruptStream as e:
                 _check(e.decode_index == frame.decode_index, f"frame {i}'s error names another picture: {e}")

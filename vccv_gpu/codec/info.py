@@ -136,8 +136,8 @@ def inspect(path: str, verify: bool = False) -> dict[str, Any]:
                            "truncated")
                 raise CorruptStream(why, stream.name)
             for frame in stream.frames:
+                stream.residual(frame.index)  # (the macroblocks then come from the same parse)
                 stream.macroblocks(frame.index)
-                stream.residual(frame.index)
     return {**row, "verified": True}
 
 

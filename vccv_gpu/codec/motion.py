@@ -51,9 +51,10 @@ def motion_frames(stream: Stream, frames: Iterable[int] | None = None, *, residu
 
     def read(i: int) -> MotionFrame:
         f = stream.frames[i]
-        return MotionFrame(i, f.type, f.pts, f.key, stream.macroblocks(i),
-                           stream.residual(i) if residual else None,
-                           stream.coefficients(i) if coefficients else None)
+        # The residual's parse first: the macroblocks come from it; alone, they skip the scaling.
+        planes = stream.residual(i) if residual else None
+        compact = stream.coefficients(i) if coefficients else None
+        return MotionFrame(i, f.type, f.pts, f.key, stream.macroblocks(i), planes, compact)
 
     if threads == 1:
         yield from map(read, indices)

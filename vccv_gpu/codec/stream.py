@@ -194,7 +194,7 @@ class Stream:
 
     def macroblocks(self, index: int) -> Macroblocks:
         """Macroblock types, QPs, motion vectors and reference indices of frame `index`."""
-        return Macroblocks(**self._parsed(index).macroblocks())
+        return Macroblocks(**self._parsed(index, coefficients=False).macroblocks())
 
     def residual(self, index: int) -> Residual:
         """The residual planes of frame `index` (display order), exact integer reconstruction."""
@@ -204,15 +204,17 @@ class Stream:
         """The compact form of the residual: dequantised nonzero blocks in one int16 buffer."""
         return Coefficients.from_buffer(*self._parsed(index).coefficients())
 
-    def _parsed(self, index: int) -> Any:
-        """Parses only that picture's slices (the extension keeps a few recent pictures, so
-        macroblocks, residual and coefficients of one frame share one parse)."""
+    def _parsed(self, index: int, coefficients: bool = True) -> Any:
+        """Parses only that picture's slices. The extension keeps a few recent pictures, so
+        macroblocks, residual and coefficients of one frame share one parse, except that a parse
+        for macroblocks alone (coefficients=False) skips scaling and storing the residual: ask for
+        the residual or coefficients first when the macroblocks are wanted too."""
         if self._native is None:
             raise ValueError(f"{self.name}: the stream is closed")
         decode_index = self.frames[index].decode_index
         where = f"picture {decode_index} (decoding order), frame {index}: "
         with _native_errors(self.name, where):
-            return self._native.parse_picture(decode_index)
+            return self._native.parse_picture(decode_index, coefficients)
 
     def scaling_matrices(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights in force for frame `index`: 4x4 [6,4,4] (Intra Y,Cb,Cr, Inter Y,Cb,Cr) and
