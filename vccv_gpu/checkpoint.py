@@ -20,6 +20,7 @@ sees the old checkpoint or the new one, never a mix. Replacing an existing one t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -54,7 +55,12 @@ class Checkpoint:
     backbones: FeatureExtractor | None   # None: features must come from a feature store
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-    sha256: str = ""                     # of its files' contents (`checkpoint_sha256`)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """`checkpoint_sha256` of its folder ("" without one), read on first use: only outputs that
+        name their model need it, not every load (a paper-sized checkpoint is hundreds of MB)."""
+        return checkpoint_sha256(self.path) if self.path else ""
 
     def identity(self) -> dict[str, str]:
         """What output records say about the model that wrote them."""
@@ -187,4 +193,4 @@ def load_checkpoint(path: str | os.PathLike[str] | None, device: str | torch.dev
         if config.get("backbones") and BackboneConfig.from_dict(config["backbones"]) != backbones.config:
             raise ValueError(f"{path}: backbones.safetensors does not match config.json")
     return Checkpoint(model=model.to(device).eval(), vocab=vocab, backbones=backbones,
-                      info=config.get("info", {}), path=path, sha256=checkpoint_sha256(path))
+                      info=config.get("info", {}), path=path)
