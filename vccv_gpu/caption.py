@@ -57,7 +57,7 @@ from torch import Tensor
 
 from vccv_gpu import jsonl, ray_engine
 from vccv_gpu.checkpoint import Checkpoint
-from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos, unreadable_message
+from vccv_gpu.codec.info import VIDEO_SUFFIXES, find_videos, unreadable_message, unreadable_reason
 from vccv_gpu.kernels.backend import BACKENDS, resolve_backend
 from vccv_gpu.runtime import atomic_write, plain_warnings, resolve_device, stderr_is_terminal
 
@@ -346,8 +346,7 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     errors: list[ClipError] = []
     for error in unreadable:
-        errors.append(ClipError(str(error.filename), "permission denied" if isinstance(error, PermissionError)
-                                else str(error), type(error).__name__))
+        errors.append(ClipError(str(error.filename), unreadable_reason(error), type(error).__name__))
         print(f"error: {unreadable_message(error)} (its videos are skipped)", file=sys.stderr)
     todo = [v for v in videos if str(v) not in done]
     skipped = f" ({len(videos) - len(todo)} already in {args.out})" if len(todo) < len(videos) else ""

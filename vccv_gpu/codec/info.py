@@ -113,10 +113,14 @@ def find_videos(inputs: Iterable[str | os.PathLike[str]], unreadable: list[OSErr
     return found
 
 
+def unreadable_reason(error: OSError) -> str:
+    """Why a folder cannot be listed: 'permission denied', or the OS's reason."""
+    return "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error)).lower()
+
+
 def unreadable_message(error: OSError) -> str:
-    """How the CLIs name a folder they cannot list: 'permission denied: PATH' (or the OS's reason)."""
-    reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error)).lower()
-    return f"{reason}: {error.filename}"
+    """How the CLIs name a folder they cannot list: 'permission denied: PATH'."""
+    return f"{unreadable_reason(error)}: {error.filename}"
 
 
 def inspect(path: str, verify: bool = False) -> dict[str, Any]:
