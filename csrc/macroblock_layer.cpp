@@ -60,8 +60,7 @@ Mv PictureParser::read_mvd(int list, int x, int y, int w, int h) {
 
 void PictureParser::record_ref(int list, int x, int y, int w, int h, uint32_t ref) {
   if (!cabac_ || ref == 0) return;
-  for (int by = y / 4; by < (y + h) / 4; ++by)
-    for (int bx = x / 4; bx < (x + w) / 4; ++bx) cur_->ref_gt0[list] |= static_cast<uint16_t>(1u << (by * 4 + bx));
+  cur_->ref_gt0[list] |= block_rect(x / 4, y / 4, w / 4, h / 4);
 }
 
 void PictureParser::macroblock_layer(int addr) {

@@ -195,17 +195,25 @@ class PictureParser {
 
 // Small and called from every clause: defined here so that each file can inline them.
 
+// The raster bits (y * 4 + x) of the w4 x h4 4x4 blocks at (bx, by) of a macroblock.
+inline uint16_t block_rect(int bx, int by, int w4, int h4) {
+  static constexpr uint16_t kRows[5] = {0, 0x1, 0x11, 0, 0x1111};  // one bit per row, h4 rows
+  return static_cast<uint16_t>((((1u << w4) - 1) << bx) * kRows[h4] << (4 * by));
+}
+
 inline void PictureParser::store_motion(int list, int bx, int by, int w4, int h4, int ref, Mv mv) {
   if (ref >= static_cast<int>(slice_lists()[static_cast<size_t>(list)].size()))
     throw CorruptStream("ref_idx beyond the reference list");
-  for (int y = by; y < by + h4; ++y)
-    for (int x = bx; x < bx + w4; ++x) {
-      const size_t i = block_index(list, x, y);
-      out_.macroblocks.ref_idx[i] = static_cast<int8_t>(ref);
-      out_.macroblocks.mv[2 * i] = mv.x;
-      out_.macroblocks.mv[2 * i + 1] = mv.y;
-      written_[list] |= static_cast<uint16_t>(1u << (y * 4 + x));
+  const size_t first = block_index(list, bx, by);
+  int8_t* refs = &out_.macroblocks.ref_idx[first];
+  int16_t* mvs = &out_.macroblocks.mv[2 * first];
+  for (int y = 0; y < h4; ++y, refs += w4_, mvs += 2 * w4_)
+    for (int x = 0; x < w4; ++x) {
+      refs[x] = static_cast<int8_t>(ref);
+      mvs[2 * x] = mv.x;
+      mvs[2 * x + 1] = mv.y;
     }
+  written_[list] |= block_rect(bx, by, w4, h4);
 }
 
 inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
@@ -232,8 +240,7 @@ inline void PictureParser::set_partition(int list, int x, int y, int w, int h, i
 }
 
 inline void PictureParser::mark_decoded(int x, int y, int w, int h) {
-  for (int by = y / 4; by < (y + h) / 4; ++by)
-    for (int bx = x / 4; bx < (x + w) / 4; ++bx) decoded_ |= static_cast<uint16_t>(1u << (by * 4 + bx));
+  decoded_ |= block_rect(x / 4, y / 4, w / 4, h / 4);
 }
 
 }  // namespace vccv
