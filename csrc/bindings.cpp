@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "cabac.h"
 #include "errors.h"
 #include "picture.h"
+#include "recycled_memory.h"
 #include "resample.h"
 #include "scan_tables.h"
 #include "stream.h"
@@ -179,6 +181,26 @@ py::array_t<T> view_array(const std::shared_ptr<const ParsedPicture>& owner, con
   return a;
 }
 
+// A writable array over a recycled buffer (recycled_memory.h), given back when the array goes:
+// residual planes and coefficient buffers are megabytes per picture.
+template <typename T>
+py::array_t<T> recycled_array(std::vector<py::ssize_t> shape) {
+  struct Buffer {
+    void* data;
+    size_t bytes;
+  };
+  size_t count = 1;
+  for (const py::ssize_t d : shape) count *= static_cast<size_t>(d);
+  auto buffer = std::make_unique<Buffer>(Buffer{nullptr, count * sizeof(T)});
+  buffer->data = acquire_buffer(buffer->bytes);
+  py::capsule base(buffer.get(), [](void* p) {
+    std::unique_ptr<Buffer> b(static_cast<Buffer*>(p));
+    release_buffer(b->data, b->bytes);
+  });
+  Buffer* owned = buffer.release();  // the capsule owns it now
+  return py::array_t<T>(shape, static_cast<T*>(owned->data), base);
+}
+
 // One parsed picture, kept so that macroblocks, residual and coefficients share one parse.
 struct PyParsedPicture {
   std::shared_ptr<const ParsedPicture> shared;
@@ -209,8 +231,9 @@ struct PyParsedPicture {
 
   py::tuple residual() const {
     require_coefficients();
-    py::array_t<int16_t> y({coded_height, coded_width}), u({coded_height / 2, coded_width / 2}),
-        v({coded_height / 2, coded_width / 2});
+    auto y = recycled_array<int16_t>({coded_height, coded_width});
+    auto u = recycled_array<int16_t>({coded_height / 2, coded_width / 2});
+    auto v = recycled_array<int16_t>({coded_height / 2, coded_width / 2});
     {
       py::gil_scoped_release release;
       render_residual(parsed.coefficients, coded_width, coded_height, y.mutable_data(), u.mutable_data(),
@@ -224,16 +247,20 @@ struct PyParsedPicture {
     require_coefficients();
     const CoefficientBlocks& c = parsed.coefficients;
     const size_t n4 = c.positions4.size(), n8 = c.positions8.size();
-    py::array_t<int16_t> data(static_cast<py::ssize_t>(3 * (n4 + n8) + c.coeffs4.size() + c.coeffs8.size()));
+    auto data =
+        recycled_array<int16_t>({static_cast<py::ssize_t>(3 * (n4 + n8) + c.coeffs4.size() + c.coeffs8.size())});
     int16_t* p = data.mutable_data();
-    for (const auto* positions : {&c.positions4, &c.positions8})
-      for (const auto& pos : *positions) {
-        *p++ = static_cast<int16_t>(pos.plane);
-        *p++ = static_cast<int16_t>(pos.x);
-        *p++ = static_cast<int16_t>(pos.y);
-      }
-    p = std::copy(c.coeffs4.begin(), c.coeffs4.end(), p);
-    std::copy(c.coeffs8.begin(), c.coeffs8.end(), p);
+    {
+      py::gil_scoped_release release;  // a megabyte or so per picture: other threads' Python goes on
+      for (const auto* positions : {&c.positions4, &c.positions8})
+        for (const auto& pos : *positions) {
+          *p++ = static_cast<int16_t>(pos.plane);
+          *p++ = static_cast<int16_t>(pos.x);
+          *p++ = static_cast<int16_t>(pos.y);
+        }
+      p = std::copy(c.coeffs4.begin(), c.coeffs4.end(), p);
+      std::copy(c.coeffs8.begin(), c.coeffs8.end(), p);
+    }
     return py::make_tuple(data, n4, n8);
   }
 };

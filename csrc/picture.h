@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "recycled_memory.h"
 #include "stream.h"
 
 namespace vccv {
@@ -18,7 +19,8 @@ enum MbClass : int8_t { kMbIntra = 0, kMbInter = 1, kMbSkip = 2, kMbDirect = 3, 
 
 // A picture's array of trivial values whose resize() leaves new elements uninitialised: the
 // parser writes every element once, macroblock by macroblock, so zero-filling first is wasted
-// work (and std::vector value-initialises).
+// work (and std::vector value-initialises). The memory is recycled (recycled_memory.h): the next
+// picture's arrays reuse this one's pages.
 template <typename T>
 class PictureArray {
   static_assert(std::is_trivial<T>::value, "elements are left uninitialised");
@@ -26,12 +28,20 @@ class PictureArray {
  public:
   void resize(size_t n) {
     if (n > capacity_) {
-      std::unique_ptr<T[]> grown(new T[n]);  // default-initialised: no writes
+      Storage grown(static_cast<T*>(acquire_buffer(n * sizeof(T))), Release{n * sizeof(T)});
       std::copy(data_.get(), data_.get() + size_, grown.get());
       data_ = std::move(grown);
       capacity_ = n;
     }
     size_ = n;
+  }
+  // Down to size() when that frees much (the parser reserves room for the largest picture).
+  void shrink_to_fit() {
+    if (size_ >= capacity_ / 2) return;
+    Storage exact(static_cast<T*>(acquire_buffer(size_ * sizeof(T))), Release{size_ * sizeof(T)});
+    std::copy(data_.get(), data_.get() + size_, exact.get());
+    data_ = std::move(exact);
+    capacity_ = size_;
   }
   void assign(size_t n, T value) {
     resize(n);
@@ -40,13 +50,18 @@ class PictureArray {
   size_t size() const { return size_; }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
-  T& operator[](size_t i) { return data_[i]; }
-  const T& operator[](size_t i) const { return data_[i]; }
+  T& operator[](size_t i) { return data_.get()[i]; }
+  const T& operator[](size_t i) const { return data_.get()[i]; }
   const T* begin() const { return data_.get(); }
   const T* end() const { return data_.get() + size_; }
 
  private:
-  std::unique_ptr<T[]> data_;
+  struct Release {
+    size_t bytes = 0;
+    void operator()(T* p) const noexcept { release_buffer(p, bytes); }
+  };
+  using Storage = std::unique_ptr<T, Release>;
+  Storage data_;
   size_t size_ = 0, capacity_ = 0;
 };
 

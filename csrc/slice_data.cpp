@@ -40,7 +40,8 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   out_.has_coefficients = coefficients;
   if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
-  // macroblock), uninitialised: pages never written cost nothing, and nothing regrows.
+  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows, and run()
+  // cuts it to the blocks kept.
   out_.coefficients.positions4.reserve(24 * mbs);
   out_.coefficients.coeffs4.resize(24 * 16 * mbs);
   out_.coefficients.positions8.reserve(4 * mbs);
@@ -55,6 +56,8 @@ ParsedPicture PictureParser::run() {
   CoefficientBlocks& c = out_.coefficients;
   c.coeffs4.resize(16 * c.positions4.size());
   c.coeffs8.resize(64 * c.positions8.size());
+  c.coeffs4.shrink_to_fit();  // cached pictures keep what they hold, not the room reserved
+  c.coeffs8.shrink_to_fit();
   return std::move(out_);
 }
 

@@ -37,6 +37,28 @@ def test_parallel_parsing_equals_sequential(b_clip, threads):
         np.testing.assert_array_equal(m.coefficients.data, coeffs.data)
 
 
+def test_arrays_handed_out_survive_the_recycling_of_picture_memory(clip_factory):
+    # At CIF the planes, coefficient buffers and the parser's reserved room are over the 64 KiB
+    # from which released buffers are recycled (recycled_memory.h): pictures parsed after frame
+    # 0's arrays were handed out must not reuse them while they live, and must reuse the memory
+    # of the frames dropped meanwhile without mixing their contents up.
+    clip = clip_factory(".mp4", bframes=2, frames=12, gop=6, size=(352, 288))
+    with codec.open(clip) as s:
+        expected = [(s.residual(i).y.copy(), s.coefficients(i).data.copy(), s.macroblocks(i).mv.copy())
+                    for i in range(len(s.frames))]
+    held = None
+    for m in codec.extract_motion(clip, residual=True, coefficients=True, threads=2):
+        if held is None:
+            held = m  # kept while every later frame is parsed and dropped
+        y, data, mv = expected[m.index]
+        np.testing.assert_array_equal(m.residual.y, y)
+        np.testing.assert_array_equal(m.coefficients.data, data)
+        np.testing.assert_array_equal(m.macroblocks.mv, mv)
+    np.testing.assert_array_equal(held.residual.y, expected[0][0])
+    np.testing.assert_array_equal(held.coefficients.data, expected[0][1])
+    np.testing.assert_array_equal(held.macroblocks.mv, expected[0][2])
+
+
 def test_selected_frames_in_the_order_given_and_nothing_else(b_clip):
     got = list(codec.extract_motion(b_clip, frames=[7, 2, 2, 29], threads=2))
     assert [m.index for m in got] == [7, 2, 2, 29]
