@@ -74,6 +74,14 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
     }
   }
+  // CABAC: condTermFlagA of the left edge's blocks (bit = row) and condTermFlagB of the top
+  // edge's (bit = column), read from the neighbouring macroblocks once instead of per block.
+  uint32_t cbf_left = 0, cbf_top = 0;
+  if (cabac_ && cbp_luma != 0 && !transform_8x8)
+    for (int k = 0; k < 4; ++k) {
+      cbf_left |= static_cast<uint32_t>(cbf_luma_cond(-1, k)) << k;
+      cbf_top |= static_cast<uint32_t>(cbf_luma_cond(k, -1)) << k;
+    }
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
     if (transform_8x8) {
@@ -108,7 +116,9 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       levels.count = 0;
       if (coded) {
         const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
-        const int inc = cabac_ ? cbf_luma_cond(bx - 1, by) + 2 * cbf_luma_cond(bx, by - 1) : 0;
+        const uint32_t cbf = cur_->cbf_luma;
+        const int inc = static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
+                        2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1);
         total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
         if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
       }
