@@ -15,10 +15,11 @@ int PictureParser::ref_gt0(int list, int x, int y) const {
   return n ? (n->ref_gt0[list] >> block) & 1 : 0;
 }
 
-int PictureParser::mvd_abs(int list, int x, int y, int c) const {
+const uint8_t* PictureParser::mvd_abs(int list, int x, int y) const {
+  static constexpr uint8_t kNone[2] = {0, 0};  // an unavailable neighbour counts as 0
   int block;
   const MbState* n = block_owner(x, y, block);
-  return n ? n->mvd_abs[list][block][c] : 0;
+  return n ? n->mvd_abs[list][block] : kNone;
 }
 
 int PictureParser::skip_flag_inc() const { return (mb_a() && !mb_a()->skip) + (mb_b() && !mb_b()->skip); }

@@ -33,17 +33,19 @@ PictureParser::Colocated PictureParser::colocated(int bx, int by) const {
 void PictureParser::spatial_setup() {
   if (spatial_ready_) return;
   spatial_ready_ = true;
+  Neighbour a[2], b[2], c[2];
   for (int list = 0; list < 2; ++list) {
-    const Neighbour a = neighbour(list, -1, 0), b = neighbour(list, 0, -1);
-    Neighbour c = neighbour(list, 16, -1);
-    if (!c.available) c = neighbour(list, -1, -1);
-    spatial_ref_[list] = min_positive(a.ref, min_positive(b.ref, c.ref));
+    a[list] = neighbour(list, -1, 0);
+    b[list] = neighbour(list, 0, -1);
+    c[list] = neighbour_c16(list);
+    spatial_ref_[list] = min_positive(a[list].ref, min_positive(b[list].ref, c[list].ref));
   }
   direct_zero_ = spatial_ref_[0] < 0 && spatial_ref_[1] < 0;
   if (direct_zero_) spatial_ref_[0] = spatial_ref_[1] = 0;
-  for (int list = 0; list < 2; ++list)
-    spatial_mvp_[list] =
-        spatial_ref_[list] >= 0 && !direct_zero_ ? predict_mv(list, 0, 0, 16, spatial_ref_[list], 0) : Mv{};
+  for (int list = 0; list < 2; ++list)  // predict_mv of a 16x16 partition, from the same neighbours
+    spatial_mvp_[list] = spatial_ref_[list] >= 0 && !direct_zero_
+                             ? median_prediction(a[list], b[list], c[list], spatial_ref_[list])
+                             : Mv{};
 }
 
 void PictureParser::derive_direct(unsigned quadrants) {

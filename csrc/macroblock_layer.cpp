@@ -43,8 +43,9 @@ Mv PictureParser::read_mvd(int list, int x, int y, int w, int h) {
     return {static_cast<int16_t>(mx), static_cast<int16_t>(my)};
   }
   int32_t comp[2];
+  const uint8_t *left = mvd_abs(list, x - 1, y), *up = mvd_abs(list, x, y - 1);
   for (int c = 0; c < 2; ++c) {
-    const int sum = mvd_abs(list, x - 1, y, c) + mvd_abs(list, x, y - 1, c);
+    const int sum = left[c] + up[c];
     comp[c] = cabac_->mvd(c, sum);
     if (comp[c] < -32768 || comp[c] > 32767) throw CorruptStream("mvd outside its value range");
   }

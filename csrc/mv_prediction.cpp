@@ -13,8 +13,8 @@ int median3(int a, int b, int c) { return std::max(std::min(a, b), std::min(std:
 }  // namespace
 
 Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) const {
-  Neighbour a = neighbour(list, x - 1, y);
-  Neighbour b = neighbour(list, x, y - 1);
+  const Neighbour a = neighbour(list, x - 1, y);
+  const Neighbour b = neighbour(list, x, y - 1);
   Neighbour c = neighbour(list, x + w, y - 1);
   if (!c.available) c = neighbour(list, x - 1, y - 1);  // D replaces an unavailable C
   if (shape == 168) {                                   // 16x8 (8.4.1.3, directional)
@@ -24,10 +24,19 @@ Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) 
     if (x == 0 && a.ref == ref) return a.mv;
     if (x == 8 && c.ref == ref) return c.mv;
   }
+  return median_prediction(a, b, c, ref);
+}
+
+Mv PictureParser::median_prediction(const Neighbour& a, Neighbour b, Neighbour c, int ref) {
   if (!b.available && !c.available && a.available) b = c = a;  // 8.4.1.3.1
   const int matches = (a.ref == ref) + (b.ref == ref) + (c.ref == ref);
   if (matches == 1) return a.ref == ref ? a.mv : (b.ref == ref ? b.mv : c.mv);
   return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)), static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};
+}
+
+Neighbour PictureParser::neighbour_c16(int list) const {  // C (or D) of a whole macroblock
+  const Neighbour c = neighbour(list, 16, -1);
+  return c.available ? c : neighbour(list, -1, -1);
 }
 
 void PictureParser::skip_macroblock(int addr) {
@@ -43,7 +52,7 @@ void PictureParser::skip_macroblock(int addr) {
   const Neighbour a = neighbour(0, -1, 0), b = neighbour(0, 0, -1);
   Mv mv;
   if (a.available && b.available && !(a.ref == 0 && a.mv == Mv{}) && !(b.ref == 0 && b.mv == Mv{}))
-    mv = predict_mv(0, 0, 0, 16, 0, 0);
+    mv = median_prediction(a, b, neighbour_c16(0), 0);  // predict_mv of the 16x16 partition
   set_partition(0, 0, 0, 16, 16, 0, mv);
   end_mb(addr, kMbSkip);
 }

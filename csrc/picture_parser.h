@@ -109,6 +109,10 @@ class PictureParser {
   // 8.4.1.3: luma motion vector prediction for a partition at (x, y) of width w within the MB;
   // shape 168 / 816 selects the directional rules of 16x8 / 8x16 partitions.
   Mv predict_mv(int list, int x, int y, int w, int ref, int shape) const;
+  // 8.4.1.3.1, the median rule, from the neighbours A, B and C (or D).
+  static Mv median_prediction(const Neighbour& a, Neighbour b, Neighbour c, int ref);
+  // Neighbour C of the whole macroblock, or D where C is not available (8.4.1.3.2).
+  Neighbour neighbour_c16(int list) const;
 
   // ---- direct prediction in B slices (8.4.1.2), direct_prediction.cpp ----
   // The co-located 4x4 block's vector and reference (8.4.1.2.1): list 0 if it used it, else
@@ -141,7 +145,7 @@ class PictureParser {
   // block there; null when that macroblock is not available.
   const MbState* block_owner(int x, int y, int& block) const;
   int ref_gt0(int list, int x, int y) const;
-  int mvd_abs(int list, int x, int y, int c) const;
+  const uint8_t* mvd_abs(int list, int x, int y) const;  // |mvd| x and y of that block
   // coded_block_flag condTermFlagN (9.3.3.1.1.9) for a neighbouring MB n (null: unavailable).
   int cbf_unavailable() const { return cur_->intra ? 1 : 0; }
   int cbf_luma_cond(int bx, int by) const;  // 4x4 block coordinates relative to the current MB
