@@ -33,6 +33,33 @@ def test_pretraining_learns_and_saves(captions, tmp_path) -> None:
     assert not torch.equal(extractor.cnn_i[0].weight, untrained.cnn_i[0].weight)
 
 
+def test_scene_words_join_cnn_i_targets_only(captions, tmp_path, monkeypatch) -> None:
+    """iframe_scene adds CNN_I targets per video (every clip made to show every colour: all
+    positive); CNN_r's targets stay the captions' words."""
+    from vccv_gpu import pretrain as module
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import COLOURS
+
+    train = load_dataset("csv", captions, split="train")
+    colours = [c for c in COLOURS if any(c in s.captions[0].split() for s in train)]
+    assert len(colours) > 1
+    scene = {s.video_path: set(colours) for s in load_dataset("csv", captions)}  # Path keys work too
+    seen: list = []
+    bce = module.F.binary_cross_entropy_with_logits
+    monkeypatch.setattr(module.F, "binary_cross_entropy_with_logits",
+                        lambda scores, targets: seen.append(targets) or bce(scores, targets))
+    opts = dict(iframe_words=colours, residual_words=colours, epochs=1)
+    pretrain(_options(captions, tmp_path / "a.safetensors", **opts))
+    plain_iframe, plain_residual = seen[0::2], seen[1::2]
+    seen.clear()
+    pretrain(_options(captions, tmp_path / "b.safetensors", iframe_scene=scene, **opts))
+    shown_iframe, shown_residual = seen[0::2], seen[1::2]
+    assert all(bool((t == 1).all()) for t in shown_iframe)
+    assert not all(bool((t == 1).all()) for t in plain_iframe)
+    assert all(torch.equal(a, b) for a, b in zip(plain_residual, shown_residual))
+    assert all(torch.equal(a, b) for a, b in zip(plain_iframe, plain_residual))  # the same labels: caption words
+
+
 def test_unknown_label_words_are_refused(captions, tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="zebra"):
         pretrain(_options(captions, tmp_path / "b.safetensors", residual_words=["left", "zebra"], epochs=1))

@@ -191,6 +191,13 @@ def test_distractor_sets_name_only_the_moving_object(tmp_path):
         assert all(len(set(map(tuple, o["centre"]))) == 1 for o in others)  # distractors stand still
         assert len(set(map(tuple, named["centre"]))) > 1  # the named object moves
 
+    # scene_words: what the frames show, every object's colour and shape, named or not.
+    scene = syn.scene_words(csv_path)
+    for sample in load_dataset("csv", csv_path):
+        objects = where[sample.video_id]["objects"]
+        assert scene[str(sample.video_path)] == {w for o in objects for w in (o["colour"], o["shape"])}
+        assert len({o["colour"] for o in objects} & scene[str(sample.video_path)]) == 3
+
     # The positions file against rendered frames: each object's colour sits at its recorded centre.
     for params in (syn.sample_params(rng, SIZE, FRAMES, distractors=3) for _ in range(6)):
         rgb = syn.render(params, SIZE, FRAMES)[0].astype(np.int32)

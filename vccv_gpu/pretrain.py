@@ -11,6 +11,13 @@ of networks on the training split of a caption set, with the caption words as la
 * `--iframe-words` / `--residual-words` choose each network's labels (default: every word of the
   vocabulary). Naming, say, only object and colour words for CNN_I makes it an object classifier
   like the paper's ImageNet network, one that never learns motion from the frames.
+* `iframe_scene` (in-process only) adds, per video, words for what the frames show that the
+  captions do not name: CNN_I's targets become everything in the frame, as ImageNet's are for the
+  photo's object. Where a caption names one object of several (the generated set's distractors,
+  `scene_words` from positions.json), the caption's words alone are a target one frame cannot
+  meet: which of the shapes is the named one is told only by motion. Taught the colours and
+  shapes of every object instead, CNN_I's features say what is where, and the attention (SAM) can
+  pick the named one out.
 
 Validation (the val split) reports each network's mean average precision over its words. The
 result is one backbones file (`FeatureExtractor.save`) for `vccv_gpu.extract --backbones FILE`.
@@ -27,7 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +66,7 @@ class PretrainOptions:
     init_residual: str = "none"
     iframe_words: list[str] | None = None  # None: every vocabulary word
     residual_words: list[str] | None = None
+    iframe_scene: Mapping[str, Collection[str]] | None = None  # video path -> more CNN_I target words
     epochs: int = 30
     batch: int = 8
     lr: float = 2e-3
@@ -81,6 +89,7 @@ class _Clips:
     iframes: Tensor    # uint8 [C, N, 3, S, S]
     residuals: Tensor  # float16 [C, N, 3, S, S]
     words: list[set[str]]
+    scene: list[set[str]]  # CNN_I's extra targets (PretrainOptions.iframe_scene), per clip
 
 
 class _WordHead(nn.Module):
@@ -100,16 +109,18 @@ def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions
                         size=config.size, residual=config.residual_mode, workers=opts.workers,
                         progress=opts.progress)
     by_path = {s.video_path: s for s in samples}
-    iframes, residuals, words = [], [], []
+    iframes, residuals, words, scene = [], [], [], []
+    extra = {str(path): extra for path, extra in (opts.iframe_scene or {}).items()}
     for batch in loader:
         for err in batch.errors:
             print(f"warning: skipped {err.path}: {err.reason}", file=sys.stderr)
         iframes.append(batch.iframes)
         residuals.append(batch.residuals)
         words += [{w for c in by_path[p].captions for w in tokenize(c)} for p in batch.paths]
+        scene += [{w.lower() for w in extra.get(str(p), ())} for p in batch.paths]
     if not words:
         raise ValueError(f"no {what} clip could be read")
-    return _Clips(torch.cat(iframes), torch.cat(residuals), words)
+    return _Clips(torch.cat(iframes), torch.cat(residuals), words, scene)
 
 
 def _targets(words: list[set[str]], labels: list[str]) -> Tensor:
@@ -119,6 +130,11 @@ def _targets(words: list[set[str]], labels: list[str]) -> Tensor:
         for w in clip_words & index.keys():
             out[row, index[w]] = 1.0
     return out
+
+
+def _role_words(clips: _Clips, role: str) -> list[set[str]]:
+    """Each clip's target words for one backbone: the captions' words, and for CNN_I also the scene's."""
+    return [w | s for w, s in zip(clips.words, clips.scene)] if role == "iframe" else clips.words
 
 
 def _average_precision(scores: Tensor, targets: Tensor) -> float:
@@ -169,7 +185,7 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
 
     train_clips = _sample(train, config, opts, "training")
     val_clips = _sample(val, config, opts, "validation") if val else None
-    targets = {role: _targets(train_clips.words, labels[role]) for role in labels}
+    targets = {role: _targets(_role_words(train_clips, role), labels[role]) for role in labels}
     params = list(extractor.parameters()) + list(heads.parameters())
     optimiser = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * math.ceil(len(train_clips.words) / opts.batch)
@@ -210,7 +226,8 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
                 out = {role: torch.cat([scores(val_clips, all_rows[i:i + opts.batch])[role].cpu()
                                         for i in range(0, len(all_rows), opts.batch)]) for role in labels}
             for role in labels:
-                record[f"val_map_{role}"] = _average_precision(out[role], _targets(val_clips.words, labels[role]))
+                record[f"val_map_{role}"] = _average_precision(out[role], _targets(_role_words(val_clips, role),
+                                                                                  labels[role]))
         history.append(record)
         print("  ".join(f"{k} {v:.4g}" for k, v in record.items()), file=sys.stderr)
     path = extractor.cpu().eval().save(opts.out)

@@ -47,11 +47,11 @@ from typing import Any
 import av
 import numpy as np
 
-from vccv_gpu.data import scenes
+from vccv_gpu.data import load_dataset, scenes
 
 __all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MAX_DISTRACTORS", "MOTIONS",
            "SHAPES", "SPEEDS", "ClipParams", "Distractor", "attribute_named", "describe", "generate", "main",
-           "positions", "render", "sample_params"]
+           "positions", "render", "sample_params", "scene_words"]
 
 # Bundled colour photographs -> how the caption names them.
 BACKGROUNDS: dict[str, str] = {
@@ -303,6 +303,17 @@ def positions(params: ClipParams, size: tuple[int, int], frames: int) -> list[di
         objects.append({"shape": d.shape, "colour": d.colour, "named": False, "radius": r,
                         "centre": [[round(d.start[0], 2), round(d.start[1], 2)]] * frames, "visible": [True] * frames})
     return objects
+
+
+def scene_words(captions: str | Path) -> dict[str, set[str]]:
+    """Per video of a generated set (keyed by its path as `load_dataset("csv", captions)` gives
+    it, as a string), the colour and shape words of every object in the clip, named or not, from
+    positions.json beside `captions`: what one frame shows, as opposed to what the caption names.
+    The stand-in for ImageNet's "everything in the frame" as CNN_I's pretraining target
+    (`PretrainOptions.iframe_scene`)."""
+    where = json.loads((Path(captions).parent / "positions.json").read_text(encoding="utf-8"))
+    return {str(s.video_path): {w for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
+            for s in load_dataset("csv", captions)}
 
 
 def _encode_clip(path: Path, rgb: np.ndarray, fps: int, gop: int, entropy: str, bframes: int) -> None:
