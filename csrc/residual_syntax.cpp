@@ -74,14 +74,27 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       luma_dc_transform(c, qp_, ls_y[0], dc);  // dc[] is spatial: row = block y, column = block x
     }
   }
-  // CABAC: condTermFlagA of the left edge's blocks (bit = row) and condTermFlagB of the top
-  // edge's (bit = column), read from the neighbouring macroblocks once instead of per block.
+  // What luma blocks on the macroblock's left and top edges need from the neighbouring
+  // macroblocks, read once instead of per block: CABAC, condTermFlagA of the left edge's blocks
+  // (bit = row) and condTermFlagB of the top edge's (bit = column); CAVLC, the TotalCoeff of the
+  // blocks left of and above them (nA, nB; -1: not available).
   uint32_t cbf_left = 0, cbf_top = 0;
-  if (cabac_ && cbp_luma != 0 && !transform_8x8)
+  int total_left[4], total_top[4];
+  if (cabac_ && cbp_luma != 0 && !transform_8x8) {
     for (int k = 0; k < 4; ++k) {
       cbf_left |= static_cast<uint32_t>(cbf_luma_cond(-1, k)) << k;
       cbf_top |= static_cast<uint32_t>(cbf_luma_cond(k, -1)) << k;
     }
+  } else if (!cabac_ && cbp_luma != 0) {
+    for (int k = 0; k < 4; ++k) {
+      total_left[k] = luma_total_coeff(-1, k);
+      total_top[k] = luma_total_coeff(k, -1);
+    }
+  }
+  auto luma_nc = [&](int bx, int by) {  // 9.2.1 for the 4x4 block (bx, by) of the macroblock
+    return predict_nc(bx > 0 ? cur_->total_coeff[by * 4 + bx - 1] : total_left[by],
+                      by > 0 ? cur_->total_coeff[by * 4 + bx - 4] : total_top[bx]);
+  };
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
     if (transform_8x8) {
@@ -99,8 +112,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
           const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          const int nc = predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
-          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(read_block(kCatLuma4x4, nc, 0, 16, sub));
+          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(read_block(kCatLuma4x4, luma_nc(bx, by), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -115,10 +127,11 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       int total = 0;
       levels.count = 0;
       if (coded) {
-        const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(bx - 1, by), luma_total_coeff(bx, by - 1));
         const uint32_t cbf = cur_->cbf_luma;
-        const int inc = static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
-                        2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1);
+        const int nc = cabac_ ? 0 : luma_nc(bx, by);
+        const int inc = cabac_ ? static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
+                                     2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1)
+                               : 0;
         total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
         if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
       }
