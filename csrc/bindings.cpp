@@ -186,19 +186,19 @@ py::array_t<T> view_array(const std::shared_ptr<const ParsedPicture>& owner, con
 template <typename T>
 py::array_t<T> recycled_array(std::vector<py::ssize_t> shape) {
   struct Buffer {
-    void* data;
-    size_t bytes;
+    void* data = nullptr;
+    size_t bytes = 0;
+    ~Buffer() { release_buffer(data, bytes); }
   };
   size_t count = 1;
   for (const py::ssize_t d : shape) count *= static_cast<size_t>(d);
-  auto buffer = std::make_unique<Buffer>(Buffer{nullptr, count * sizeof(T)});
+  auto buffer = std::make_unique<Buffer>();
+  buffer->bytes = count * sizeof(T);
   buffer->data = acquire_buffer(buffer->bytes);
-  py::capsule base(buffer.get(), [](void* p) {
-    std::unique_ptr<Buffer> b(static_cast<Buffer*>(p));
-    release_buffer(b->data, b->bytes);
-  });
-  Buffer* owned = buffer.release();  // the capsule owns it now
-  return py::array_t<T>(shape, static_cast<T*>(owned->data), base);
+  T* data = static_cast<T*>(buffer->data);
+  py::capsule base(buffer.get(), [](void* p) { delete static_cast<Buffer*>(p); });
+  buffer.release();  // the capsule owns it now
+  return py::array_t<T>(shape, data, base);
 }
 
 // One parsed picture, kept so that macroblocks, residual and coefficients share one parse.
