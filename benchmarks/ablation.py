@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
     p.add_argument("--distractors", type=int, default=2,
-                   help="still shapes beside the named, moving one in each clip (default 2; 0: the demo's set)")
+                   help="still shapes beside the named, moving one in each clip (default 2, as the demo's set; "
+                        "0: one shape per clip)")
     # lr and epochs (issue 24, distractor set, full RAE, 1 seed): at lr 1e-3 the moving object's
     # colour stayed at chance after 20 or 60 epochs (16-24 %); at 3e-3, 33 % after 30 and 49 % after
     # 60 (100: 49 %), CIDEr 297-314 -> 343-349. Training is the cheap step (about 1.5 min a run).

@@ -60,6 +60,31 @@ def test_scene_words_join_cnn_i_targets_only(captions, tmp_path, monkeypatch) ->
     assert all(torch.equal(a, b) for a, b in zip(plain_iframe, plain_residual))  # the same labels: caption words
 
 
+def test_iframe_scene_on_the_command_line(tmp_path, monkeypatch, capsys) -> None:
+    """--iframe-scene POSITIONS_JSON hands pretrain() every object's colour and shape per video,
+    keyed as iframe_scene is; a file that lacks a video is refused."""
+    import json
+
+    from vccv_gpu import pretrain as module
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import scene_words
+
+    data = generate(tmp_path / "set", videos=4, seed=5, size=(64, 48), frames=12, distractors=2)
+    got: list = []
+    monkeypatch.setattr(module, "pretrain", lambda opts: got.append(opts) or module.PretrainResult(opts.out, []))
+    out = str(tmp_path / "b.safetensors")
+    assert main(["--data", str(data), "--out", out, "--iframe-scene", str(data.parent / "positions.json")]) == 0
+    assert got[0].iframe_scene == scene_words(data)
+    assert all(len(words) >= 3 for words in got[0].iframe_scene.values())  # 3 objects, colours all different
+    assert main(["--data", str(data), "--out", out]) == 0 and got[1].iframe_scene is None
+    where = json.loads((data.parent / "positions.json").read_text())
+    first = load_dataset("csv", data)[0].video_id
+    del where[first]
+    (tmp_path / "short.json").write_text(json.dumps(where))
+    assert main(["--data", str(data), "--out", out, "--iframe-scene", str(tmp_path / "short.json")]) == 2
+    assert first in capsys.readouterr().err and len(got) == 2
+
+
 def test_unknown_label_words_are_refused(captions, tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="zebra"):
         pretrain(_options(captions, tmp_path / "b.safetensors", residual_words=["left", "zebra"], epochs=1))
@@ -81,4 +106,5 @@ def test_average_precision() -> None:
 def test_help(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--help"])
-    assert e.value.code == 0 and "--residual-words" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--residual-words" in out and "--iframe-scene" in out

@@ -341,7 +341,8 @@ def _run(args: argparse.Namespace) -> int:
     checkpoint = _load(args, device)
     done = _finished(args.out, checkpoint, args.recaption) if args.out is not None else set()
     if args.checkpoint is None:
-        print("note: the bundled demo model only knows the generated shapes set (python -m vccv_gpu.data.synthetic); "
+        print("note: the bundled demo model only knows the generated shapes set (python -m vccv_gpu.data.synthetic "
+              "--distractors 2); "
               "for real video, train one (README: 'Training on your own data') and pass --checkpoint RUN",
               file=sys.stderr)
     errors: list[ClipError] = []

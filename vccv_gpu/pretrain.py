@@ -11,10 +11,11 @@ of networks on the training split of a caption set, with the caption words as la
 * `--iframe-words` / `--residual-words` choose each network's labels (default: every word of the
   vocabulary). Naming, say, only object and colour words for CNN_I makes it an object classifier
   like the paper's ImageNet network, one that never learns motion from the frames.
-* `iframe_scene` (in-process only) adds, per video, words for what the frames show that the
-  captions do not name: CNN_I's targets become everything in the frame, as ImageNet's are for the
+* `iframe_scene` (CLI `--iframe-scene POSITIONS_JSON`) adds, per video, words for what the frames
+  show that the captions do not name: CNN_I's targets become everything in the frame, as ImageNet's are for the
   photo's object. Where a caption names one object of several (the generated set's distractors,
-  `scene_words` from positions.json), the caption's words alone are a target one frame cannot
+  `synthetic.scene_words`, or on the command line the set's positions.json: every object's colour
+  and shape), the caption's words alone are a target one frame cannot
   meet: which of the shapes is the named one is told only by motion. Taught the colours and
   shapes of every object instead, CNN_I's features say what is where, and the attention (SAM) can
   pick the named one out.
@@ -32,6 +33,7 @@ N x 3 x size^2 x 3 bytes a clip, 0.9 MB for 8 segments at 112 pixels); `--max-cl
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Collection, Mapping, Sequence
@@ -238,6 +240,18 @@ def _words(text: str) -> list[str]:
     return [w for w in text.replace(",", " ").split() if w]
 
 
+def _scene_from_positions(path: str | Path, samples: Sequence[Sample]) -> dict[str, set[str]]:
+    """`--iframe-scene`: per video (its path, as a string), the colour and shape of every object
+    a generated set's positions.json lists for it (`vccv_gpu.data.synthetic` writes the file beside
+    captions.csv), named by the caption or not."""
+    where = json.loads(Path(path).read_text(encoding="utf-8"))
+    missing = [s.video_id for s in samples if s.video_id not in where]
+    if missing:
+        raise ValueError(f"--iframe-scene {path}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    return {str(s.video_path): {str(w) for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
+            for s in samples}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vccv_gpu.pretrain",
@@ -259,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init-residual", default="none", help="CNN_r start: none, imagenet or a weights file")
     parser.add_argument("--iframe-words", type=_words, help="CNN_I's labels, e.g. 'ball,square,red' (default: all)")
     parser.add_argument("--residual-words", type=_words, help="CNN_r's labels (default: all words)")
+    parser.add_argument("--iframe-scene", metavar="POSITIONS_JSON",
+                        help="a generated set's positions.json (written beside its captions.csv by "
+                             "vccv_gpu.data.synthetic): CNN_I also learns the colour and shape of every object each "
+                             "clip shows, not only of the one its caption names (for sets with --distractors; "
+                             "only words among CNN_I's labels count; default: the captions' words only)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, one-cycle (default 2e-3)")
@@ -268,8 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-clips", type=int, help="use at most this many training clips")
     args = parser.parse_args(argv)
     plain_warnings()
-    opts = PretrainOptions(**{k: v for k, v in vars(args).items()})
+    scene_file = args.iframe_scene
+    opts = PretrainOptions(**{k: v for k, v in vars(args).items() if k != "iframe_scene"})
     try:
+        if scene_file is not None:
+            kind = detect_format(opts.data, opts.data_format)
+            opts.iframe_scene = _scene_from_positions(scene_file, load_dataset(kind, opts.data, opts.video_dir))
         result = pretrain(opts)
     except (ValueError, FileNotFoundError, MissingWeights) as e:
         print(f"error: {e}", file=sys.stderr)
