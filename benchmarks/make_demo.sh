@@ -52,6 +52,15 @@ MOTION="moves appears stops slowly quickly left right up down"
 
 [ -f "$WORK/data/captions.csv" ] || python -m vccv_gpu.data.synthetic "$WORK/data" --videos 300 --seed 0 \
   --distractors 2
+# A WORKDIR from before the distractors (issue 24) holds another set: say so rather than reuse it.
+python - "$WORK/data/positions.json" <<'PY'
+import json, sys
+from pathlib import Path
+path = Path(sys.argv[1])
+if not path.is_file() or any(len(v["objects"]) != 3 for v in json.loads(path.read_text()).values()):
+    sys.exit(f"make_demo.sh: {path.parent} is not the demo's set (2 distractors per clip); "
+             "remove it or use another WORKDIR")
+PY
 # Backbones: CNN_I as an object/colour/photo classifier (ImageNet's role) taught every object the
 # frames show, named or not (--iframe-scene: the set's positions.json), CNN_r as a motion
 # classifier on residual frames (the role of the paper's HMDB-51 ResNet-18); see vccv_gpu.pretrain.

@@ -141,3 +141,16 @@ def test_make_demo_help_prints_usage_and_starts_nothing(tmp_path: Path, flag: st
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "unknown option --no-such-option" in proc.stderr and "Usage:" in proc.stderr
     assert [_tree(folder) for folder in watched] == before
+
+
+def test_make_demo_refuses_a_workdir_holding_a_set_without_distractors(tmp_path: Path) -> None:
+    # A WORKDIR made before issue 24 (one shape per clip) would otherwise be reused silently.
+    data = tmp_path / "work" / "data"
+    data.mkdir(parents=True)
+    (data / "captions.csv").write_text("video,caption,split\n")
+    (data / "positions.json").write_text(json.dumps({"videos/clip_00000.mp4": {"objects": [{"named": True}]}}))
+    before = _tree(tmp_path)
+    proc = subprocess.run(["bash", str(BENCHMARKS / "make_demo.sh"), str(tmp_path / "work")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0 and "is not the demo's set (2 distractors per clip)" in proc.stderr, proc.stderr
+    assert _tree(tmp_path) == before
