@@ -33,7 +33,6 @@ N x 3 x size^2 x 3 bytes a clip, 0.9 MB for 8 segments at 112 pixels); `--max-cl
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Collection, Mapping, Sequence
@@ -48,6 +47,7 @@ from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, 
 from vccv_gpu.codec import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
+from vccv_gpu.data.synthetic import objects_shown
 from vccv_gpu.runtime import plain_warnings, resolve_device
 
 __all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
@@ -240,18 +240,6 @@ def _words(text: str) -> list[str]:
     return [w for w in text.replace(",", " ").split() if w]
 
 
-def _scene_from_positions(path: str | Path, samples: Sequence[Sample]) -> dict[str, set[str]]:
-    """`--iframe-scene`: per video (its path, as a string), the colour and shape of every object
-    a generated set's positions.json lists for it (`vccv_gpu.data.synthetic` writes the file beside
-    captions.csv), named by the caption or not."""
-    where = json.loads(Path(path).read_text(encoding="utf-8"))
-    missing = [s.video_id for s in samples if s.video_id not in where]
-    if missing:
-        raise ValueError(f"--iframe-scene {path}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
-    return {str(s.video_path): {str(w) for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
-            for s in samples}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vccv_gpu.pretrain",
@@ -292,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if scene_file is not None:
             kind = detect_format(opts.data, opts.data_format)
-            opts.iframe_scene = _scene_from_positions(scene_file, load_dataset(kind, opts.data, opts.video_dir))
+            opts.iframe_scene = objects_shown(scene_file, load_dataset(kind, opts.data, opts.video_dir))
         result = pretrain(opts)
     except (ValueError, FileNotFoundError, MissingWeights) as e:
         print(f"error: {e}", file=sys.stderr)

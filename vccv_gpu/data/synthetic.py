@@ -38,7 +38,7 @@ import csv
 import itertools
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -47,11 +47,11 @@ from typing import Any
 import av
 import numpy as np
 
-from vccv_gpu.data import load_dataset, scenes
+from vccv_gpu.data import Sample, load_dataset, scenes
 
 __all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MAX_DISTRACTORS", "MOTIONS",
            "SHAPES", "SPEEDS", "ClipParams", "Distractor", "attribute_named", "describe", "generate", "main",
-           "positions", "render", "sample_params", "scene_words"]
+           "objects_shown", "positions", "render", "sample_params", "scene_words"]
 
 # Bundled colour photographs -> how the caption names them.
 BACKGROUNDS: dict[str, str] = {
@@ -305,15 +305,24 @@ def positions(params: ClipParams, size: tuple[int, int], frames: int) -> list[di
     return objects
 
 
+def objects_shown(positions_json: str | Path, samples: Iterable[Sample]) -> dict[str, set[str]]:
+    """Per video of `samples` (keyed by its path, as a string), the colour and shape words of every
+    object a generated set's positions.json lists for it, named by the caption or not: what one
+    frame shows, as opposed to what the caption names. The stand-in for ImageNet's "everything in
+    the frame" as CNN_I's pretraining target (`PretrainOptions.iframe_scene`). Raises ValueError
+    naming a video the file does not list."""
+    where = json.loads(Path(positions_json).read_text(encoding="utf-8"))
+    samples = list(samples)
+    missing = [s.video_id for s in samples if s.video_id not in where]
+    if missing:
+        raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    return {str(s.video_path): {str(w) for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
+            for s in samples}
+
+
 def scene_words(captions: str | Path) -> dict[str, set[str]]:
-    """Per video of a generated set (keyed by its path as `load_dataset("csv", captions)` gives
-    it, as a string), the colour and shape words of every object in the clip, named or not, from
-    positions.json beside `captions`: what one frame shows, as opposed to what the caption names.
-    The stand-in for ImageNet's "everything in the frame" as CNN_I's pretraining target
-    (`PretrainOptions.iframe_scene`)."""
-    where = json.loads((Path(captions).parent / "positions.json").read_text(encoding="utf-8"))
-    return {str(s.video_path): {w for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
-            for s in load_dataset("csv", captions)}
+    """`objects_shown` for every video of a generated set, from the positions.json beside `captions`."""
+    return objects_shown(Path(captions).parent / "positions.json", load_dataset("csv", captions))
 
 
 def _encode_clip(path: Path, rgb: np.ndarray, fps: int, gop: int, entropy: str, bframes: int) -> None:
