@@ -56,8 +56,7 @@ int PictureParser::cbp_chroma_inc(int bin) const {
   return cond(mb_a()) + 2 * cond(mb_b());
 }
 
-int PictureParser::cbf_luma_cond(int bx, int by) const {  // 4x4 block coordinates relative to the current MB
-  if (bx >= 0 && by >= 0) return (cur_->cbf_luma >> (by * 4 + bx)) & 1;
+int PictureParser::cbf_luma_cond(int bx, int by) const {
   const MbState* n = bx < 0 ? mb_a() : mb_b();
   bx &= 3;
   by &= 3;

@@ -148,7 +148,9 @@ class PictureParser {
   const uint8_t* mvd_abs(int list, int x, int y) const;  // |mvd| x and y of that block
   // coded_block_flag condTermFlagN (9.3.3.1.1.9) for a neighbouring MB n (null: unavailable).
   int cbf_unavailable() const { return cur_->intra ? 1 : 0; }
-  int cbf_luma_cond(int bx, int by) const;  // 4x4 block coordinates relative to the current MB
+  // Of the 4x4 block (bx, by) in macroblock A (bx = -1) or B (by = -1); inside the current one,
+  // residual() reads its own cbf_luma.
+  int cbf_luma_cond(int bx, int by) const;
   int cbf_luma_dc_inc() const;
   int cbf_chroma_dc_inc(int plane) const;
   int cbf_chroma_ac_cond(int plane, int bx, int by) const;
