@@ -79,24 +79,12 @@ def _grounding(run: Path, features: Path, captions: Path) -> dict[str, float]:
     """Object and motion words' attention mass, its ratio to uniform and the pointing game (%),
     over the test split (empty for a variant without SAM)."""
     from vccv_gpu.checkpoint import load_checkpoint
-    from vccv_gpu.features import FeatureStore
-    from vccv_gpu.grounding import GroundingScore, clip_grounding
+    from vccv_gpu.grounding import set_grounding
 
     checkpoint = load_checkpoint(run)
     if not checkpoint.model.encoder.attends:
         return {}
-    where = json.loads((captions.parent / "positions.json").read_text())
-    totals = {group: GroundingScore() for group in GROUNDING_GROUPS}
-    with FeatureStore(features) as store:
-        config = store.config
-        for sample in load_dataset("csv", captions, split="test"):
-            v_i, a_r = store.load(sample.video_path)
-            clip = where[sample.video_id]
-            named = next(o for o in clip["objects"] if o["named"])
-            scores = clip_grounding(checkpoint.model, checkpoint.vocab, v_i, a_r, sample.captions[0],
-                                    store.info(sample.video_path)["frames"], named, tuple(clip["size"]), config,
-                                    GROUNDING_GROUPS)
-            totals = {group: totals[group] + scores[group] for group in totals}
+    totals = set_grounding(checkpoint.model, checkpoint.vocab, features, captions, GROUNDING_GROUPS, split="test")
     row = {}
     for group, score in totals.items():
         row.update({f"{group} mass %": 100 * score.mass, f"{group} x uniform": score.mass_ratio,

@@ -85,29 +85,16 @@ def test_demo_attention_finds_the_moving_object_among_distractors(tmp_path) -> N
     measures it): the pointing game clearly above what a uniform map gives (its arg-max is as
     likely anywhere: the neighbourhood's share of the grid, about 0.18 here), and more attention
     near the object than a uniform map puts there."""
-    import json
-
     from vccv_gpu.data import load_dataset
     from vccv_gpu.extract import extract
-    from vccv_gpu.features import FeatureStore
-    from vccv_gpu.grounding import GroundingScore, clip_grounding
+    from vccv_gpu.grounding import set_grounding
 
     captions = generate(tmp_path / "set", videos=GROUNDING_CLIPS, seed=GROUNDING_SEED, distractors=2)
-    where = json.loads((captions.parent / "positions.json").read_text())
-    samples = load_dataset("csv", captions)
     checkpoint = load_checkpoint(None)
-    extract([s.video_path for s in samples], tmp_path / "features", checkpoint.backbones, workers=1,
-            progress=False)
+    extract([s.video_path for s in load_dataset("csv", captions)], tmp_path / "features", checkpoint.backbones,
+            workers=1, progress=False)
     groups = {"object": {*ATTRIBUTE_WORDS["colour"], *ATTRIBUTE_WORDS["shape"]}}
-    total = GroundingScore()
-    with FeatureStore(tmp_path / "features") as store:
-        for sample in samples:
-            v_i, a_r = store.load(sample.video_path)
-            clip = where[sample.video_id]
-            named = next(o for o in clip["objects"] if o["named"])
-            total += clip_grounding(checkpoint.model, checkpoint.vocab, v_i, a_r, sample.captions[0],
-                                    store.info(sample.video_path)["frames"], named, tuple(clip["size"]),
-                                    store.config, groups)["object"]
+    total = set_grounding(checkpoint.model, checkpoint.vocab, tmp_path / "features", captions, groups)["object"]
     measured = (f"object words: {total.pairs} (word, frame) pairs, pointing {total.pointing:.3f} "
                 f"(uniform {total.uniform_mass:.3f}), mass {total.mass_ratio:.2f}x uniform")
     print(measured)

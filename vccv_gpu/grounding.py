@@ -4,6 +4,7 @@
     score = grounding(attention[word_rows], cells)      # attention [T, N, H, W] from attention_maps
     score.mass, score.uniform_mass, score.pointing      # means over (word, frame) pairs
     clip_grounding(model, vocab, v_i, a_r, caption, frames, named, (w, h), config, groups)  # one clip
+    set_grounding(model, vocab, features, captions, groups, split="test")  # a generated set's clips
 
 For every (word, frame) pair whose frame shows the object: the share of the frame's attention
 within `radius` cells (Chebyshev) of the cell holding the object's centre, the share a uniform map
@@ -15,8 +16,10 @@ maps them through the front end's resize (squash, or keep_aspect's centre crop) 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from vccv_gpu.data import Vocabulary
     from vccv_gpu.model import VCCV
 
-__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell"]
+__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell", "set_grounding"]
 
 
 def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tuple[int, int],
@@ -127,3 +130,25 @@ def clip_grounding(model: VCCV, vocab: Vocabulary, v_i: Tensor, a_r: Tensor, cap
         rows = [t for t, word in enumerate(names) if word in members]
         scores[group] = grounding(attention[rows], cells, radius)
     return scores
+
+
+def set_grounding(model: VCCV, vocab: Vocabulary, features: str | Path, captions: str | Path,
+                  groups: Mapping[str, Collection[str]], split: str | None = None,
+                  radius: int = 1) -> dict[str, GroundingScore]:
+    """`clip_grounding` summed over the videos (of `split`, default all) of a generated set: its
+    captions.csv `captions`, the positions.json beside it, and their features in the store
+    `features` (`vccv_gpu.extract`); each clip teacher-forced on its first caption."""
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.features import FeatureStore
+
+    where = json.loads((Path(captions).parent / "positions.json").read_text(encoding="utf-8"))
+    totals = {group: GroundingScore() for group in groups}
+    with FeatureStore(features) as store:
+        for sample in load_dataset("csv", captions, split=split):
+            v_i, a_r = store.load(sample.video_path)
+            clip = where[sample.video_id]
+            named = next(o for o in clip["objects"] if o["named"])
+            scores = clip_grounding(model, vocab, v_i, a_r, sample.captions[0], store.info(sample.video_path)["frames"],
+                                    named, tuple(clip["size"]), store.config, groups, radius)
+            totals = {group: totals[group] + scores[group] for group in totals}
+    return totals
