@@ -119,6 +119,8 @@ import os, signal, sys, time
 def target(data, case):
     if case == 3 or data == b"fail":
         raise ValueError("boom")
+    if case == 4:  # the other worker runs out of cases and waits idle while this one hangs on 5
+        time.sleep(3)
     if case == 5:
         time.sleep(60)
     if case == 7:

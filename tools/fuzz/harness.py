@@ -363,6 +363,8 @@ def _supervise(jobs: Iterator[dict[str, Any]], worker_argv: list[str], n_workers
                     else:
                         break
                     in_flight[job["case"]] = job
+                    if not w.pending:  # an idle worker's clock starts with its new case, not its last reply
+                        w.since = time.monotonic()
                     w.pending.append(job["case"])
                     if not w.send(job):
                         break  # the dead worker is found by its closed stdout
