@@ -51,11 +51,19 @@ Mv PictureParser::read_mvd(int list, int x, int y, int w, int h) {
   }
   const uint8_t abs_x = static_cast<uint8_t>(std::min(std::abs(comp[0]), 255));
   const uint8_t abs_y = static_cast<uint8_t>(std::min(std::abs(comp[1]), 255));
-  for (int by = y / 4; by < (y + h) / 4; ++by)
-    for (int bx = x / 4; bx < (x + w) / 4; ++bx) {
-      cur_->mvd_abs[list][by * 4 + bx][0] = abs_x;
-      cur_->mvd_abs[list][by * 4 + bx][1] = abs_y;
-    }
+  // The partition's rows of (|x|, |y|) pairs, one store each: byte stores one by one through
+  // cur_ may alias the parser's members, which the compiler then reloads after every byte.
+  const uint8_t row[8] = {abs_x, abs_y, abs_x, abs_y, abs_x, abs_y, abs_x, abs_y};
+  uint8_t (*pairs)[2] = cur_->mvd_abs[list];
+  for (int by = y / 4; by < (y + h) / 4; ++by) {
+    uint8_t* to = pairs[by * 4 + x / 4];
+    if (w == 16)
+      std::memcpy(to, row, 8);
+    else if (w == 8)
+      std::memcpy(to, row, 4);
+    else
+      std::memcpy(to, row, 2);
+  }
   return {static_cast<int16_t>(comp[0]), static_cast<int16_t>(comp[1])};
 }
 
