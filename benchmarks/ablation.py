@@ -47,7 +47,7 @@ import torch
 
 from vccv_gpu.backbones import FeatureExtractor
 from vccv_gpu.data import load_dataset
-from vccv_gpu.data.synthetic import ATTRIBUTE_WORDS, DIRECTIONS, attribute_named, generate, scene_words
+from vccv_gpu.data.synthetic import ATTRIBUTE_WORDS, DIRECTIONS, attribute_named, generate, named_tracks, scene_words
 from vccv_gpu.evaluate import VARIANT_LABELS, evaluate_run
 from vccv_gpu.extract import extract
 from vccv_gpu.metrics import TABLE_COLUMNS
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
+    p.add_argument("--residual-target", choices=("motion", "motion+where"), default="motion",
+                   help="what CNN_r is pretrained to see: the motion words, or also where the named object is "
+                        "(its cell, from positions.json, as the peak of A^s_r; default motion)")
     p.add_argument("--distractors", type=int, default=2,
                    help="still shapes beside the named, moving one in each clip (default 2, as the demo's set; "
                         "0: one shape per clip)")
@@ -146,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                                  iframe_words=[w for w in APPEARANCE_WORDS if w in used],
                                  iframe_scene=scene_words(captions),
                                  residual_words=[w for w in MOTION_WORDS if w in used],
+                                 residual_where=named_tracks(captions.parent / "positions.json",
+                                                             load_dataset("csv", captions))
+                                 if args.residual_target == "motion+where" else None,
                                  epochs=args.pretrain_epochs, device=args.device, workers=args.workers))
     features = out / "features"
     if not (features / "index.json").is_file():

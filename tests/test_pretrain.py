@@ -7,7 +7,7 @@ import torch
 
 from vccv_gpu.backbones import FeatureExtractor
 from vccv_gpu.data.synthetic import generate
-from vccv_gpu.pretrain import PretrainOptions, _average_precision, main, pretrain
+from vccv_gpu.pretrain import PretrainOptions, _average_precision, _object_cells, _pointing, _where_loss, main, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,63 @@ def test_iframe_scene_on_the_command_line(tmp_path, monkeypatch, capsys) -> None
     assert first in capsys.readouterr().err and len(got) == 2
 
 
+@pytest.fixture(scope="module")
+def distractor_set(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("where"), videos=6, seed=5, size=(64, 48), frames=24, distractors=2)
+
+
+def test_object_cells_are_the_named_objects_cell_in_each_residual_frame() -> None:
+    from vccv_gpu.backbones import BackboneConfig
+
+    config = BackboneConfig("tiny", "tiny", size=112)  # a 7 x 7 grid
+    track = {"size": [160, 96], "centre": [[10.0, 10.0], [150.0, 90.0], [80.0, 48.0], [80.0, 48.0]],
+             "visible": [True, True, False, True]}
+    # Sources (0, 1, 2): the middle one, frame 1, at the bottom right; frame 2 hidden; none: no residual.
+    assert _object_cells(track, [(0,), (0, 1, 2), (2,), (), (3,)], config) == [0, 48, -1, -1, 3 * 7 + 3]
+    assert _object_cells(None, [(0,), (1,)], config) == [-1, -1]  # a video the track file lacks
+
+
+def test_where_loss_and_pointing_on_hand_made_maps() -> None:
+    features = torch.zeros(3, 4, 3, 3)
+    features[0, :, 0, 0] = 5.0  # frame 0's channel mean peaks at cell 0, frame 1's at cell 8 (bottom right)
+    features[1, :, 2, 2] = 5.0
+    right, wrong = torch.tensor([[0, 8, -1]]), torch.tensor([[8, 0, -1]])
+    assert _where_loss(features, right) < 0.1 < _where_loss(features, wrong)
+    assert _where_loss(features, torch.tensor([[-1, -1, -1]])) == 0.0  # no frame sees the object
+    assert _pointing(features, right, (3, 3)) == (2, 2)
+    assert _pointing(features, torch.tensor([[8, 4, -1]]), (3, 3)) == (1, 2)  # cell 4 is next to cell 8
+
+
+def test_where_target_trains_cnn_r_to_point(distractor_set, tmp_path) -> None:
+    """With residual_where, CNN_r's loss has a "where" term that falls, and validation reports
+    A^s_r's pointing; without it, neither."""
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import named_tracks
+
+    tracks = named_tracks(distractor_set.parent / "positions.json", load_dataset("csv", distractor_set))
+    torch.manual_seed(0)
+    result = pretrain(_options(distractor_set, tmp_path / "w.safetensors", residual_where=tracks, epochs=4))
+    losses = [h["loss_where"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+    assert all(0.0 <= h["val_pointing_residual"] <= 100.0 for h in result.history)
+    plain = pretrain(_options(distractor_set, tmp_path / "p.safetensors", epochs=1))
+    assert "loss_where" not in plain.history[0] and "val_pointing_residual" not in plain.history[0]
+
+
+def test_residual_where_on_the_command_line(distractor_set, tmp_path, monkeypatch) -> None:
+    from vccv_gpu import pretrain as module
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import named_tracks
+
+    got: list = []
+    monkeypatch.setattr(module, "pretrain", lambda opts: got.append(opts) or module.PretrainResult(opts.out, []))
+    positions = distractor_set.parent / "positions.json"
+    assert main(["--data", str(distractor_set), "--out", str(tmp_path / "b.safetensors"),
+                 "--residual-where", str(positions)]) == 0
+    assert got[0].residual_where == named_tracks(positions, load_dataset("csv", distractor_set))
+    assert got[0].iframe_scene is None
+
+
 def test_unknown_label_words_are_refused(captions, tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="zebra"):
         pretrain(_options(captions, tmp_path / "b.safetensors", residual_words=["left", "zebra"], epochs=1))
@@ -107,4 +164,4 @@ def test_help(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     out = capsys.readouterr().out
-    assert e.value.code == 0 and "--residual-words" in out and "--iframe-scene" in out
+    assert e.value.code == 0 and "--residual-words" in out and "--iframe-scene" in out and "--residual-where" in out

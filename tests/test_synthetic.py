@@ -198,6 +198,13 @@ def test_distractor_sets_name_only_the_moving_object(tmp_path):
         assert scene[str(sample.video_path)] == {w for o in objects for w in (o["colour"], o["shape"])}
         assert len({o["colour"] for o in objects} & scene[str(sample.video_path)]) == 3
 
+    # named_tracks: the named object's size, centres and visibility, per video path.
+    tracks = syn.named_tracks(tmp_path / "set" / "positions.json", load_dataset("csv", csv_path))
+    for sample in load_dataset("csv", csv_path):
+        named = where[sample.video_id]["objects"][0]
+        assert tracks[str(sample.video_path)] == {"size": where[sample.video_id]["size"], "centre": named["centre"],
+                                                  "visible": named["visible"]}
+
     # The positions file against rendered frames: each object's colour sits at its recorded centre.
     for params in (syn.sample_params(rng, SIZE, FRAMES, distractors=3) for _ in range(6)):
         rgb = syn.render(params, SIZE, FRAMES)[0].astype(np.int32)

@@ -19,6 +19,12 @@ of networks on the training split of a caption set, with the caption words as la
   meet: which of the shapes is the named one is told only by motion. Taught the colours and
   shapes of every object instead, CNN_I's features say what is where, and the attention (SAM) can
   pick the named one out.
+* `residual_where` (CLI `--residual-where POSITIONS_JSON`) adds a target for CNN_r: where the
+  object the caption names is (`synthetic.named_tracks`). The channel mean of CNN_r's feature
+  map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as the identity);
+  taught as logits over the grid against the object's cell in each residual frame (cross-entropy),
+  it peaks where the named object moves, not merely where residuals are large. Validation then
+  also reports how often A^s_r alone would point at the object (within one cell).
 
 Validation (the val split) reports each network's mean average precision over its words. The
 result is one backbones file (`FeatureExtractor.save`) for `vccv_gpu.extract --backbones FILE`.
@@ -38,6 +44,7 @@ import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +54,8 @@ from vccv_gpu.backbones import ARCHITECTURES, BackboneConfig, FeatureExtractor, 
 from vccv_gpu.codec import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
-from vccv_gpu.data.synthetic import objects_shown
+from vccv_gpu.data.synthetic import named_tracks, objects_shown
+from vccv_gpu.grounding import object_cell
 from vccv_gpu.runtime import plain_warnings, resolve_device
 
 __all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
@@ -69,6 +77,7 @@ class PretrainOptions:
     iframe_words: list[str] | None = None  # None: every vocabulary word
     residual_words: list[str] | None = None
     iframe_scene: Mapping[str, Collection[str]] | None = None  # video path -> more CNN_I target words
+    residual_where: Mapping[str, Mapping[str, Any]] | None = None  # video path -> the named object's track
     epochs: int = 30
     batch: int = 8
     lr: float = 2e-3
@@ -92,6 +101,8 @@ class _Clips:
     residuals: Tensor  # float16 [C, N, 3, S, S]
     words: list[set[str]]
     scene: list[set[str]]  # CNN_I's extra targets (PretrainOptions.iframe_scene), per clip
+    cells: Tensor | None  # int64 [C, N]: the grid cell (row * W + column) of the named object in each
+    #                       residual frame, -1 where it is not seen (PretrainOptions.residual_where)
 
 
 class _WordHead(nn.Module):
@@ -111,8 +122,9 @@ def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions
                         size=config.size, residual=config.residual_mode, workers=opts.workers,
                         progress=opts.progress)
     by_path = {s.video_path: s for s in samples}
-    iframes, residuals, words, scene = [], [], [], []
+    iframes, residuals, words, scene, cells = [], [], [], [], []
     extra = {str(path): extra for path, extra in (opts.iframe_scene or {}).items()}
+    tracks = {str(path): track for path, track in (opts.residual_where or {}).items()}
     for batch in loader:
         for err in batch.errors:
             print(f"warning: skipped {err.path}: {err.reason}", file=sys.stderr)
@@ -120,9 +132,49 @@ def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions
         residuals.append(batch.residuals)
         words += [{w for c in by_path[p].captions for w in tokenize(c)} for p in batch.paths]
         scene += [{w.lower() for w in extra.get(str(p), ())} for p in batch.paths]
+        if opts.residual_where is not None:
+            cells += [_object_cells(tracks.get(str(p)), sample.residual_frames, config)
+                      for p, sample in zip(batch.paths, batch.samples)]
     if not words:
         raise ValueError(f"no {what} clip could be read")
-    return _Clips(torch.cat(iframes), torch.cat(residuals), words, scene)
+    return _Clips(torch.cat(iframes), torch.cat(residuals), words, scene, torch.tensor(cells) if cells else None)
+
+
+def _object_cells(track: Mapping[str, Any] | None, residual_frames: list[tuple[int, ...]],
+                  config: BackboneConfig) -> list[int]:
+    """The grid cell (row * W + column) that sees the object of `track` in the middle frame of
+    each residual frame's sources; -1 where there is none, the object is hidden or outside the view."""
+    cells = []
+    width, height = track["size"] if track else (0, 0)
+    for sources in residual_frames:
+        frame = sources[len(sources) // 2] if sources and track else -1
+        cell = None
+        if 0 <= frame < len(track["visible"]) and track["visible"][frame]:
+            cell = object_cell(*track["centre"][frame], width, height, config.size, config.grid, config.keep_aspect)
+        cells.append(-1 if cell is None else cell[0] * config.grid[1] + cell[1])
+    return cells
+
+
+def _where_loss(features: Tensor, cells: Tensor) -> Tensor:
+    """CNN_r's "where" target: the channel mean of its feature map (Eq. 7's A^s_r, which steers
+    SAM through Eq. 8), as logits over the grid, against the named object's cell (cross-entropy
+    over the frames that see it). features [C*N, D, H, W], cells [C, N]."""
+    logits = features.mean(dim=1).flatten(1)
+    targets = cells.reshape(-1).to(logits.device)
+    seen = targets >= 0
+    if not bool(seen.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[seen], targets[seen])
+
+
+def _pointing(features: Tensor, cells: Tensor, grid: tuple[int, int]) -> tuple[int, int]:
+    """(frames whose A^s_r peaks within one cell of the object, frames that see the object)."""
+    peak = features.mean(dim=1).flatten(1).argmax(1).cpu()
+    targets = cells.reshape(-1)
+    seen = targets >= 0
+    cols = grid[1]
+    near = ((peak // cols - targets // cols).abs() <= 1) & ((peak % cols - targets % cols).abs() <= 1)
+    return int((near & seen).sum()), int(seen.sum())
 
 
 def _targets(words: list[set[str]], labels: list[str]) -> Tensor:
@@ -193,11 +245,12 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     steps = opts.epochs * math.ceil(len(train_clips.words) / opts.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, opts.lr, total_steps=max(steps, 1))
 
-    def scores(clips: _Clips, rows: Tensor) -> dict[str, Tensor]:
+    def scores(clips: _Clips, rows: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Both networks' word scores, and CNN_r's feature map."""
         frames = extractor.normalise_frames(clips.iframes[rows].to(device))
-        residuals = extractor.normalise_residuals(clips.residuals[rows].to(device))
-        return {"iframe": heads["iframe"](extractor.cnn_i(frames), len(rows)),
-                "residual": heads["residual"](extractor.cnn_r(residuals), len(rows))}
+        residual_features = extractor.cnn_r(extractor.normalise_residuals(clips.residuals[rows].to(device)))
+        return ({"iframe": heads["iframe"](extractor.cnn_i(frames), len(rows)),
+                 "residual": heads["residual"](residual_features, len(rows))}, residual_features)
 
     history: list[dict[str, float]] = []
     from tqdm import tqdm
@@ -205,13 +258,15 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     for epoch in tqdm(range(opts.epochs), desc="pretraining", unit="epoch", disable=opts.progress is False):
         extractor.train()
         heads.train()
-        totals = {"iframe": 0.0, "residual": 0.0}
+        totals = dict.fromkeys(["iframe", "residual"] + (["where"] if train_clips.cells is not None else []), 0.0)
         order = torch.randperm(len(train_clips.words))
         for start in range(0, len(order), opts.batch):
             rows = order[start:start + opts.batch]
-            out = scores(train_clips, rows)
+            out, residual_features = scores(train_clips, rows)
             losses = {role: F.binary_cross_entropy_with_logits(out[role], targets[role][rows].to(device))
                       for role in out}
+            if train_clips.cells is not None:
+                losses["where"] = _where_loss(residual_features, train_clips.cells[rows])
             optimiser.zero_grad(set_to_none=True)
             sum(losses.values()).backward()
             optimiser.step()
@@ -223,13 +278,20 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         if val_clips is not None:
             extractor.eval()
             heads.eval()
+            batches, near, seen = [], 0, 0
             with torch.no_grad():
-                all_rows = torch.arange(len(val_clips.words))
-                out = {role: torch.cat([scores(val_clips, all_rows[i:i + opts.batch])[role].cpu()
-                                        for i in range(0, len(all_rows), opts.batch)]) for role in labels}
+                for start in range(0, len(val_clips.words), opts.batch):
+                    rows = torch.arange(start, min(start + opts.batch, len(val_clips.words)))
+                    out, residual_features = scores(val_clips, rows)
+                    batches.append({role: v.cpu() for role, v in out.items()})
+                    if val_clips.cells is not None:
+                        hits, frames = _pointing(residual_features, val_clips.cells[rows], config.grid)
+                        near, seen = near + hits, seen + frames
             for role in labels:
-                record[f"val_map_{role}"] = _average_precision(out[role], _targets(_role_words(val_clips, role),
-                                                                                  labels[role]))
+                record[f"val_map_{role}"] = _average_precision(torch.cat([b[role] for b in batches]),
+                                                               _targets(_role_words(val_clips, role), labels[role]))
+            if seen:  # how often A^s_r alone would win SAM's pointing game
+                record["val_pointing_residual"] = 100.0 * near / seen
         history.append(record)
         print("  ".join(f"{k} {v:.4g}" for k, v in record.items()), file=sys.stderr)
     path = extractor.cpu().eval().save(opts.out)
@@ -266,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "vccv_gpu.data.synthetic): CNN_I also learns the colour and shape of every object each "
                              "clip shows, not only of the one its caption names (for sets with --distractors; "
                              "only words among CNN_I's labels count; default: the captions' words only)")
+    parser.add_argument("--residual-where", metavar="POSITIONS_JSON",
+                        help="a generated set's positions.json: CNN_r also learns where the object its caption "
+                             "names is, as the peak of its channel-mean map (A^s_r, which steers the attention; "
+                             "default: the words only)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, one-cycle (default 2e-3)")
@@ -275,12 +341,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-clips", type=int, help="use at most this many training clips")
     args = parser.parse_args(argv)
     plain_warnings()
-    scene_file = args.iframe_scene
-    opts = PretrainOptions(**{k: v for k, v in vars(args).items() if k != "iframe_scene"})
+    scene_file, where_file = args.iframe_scene, args.residual_where
+    opts = PretrainOptions(**{k: v for k, v in vars(args).items() if k not in ("iframe_scene", "residual_where")})
     try:
-        if scene_file is not None:
-            kind = detect_format(opts.data, opts.data_format)
-            opts.iframe_scene = objects_shown(scene_file, load_dataset(kind, opts.data, opts.video_dir))
+        if scene_file is not None or where_file is not None:
+            videos = load_dataset(detect_format(opts.data, opts.data_format), opts.data, opts.video_dir)
+            if scene_file is not None:
+                opts.iframe_scene = objects_shown(scene_file, videos)
+            if where_file is not None:
+                opts.residual_where = named_tracks(where_file, videos)
         result = pretrain(opts)
     except (ValueError, FileNotFoundError, MissingWeights) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -51,7 +51,7 @@ from vccv_gpu.data import Sample, load_dataset, scenes
 
 __all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MAX_DISTRACTORS", "MOTIONS",
            "SHAPES", "SPEEDS", "ClipParams", "Distractor", "attribute_named", "describe", "generate", "main",
-           "objects_shown", "positions", "render", "sample_params", "scene_words"]
+           "named_tracks", "objects_shown", "positions", "render", "sample_params", "scene_words"]
 
 # Bundled colour photographs -> how the caption names them.
 BACKGROUNDS: dict[str, str] = {
@@ -318,6 +318,24 @@ def objects_shown(positions_json: str | Path, samples: Iterable[Sample]) -> dict
         raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
     return {str(s.video_path): {str(w) for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
             for s in samples}
+
+
+def named_tracks(positions_json: str | Path, samples: Iterable[Sample]) -> dict[str, dict[str, object]]:
+    """Per video of `samples` (keyed by its path, as a string), where the object its caption names
+    is in every frame: {"size": [width, height], "centre": [[x, y], ...], "visible": [bool, ...]}
+    from a generated set's positions.json, in the video's pixels. CNN_r's "where" pretraining
+    target (`PretrainOptions.residual_where`). Raises ValueError naming a video the file does not list."""
+    where = json.loads(Path(positions_json).read_text(encoding="utf-8"))
+    samples = list(samples)
+    missing = [s.video_id for s in samples if s.video_id not in where]
+    if missing:
+        raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    tracks = {}
+    for s in samples:
+        named = next(o for o in where[s.video_id]["objects"] if o["named"])
+        tracks[str(s.video_path)] = {"size": where[s.video_id]["size"], "centre": named["centre"],
+                                     "visible": named["visible"]}
+    return tracks
 
 
 def scene_words(captions: str | Path) -> dict[str, set[str]]:
