@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
-    p.add_argument("--residual-target", choices=("motion", "motion+where"), default="motion",
+    p.add_argument("--residual-target", choices=("motion", "motion+where"), default="motion+where",
                    help="what CNN_r is pretrained to see: the motion words, or also where the named object is "
-                        "(its cell, from positions.json, as the peak of A^s_r; default motion)")
+                        "(its cell, from positions.json, as the peak of A^s_r; default motion+where)")
     p.add_argument("--distractors", type=int, default=2,
                    help="still shapes beside the named, moving one in each clip (default 2, as the demo's set; "
                         "0: one shape per clip)")

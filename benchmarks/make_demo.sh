@@ -66,7 +66,8 @@ PY
 # classifier on residual frames (the role of the paper's HMDB-51 ResNet-18); see vccv_gpu.pretrain.
 [ -f "$WORK/backbones.safetensors" ] || python -m vccv_gpu.pretrain --data "$WORK/data/captions.csv" \
   --out "$WORK/backbones.safetensors" --size 112 --segments 8 --epochs 30 --batch 8 --lr 2e-3 --seed 0 \
-  --iframe-words "$APPEARANCE" --residual-words "$MOTION" --iframe-scene "$WORK/data/positions.json"
+  --iframe-words "$APPEARANCE" --residual-words "$MOTION" --iframe-scene "$WORK/data/positions.json" \
+  --residual-where "$WORK/data/positions.json"
 python -m vccv_gpu.extract --data "$WORK/data/captions.csv" --backbones "$WORK/backbones.safetensors" \
   --out "$WORK/features" --no-progress
 python -m vccv_gpu.train --data "$WORK/data/captions.csv" --features "$WORK/features" --out "$WORK/run" \

@@ -48,8 +48,9 @@ def model(config: VCCVConfig, backend: str, seed: int = 0) -> VCCV:
     m = VCCV(config, backend=backend).to(DEVICE)
     assert m.resolved_backend(torch.device(DEVICE)) == backend  # no silent fallback to another path
     with torch.no_grad():  # larger attention and gate weights than the default init: the terms matter
-        if config.variant == "rae":
-            nn.Linear.reset_parameters(m.encoder.w_g)  # not the zero start: every gate term must count
+        for name in ("w_g", "w_t", "w_i"):  # not their zero start: every term must count
+            if hasattr(m.encoder, name):
+                nn.Linear.reset_parameters(getattr(m.encoder, name))
         for name, p in m.encoder.named_parameters():
             if name.startswith(("w_t", "w_i", "w_r", "w_g")):
                 p.mul_(3.0)
@@ -114,6 +115,24 @@ def test_variants_have_exactly_their_weights() -> None:
     assert modules("rae_no_gate_no_residual") == common | sam
     assert modules("rae_no_gate") == common | sam | {"w_r"}
     assert modules("rae") == common | sam | {"w_r", "w_g", "w_gt", "w_gr", "w_gi", "w_GI_prime"}
+
+
+def test_attention_starts_where_the_residuals_are() -> None:
+    """A fresh model's Eq. 8 terms: W_t and W_I zero, W_r the centred identity, so the first
+    attention map of a clip with residuals peaks where A^s_r does, and without residuals is uniform."""
+    g = torch.Generator().manual_seed(3)
+    for variant in ("rae_no_gate_no_residual", "rae"):
+        m = VCCV(tiny_config(variant)).eval()
+        c = m.config
+        v_i = torch.rand(1, c.n_frames, *c.grid, c.d_i, generator=g)
+        a_r = torch.rand(1, c.n_frames, *c.grid, c.d_r, generator=g)
+        features = m.encoder.clip_features(v_i, a_r, None)
+        h = torch.randn(1, c.hidden, generator=g)
+        alpha = torch.tanh(m.encoder.w_t(h)[:, None] + m.encoder.clip_term(features))  # Eq. 8
+        if variant == "rae":
+            assert torch.equal(alpha.argmax(-1), features.a_s.argmax(-1))
+        else:
+            assert torch.equal(alpha, torch.zeros_like(alpha))
 
 
 # --- the model against the paper's equations, restated in tests/paper_equations.py ------------
