@@ -22,5 +22,7 @@ def tiny_checkpoint(path: Path, clips: Path, with_backbones: bool = True) -> Pat
     with torch.no_grad():  # random weights would end at once (one <eos> outscores any longer caption)
         model.classifier.weight.mul_(4.0)
         model.classifier.bias[EOS] = -20.0
+        for name in ("w_t", "w_i", "w_g"):  # random, not their zero start: attention and gate follow the words
+            torch.nn.Linear.reset_parameters(getattr(model.encoder, name))
     extractor = FeatureExtractor(backbones) if with_backbones else None
     return save_checkpoint(path, model, vocab, extractor, info={"test": True})
