@@ -305,17 +305,23 @@ def positions(params: ClipParams, size: tuple[int, int], frames: int) -> list[di
     return objects
 
 
+def _positions_of(positions_json: str | Path, samples: Iterable[Sample]) -> tuple[dict[str, Any], list[Sample]]:
+    """positions.json's entries and `samples` as a list; ValueError naming a video the file lacks."""
+    where = json.loads(Path(positions_json).read_text(encoding="utf-8"))
+    samples = list(samples)
+    missing = [s.video_id for s in samples if s.video_id not in where]
+    if missing:
+        raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    return where, samples
+
+
 def objects_shown(positions_json: str | Path, samples: Iterable[Sample]) -> dict[str, set[str]]:
     """Per video of `samples` (keyed by its path, as a string), the colour and shape words of every
     object a generated set's positions.json lists for it, named by the caption or not: what one
     frame shows, as opposed to what the caption names. The stand-in for ImageNet's "everything in
     the frame" as CNN_I's pretraining target (`PretrainOptions.iframe_scene`). Raises ValueError
     naming a video the file does not list."""
-    where = json.loads(Path(positions_json).read_text(encoding="utf-8"))
-    samples = list(samples)
-    missing = [s.video_id for s in samples if s.video_id not in where]
-    if missing:
-        raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    where, samples = _positions_of(positions_json, samples)
     return {str(s.video_path): {str(w) for o in where[s.video_id]["objects"] for w in (o["colour"], o["shape"])}
             for s in samples}
 
@@ -325,11 +331,7 @@ def named_tracks(positions_json: str | Path, samples: Iterable[Sample]) -> dict[
     is in every frame: {"size": [width, height], "centre": [[x, y], ...], "visible": [bool, ...]}
     from a generated set's positions.json, in the video's pixels. CNN_r's "where" pretraining
     target (`PretrainOptions.residual_where`). Raises ValueError naming a video the file does not list."""
-    where = json.loads(Path(positions_json).read_text(encoding="utf-8"))
-    samples = list(samples)
-    missing = [s.video_id for s in samples if s.video_id not in where]
-    if missing:
-        raise ValueError(f"{positions_json}: no objects for {len(missing)} video(s), e.g. {missing[0]}")
+    where, samples = _positions_of(positions_json, samples)
     tracks = {}
     for s in samples:
         named = next(o for o in where[s.video_id]["objects"] if o["named"])
