@@ -21,7 +21,7 @@ of networks on the training split of a caption set, with the caption words as la
   pick the named one out.
 * `residual_where` (CLI `--residual-where POSITIONS_JSON`) adds a target for CNN_r: where the
   object the caption names is (`synthetic.named_tracks`). The channel mean of CNN_r's feature
-  map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as the identity);
+  map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as the centred identity);
   taught as logits over the grid against the object's cell in each residual frame (cross-entropy),
   it peaks where the named object moves, not merely where residuals are large. Validation then
   also reports how often A^s_r alone would point at the object (within one cell).
