@@ -64,9 +64,9 @@ def test_clip_grounding_scores_the_named_words_on_the_sampled_frames() -> None:
     model = VCCV(model_config(config, len(vocab), embed=8, hidden=16, gate_dim=8, dropout=0.0)).eval()
     h, w = config.grid
     v_i, a_r = torch.randn(3, h, w, config.d_i), torch.randn(3, h, w, config.d_r)
-    named = {"centre": [[10.0 * f, 40.0] for f in range(10)], "visible": [f != 5 for f in range(10)]}
+    track = {"size": [160, 96], "centre": [[10.0 * f, 40.0] for f in range(10)], "visible": [f != 5 for f in range(10)]}
     frames = [0, 5, 9]  # frame 5: the object is not visible
-    scores = clip_grounding(model, vocab, v_i, a_r, caption, frames, named, (160, 96), config,
+    scores = clip_grounding(model, vocab, v_i, a_r, caption, frames, track, config,
                             {"object": {"red", "ball"}, "motion": {"left"}})
     words = vocab.encode(caption)[1:-1]
     attention, _ = attention_maps(model, v_i, a_r, words)

@@ -3,7 +3,8 @@
     cells = [object_cell(x, y, width, height, size=112, grid=(7, 7)) for x, y in centres]  # per frame
     score = grounding(attention[word_rows], cells)      # attention [T, N, H, W] from attention_maps
     score.mass, score.uniform_mass, score.pointing      # means over (word, frame) pairs
-    clip_grounding(model, vocab, v_i, a_r, caption, frames, named, (w, h), config, groups)  # one clip
+    track_cells(track, frames, config)  # a synthetic.named_tracks track's cells in those frames
+    clip_grounding(model, vocab, v_i, a_r, caption, frames, track, config, groups)  # one clip
     set_grounding(model, vocab, features, captions, groups, split="test")  # a generated set's clips
 
 For every (word, frame) pair whose frame shows the object: the share of the frame's attention
@@ -16,7 +17,6 @@ maps them through the front end's resize (squash, or keep_aspect's centre crop) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from vccv_gpu.data import Vocabulary
     from vccv_gpu.model import VCCV
 
-__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell", "set_grounding"]
+__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell", "set_grounding", "track_cells"]
 
 
 def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tuple[int, int],
@@ -47,6 +47,16 @@ def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tu
         return None
     rows, cols = grid
     return min(int(v * rows / size), rows - 1), min(int(u * cols / size), cols - 1)
+
+
+def track_cells(track: Mapping[str, Any], frames: Sequence[int],
+                config: BackboneConfig) -> list[tuple[int, int] | None]:
+    """The grid cell that sees the object of `track` (`synthetic.named_tracks`: its video's
+    "size", and its "centre" and "visible" per video frame) in each of `frames` (display indices;
+    -1 for none); None where there is no frame, the object is hidden or outside the sampled view."""
+    width, height = track["size"]
+    return [object_cell(*track["centre"][f], width, height, config.size, config.grid, config.keep_aspect)
+            if f >= 0 and track["visible"][f] else None for f in frames]
 
 
 @dataclass(frozen=True)
@@ -109,21 +119,19 @@ def grounding(attention: Tensor, cells: Sequence[tuple[int, int] | None], radius
 
 
 def clip_grounding(model: VCCV, vocab: Vocabulary, v_i: Tensor, a_r: Tensor, caption: str, frames: Sequence[int],
-                   named: Mapping[str, Any], video_size: tuple[int, int], config: BackboneConfig,
+                   track: Mapping[str, Any], config: BackboneConfig,
                    groups: Mapping[str, Collection[str]], radius: int = 1) -> dict[str, GroundingScore]:
     """Per group of words (e.g. {"object": colours and shapes, "motion": ...}), the grounding of
     SAM's attention behind those words of `caption` (teacher-forced: `attention.attention_maps`)
-    on the `named` object of positions.json (its "centre" and "visible" per video frame), over
-    the sampled `frames` (display indices) of one clip's features v_i, a_r [N, H, W, D]."""
+    on the object of `track` (`track_cells`), over the sampled `frames` (display indices) of one
+    clip's features v_i, a_r [N, H, W, D]."""
     from vccv_gpu.attention import attention_maps
 
     words = vocab.encode(caption)[1:-1]  # without <bos> and <eos>
     attention, _ = attention_maps(model, v_i.float(), a_r.float(), words)
     if attention is None:
         raise ValueError("this model variant has no spatial attention (SAM) to score")
-    width, height = video_size
-    cells = [object_cell(*named["centre"][f], width, height, config.size, config.grid, config.keep_aspect)
-             if named["visible"][f] else None for f in frames]
+    cells = track_cells(track, frames, config)
     names = [vocab.words[t] for t in words]
     scores = {}
     for group, members in groups.items():
@@ -139,16 +147,16 @@ def set_grounding(model: VCCV, vocab: Vocabulary, features: str | Path, captions
     captions.csv `captions`, the positions.json beside it, and their features in the store
     `features` (`vccv_gpu.extract`); each clip teacher-forced on its first caption."""
     from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import named_tracks
     from vccv_gpu.features import FeatureStore
 
-    where = json.loads((Path(captions).parent / "positions.json").read_text(encoding="utf-8"))
+    samples = load_dataset("csv", captions, split=split)
+    tracks = named_tracks(Path(captions).parent / "positions.json", samples)
     totals = {group: GroundingScore() for group in groups}
     with FeatureStore(features) as store:
-        for sample in load_dataset("csv", captions, split=split):
+        for sample in samples:
             v_i, a_r = store.load(sample.video_path)
-            clip = where[sample.video_id]
-            named = next(o for o in clip["objects"] if o["named"])
             scores = clip_grounding(model, vocab, v_i, a_r, sample.captions[0], store.info(sample.video_path)["frames"],
-                                    named, tuple(clip["size"]), store.config, groups, radius)
+                                    tracks[str(sample.video_path)], store.config, groups, radius)
             totals = {group: totals[group] + scores[group] for group in totals}
     return totals

@@ -55,7 +55,7 @@ from vccv_gpu.codec import ClipLoader
 from vccv_gpu.codec.plan import RESIDUAL_MODES
 from vccv_gpu.data import DATA_FORMATS, Sample, Vocabulary, detect_format, load_dataset, tokenize
 from vccv_gpu.data.synthetic import named_tracks, objects_shown
-from vccv_gpu.grounding import object_cell
+from vccv_gpu.grounding import track_cells
 from vccv_gpu.runtime import plain_warnings, resolve_device
 
 __all__ = ["PretrainOptions", "PretrainResult", "main", "pretrain"]
@@ -144,15 +144,10 @@ def _object_cells(track: Mapping[str, Any] | None, residual_frames: list[tuple[i
                   config: BackboneConfig) -> list[int]:
     """The grid cell (row * W + column) that sees the object of `track` in the middle frame of
     each residual frame's sources; -1 where there is none, the object is hidden or outside the view."""
-    cells = []
-    width, height = track["size"] if track else (0, 0)
-    for sources in residual_frames:
-        frame = sources[len(sources) // 2] if sources and track else -1
-        cell = None
-        if 0 <= frame < len(track["visible"]) and track["visible"][frame]:
-            cell = object_cell(*track["centre"][frame], width, height, config.size, config.grid, config.keep_aspect)
-        cells.append(-1 if cell is None else cell[0] * config.grid[1] + cell[1])
-    return cells
+    if track is None:
+        return [-1] * len(residual_frames)
+    middle = [sources[len(sources) // 2] if sources else -1 for sources in residual_frames]
+    return [-1 if cell is None else cell[0] * config.grid[1] + cell[1] for cell in track_cells(track, middle, config)]
 
 
 def _where_loss(features: Tensor, cells: Tensor) -> Tensor:
