@@ -329,8 +329,9 @@ def objects_shown(positions_json: str | Path, samples: Iterable[Sample]) -> dict
 def named_tracks(positions_json: str | Path, samples: Iterable[Sample]) -> dict[str, dict[str, object]]:
     """Per video of `samples` (keyed by its path, as a string), where the object its caption names
     is in every frame: {"size": [width, height], "centre": [[x, y], ...], "visible": [bool, ...]}
-    from a generated set's positions.json, in the video's pixels. CNN_r's "where" pretraining
-    target (`PretrainOptions.residual_where`). Raises ValueError naming a video the file does not list."""
+    from a generated set's positions.json, in the video's pixels: what grounding scores attention
+    against (`grounding.track_cells`) and CNN_r's "where" pretraining target
+    (`PretrainOptions.residual_where`). Raises ValueError naming a video the file does not list."""
     where, samples = _positions_of(positions_json, samples)
     tracks = {}
     for s in samples:
