@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -103,13 +105,19 @@ def test_object_cells_are_the_named_objects_cell_in_each_residual_frame() -> Non
 
 def test_where_loss_and_pointing_on_hand_made_maps() -> None:
     features = torch.zeros(3, 4, 3, 3)
-    features[0, :, 0, 0] = 5.0  # frame 0's channel mean peaks at cell 0, frame 1's at cell 8 (bottom right)
-    features[1, :, 2, 2] = 5.0
+    features[0, :, :2, :2] = 5.0  # frame 0's channel mean is high on cell 0 and its neighbours 1, 3, 4;
+    features[1, :, 1:, 1:] = 5.0  # frame 1's on cell 8 (bottom right) and its neighbours 4, 5, 7
     right, wrong = torch.tensor([[0, 8, -1]]), torch.tensor([[8, 0, -1]])
-    assert _where_loss(features, right) < 0.1 < _where_loss(features, wrong)
+    blob_loss = _where_loss(features, right)
+    assert blob_loss < 2.0 < _where_loss(features, wrong)
+    assert blob_loss == pytest.approx(math.log(4), abs=0.05)  # a corner's neighbourhood: 4 cells alike
+    peaks = torch.zeros(3, 4, 3, 3)
+    peaks[0, :, 0, 0] = 5.0
+    peaks[1, :, 2, 2] = 5.0
+    assert _where_loss(peaks, right) > blob_loss + 0.5  # one cell alone is not the target
     assert _where_loss(features, torch.tensor([[-1, -1, -1]])) == 0.0  # no frame sees the object
-    assert _pointing(features, right, (3, 3)) == (2, 2)
-    assert _pointing(features, torch.tensor([[8, 4, -1]]), (3, 3)) == (1, 2)  # cell 4 is next to cell 8
+    assert _pointing(peaks, right, (3, 3)) == (2, 2)
+    assert _pointing(peaks, torch.tensor([[8, 4, -1]]), (3, 3)) == (1, 2)  # cell 4 is next to cell 8
 
 
 def test_where_target_trains_cnn_r_to_point(distractor_set, tmp_path) -> None:

@@ -22,8 +22,9 @@ of networks on the training split of a caption set, with the caption words as la
 * `residual_where` (CLI `--residual-where POSITIONS_JSON`) adds a target for CNN_r: where the
   object the caption names is (`synthetic.named_tracks`). The channel mean of CNN_r's feature
   map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as the centred identity);
-  taught as logits over the grid against the object's cell in each residual frame (cross-entropy),
-  it peaks where the named object moves, not merely where residuals are large. Validation then
+  taught as logits over the grid against the object's neighbourhood in each residual frame (its
+  cell and the cells next to it, alike), it peaks where the named object moves, not merely where
+  residuals are large. Validation then
   also reports how often A^s_r alone would point at the object (within one cell).
 
 Validation (the val split) reports each network's mean average precision over its words. The
@@ -152,14 +153,25 @@ def _object_cells(track: Mapping[str, Any] | None, residual_frames: list[tuple[i
 
 def _where_loss(features: Tensor, cells: Tensor) -> Tensor:
     """CNN_r's "where" target: the channel mean of its feature map (Eq. 7's A^s_r, which steers
-    SAM through Eq. 8), as logits over the grid, against the named object's cell (cross-entropy
-    over the frames that see it). features [C*N, D, H, W], cells [C, N]."""
+    SAM through Eq. 8), as logits over the grid, against the named object's neighbourhood: its
+    cell and the cells next to it, alike (soft cross-entropy over the frames that see it). The
+    object spans about two cells of the grid, and Eq. 8's tanh lets one cell weigh at most e^2
+    times another, so a map spread over the neighbourhood is what SAM can use: the sharpest map
+    Eq. 8 allows reads the object's colour in 96 % of test clips over its 3x3 cells, 76 % over its
+    one cell (`vccv_gpu.attention_bound`). features [C*N, D, H, W], cells [C, N]."""
+    rows, cols = features.shape[2:]
     logits = features.mean(dim=1).flatten(1)
     targets = cells.reshape(-1).to(logits.device)
     seen = targets >= 0
     if not bool(seen.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[seen], targets[seen])
+    row, col = targets[seen] // cols, targets[seen] % cols
+    grid_rows = torch.arange(rows, device=logits.device)[None, :, None]
+    grid_cols = torch.arange(cols, device=logits.device)[None, None, :]
+    near = ((grid_rows - row[:, None, None]).abs() <= 1) & ((grid_cols - col[:, None, None]).abs() <= 1)
+    target = near.flatten(1).float()
+    target = target / target.sum(dim=1, keepdim=True)
+    return -(target * F.log_softmax(logits[seen], dim=1)).sum(dim=1).mean()
 
 
 def _pointing(features: Tensor, cells: Tensor, grid: tuple[int, int]) -> tuple[int, int]:
