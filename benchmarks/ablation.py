@@ -17,8 +17,9 @@ Steps, each through the project's own tools, in-process:
    at the named object's cell, colour 73 % -> 84 % of test clips; pooled by a residual attention
    as tanh-capped as Eq. 8-9's, 33 % -> 58 %; the full RAE's colour 16 % -> 49 %, at lr 3e-3 and 60 epochs).
    With --residual-target motion+where (the default) CNN_r also learns where the named object is:
-   its channel-mean map (A^s_r, what steers SAM) peaks within one cell of it in 84-88 % of
-   validation frames, against 52 % for the motion words alone;
+   its channel-mean map (A^s_r, what steers SAM), taught to cover the object's cell and the cells
+   next to it, peaks within one cell of it in 84-86 % of validation frames, against 52 % for the
+   motion words alone;
 3. `vccv_gpu.extract`: V_I and A_r of every clip, with our parser's residuals;
 4. `vccv_gpu.train`: the four variants, the same seeds, budget and hyper-parameters each;
 5. `vccv_gpu.evaluate`: the test split, beam 5, COCO metrics; mean and spread over the seeds;
@@ -33,17 +34,18 @@ Steps, each through the project's own tools, in-process:
    probe trained on the training split names its colour and shape in the test split.
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
-The default run (2 distractors, 3 seeds) took 46 min from scratch with one thread (OMP_NUM_THREADS=1,
+The default run (2 distractors, 3 seeds) took 32 min from scratch with one thread (OMP_NUM_THREADS=1,
 --workers 1, beside another job). It gave (issue 24): CIDEr 216 ± 7 (I-frame), 212 ± 6 (no gate and
-residuals), 240 ± 14 (no gate), 364 ± 41 (full RAE); colour of the moving object 21 ± 9, 15 ± 3,
-49 ± 21 and 80 ± 0 %; object words' pointing game -, 12 ± 6, 56 ± 21 and 65 ± 3 %; attention mass
-near the object 0.9x, 1.6x and 1.8x uniform. (Before, with the motion target and a random start of
-Eq. 8's W_t and W_I: CIDEr 216, 221, 214, 387; colour 21, 18, 22, 76 %; pointing -, 14, 29, 57 %;
-the full RAE's direction 48 % against 32 % now.) The bound on the same features: colour 100 %
-and shape 84 % from the object's own cell (shape 62 % on the validation split's 45 clips), 96 %
-and 78 % under Eq. 8-9's sharpest 3x3 map, 76 % and 49 % under its sharpest one-cell map, 24 %
-and 38 % from the whole frame. So CNN_I's features themselves cap shape near 80 % whatever SAM
-does; colour is within reach of a sharper map.
+residuals), 254 ± 29 (no gate), 366 ± 12 (full RAE); colour of the moving object 21 ± 9, 15 ± 3,
+47 ± 20 and 81 ± 3 %; object words' pointing game -, 12 ± 6, 53 ± 7 and 72 ± 4 %; attention mass
+near the object 0.9x, 1.9x and 2.1x uniform. (With the where target on the object's one cell:
+full RAE pointing 65 ± 3 %, mass 1.8x, colour 80 ± 0 %, CIDEr 364 ± 41. Before that, with the
+motion target and a random start of Eq. 8's W_t and W_I: CIDEr 216, 221, 214, 387; colour 21, 18,
+22, 76 %; pointing -, 14, 29, 57 %; the full RAE's direction 48 % against 36 % now.) The bound on
+the same features: colour 100 % and shape 84 % from the object's own cell (shape 62 % on the
+validation split's 45 clips), 96 % and 78 % under Eq. 8-9's sharpest 3x3 map, 76 % and 49 % under
+its sharpest one-cell map, 24 % and 38 % from the whole frame. So CNN_I's features themselves cap
+shape near 80 % whatever SAM does; colour is within reach of a sharper map.
 Steps whose output exists are reused (delete OUT to start over).
 """
 
