@@ -63,7 +63,15 @@ import torch
 from vccv_gpu.attention_bound import set_attention_bound
 from vccv_gpu.backbones import FeatureExtractor
 from vccv_gpu.data import load_dataset
-from vccv_gpu.data.synthetic import ATTRIBUTE_WORDS, DIRECTIONS, attribute_named, generate, named_tracks, scene_words
+from vccv_gpu.data.synthetic import (
+    ATTRIBUTE_WORDS,
+    DIRECTIONS,
+    attribute_named,
+    generate,
+    named_tracks,
+    scene_tracks,
+    scene_words,
+)
 from vccv_gpu.evaluate import VARIANT_LABELS, evaluate_run
 from vccv_gpu.extract import extract
 from vccv_gpu.metrics import TABLE_COLUMNS
@@ -137,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
+    p.add_argument("--iframe-target", choices=("scene", "scene+cells"), default="scene",
+                   help="CNN_I's pretraining targets: every object's words (scene), or also what is at each "
+                        "cell of its grid (scene+cells: vccv_gpu.pretrain's iframe_cells; default scene)")
     p.add_argument("--residual-target", choices=("motion", "motion+where"), default="motion+where",
                    help="what CNN_r is pretrained to see: the motion words, or also where the named object is "
                         "(its cell, from positions.json, as the peak of A^s_r; default motion+where)")
@@ -172,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                                  residual_where=named_tracks(captions.parent / "positions.json",
                                                              load_dataset("csv", captions))
                                  if args.residual_target == "motion+where" else None,
+                                 iframe_cells=scene_tracks(captions.parent / "positions.json",
+                                                           load_dataset("csv", captions))
+                                 if args.iframe_target == "scene+cells" else None,
                                  epochs=args.pretrain_epochs, device=args.device, workers=args.workers))
     features = out / "features"
     if not (features / "index.json").is_file():

@@ -9,7 +9,18 @@ import torch
 
 from vccv_gpu.backbones import FeatureExtractor
 from vccv_gpu.data.synthetic import generate
-from vccv_gpu.pretrain import PretrainOptions, _average_precision, _object_cells, _pointing, _where_loss, main, pretrain
+from vccv_gpu.pretrain import (
+    PretrainOptions,
+    _average_precision,
+    _cell_contents,
+    _cells_loss,
+    _cells_right,
+    _object_cells,
+    _pointing,
+    _where_loss,
+    main,
+    pretrain,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +159,54 @@ def test_residual_where_on_the_command_line(distractor_set, tmp_path, monkeypatc
                  "--residual-where", str(positions)]) == 0
     assert got[0].residual_where == named_tracks(positions, load_dataset("csv", distractor_set))
     assert got[0].iframe_scene is None
+
+
+def test_cell_contents_name_each_objects_cell_in_each_frame() -> None:
+    from vccv_gpu.backbones import BackboneConfig
+
+    config = BackboneConfig("tiny", "tiny", size=112)  # a 7 x 7 grid over a 160 x 96 video
+    scene = {"size": [160, 96], "objects": [
+        {"colour": "red", "shape": "ball", "centre": [[10.0, 10.0], [150.0, 90.0]], "visible": [True, False]},
+        {"colour": "blue", "shape": "triangle", "centre": [[80.0, 48.0], [80.0, 48.0]], "visible": [True, True]}]}
+    classes = (["blue", "red"], ["ball", "square", "triangle"])
+    contents = _cell_contents(scene, [0, 1], config, classes)
+    assert contents.shape == (2, 49, 2)
+    assert contents[0, 0].tolist() == [2, 1] and contents[0, 3 * 7 + 3].tolist() == [1, 3]
+    assert contents[1, 3 * 7 + 3].tolist() == [1, 3] and int((contents[1] > 0).sum()) == 2  # the ball is hidden
+    assert int((contents[0] > 0).sum()) == 4  # two cells, two classes each; the rest "none"
+    assert not _cell_contents(None, [0, 1], config, classes).any()  # a video without a scene
+
+
+def test_cells_loss_and_count_on_hand_made_scores() -> None:
+    head = torch.nn.Linear(3, 3 + 2, bias=False)  # 2 colours + none, 1 shape + none
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[0.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 0], [0, 0, 5]]))
+    features = torch.zeros(1, 3, 1, 2)  # one frame, two cells: the first shows colour 1, the second colour 2
+    features[0, 0, 0, 0] = features[0, 2, 0, 0] = 1.0
+    features[0, 1, 0, 1] = features[0, 2, 0, 1] = 1.0
+    right = torch.tensor([[[[1, 1], [2, 1]]]])
+    wrong = torch.tensor([[[[2, 1], [0, 0]]]])
+    assert _cells_loss(head, features, right, colours=2) < 0.1 < _cells_loss(head, features, wrong, colours=2)
+    assert _cells_right(head, features, right, colours=2) == (2, 2)
+    assert _cells_right(head, features, wrong, colours=2) == (0, 1)  # the empty cell does not count
+
+
+def test_iframe_cells_train_cnn_i_per_cell(distractor_set, tmp_path) -> None:
+    """With iframe_cells, CNN_I's loss has a per-cell term that falls, and validation reports how
+    many object cells it tells right; the command line reads the same from positions.json."""
+    from vccv_gpu.data import load_dataset
+    from vccv_gpu.data.synthetic import scene_tracks
+
+    positions = distractor_set.parent / "positions.json"
+    scenes = scene_tracks(positions, load_dataset("csv", distractor_set))
+    torch.manual_seed(0)
+    result = pretrain(_options(distractor_set, tmp_path / "c.safetensors", iframe_cells=scenes, epochs=4))
+    losses = [h["loss_cells"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+    assert all(0.0 <= h["val_cells_iframe"] <= 100.0 for h in result.history)
+    FeatureExtractor.load(result.path)  # the cell head is not part of the backbones
+    assert main(["--data", str(distractor_set), "--out", str(tmp_path / "d.safetensors"), "--iframe-cells",
+                 str(positions), "--epochs", "1", "--size", "32", "--segments", "2", "--workers", "1"]) == 0
 
 
 def test_unknown_label_words_are_refused(captions, tmp_path, capsys) -> None:

@@ -205,6 +205,14 @@ def test_distractor_sets_name_only_the_moving_object(tmp_path):
         assert tracks[str(sample.video_path)] == {"size": where[sample.video_id]["size"], "centre": named["centre"],
                                                   "visible": named["visible"]}
 
+    # scene_tracks: every object (named first), its colour, shape, centres and visibility.
+    scenes = syn.scene_tracks(tmp_path / "set" / "positions.json", load_dataset("csv", csv_path))
+    for sample in load_dataset("csv", csv_path):
+        objects = where[sample.video_id]["objects"]
+        assert scenes[str(sample.video_path)] == {
+            "size": where[sample.video_id]["size"],
+            "objects": [{k: o[k] for k in ("colour", "shape", "centre", "visible")} for o in objects]}
+
     # The positions file against rendered frames: each object's colour sits at its recorded centre.
     for params in (syn.sample_params(rng, SIZE, FRAMES, distractors=3) for _ in range(6)):
         rgb = syn.render(params, SIZE, FRAMES)[0].astype(np.int32)

@@ -51,7 +51,7 @@ from vccv_gpu.data import Sample, load_dataset, scenes
 
 __all__ = ["ATTRIBUTE_WORDS", "BACKGROUNDS", "COLOURS", "DIRECTIONS", "ENCODER_SETTINGS", "MAX_DISTRACTORS", "MOTIONS",
            "SHAPES", "SPEEDS", "ClipParams", "Distractor", "attribute_named", "describe", "generate", "main",
-           "named_tracks", "objects_shown", "positions", "render", "sample_params", "scene_words"]
+           "named_tracks", "objects_shown", "positions", "render", "sample_params", "scene_tracks", "scene_words"]
 
 # Bundled colour photographs -> how the caption names them.
 BACKGROUNDS: dict[str, str] = {
@@ -339,6 +339,19 @@ def named_tracks(positions_json: str | Path, samples: Iterable[Sample]) -> dict[
         tracks[str(s.video_path)] = {"size": where[s.video_id]["size"], "centre": named["centre"],
                                      "visible": named["visible"]}
     return tracks
+
+
+def scene_tracks(positions_json: str | Path, samples: Iterable[Sample]) -> dict[str, dict[str, object]]:
+    """Per video of `samples` (keyed by its path, as a string), every object it shows, named or
+    not: {"size": [width, height], "objects": [{"colour", "shape", "centre": [[x, y], ...],
+    "visible": [bool, ...]}, ...]} from a generated set's positions.json, in the video's pixels:
+    CNN_I's per-cell pretraining target (`PretrainOptions.iframe_cells`). Raises ValueError
+    naming a video the file does not list."""
+    where, samples = _positions_of(positions_json, samples)
+    return {str(s.video_path): {"size": where[s.video_id]["size"],
+                                "objects": [{key: o[key] for key in ("colour", "shape", "centre", "visible")}
+                                            for o in where[s.video_id]["objects"]]}
+            for s in samples}
 
 
 def scene_words(captions: str | Path) -> dict[str, set[str]]:
