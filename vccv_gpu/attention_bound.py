@@ -24,20 +24,19 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vccv_gpu.grounding import neighbourhood, track_cells
+
 __all__ = ["best_attention", "pooled_at_object", "probe_accuracy", "set_attention_bound"]
 
 
 def best_attention(cell: tuple[int, int], grid: tuple[int, int], cap: float | None, radius: int = 0) -> Tensor:
-    """The softmax [H, W] of logits +cap within `radius` cells (Chebyshev) of `cell` and -cap
+    """The softmax [H, W] of logits +cap on the `grounding.neighbourhood` of `cell` and -cap
     elsewhere; cap None puts all the weight on those cells."""
-    rows, cols = grid
-    near = torch.zeros(rows, cols, dtype=torch.bool)
-    r, c = cell
-    near[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = True
+    near = neighbourhood(cell, grid, radius)
     if cap is None:
         return near.float() / near.sum()
     logits = torch.where(near, cap, -cap).float()
-    return torch.softmax(logits.flatten(), 0).reshape(rows, cols)
+    return torch.softmax(logits.flatten(), 0).reshape(grid)
 
 
 def pooled_at_object(v_i: Tensor, cells: Sequence[tuple[int, int] | None], cap: float | None,
@@ -84,7 +83,6 @@ def set_attention_bound(features: str | Path, captions: str | Path, attributes: 
     from vccv_gpu.data import load_dataset
     from vccv_gpu.data.synthetic import attribute_named, named_tracks
     from vccv_gpu.features import FeatureStore
-    from vccv_gpu.grounding import track_cells
 
     samples = [s for s in load_dataset("csv", captions) if s.split in (train, test)]
     tracks = named_tracks(Path(captions).parent / "positions.json", samples)
@@ -102,11 +100,11 @@ def set_attention_bound(features: str | Path, captions: str | Path, attributes: 
             labels[sample.split].append([attribute_named(sample.captions[0], a) for a in attributes])
     if not labels[train] or not labels[test]:
         raise ValueError(f"{captions}: no {train} or no {test} clip shows its named object in a sampled frame")
+    x = {name: {split: torch.stack(pooled[split][name]) for split in labels} for name in maps}
     bound: dict[str, dict[str, float]] = {name: {} for name in maps}
     for k, attribute in enumerate(attributes):
         values = sorted({str(row[k]) for rows in labels.values() for row in rows})
         y = {split: torch.tensor([values.index(str(row[k])) for row in labels[split]]) for split in labels}
         for name in maps:
-            x = {split: torch.stack(pooled[split][name]) for split in labels}
-            bound[name][attribute] = 100 * probe_accuracy(x[train], y[train], x[test], y[test])
+            bound[name][attribute] = 100 * probe_accuracy(x[name][train], y[train], x[name][test], y[test])
     return bound

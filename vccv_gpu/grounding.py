@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from vccv_gpu.data import Vocabulary
     from vccv_gpu.model import VCCV
 
-__all__ = ["GroundingScore", "clip_grounding", "grounding", "object_cell", "set_grounding", "track_cells"]
+__all__ = ["GroundingScore", "clip_grounding", "grounding", "neighbourhood", "object_cell", "set_grounding",
+           "track_cells"]
 
 
 def object_cell(x: float, y: float, width: int, height: int, size: int, grid: tuple[int, int],
@@ -95,6 +97,16 @@ class GroundingScore:
         return self.mass_sum / self.uniform_sum if self.uniform_sum else float("nan")
 
 
+def neighbourhood(cell: tuple[int, int], grid: tuple[int, int], radius: int = 1) -> Tensor:
+    """bool [H, W]: the cells within `radius` (Chebyshev) of `cell`, clipped to the grid: where
+    `grounding` scores attention, and where `attention_bound` puts its ideal maps."""
+    rows, cols = grid
+    r, c = cell
+    near = torch.zeros(rows, cols, dtype=torch.bool)
+    near[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = True
+    return near
+
+
 def grounding(attention: Tensor, cells: Sequence[tuple[int, int] | None], radius: int = 1) -> GroundingScore:
     """Scores attention maps [T, N, H, W] (T words, N frames) against the object's cell in each
     frame (`cells`, length N; None where the object is not visible, which leaves the frame out)."""
@@ -105,16 +117,13 @@ def grounding(attention: Tensor, cells: Sequence[tuple[int, int] | None], radius
     for n, cell in enumerate(cells):
         if cell is None or not words:
             continue
-        r, c = cell
-        r0, r1, c0, c1 = max(r - radius, 0), min(r + radius + 1, rows), max(c - radius, 0), min(c + radius + 1, cols)
+        near = neighbourhood(cell, (rows, cols), radius)
         maps = attention[:, n].float()                                   # [T, H, W]
         total = maps.sum(dim=(1, 2)).clamp_min(1e-12)
         best = maps.reshape(words, -1).argmax(dim=1)
-        best_r, best_c = best // cols, best % cols
         score += GroundingScore(
-            pairs=words, mass_sum=float((maps[:, r0:r1, c0:c1].sum(dim=(1, 2)) / total).sum()),
-            uniform_sum=words * (r1 - r0) * (c1 - c0) / (rows * cols),
-            hits=int(((best_r >= r0) & (best_r < r1) & (best_c >= c0) & (best_c < c1)).sum()))
+            pairs=words, mass_sum=float((torch.where(near, maps, 0.0).sum(dim=(1, 2)) / total).sum()),
+            uniform_sum=words * int(near.sum()) / (rows * cols), hits=int(near.flatten()[best].sum()))
     return score
 
 

@@ -128,12 +128,12 @@ class _WordHead(nn.Module):
         return self.linear(pooled).view(clips, -1, self.linear.out_features).mean(dim=1)
 
 
-def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions, what: str) -> _Clips:
+def _sample(samples: list[Sample], config: BackboneConfig, opts: PretrainOptions, what: str,
+            classes: tuple[list[str], list[str]]) -> _Clips:
     loader = ClipLoader([s.video_path for s in samples], batch_size=8, num_segments=config.num_segments,
                         size=config.size, residual=config.residual_mode, workers=opts.workers,
                         progress=opts.progress)
     by_path = {s.video_path: s for s in samples}
-    classes = _cell_classes(opts.iframe_cells) if opts.iframe_cells is not None else ([], [])
     iframes, residuals, words, scene, cells, contents = [], [], [], [], [], []
     extra = {str(path): extra for path, extra in (opts.iframe_scene or {}).items()}
     tracks = {str(path): track for path, track in (opts.residual_where or {}).items()}
@@ -302,12 +302,13 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     heads = nn.ModuleDict({role: _WordHead(ARCHITECTURES[name][0], len(labels[role]))
                            for role, name in (("iframe", opts.iframe), ("residual", opts.residual))}).to(device)
 
-    train_clips = _sample(train, config, opts, "training")
-    val_clips = _sample(val, config, opts, "validation") if val else None
+    classes = _cell_classes(opts.iframe_cells) if opts.iframe_cells is not None else ([], [])
+    train_clips = _sample(train, config, opts, "training", classes)
+    val_clips = _sample(val, config, opts, "validation", classes) if val else None
     targets = {role: _targets(_role_words(train_clips, role), labels[role]) for role in labels}
     cells_head, colours = None, 0
     if opts.iframe_cells is not None:  # made here, so that without it the random stream is as before
-        colours, shapes = (len(c) for c in _cell_classes(opts.iframe_cells))
+        colours, shapes = (len(c) for c in classes)
         cells_head = nn.Linear(ARCHITECTURES[opts.iframe][0], colours + 1 + shapes + 1).to(device)
         heads["cells"] = cells_head  # trained with the word heads, not saved
     params = list(extractor.parameters()) + list(heads.parameters())
