@@ -16,6 +16,9 @@ Steps, each through the project's own tools, in-process:
    colour at the object's cell (issue 24, 1 seed, 15 pretraining epochs: a linear probe on V_I
    at the named object's cell, colour 73 % -> 84 % of test clips; pooled by a residual attention
    as tanh-capped as Eq. 8-9's, 33 % -> 58 %; the full RAE's colour 16 % -> 49 %, at lr 3e-3 and 60 epochs).
+   With --iframe-target scene+cells (the default) CNN_I is also taught what is at each cell of its
+   grid (the colour and shape of the object centred there, or none): pooled words do not ask the
+   features at the object's cell to tell its shape, and SAM reads the named object there.
    With --residual-target motion+where (the default) CNN_r also learns where the named object is:
    its channel-mean map (A^s_r, what steers SAM), taught to cover the object's cell and the cells
    next to it, peaks within one cell of it in 84-86 % of validation frames, against 52 % for the
@@ -34,23 +37,27 @@ Steps, each through the project's own tools, in-process:
    probe trained on the training split names its colour and shape in the test split.
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
-The default run (2 distractors, 3 seeds) took 32 min from scratch with one thread (OMP_NUM_THREADS=1,
---workers 1, beside another job). It gave (issue 24): CIDEr 216 ± 7 (I-frame), 212 ± 6 (no gate and
-residuals), 254 ± 29 (no gate), 366 ± 12 (full RAE); colour of the moving object 21 ± 9, 15 ± 3,
-47 ± 20 and 81 ± 3 %; object words' pointing game -, 12 ± 6, 53 ± 7 and 72 ± 4 %; attention mass
-near the object 0.9x, 1.9x and 2.1x uniform. (With the where target on the object's one cell:
-full RAE pointing 65 ± 3 %, mass 1.8x, colour 80 ± 0 %, CIDEr 364 ± 41. Before that, with the
-motion target and a random start of Eq. 8's W_t and W_I: CIDEr 216, 221, 214, 387; colour 21, 18,
-22, 76 %; pointing -, 14, 29, 57 %; the full RAE's direction 48 % against 36 % now.) The bound on
-the same features: colour 100 % and shape 84 % from the object's own cell (shape 62 % on the
-validation split's 45 clips), 96 % and 78 % under Eq. 8-9's sharpest 3x3 map, 76 % and 49 % under
-its sharpest one-cell map, 24 % and 38 % from the whole frame. So CNN_I's features themselves cap
-shape near 80 % whatever SAM does; colour is within reach of a sharper map.
-With --iframe-target scene+cells (CNN_I also taught what is at each cell; 46 min from scratch
-beside other jobs): CIDEr 238 ± 18, 230 ± 14, 276 ± 51, 423 ± 16; the full RAE's colour 84 ± 6 %,
-shape 75 ± 7 % (I-frame model 21 and 53 %: with features that tell shapes apart, guessing the
-shape most objects in the frame have beats chance), direction 27 ± 1 %; pointing 74 ± 2 %, mass
-2.2x; bound colour/shape 100/98 % from the object's cell, 96/93 % under Eq. 8-9's sharpest 3x3 map.
+The default run (2 distractors, 3 seeds, --iframe-target scene+cells) took 46 min from scratch with
+one thread (OMP_NUM_THREADS=1, --workers 1, beside other jobs). It gave (issue 24): CIDEr 238 ± 18
+(I-frame), 230 ± 14 (no gate and residuals), 276 ± 51 (no gate), 423 ± 16 (full RAE); colour of the
+moving object 21 ± 3, 20 ± 4, 39 ± 12 and 84 ± 6 %; its shape 53 ± 7, 35 ± 7, 50 ± 12 and 75 ± 7 %
+(with features that tell shapes apart, the I-frame model guesses the shape most objects in the frame
+have, which beats a third); the full RAE's direction 27 ± 1 %; object words' pointing game -,
+21 ± 7, 69 ± 13 and 74 ± 2 %; attention mass near the object 1.1x, 2.0x and 2.2x uniform. The bound
+on the same features: colour 100 % and shape 98 % from the object's own cell, 96 % and 93 % under
+Eq. 8-9's sharpest 3x3 map, 91 % and 91 % under its sharpest one-cell map, 24 % and 53 % from the
+whole frame: the attention, not the features, now limits shape (75 %). The RAE's dropout (0.5, the
+paper's) against 0.2 and 0.3 on the same features (full RAE, 3 seeds): colour 84, 84, 84 %; shape
+75, 63, 57 %; direction 27, 44, 30 %; CIDEr 423, 433, 398.
+With --iframe-target scene (CNN_I taught the words of every object only; the default before, 32 min):
+CIDEr 216 ± 7, 212 ± 6, 254 ± 29, 366 ± 12; colour 21 ± 9, 15 ± 3, 47 ± 20 and 81 ± 3 %; the full
+RAE's shape 50 ± 11 %, direction 36 ± 12 %; pointing -, 12 ± 6, 53 ± 7 and 72 ± 4 %; mass 0.9x, 1.9x
+and 2.1x uniform; bound colour/shape 100/84 % from the object's cell, 96/78 % under the sharpest 3x3
+map, 76/49 % under the sharpest one-cell map, 24/38 % from the whole frame: CNN_I's features then cap
+shape near 80 % whatever SAM does. (With the where target on the object's one cell: full RAE
+pointing 65 ± 3 %, mass 1.8x, colour 80 ± 0 %, CIDEr 364 ± 41. Before that, with the motion target
+and a random start of Eq. 8's W_t and W_I: CIDEr 216, 221, 214, 387; colour 21, 18, 22, 76 %;
+pointing -, 14, 29, 57 %; the full RAE's direction 48 %.)
 Steps whose output exists are reused (delete OUT to start over).
 """
 
@@ -150,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
-    p.add_argument("--iframe-target", choices=("scene", "scene+cells"), default="scene",
+    p.add_argument("--iframe-target", choices=("scene", "scene+cells"), default="scene+cells",
                    help="CNN_I's pretraining targets: every object's words (scene), or also what is at each "
-                        "cell of its grid (scene+cells: vccv_gpu.pretrain's iframe_cells; default scene)")
+                        "cell of its grid (scene+cells: vccv_gpu.pretrain's iframe_cells; the default)")
     p.add_argument("--residual-target", choices=("motion", "motion+where"), default="motion+where",
                    help="what CNN_r is pretrained to see: the motion words, or also where the named object is "
                         "(its cell, from positions.json, as the peak of A^s_r; default motion+where)")

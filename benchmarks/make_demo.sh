@@ -4,8 +4,9 @@
 # on the CPU, in well under an hour, on the generated motion-captioning set with 2 still
 # distractors per clip (the ablation's default set: only motion tells which shape the caption
 # names) — not on real video. The recipe is benchmarks/ablation.py's full RAE (issue 24): CNN_I
-# pretrained on every object the frames show (--iframe-scene), CNN_r on the motion words and on
-# where the named shape is (--residual-where), the RAE at lr 3e-3 for 60 epochs.
+# pretrained on every object the frames show (--iframe-scene) and on what is at each cell of its
+# grid (--iframe-cells), CNN_r on the motion words and on where the named shape is
+# (--residual-where), the RAE at lr 3e-3 for 60 epochs.
 # The bundled checkpoint is replaced only with --replace-bundled (see usage below).
 set -euo pipefail
 
@@ -63,13 +64,24 @@ if not path.is_file() or any(len(v["objects"]) != 3 for v in json.loads(path.rea
              "remove it or use another WORKDIR")
 PY
 # Backbones: CNN_I as an object/colour/photo classifier (ImageNet's role) taught every object the
-# frames show, named or not (--iframe-scene: the set's positions.json), CNN_r as a motion
-# classifier on residual frames (the role of the paper's HMDB-51 ResNet-18) whose channel-mean map
-# peaks where the named shape is (--residual-where: what steers the attention); see vccv_gpu.pretrain.
-[ -f "$WORK/backbones.safetensors" ] || python -m vccv_gpu.pretrain --data "$WORK/data/captions.csv" \
-  --out "$WORK/backbones.safetensors" --size 112 --segments 8 --epochs 30 --batch 8 --lr 2e-3 --seed 0 \
-  --iframe-words "$APPEARANCE" --residual-words "$MOTION" --iframe-scene "$WORK/data/positions.json" \
-  --residual-where "$WORK/data/positions.json"
+# frames show, named or not (--iframe-scene: the set's positions.json), and the colour and shape at
+# each cell of its grid (--iframe-cells: so that its features where the named shape is tell it),
+# CNN_r as a motion classifier on residual frames (the role of the paper's HMDB-51 ResNet-18) whose
+# channel-mean map peaks where the named shape is (--residual-where: what steers the attention);
+# see vccv_gpu.pretrain. The arguments are kept beside the weights, so that backbones left in
+# WORKDIR by another recipe are not reused.
+PRETRAIN_ARGS=(--data "$WORK/data/captions.csv" --out "$WORK/backbones.safetensors" --size 112 --segments 8
+  --epochs 30 --batch 8 --lr 2e-3 --seed 0 --iframe-words "$APPEARANCE" --residual-words "$MOTION"
+  --iframe-scene "$WORK/data/positions.json" --residual-where "$WORK/data/positions.json"
+  --iframe-cells "$WORK/data/positions.json")
+if [ -f "$WORK/backbones.safetensors" ] && [ "$(cat "$WORK/backbones.args" 2>/dev/null)" != "${PRETRAIN_ARGS[*]}" ]; then
+  echo "make_demo.sh: $WORK/backbones.safetensors was pretrained with other arguments; remove it" >&2
+  exit 1
+fi
+if [ ! -f "$WORK/backbones.safetensors" ]; then
+  python -m vccv_gpu.pretrain "${PRETRAIN_ARGS[@]}"
+  echo "${PRETRAIN_ARGS[*]}" > "$WORK/backbones.args"
+fi
 python -m vccv_gpu.extract --data "$WORK/data/captions.csv" --backbones "$WORK/backbones.safetensors" \
   --out "$WORK/features" --no-progress
 python -m vccv_gpu.train --data "$WORK/data/captions.csv" --features "$WORK/features" --out "$WORK/run" \

@@ -154,3 +154,18 @@ def test_make_demo_refuses_a_workdir_holding_a_set_without_distractors(tmp_path:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0 and "is not the demo's set (2 distractors per clip)" in proc.stderr, proc.stderr
     assert _tree(tmp_path) == before
+
+
+def test_make_demo_refuses_backbones_pretrained_by_another_recipe(tmp_path: Path) -> None:
+    # Backbones left in a WORKDIR by an older recipe (without --iframe-cells) would otherwise be reused.
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "captions.csv").write_text("video,caption,split\n")
+    three = {"objects": [{"named": True}, {"named": False}, {"named": False}]}
+    (work / "data" / "positions.json").write_text(json.dumps({"videos/clip_00000.mp4": three}))
+    (work / "backbones.safetensors").write_bytes(b"weights of another recipe")
+    before = _tree(tmp_path)
+    proc = subprocess.run(["bash", str(BENCHMARKS / "make_demo.sh"), str(work)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0 and "was pretrained with other arguments; remove it" in proc.stderr, proc.stderr
+    assert _tree(tmp_path) == before
