@@ -39,17 +39,22 @@ Steps, each through the project's own tools, in-process:
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
 The default run (2 distractors, 3 seeds, --iframe-target scene+cells) took 46 min from scratch with
 one thread (OMP_NUM_THREADS=1, --workers 1, beside other jobs). It gave (issue 24): CIDEr 238 ± 18
-(I-frame), 230 ± 14 (no gate and residuals), 276 ± 51 (no gate), 423 ± 16 (full RAE); colour of the
-moving object 21 ± 3, 20 ± 4, 39 ± 12 and 84 ± 6 %; its shape 53 ± 7, 35 ± 7, 50 ± 12 and 75 ± 7 %
+(I-frame), 230 ± 14 (no gate and residuals), 311 ± 36 (no gate), 446 ± 25 (full RAE); colour of the
+moving object 21 ± 3, 20 ± 4, 50 ± 12 and 87 ± 3 %; its shape 53 ± 7, 35 ± 7, 63 ± 22 and 76 ± 3 %
 (with features that tell shapes apart, the I-frame model guesses the shape most objects in the frame
-have, which beats a third); the full RAE's direction 27 ± 1 %; object words' pointing game -,
-21 ± 7, 69 ± 13 and 74 ± 2 %; attention mass near the object 1.1x, 2.0x and 2.2x uniform. The bound
+have, which beats a third); the full RAE's direction 36 ± 2 %; object words' pointing game -,
+21 ± 7, 82 ± 2 and 76 ± 2 %; attention mass near the object 1.1x, 2.5x and 2.3x uniform. The bound
 on the same features: colour 100 % and shape 98 % from the object's own cell, 96 % and 93 % under
 Eq. 8-9's sharpest 3x3 map, 91 % and 91 % under its sharpest one-cell map, 24 % and 53 % from the
-whole frame: the attention, not the features, now limits shape (75 %). The RAE's dropout (0.5, the
-paper's) against 0.2 and 0.3 on the same features (full RAE, 3 seeds): colour 84, 84, 84 %; shape
-75, 63, 57 %; direction 27, 44, 30 %; CIDEr 423, 433, 398.
-With --iframe-target scene (CNN_I taught the words of every object only; the default before, 32 min):
+whole frame: the attention, not the features, now limits shape (76 %). Eq. 8's W_r starts at three
+times the centred identity (`model.rae.W_R_INIT_SCALE`); from the centred identity itself: CIDEr
+276 ± 51 and 423 ± 16 for no gate and the full RAE, the full RAE's colour 84 ± 6 %, shape 75 ± 7 %,
+direction 27 ± 1 %, pointing 74 ± 2 %, mass 2.2x. With that start, the RAE's dropout (0.5, the
+paper's) against 0.2 and 0.3 (full RAE, 3 seeds): colour 84, 84, 84 %; shape 75, 63, 57 %;
+direction 27, 44, 30 %; CIDEr 423, 433, 398; and 90 epochs instead of 60: colour 89 %, shape 80 %,
+pointing 69 %, CIDEr 457 (with the x3 start: 83 %, 75 %, 69 %, 445; not kept).
+With --iframe-target scene (CNN_I taught the words of every object only; W_r from the centred
+identity; the default before, 32 min):
 CIDEr 216 ± 7, 212 ± 6, 254 ± 29, 366 ± 12; colour 21 ± 9, 15 ± 3, 47 ± 20 and 81 ± 3 %; the full
 RAE's shape 50 ± 11 %, direction 36 ± 12 %; pointing -, 12 ± 6, 53 ± 7 and 72 ± 4 %; mass 0.9x, 1.9x
 and 2.1x uniform; bound colour/shape 100/84 % from the object's cell, 96/78 % under the sharpest 3x3

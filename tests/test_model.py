@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vccv_gpu.model import BOS, EOS, PAD, UNK, VARIANTS, VCCV, Caption, VCCVConfig, beam_search, caption_loss
+from vccv_gpu.model.rae import W_R_INIT_SCALE
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -118,8 +119,9 @@ def test_variants_have_exactly_their_weights() -> None:
 
 
 def test_attention_starts_where_the_residuals_are() -> None:
-    """A fresh model's Eq. 8 terms: W_t and W_I zero, W_r the centred identity, so the first
-    attention map of a clip with residuals peaks where A^s_r does, and without residuals is uniform."""
+    """A fresh model's Eq. 8 terms: W_t and W_I zero, W_r the centred identity times W_R_INIT_SCALE,
+    so the first attention map of a clip with residuals peaks where A^s_r does, and without
+    residuals is uniform."""
     g = torch.Generator().manual_seed(3)
     for variant in ("rae_no_gate_no_residual", "rae"):
         m = VCCV(tiny_config(variant)).eval()
@@ -131,6 +133,8 @@ def test_attention_starts_where_the_residuals_are() -> None:
         alpha = torch.tanh(m.encoder.w_t(h)[:, None] + m.encoder.clip_term(features))  # Eq. 8
         if variant == "rae":
             assert torch.equal(alpha.argmax(-1), features.a_s.argmax(-1))
+            centred = features.a_s - features.a_s.mean(-1, keepdim=True)
+            torch.testing.assert_close(m.encoder.clip_term(features), W_R_INIT_SCALE * centred)
         else:
             assert torch.equal(alpha, torch.zeros_like(alpha))
 

@@ -21,7 +21,7 @@ of networks on the training split of a caption set, with the caption words as la
   pick the named one out.
 * `residual_where` (CLI `--residual-where POSITIONS_JSON`) adds a target for CNN_r: where the
   object the caption names is (`synthetic.named_tracks`). The channel mean of CNN_r's feature
-  map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as the centred identity);
+  map, Eq. 7's A^s_r, is what steers SAM's attention through Eq. 8 (W_r starts as a scaled centred identity);
   taught as logits over the grid against the object's neighbourhood in each residual frame (its
   cell and the cells next to it, alike), it peaks where the named object moves, not merely where
   residuals are large. Validation then
