@@ -52,7 +52,8 @@ times the centred identity (`model.rae.W_R_INIT_SCALE`); from the centred identi
 direction 27 ± 1 %, pointing 74 ± 2 %, mass 2.2x. With that start, the RAE's dropout (0.5, the
 paper's) against 0.2 and 0.3 (full RAE, 3 seeds): colour 84, 84, 84 %; shape 75, 63, 57 %;
 direction 27, 44, 30 %; CIDEr 423, 433, 398; and 90 epochs instead of 60: colour 89 %, shape 80 %,
-pointing 69 %, CIDEr 457 (with the x3 start: 83 %, 75 %, 69 %, 445; not kept).
+pointing 69 %, CIDEr 457 (with the x3 start: 83 %, 75 %, 69 %, 445; not kept). With the x3 start,
+the RAE's lr 2e-3 and 5e-3 against 3e-3: colour 82, 84, 87 %; shape 46, 79, 76 %; CIDEr 383, 413, 446.
 With --iframe-target scene (CNN_I taught the words of every object only; W_r from the centred
 identity; the default before, 32 min):
 CIDEr 216 ± 7, 212 ± 6, 254 ± 29, 366 ± 12; colour 21 ± 9, 15 ± 3, 47 ± 20 and 81 ± 3 %; the full

@@ -110,8 +110,8 @@ class RAE(nn.Module):
             # words' pointing game was 21 % (chance 18 %), from the centred identity 39 %, CIDEr unchanged
             # (300 vs 297). Scaled (later recipe, CNN_I's per-cell target; 3 seeds): x1, x2, x3, x6 gave the
             # moving shape's colour 84, 87, 87, 85 %, its shape 75, 77, 76, 72 %, attention mass near it
-            # 39, 42, 41, 44 %, pointing 74, 77, 76, 69 %, CIDEr 423, 434, 446, 439: a steeper start
-            # leaves the positions with little residual further below the tanh's floor.
+            # 39, 42, 41, 44 %, pointing 74, 77, 76, 69 %, CIDEr 423, 434, 446, 439 (a steeper start
+            # puts the positions with little residual near the tanh's floor from the first step).
             with torch.no_grad():
                 self.w_r.weight.copy_(W_R_INIT_SCALE * (torch.eye(positions) - 1.0 / positions))
         if self.gated:
