@@ -130,6 +130,26 @@ def test_timing(clip_factory):
         assert s.fps == pytest.approx(25)  # from the SPS's VUI timing
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
+def test_demuxing_probes_the_container_without_decoding(clip_factory, suffix):
+    """Opening a container for its packets leaves FFmpeg's decoder idle (no pixel format learnt):
+    probing used to decode the first frames, most of the cost of opening a short clip. The
+    demuxed timing is what a probe that decodes finds."""
+    import av
+
+    from vccv_gpu.codec.demux import _open_container
+
+    path = clip_factory(suffix, size=(160, 96), frames=24, gop=6, bframes=2)
+    with path.open("rb") as f, _open_container(f) as container:
+        probed = container.streams.video[0]
+        assert probed.codec_context.name == "h264" and probed.codec_context.pix_fmt is None
+        with av.open(str(path)) as decoded_probe:
+            reference = decoded_probe.streams.video[0]
+            assert reference.codec_context.pix_fmt == "yuv420p"
+            assert (probed.time_base, probed.average_rate) == (reference.time_base, reference.average_rate)
+            assert probed.codec_context.extradata == reference.codec_context.extradata
+
+
 def test_mp4_slice_data_is_read_back_from_the_file(clip_factory, tmp_path):
     """MP4: only headers stay in memory, slice data is read back from the file when parsed,
     with the same results as from bytes; a file changed since is a named error."""

@@ -158,15 +158,21 @@ def _spans_hold(file: BinaryIO, checks: list[tuple[int, bytes]]) -> bool:
     return True
 
 
+# Codec options for every stream while FFmpeg probes the container: decode nothing. Probing
+# otherwise decodes the first frames to learn the pixel format, which demuxing never asks for
+# (9 of 10 ms of opening a 720p MP4, a few percent of parsing all of its 250 frames).
+_PROBE_WITHOUT_DECODING = [{"skip_frame": "all"}] * 64
+
+
 def _open_container(file: BinaryIO) -> av.container.InputContainer:
-    """av.open that tolerates undecodable metadata text (damaged or odd files)."""
+    """av.open for demuxing only: tolerates undecodable metadata text (damaged or odd files)."""
     import av
 
     try:
-        return av.open(file, metadata_errors="replace")
+        return av.open(file, metadata_errors="replace", stream_options=_PROBE_WITHOUT_DECODING)
     except TypeError:  # PyAV 19 dropped the option (and no longer decodes metadata eagerly)
         file.seek(0)
-        return av.open(file)
+        return av.open(file, stream_options=_PROBE_WITHOUT_DECODING)
 
 
 def _packets(container: av.container.InputContainer, stream: av.VideoStream, info: DemuxInfo) -> Iterator[av.Packet]:
