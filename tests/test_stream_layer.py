@@ -150,6 +150,26 @@ def test_demuxing_probes_the_container_without_decoding(clip_factory, suffix):
             assert probed.codec_context.extradata == reference.codec_context.extradata
 
 
+def test_demuxing_opens_formats_that_take_no_probe_options(clip_factory, tmp_path):
+    """MPEG program streams show their streams only while probing, and PyAV refuses per-stream
+    options for them (ValueError, found by the fuzz campaign): such files are probed as before."""
+    import av
+
+    from vccv_gpu.codec.demux import _open_container
+
+    source = clip_factory(".ts", size=(160, 96), frames=24, gop=6, bframes=2)
+    program_stream = tmp_path / "clip.mpg"
+    with av.open(str(source)) as inp, av.open(str(program_stream), "w", format="mpeg") as out:
+        copy = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = copy
+                out.mux(packet)
+    with program_stream.open("rb") as f, _open_container(f) as container:
+        assert container.format.name == "mpeg"
+        assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+
+
 def test_mp4_slice_data_is_read_back_from_the_file(clip_factory, tmp_path):
     """MP4: only headers stay in memory, slice data is read back from the file when parsed,
     with the same results as from bytes; a file changed since is a named error."""

@@ -168,11 +168,18 @@ def _open_container(file: BinaryIO) -> av.container.InputContainer:
     """av.open for demuxing only: tolerates undecodable metadata text (damaged or odd files)."""
     import av
 
-    try:
-        return av.open(file, metadata_errors="replace", stream_options=_PROBE_WITHOUT_DECODING)
-    except TypeError:  # PyAV 19 dropped the option (and no longer decodes metadata eagerly)
+    def open_with(stream_options: list[dict[str, str]] | None) -> av.container.InputContainer:
         file.seek(0)
-        return av.open(file, stream_options=_PROBE_WITHOUT_DECODING)
+        try:
+            return av.open(file, metadata_errors="replace", stream_options=stream_options)
+        except TypeError:  # PyAV 19 dropped the option (and no longer decodes metadata eagerly)
+            file.seek(0)
+            return av.open(file, stream_options=stream_options)
+
+    try:
+        return open_with(_PROBE_WITHOUT_DECODING)
+    except ValueError:  # PyAV takes no per-stream options for formats whose streams appear only
+        return open_with(None)  # while probing (MPEG program streams): those are probed as before
 
 
 def _packets(container: av.container.InputContainer, stream: av.VideoStream, info: DemuxInfo) -> Iterator[av.Packet]:
