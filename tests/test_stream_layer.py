@@ -150,12 +150,16 @@ def test_demuxing_probes_the_container_without_decoding(clip_factory, suffix):
             assert probed.codec_context.extradata == reference.codec_context.extradata
 
 
-def test_demuxing_opens_formats_that_take_no_probe_options(clip_factory, tmp_path):
-    """MPEG program streams show their streams only while probing, and PyAV refuses per-stream
-    options for them (ValueError, found by the fuzz campaign): such files are probed as before."""
+def test_mpeg_program_streams_parse_as_their_source(clip_factory, tmp_path):
+    """An MPEG program stream (.mpg) begins with a start code, 00 00 01 BA, but is not an Annex B
+    byte stream (0xBA is no NAL unit header): it was parsed as one and refused ("forbidden_zero_bit
+    is set"). It goes through the container path, where PyAV refuses per-stream probe options for
+    it (ValueError: its streams appear only while probing; found by the fuzz campaign), and gives
+    the frames and vectors of the transport stream it was remuxed from."""
     import av
+    import numpy as np
 
-    from vccv_gpu.codec.demux import _open_container
+    from vccv_gpu.codec.demux import is_annexb
 
     source = clip_factory(".ts", size=(160, 96), frames=24, gop=6, bframes=2)
     program_stream = tmp_path / "clip.mpg"
@@ -165,9 +169,11 @@ def test_demuxing_opens_formats_that_take_no_probe_options(clip_factory, tmp_pat
             if packet.dts is not None:
                 packet.stream = copy
                 out.mux(packet)
-    with program_stream.open("rb") as f, _open_container(f) as container:
-        assert container.format.name == "mpeg"
-        assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+    assert program_stream.read_bytes()[:4] == b"\0\0\1\xba" and not is_annexb(program_stream.read_bytes()[:64])
+    with codec.open(program_stream) as ps, codec.open(source) as ts:
+        assert ps.container == "mpeg" and [f.type for f in ps.frames] == [f.type for f in ts.frames]
+        for i in range(len(ts.frames)):
+            assert np.array_equal(ps.macroblocks(i).mv, ts.macroblocks(i).mv), i
 
 
 def test_mp4_slice_data_is_read_back_from_the_file(clip_factory, tmp_path):

@@ -41,9 +41,14 @@ _SPAN_CONTAINERS = ("mov,mp4",)
 
 
 def is_annexb(head: bytes) -> bool:
-    """True when the data starts like an Annex B byte stream: zero bytes, then 00 00 01."""
+    """True when the data starts like an Annex B byte stream: zero bytes, then 00 00 01 and a
+    NAL unit header (forbidden_zero_bit 0, a nal_unit_type). MPEG program streams and MPEG-1/2
+    video also start with 00 00 01, then a code of 0xB0 or more, which no NAL header is."""
     stripped = head.lstrip(b"\0")
-    return len(head) - len(stripped) >= 2 and stripped[:1] == b"\x01"
+    if len(head) - len(stripped) < 2 or stripped[:1] != b"\x01" or len(stripped) < 2:
+        return False
+    header = stripped[1]
+    return header & 0x80 == 0 and header & 0x1F != 0
 
 
 def feed(native: _h264.Stream, source: Source, name: str) -> DemuxInfo:
