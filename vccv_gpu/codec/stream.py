@@ -236,7 +236,7 @@ class Stream:
 
 
 def open(source: Source) -> Stream:  # noqa: A001 - the module's public verb, like io.open
-    """Parses an H.264 video: a file (mp4, mov, mkv, ts, raw .h264/.264) or bytes.
+    """Parses an H.264 video: a file (mp4, mov, mkv, ts, MPEG program stream .mpg, raw .h264/.264) or bytes.
 
     Raises `UnsupportedStream` for valid video it does not handle and `CorruptStream` for
     broken data; a truncated file opens with its complete frames and `truncated` set.
