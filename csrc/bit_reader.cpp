@@ -8,18 +8,31 @@
 namespace vccv {
 
 std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t size) {
-  std::vector<uint8_t> out;
-  out.reserve(size);
-  int zeros = 0;
-  for (size_t i = 0; i < size; ++i) {
-    const uint8_t b = data[i];
-    if (zeros >= 2 && b == 3) {  // emulation_prevention_three_byte
-      zeros = 0;
-      continue;
+  // A 0x03 is an emulation_prevention_three_byte exactly when the two bytes before it are zero
+  // (zeros are never removed, and a removed 0x03 is not zero), so the bytes between candidate
+  // 0x03s go over in runs: memchr finds the candidates (about one byte in 256 of slice data), and
+  // the pass costs a copy, not a branch per byte (it runs over every slice twice: at open for
+  // the header, at parse for the data).
+  if (size == 0) return {};
+  std::vector<uint8_t> out(size);
+  uint8_t* to = out.data();
+  size_t from = 0;  // first input byte not copied yet
+  for (size_t i = 2; i < size;) {
+    const void* found = std::memchr(data + i, 3, size - i);
+    if (found == nullptr) break;
+    i = static_cast<size_t>(static_cast<const uint8_t*>(found) - data);
+    if (data[i - 1] == 0 && data[i - 2] == 0) {
+      std::memcpy(to, data + from, i - from);
+      to += i - from;
+      from = i + 1;
+      i += 3;  // the next one needs two zeros after this one
+    } else {
+      ++i;
     }
-    out.push_back(b);
-    zeros = b == 0 ? zeros + 1 : 0;
   }
+  std::memcpy(to, data + from, size - from);
+  to += size - from;
+  out.resize(static_cast<size_t>(to - out.data()));
   return out;
 }
 

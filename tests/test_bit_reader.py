@@ -64,3 +64,25 @@ def test_emulation_prevention_removal():
     escaped = nal(1, payload)[5:]  # without start code and header
     assert escaped != payload and b"\0\0\3" in escaped
     assert _h264_testing.remove_emulation_prevention(escaped) == payload
+
+
+def _without_emulation_prevention(escaped: bytes) -> bytes:
+    """7.3.1's loop, byte by byte: a 0x03 after two zero bytes is dropped."""
+    out, zeros = bytearray(), 0
+    for b in escaped:
+        if zeros >= 2 and b == 3:
+            zeros = 0
+            continue
+        out.append(b)
+        zeros = zeros + 1 if b == 0 else 0
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_emulation_prevention_removal_matches_the_bytewise_rule(seed):
+    """Runs of zeros and threes in every arrangement (00 00 03 03, 00 00 03 00 00 03, a trailing
+    00 00 03, ...), against the syntax's own loop."""
+    rng = np.random.default_rng(seed)
+    for size in (0, 1, 2, 3, 4, 5, 17, 300):
+        data = bytes(rng.choice([0, 0, 0, 3, 3, 1, 0xFF], size=size).astype(np.uint8))
+        assert _h264_testing.remove_emulation_prevention(data) == _without_emulation_prevention(data), data.hex()
