@@ -38,16 +38,24 @@ Steps, each through the project's own tools, in-process:
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
 The default run (2 distractors, 3 seeds, --iframe-target scene+cells) took 46 min from scratch with
-one thread (OMP_NUM_THREADS=1, --workers 1, beside other jobs). It gave (issue 24): CIDEr 238 ± 18
-(I-frame), 230 ± 14 (no gate and residuals), 311 ± 36 (no gate), 446 ± 25 (full RAE); colour of the
-moving object 21 ± 3, 20 ± 4, 50 ± 12 and 87 ± 3 %; its shape 53 ± 7, 35 ± 7, 63 ± 22 and 76 ± 3 %
+one thread (OMP_NUM_THREADS=1, --workers 1, beside other jobs). It gives (issue 24): CIDEr 238 ± 18
+(I-frame), 256 ± 22 (no gate and residuals), 404 ± 17 (no gate), 425 ± 36 (full RAE); colour of the
+moving object 21 ± 3, 34 ± 8, 84 ± 4 and 86 ± 3 %; its shape 53 ± 7, 53 ± 5, 79 ± 3 and 79 ± 1 %
 (with features that tell shapes apart, the I-frame model guesses the shape most objects in the frame
-have, which beats a third); the full RAE's direction 36 ± 2 %; object words' pointing game -,
-21 ± 7, 82 ± 2 and 76 ± 2 %; attention mass near the object 1.1x, 2.5x and 2.3x uniform. The bound
-on the same features: colour 100 % and shape 98 % from the object's own cell, 96 % and 93 % under
-Eq. 8-9's sharpest 3x3 map, 91 % and 91 % under its sharpest one-cell map, 24 % and 53 % from the
-whole frame: the attention, not the features, now limits shape (76 %). Eq. 8's W_r starts at three
-times the centred identity (`model.rae.W_R_INIT_SCALE`); from the centred identity itself: CIDEr
+have, which beats a third); the full RAE's direction 24 ± 4 %; object words' pointing game -,
+26 ± 2, 80 ± 3 and 82 ± 1 %; attention mass near the object 1.1x, 2.5x and 2.5x uniform (full RAE over
+6 seeds: CIDEr 428 ± 35, colour 86 ± 4 %, shape 81 ± 2 %). The bound on the same features: colour
+100 % and shape 98 % from the object's own cell, 96 % and 93 % under Eq. 8-9's sharpest 3x3 map, 91 %
+and 91 % under its sharpest one-cell map, 24 % and 53 % from the whole frame: the attention, not the
+features, limits shape. Eq. 5's conv and W_GR start at sqrt(H W) times their default (see
+`model.rae.RAE`): from their defaults, CIDEr 238, 230 ± 14, 311 ± 36, 446 ± 25; colour 21, 20 ± 4,
+50 ± 12, 87 ± 3 %; shape 53, 35 ± 7, 63 ± 22, 76 ± 3 %; the full RAE's direction 36 ± 2 %; pointing
+-, 21 ± 7, 82 ± 2, 76 ± 2 %. With all of the H x W in W_GR (x49), 3 of 6 seeds of the full RAE reached
+CIDEr 484-504 and shape 82-84 %, the other 3 collapsed onto the plain path (gate 1e-11, CIDEr
+229-276), as every seed did at lr 2e-3 or 5e-3 or with W_r x2; with all of it in the conv, the full
+RAE stayed at 445 ± 40 (6 seeds) and no gate and residuals at 235 ± 16. Eq. 8's W_r starts at three
+times the centred identity (`model.rae.W_R_INIT_SCALE`); with the conv and W_GR at their default,
+from the centred identity itself: CIDEr
 276 ± 51 and 423 ± 16 for no gate and the full RAE, the full RAE's colour 84 ± 6 %, shape 75 ± 7 %,
 direction 27 ± 1 %, pointing 74 ± 2 %, mass 2.2x. With that start, the RAE's dropout (0.5, the
 paper's) against 0.2 and 0.3 (full RAE, 3 seeds): colour 84, 84, 84 %; shape 75, 63, 57 %;

@@ -8,6 +8,7 @@ set here; the kernel modules are imported later, at first use, and Triton reads 
 
 from __future__ import annotations
 
+import math
 import os
 
 import paper_equations as paper
@@ -116,6 +117,18 @@ def test_variants_have_exactly_their_weights() -> None:
     assert modules("rae_no_gate_no_residual") == common | sam
     assert modules("rae_no_gate") == common | sam | {"w_r"}
     assert modules("rae") == common | sam | {"w_r", "w_g", "w_gt", "w_gr", "w_gi", "w_GI_prime"}
+
+
+def test_attended_feature_starts_on_the_scale_of_the_plain_one() -> None:
+    """Eq. 10 divides the attended sum by H x W: Eq. 5's conv and W_GR start at sqrt(H W) times
+    PyTorch's default (uniform within 1/sqrt(fan_in)), so that W_GR F^att_R starts on V^c_I's scale."""
+    for variant in ("rae_no_gate_no_residual", "rae_no_gate", "rae"):
+        torch.manual_seed(0)
+        c = tiny_config(variant)
+        encoder = VCCV(c).encoder
+        for weight, fan_in in ((encoder.conv.weight, c.d_i), (encoder.w_GR.weight, c.d_r)):
+            bound = math.sqrt(c.positions) / math.sqrt(fan_in)
+            assert 0.8 * bound < float(weight.abs().max()) <= bound, (variant, weight.shape)
 
 
 def test_attention_starts_where_the_residuals_are() -> None:
