@@ -104,8 +104,9 @@ class RAE(nn.Module):
             nn.init.zeros_(self.w_i.weight)
             self.w_GR = nn.Linear(c.d_r, c.d_i, bias=False)  # Eq. 12
             # Eq. 10 divides the attended sum by H x W, so F^att_R starts at 1/(H W) of a weighted mean of
-            # V^conv_I, and W_GR F^att_R 49 times below Eq. 12's plain path W_GI' V^c_I: the variants without
-            # a gate then hardly see, the gated one leans on the plain path. The layers on either side start
+            # V^conv_I, and W_GR F^att_R H W times (49 on the 7 x 7 grid) below Eq. 12's plain path W_GI' V^c_I:
+            # the variants without a gate then hardly see, and the gated one opens its gate wide (0.84 on
+            # average) to hear the attended path. The layers on either side start
             # sqrt(H W) times PyTorch's default, Eq. 5's conv and W_GR, so the attended feature starts on the
             # plain one's scale. Ablation (issue 24), full RAE over 6 seeds / the other variants over 3:
             # CIDEr 446 -> 428 (full RAE, 3 seeds before), 311 -> 404 (no gate), 230 -> 256 (no gate, no
