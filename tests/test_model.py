@@ -128,7 +128,7 @@ def test_attended_feature_starts_on_the_scale_of_the_plain_one() -> None:
         encoder = VCCV(c).encoder
         for weight, fan_in in ((encoder.conv.weight, c.d_i), (encoder.w_GR.weight, c.d_r)):
             bound = math.sqrt(c.positions) / math.sqrt(fan_in)
-            assert 0.8 * bound < float(weight.abs().max()) <= bound, (variant, weight.shape)
+            assert 0.8 * bound < float(weight.detach().abs().max()) <= bound, (variant, weight.shape)
 
 
 def test_attention_starts_where_the_residuals_are() -> None:
