@@ -37,7 +37,7 @@ Steps, each through the project's own tools, in-process:
    probe trained on the training split names its colour and shape in the test split.
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
-The default run (2 distractors, 3 seeds, --iframe-target scene+cells) took 46 min from scratch with
+The default run (2 distractors, 3 seeds, --iframe-target scene+cells) took 32 min from scratch with
 one thread (OMP_NUM_THREADS=1, --workers 1, beside other jobs). It gives (issue 24): CIDEr 238 ± 18
 (I-frame), 256 ± 22 (no gate and residuals), 404 ± 17 (no gate), 425 ± 36 (full RAE); colour of the
 moving object 21 ± 3, 34 ± 8, 84 ± 4 and 86 ± 3 %; its shape 53 ± 7, 53 ± 5, 79 ± 3 and 79 ± 1 %
