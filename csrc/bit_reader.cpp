@@ -14,25 +14,22 @@ std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t siz
   // the pass costs a copy, not a branch per byte (it runs over every slice twice: at open for
   // the header, at parse for the data).
   if (size == 0) return {};
-  std::vector<uint8_t> out(size);
-  uint8_t* to = out.data();
+  std::vector<uint8_t> out;
+  out.reserve(size);
   size_t from = 0;  // first input byte not copied yet
   for (size_t i = 2; i < size;) {
     const void* found = std::memchr(data + i, 3, size - i);
     if (found == nullptr) break;
     i = static_cast<size_t>(static_cast<const uint8_t*>(found) - data);
     if (data[i - 1] == 0 && data[i - 2] == 0) {
-      std::memcpy(to, data + from, i - from);
-      to += i - from;
+      out.insert(out.end(), data + from, data + i);
       from = i + 1;
       i += 3;  // the next one needs two zeros after this one
     } else {
       ++i;
     }
   }
-  std::memcpy(to, data + from, size - from);
-  to += size - from;
-  out.resize(static_cast<size_t>(to - out.data()));
+  out.insert(out.end(), data + from, data + size);
   return out;
 }
 
