@@ -108,9 +108,9 @@ class RAE(nn.Module):
             # the variants without a gate then hardly see, and the gated one opens its gate wide (0.84 on
             # average) to hear the attended path. The layers on either side start
             # sqrt(H W) times PyTorch's default, Eq. 5's conv and W_GR, so the attended feature starts on the
-            # plain one's scale. Ablation (issue 24), full RAE over 6 seeds / the other variants over 3:
-            # CIDEr 446 -> 428 (full RAE, 3 seeds before), 311 -> 404 (no gate), 230 -> 256 (no gate, no
-            # residuals; I-frame 238); the moving shape's shape 76 -> 81 %. All of it in W_GR (x49) made half
+            # plain one's scale. Ablation (issue 24, 3 seeds): CIDEr 446 -> 425 (full RAE; 428 over 6 seeds),
+            # 311 -> 404 (no gate), 230 -> 256 (no gate, no residuals; I-frame 238); the moving shape's
+            # shape 76 -> 79 % (81 % over 6 seeds). All of it in W_GR (x49) made half
             # the seeds of the full RAE collapse: the larger steps it gives everything before it killed the
             # ReLUs after the frame mean and the gate shut on the plain path. All of it in the conv left the
             # full RAE as it was.
