@@ -143,19 +143,29 @@ if ! step "build vccv_gpu" "$OUT/install.log" 240 python3 setup.py build_ext --i
   skip "gpu tests, benchmarks" "vccv_gpu did not build (install.log)"
   exit "$status"
 fi
+# One xdist worker where pytest-xdist is there: a test that crashes its process (a CUDA abort)
+# is reported as such and the rest still run, with every failure's traceback (without it the
+# first run on an H100 lost them all). test_ray_engine.py needs ray, which that machine lacks
+# (and has no gpu tests).
+PYTEST_ARGS=()
+python3 -c "import xdist" 2> /dev/null && PYTEST_ARGS+=(-n 1)
+python3 -c "import ray" 2> /dev/null || PYTEST_ARGS+=(--ignore=tests/test_ray_engine.py)
 step "gpu tests" "$OUT/gpu_tests.txt" 270 \
-  python3 -m pytest -m gpu -v -rs --timeout=120 -p no:cacheprovider --continue-on-collection-errors tests
+  python3 -m pytest -m gpu -v -rs --timeout=120 -p no:cacheprovider "${PYTEST_ARGS[@]}" tests
 note "  pytest: $(grep -v '^[[:space:]]*$' "$OUT/gpu_tests.txt" | tail -n 1)"
 
 B=$OUT/benchmarks.log
-step "kernels fp32" "$B" 90 python3 benchmarks/kernels.py --json "$SCRATCH/kernels.json"
+# most wanted first: the budget ends the list wherever it runs out (kernels.py compiles the
+# reference twice, default and reduce-overhead: it took over 90 s on an H100)
+step "kernels fp32" "$B" 180 python3 benchmarks/kernels.py --json "$SCRATCH/kernels.json"
 step "frontend cuda" "$B" 150 python3 benchmarks/frontend.py --device cuda --sizes 1280x720 --seconds 10 \
   --repeat 3 --json "$SCRATCH/frontend_cuda.json"
 step "throughput demo" "$B" 150 python3 benchmarks/throughput.py --device cuda --sizes 1280x720 --seconds 10 \
   --batch 8 --workers 4 --out "$SCRATCH/throughput_demo"
-step "kernels bf16" "$B" 60 python3 benchmarks/kernels.py --dtype bf16 --json "$SCRATCH/kernels_bf16.json"
+step "kernels bf16" "$B" 150 python3 benchmarks/kernels.py --dtype bf16 --json "$SCRATCH/kernels_bf16.json"
 step "throughput paper" "$B" 150 python3 benchmarks/throughput.py --device cuda --model paper --sizes 1280x720 \
   --seconds 10 --batch 8 --workers 4 --out "$SCRATCH/throughput_paper"
+# CPU-only, for the machine's 16 cores
 step "parse speed" "$B" 90 python3 benchmarks/parse_speed.py --size 1280x720 --frames 250 \
   --out "$SCRATCH/parse_speed.json"
 step "parser" "$B" 120 python3 benchmarks/parser.py --sizes 1280x720 --seconds 10 --out "$SCRATCH/parser.json"

@@ -9,8 +9,8 @@ where that is known (its compiled module loaded without a GPU, its Python wrappe
   `Decode`, it flushes the decoder.
 * `SimpleDecoder` follows the binding's wrapper (decoders/SimpleDecoder.py): a bare Exception
   for a source of 0 frames, out-of-range indices skipped with a warning, and IndexError when
-  the native call returns fewer frames than asked for. Its frames' `timestamp` is in
-  milliseconds.
+  the native call returns fewer frames than asked for. Its frames' `timestamp` is the
+  pts in the stream's time base (as the binding's were on an H100).
 * `CreateEncoder` follows the binding's wrapper (its values made strings); `Encode(frame,
   NV_ENC_PIC_PARAMS)` returns dicts with 'data' (Annex B, SPS/PPS in the first packet),
   'timestamp' (inputTimeStamp echoed) and 'picture_type'.
@@ -47,7 +47,7 @@ class PyNvVCExceptionUnsupported(Exception):
 class FakeFrame:
     """A decoded frame: exports its NV12 array through DLPack, as DecodedFrame does."""
 
-    def __init__(self, array: np.ndarray, timestamp: float | None = None) -> None:
+    def __init__(self, array: np.ndarray, timestamp: int | None = None) -> None:
         self.array = array
         self.timestamp = timestamp
 
@@ -125,7 +125,7 @@ class FakeSimpleDecoder:
             with self.nvc.lock:
                 self.nvc.scans += 1  # the binding reads the whole file for the scanned metadata
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
-            self.frames = [FakeFrame(f.to_ndarray(format="nv12"), float(f.pts * f.time_base * 1000))
+            self.frames = [FakeFrame(f.to_ndarray(format="nv12"), f.pts)
                            for f in container.decode(video=0)]
 
     def __len__(self) -> int:

@@ -524,7 +524,7 @@ def test_gpu_sample_clip_equals_cpu_path(gpu_clips: list[Path], nvdec: None, mod
 def test_gpu_nvdec_decodes_without_falling_back(gpu_clips: list[Path], nvdec: None) -> None:
     """NVDEC, not PyAV, gives the frames of the MP4 and raw clips: a fallback warning here means
     that the binding failed or that its frames disagree with the parser (count, layout, or
-    timestamps: are they milliseconds?)."""
+    timestamps: in the stream's time base on an H100, not the milliseconds first assumed)."""
     for path in gpu_clips:
         if path.suffix == ".mkv":
             continue  # PyNvVideoCodec calls its Matroska seeking inexact: a fallback is allowed there

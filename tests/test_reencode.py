@@ -3,10 +3,12 @@ bad files reported while the rest are converted, inputs and existing outputs lef
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import av
@@ -209,7 +211,8 @@ def fake_nvenc(monkeypatch) -> FakeNvc:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
-    monkeypatch.setattr(nvcodec, "current_context", lambda: 0)
+    monkeypatch.setattr(nvcodec, "torch_context", lambda gpu_id: 0)
+    monkeypatch.setattr(nvcodec, "keep_current_context", contextlib.nullcontext)
     monkeypatch.setattr(FakeEncoder, "honour_gop", True)
     return fake
 
@@ -283,13 +286,58 @@ def test_nvenc_result_is_checked(source, tmp_path, fake_nvenc):
     check_gop_structure(source, 250, 3, frames=40)
 
 
+def test_gpu_without_nvenc_uses_libx264(source, tmp_path, fake_nvenc, monkeypatch):
+    """GPUs without an NVENC unit (H100, H200, A100) refuse the encoder session, as PyNvVideoCodec
+    words it on an H100: `nvenc` fails naming why, `auto` falls back to libx264 once with a warning
+    and from then on picks libx264 itself."""
+    import torch
+
+    from vccv_gpu.codec import reencode as module
+
+    refusal = ("PyNvEncoderCaps : \nError code : 2\nError Type : m_nvenc.nvEncOpenEncodeSessionEx("
+               "&encodeSessionExParams, &hEncoder) returned error 2")
+
+    def no_encoder(*args, **kwargs):
+        raise FakeNvc.PyNvVCException(refusal)
+
+    monkeypatch.setattr(FakeNvc, "CreateEncoder", no_encoder)
+    monkeypatch.setattr(module, "_NO_NVENC", {})
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda gpu_id: "NVIDIA H100 80GB HBM3")
+    with pytest.raises(ReencodeError, match="the NVIDIA H100 80GB HBM3 has no NVENC encoder"):
+        reencode(source, tmp_path / "a.mp4", gop=12, encoder="nvenc")
+    assert resolve_encoder("auto") == "libx264"
+    with pytest.raises(ValueError, match="--encoder nvenc: the NVIDIA H100 80GB HBM3 has no NVENC"):
+        reencode(source, tmp_path / "a.mp4", gop=12, encoder="nvenc")
+    monkeypatch.setattr(module, "_NO_NVENC", {})
+    with pytest.warns(UserWarning, match="has no NVENC encoder .*; re-encoded with libx264 instead"):
+        reencode(source, tmp_path / "b.mp4", gop=12, encoder="auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reencode(source, tmp_path / "c.mp4", gop=12, encoder="auto")  # known now: libx264 without trying
+    assert _structure(tmp_path / "c.mp4")[:4] == (96, 64, 40, [0, 12, 24, 36])
+
+
+def _nvenc_refusal(source: Path, out: Path) -> str | None:
+    """Why this GPU has no NVENC (the real binding's refusal), or None where it re-encodes."""
+    try:
+        reencode(source, out, gop=12, encoder="nvenc")
+    except (ReencodeError, ValueError) as e:  # ValueError: already known in this process
+        if "has no NVENC encoder" not in str(e):
+            raise
+        return str(e)
+    return None
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("bframes", [0, 2])
 def test_nvenc_on_a_gpu(clip_factory, tmp_path, bframes):
-    """The real binding (NOT YET RUN: no GPU was lent when this was written), on a clip without
-    audio and one with."""
+    """The real binding, on a clip without audio and one with (not yet run: the GPUs lent so far,
+    H100s, have no NVENC; see the next test)."""
     pytest.importorskip("PyNvVideoCodec")
     source = clip_factory(".mp4", size=(320, 192), frames=40, gop=250, bframes=3)  # above NVENC's minimum size
+    why = _nvenc_refusal(source, tmp_path / "probe.mp4")
+    if why is not None:
+        pytest.skip(why)
     for src in (source, _with_audio(source, tmp_path / "with_audio.mp4")):
         out = reencode(src, tmp_path / "out.mp4", gop=12, bframes=bframes, encoder="nvenc")
         width, height, frames, keys, types_ = _structure(out)  # reencode checked these too
@@ -297,3 +345,30 @@ def test_nvenc_on_a_gpu(clip_factory, tmp_path, bframes):
         assert ("B" in types_) == (bframes > 0)
         with av.open(str(out)) as c:
             assert [s.type for s in c.streams] == ["video"] and c.streams.video[0].average_rate == 25
+
+
+@pytest.mark.gpu
+def test_gpu_without_nvenc_keeps_torch_working(clip_factory, tmp_path, monkeypatch):
+    """On a GPU without NVENC (the H100: NV_ENC_ERR_UNSUPPORTED_DEVICE) the refused session must
+    not leave the binding's CUDA context current: it did, and every later CUDA call of the process
+    failed (the next encoder: "cudastream input argument does not correspond to cudacontext")."""
+    pytest.importorskip("PyNvVideoCodec")
+    import torch
+
+    from vccv_gpu.codec import nvcodec
+    from vccv_gpu.codec import reencode as module
+
+    monkeypatch.setattr(module, "_NO_NVENC", {})  # the session is really refused here
+    source = clip_factory(".mp4", size=(320, 192), frames=40, gop=250, bframes=3)
+    torch.zeros(1, device="cuda")  # torch's context current in this thread
+    why = _nvenc_refusal(source, tmp_path / "probe.mp4")
+    if why is None:
+        pytest.skip("this GPU has NVENC (test_nvenc_on_a_gpu re-encodes with it)")
+    assert nvcodec._current() == nvcodec.torch_context(torch.cuda.current_device())
+    x = torch.arange(1000, device="cuda")
+    assert int((x * 2).sum()) == 999000
+    with pytest.raises(ValueError, match="has no NVENC encoder"):
+        reencode(source, tmp_path / "again.mp4", encoder="nvenc")
+    assert resolve_encoder("auto") == "libx264"
+    out = reencode(source, tmp_path / "out.mp4", gop=12, bframes=2, encoder="auto")
+    assert _structure(out)[:4] == (320, 192, 40, [0, 12, 24, 36])

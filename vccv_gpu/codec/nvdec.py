@@ -21,7 +21,8 @@ NVDEC through PyNvVideoCodec 2.2, written from its documentation and the package
   Keyframe policy: the sampled keyframes are independent, so the GOPs are split into contiguous
   runs, each decoded by its own slot in a thread (several NVDEC engines at once).
   SimpleDecoder's frame index is the display index only where its seeking is exact (closed-GOP
-  MP4): each frame's timestamp is checked against the parser's pts of the frame asked for.
+  MP4): each frame's timestamp (in the stream's time base) is checked against the parser's pts of
+  the frame asked for.
 * Forward decoding (`_decode_forward`): `CreateDemuxer(filename=...)` and `CreateDecoder(gpuid=,
   codec=demuxer.GetNvCodecId(), cudacontext=, cudastream=, usedevicememory=True)`;
   `Decode(packet)` yields frames in display order, and an empty packet (`PacketData()`, like
@@ -50,7 +51,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,7 +60,7 @@ from torch import Tensor
 
 from .demux import Source
 from .nv12 import Nv12Frames
-from .nvcodec import current_context, import_pynvvideocodec
+from .nvcodec import import_pynvvideocodec, keep_current_context, torch_context
 from .plan import gop_groups, split_runs
 from .pyav_frames import PyAVDecoder, decoder_workers
 from .stream import Stream
@@ -139,15 +140,15 @@ def _as_nv12(frame: Any, width: int, height: int, name: str) -> Tensor:
 def _check_timestamps(frames: list[int], decoded: list[Any], stream: Stream) -> None:
     """SimpleDecoder's frame index is the display index only where its seeking is exact
     (closed-GOP MP4; it announces Matroska seeking as inexact, and MOV indices come from
-    timestamps): each frame's timestamp (milliseconds in PyNvVideoCodec 2.x) must be the pts
-    of the frame asked for, to within the millisecond the conversion may round away."""
-    time_base = stream.time_base
+    timestamps): each frame's timestamp must be the pts of the frame asked for. PyNvVideoCodec
+    2.2 gives it in the stream's time base, as the container stores it (seen on an H100: frame 24
+    of a 25 fps MP4 with time base 1/12800 came back at 12288, not at 960 ms)."""
     for i, frame in zip(frames, decoded):
         pts = stream.frames[i].pts
-        want = None if pts is None or time_base is None else float(pts * time_base * 1000)
-        if want is None or abs(frame.timestamp - want) > 1:
-            raise NvdecCannotDecode(f"NVDEC returned the frame at {frame.timestamp} ms of {stream.name} for "
-                                    f"frame {i}, whose pts is {want} ms: its indices are not display indices")
+        if pts is None or frame.timestamp != pts:
+            raise NvdecCannotDecode(f"NVDEC returned the frame at pts {frame.timestamp} of {stream.name} for "
+                                    f"frame {i}, whose pts is {pts} (time base {stream.time_base}): its "
+                                    "indices are not display indices")
 
 
 class NvdecCannotDecode(Exception):
@@ -273,7 +274,7 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
 
     def run(frames: list[int]) -> dict[int, Tensor]:
         slots = decoder_pool(device)
-        with slots.borrow() as slot:
+        with slots.borrow() as slot, keep_current_context(device.type == "cuda"):
             decoder = slot.open(source, coded)
             count = len(decoder)
             if count != len(stream.frames):
@@ -298,14 +299,18 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out
-            return _record(_decode_forward(source, stream, wanted, convert, device, width, height, name), device)
+            with keep_current_context(device.type == "cuda"):
+                forward = _decode_forward(source, stream, wanted, convert, device, width, height, name)
+            return _record(forward, device)
         gops = split_runs(list(by_key.values()), decoder_pool(device).size)
         runs = [[i for group in run for i in group] for run in gops]
         out: dict[int, Tensor] = {}
         if len(runs) == 1:
             out.update(run(runs[0]))
         else:
-            for result in [pool.submit(run, r) for r in runs]:
+            futures = [pool.submit(run, r) for r in runs]
+            wait(futures)  # all done before a failure falls back to PyAV: no slot still decoding
+            for result in futures:
                 out.update(result.result())
         return _record(out, device)
     except NvdecCannotDecode:
@@ -368,7 +373,7 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
 
     with _on(cuda_stream, device):
         demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
-        context = current_context() if device.type == "cuda" else 0
+        context = torch_context(_gpu_id(device)) if device.type == "cuda" else 0
         decoder = nvc.CreateDecoder(gpuid=_gpu_id(device), codec=demuxer.GetNvCodecId(), cudacontext=context,
                                     cudastream=_stream_handle(cuda_stream), usedevicememory=True)
         for decode_index, packet in enumerate(demuxer):

@@ -16,13 +16,16 @@ number of B-frames, the source's resolution and frame rate; video only, audio is
   of even size (else ``auto`` uses libx264). The result is checked with
   the parser (every keyframe at a multiple of gop and only there, B-frame runs within bframes,
   the source's frame count): a file NVENC got wrong, or a source it cannot take, is an error,
-  or under ``auto`` a warning and a libx264 re-encode.
+  or under ``auto`` a warning and a libx264 re-encode. Compute GPUs have no NVENC unit (the H100,
+  H200, A100: the session is refused with NV_ENC_ERR_UNSUPPORTED_DEVICE); after the first
+  refusal ``auto`` uses libx264 without trying again.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -67,9 +70,17 @@ def ffmpeg_message(error: av.FFmpegError, src: PathLike) -> str:
     return text if named is None or Path(named) == Path(src) else f"{named}: {text}"
 
 
+# GPUs of this process found to have no NVENC unit (the H100, H200 and A100 have NVDEC only):
+# {gpu id: why}. Learnt from the first encoder session they refuse, so that `auto` then goes
+# straight to libx264.
+_NO_NVENC: dict[int, str] = {}
+# nvEncodeAPI.h NVENCSTATUS 2, NV_ENC_ERR_UNSUPPORTED_DEVICE, as PyNvVideoCodec words it
+_UNSUPPORTED_DEVICE = re.compile(r"nvEncOpenEncodeSessionEx.*returned error 2\b", re.S)
+
+
 def nvenc_unusable() -> str | None:
     """Why NVENC cannot be used here, or None when it can (PyNvVideoCodec with its driver, CUDA,
-    PyAV >= NVENC_MIN_PYAV)."""
+    PyAV >= NVENC_MIN_PYAV, and a GPU not yet found without NVENC)."""
     from .nvcodec import import_pynvvideocodec
 
     module, why = import_pynvvideocodec()
@@ -83,7 +94,9 @@ def nvenc_unusable() -> str | None:
         import torch
     except ImportError:
         return "torch is not installed"
-    return None if torch.cuda.is_available() else "no CUDA device is available"
+    if not torch.cuda.is_available():
+        return "no CUDA device is available"
+    return _NO_NVENC.get(torch.cuda.current_device())
 
 
 def resolve_encoder(encoder: str) -> str:
@@ -196,51 +209,55 @@ def _transcode_nvenc(src: Path, tmp: Path, fmt: str, gop: int, bframes: int, crf
     import PyNvVideoCodec as nvc
     import torch
 
-    from .nvcodec import current_context
+    from .nvcodec import keep_current_context, torch_context
 
     rate, frames, expected = _nvenc_source(src)
     count = 0
     bar = tqdm(total=expected, desc=src.name, unit="frame", disable=not progress, leave=False)
-    try:
-        gpu_id = torch.cuda.current_device()
-        stream = torch.cuda.Stream(gpu_id)  # makes torch's context current in this thread
-        handles = {"cudacontext": current_context(), "cudastream": int(stream.cuda_stream)}
-        demuxer = nvc.CreateDemuxer(filename=str(src))
-        width, height = demuxer.Width(), demuxer.Height()
-        decoder = nvc.CreateDecoder(gpuid=gpu_id, codec=demuxer.GetNvCodecId(), usedevicememory=True, **handles)
-        encoder = nvc.CreateEncoder(width, height, "NV12", False, gpu_id=str(gpu_id), **handles,
-                                    **nvenc_config(gop, bframes, crf, preset))
-        with av.open(str(tmp), "w", format=fmt) as out:
-            vout = out.add_mux_stream("h264", rate=rate, width=width, height=height)
-            vout.time_base = 1 / rate  # the muxer may change the stream's when it writes the header
-            written = 0
+    gpu_id = torch.cuda.current_device()
+    with keep_current_context():  # whatever the binding leaves current, torch's context comes back
+        try:
+            stream = torch.cuda.Stream(gpu_id)
+            handles = {"cudacontext": torch_context(gpu_id), "cudastream": int(stream.cuda_stream)}
+            demuxer = nvc.CreateDemuxer(filename=str(src))
+            width, height = demuxer.Width(), demuxer.Height()
+            decoder = nvc.CreateDecoder(gpuid=gpu_id, codec=demuxer.GetNvCodecId(), usedevicememory=True, **handles)
+            encoder = nvc.CreateEncoder(width, height, "NV12", False, gpu_id=str(gpu_id), **handles,
+                                        **nvenc_config(gop, bframes, crf, preset))
+            with av.open(str(tmp), "w", format=fmt) as out:
+                vout = out.add_mux_stream("h264", rate=rate, width=width, height=height)
+                vout.time_base = 1 / rate  # the muxer may change the stream's when it writes the header
+                written = 0
 
-            def mux(packets: list[dict]) -> None:
-                nonlocal written
-                for encoded in packets:
-                    packet = av.Packet(encoded["data"])
-                    packet.stream, packet.time_base = vout, 1 / rate
-                    # pts: the display index given to Encode; decoding order runs at most
-                    # `bframes` pictures ahead of it
-                    packet.pts, packet.dts = encoded["timestamp"], written - bframes
-                    packet.is_keyframe = 5 in _nal_types(encoded["data"])  # an IDR slice
-                    out.mux(packet)
-                    written += 1
+                def mux(packets: list[dict]) -> None:
+                    nonlocal written
+                    for encoded in packets:
+                        packet = av.Packet(encoded["data"])
+                        packet.stream, packet.time_base = vout, 1 / rate
+                        # pts: the display index given to Encode; decoding order runs at most
+                        # `bframes` pictures ahead of it
+                        packet.pts, packet.dts = encoded["timestamp"], written - bframes
+                        packet.is_keyframe = 5 in _nal_types(encoded["data"])  # an IDR slice
+                        out.mux(packet)
+                        written += 1
 
-            for packet in demuxer:  # video packets, then an empty one that flushes the decoder
-                for frame in decoder.Decode(packet):
-                    params = nvc.NV_ENC_PIC_PARAMS()
-                    params.inputTimeStamp = count
-                    mux(encoder.Encode(frame, params))
-                    count += 1
-                    bar.update()
-            mux(encoder.EndEncode())
-        stream.synchronize()
-    except Exception as e:  # noqa: BLE001 - PyNvVideoCodec raises its own (and plain) exception types
-        why = ffmpeg_message(e, src) if isinstance(e, av.FFmpegError) else f"{type(e).__name__}: {e}"
-        raise ReencodeError(f"{src}: NVENC re-encoding failed after {count} frames ({why})") from e
-    finally:
-        bar.close()
+                for packet in demuxer:  # video packets, then an empty one that flushes the decoder
+                    for frame in decoder.Decode(packet):
+                        params = nvc.NV_ENC_PIC_PARAMS()
+                        params.inputTimeStamp = count
+                        mux(encoder.Encode(frame, params))
+                        count += 1
+                        bar.update()
+                mux(encoder.EndEncode())
+            stream.synchronize()
+        except Exception as e:  # noqa: BLE001 - PyNvVideoCodec raises its own (and plain) exception types
+            why = ffmpeg_message(e, src) if isinstance(e, av.FFmpegError) else f"{type(e).__name__}: {e}"
+            if _UNSUPPORTED_DEVICE.search(str(e)):
+                why = _NO_NVENC.setdefault(gpu_id, f"the {torch.cuda.get_device_name(gpu_id)} has no NVENC encoder "
+                                                   "(NV_ENC_ERR_UNSUPPORTED_DEVICE)")
+            raise ReencodeError(f"{src}: NVENC re-encoding failed after {count} frames ({why})") from e
+        finally:
+            bar.close()
     check_gop_structure(tmp, gop, bframes, frames, what=f"{src}: NVENC")
 
 
