@@ -108,7 +108,7 @@ class RAE(nn.Module):
             # the variants without a gate then hardly see, and the gated one opens its gate wide (0.84 on
             # average) to hear the attended path. The layers on either side start
             # sqrt(H W) times PyTorch's default, Eq. 5's conv and W_GR, so the attended feature starts on the
-            # plain one's scale. Ablation (issue 24, 3 seeds): CIDEr 446 -> 425 (full RAE; 428 over 6 seeds),
+            # plain one's scale. Ablation (issue 24, 300 clips, 3 seeds): CIDEr 446 -> 425 (full RAE; 428 over 6 seeds),
             # 311 -> 404 (no gate), 230 -> 256 (no gate, no residuals; I-frame 238); the moving shape's
             # shape 76 -> 79 % (81 % over 6 seeds). All of it in W_GR (x49) made half
             # the seeds of the full RAE collapse: the larger steps it gives everything before it killed the
