@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ def import_pynvvideocodec() -> tuple[Any, str | None]:
         return None, f"{type(e).__name__}: {e}"
 
 
+@functools.cache
 def _driver() -> Any:
     return ctypes.CDLL("libcuda.so.1")
 

@@ -299,9 +299,7 @@ def decode_nvdec(source: Source, stream: Stream, indices: list[int], convert: Ca
         if stream.container == "h264" or (stream.packet_spans is not None and not lone_keys):
             # forward decoding: raw streams (SimpleDecoder reads containers only), and the decoded
             # fallback where unreferenced pictures can be left out
-            with keep_current_context(device.type == "cuda"):
-                forward = _decode_forward(source, stream, wanted, convert, device, width, height, name)
-            return _record(forward, device)
+            return _record(_decode_forward(source, stream, wanted, convert, device, width, height, name), device)
         gops = split_runs(list(by_key.values()), decoder_pool(device).size)
         runs = [[i for group in run for i in group] for run in gops]
         out: dict[int, Tensor] = {}
@@ -371,7 +369,7 @@ def _decode_forward(source: Source, stream: Stream, wanted: list[int], convert: 
                 todo.discard(index)
             shown += 1
 
-    with _on(cuda_stream, device):
+    with _on(cuda_stream, device), keep_current_context(device.type == "cuda"):
         demuxer = nvc.CreateDemuxer(filename=os.fspath(source))
         context = torch_context(_gpu_id(device)) if device.type == "cuda" else 0
         decoder = nvc.CreateDecoder(gpuid=_gpu_id(device), codec=demuxer.GetNvCodecId(), cudacontext=context,
