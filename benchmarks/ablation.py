@@ -87,10 +87,14 @@ Steps whose output exists are reused (delete OUT to start over).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -155,6 +159,31 @@ def _grounding(run: Path, features: Path, captions: Path) -> dict[str, float]:
     return row
 
 
+def _default_jobs(device: str, runs: int) -> int:
+    """Runs trained at a time: one per core on a CPU (each on one thread: small models use a
+    second thread poorly), one on a GPU."""
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), runs))
+
+
+def _train_and_score(variant: str, seed: int, *, out: Path, epochs: int, lr: float, device: str) -> None:
+    """Trains one variant with one seed, then writes its test scores and grounding (in a worker
+    process when runs go in parallel)."""
+    captions, features = out / "data" / "captions.csv", out / "features"
+    run = out / "runs" / f"{variant}-seed{seed}"
+    scores_file = run / "test-scores.json"
+    if not scores_file.is_file():
+        _log(f"training {variant}, seed {seed}")
+        run_training(TrainOptions(
+            data=[str(captions)], features=str(features), out=str(run), variant=variant, epochs=epochs,
+            lr=lr, embed=128, hidden=256, gate_dim=128, seed=seed, device=device, workers=0,
+            val_every=max(1, epochs // 10), progress=False, verbose=False))
+        scores = evaluate_run(run, "test", beam=5, device=device, workers=0, progress=False, verbose=False)
+        scores_file.write_text(json.dumps(scores))
+    (run / "test-grounding.json").write_text(json.dumps(_grounding(run, features, captions)))
+
+
 def _table(runs_by_variant: dict[str, list[dict[str, float]]], columns: tuple[str, ...]) -> str:
     """Mean ± standard deviation over seeds, one row per variant in the paper's order."""
     widths = [max(14, len(c) + 2) for c in columns]
@@ -182,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="default: all four")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--workers", type=int, default=2, help="clip sampling threads (default 2)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="variant/seed runs trained at a time, each in its own process on one thread (default: "
+                        "one per core on a CPU, one on a GPU; 1: in this process, on torch's threads)")
     p.add_argument("--epochs", type=int, default=60, help="RAE training epochs at scale 1 (default 60)")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="backbone epochs (default 30)")
     p.add_argument("--iframe-target", choices=("scene", "scene+cells"), default="scene+cells",
@@ -234,29 +266,28 @@ def main(argv: list[str] | None = None) -> int:
             "cpu" if args.device == "auto" else args.device
         extract(paths, features, FeatureExtractor.load(backbones, device), workers=args.workers, device=device)
 
+    references = {s.video_id: s.captions[0] for s in load_dataset("csv", captions, split="test")}
+    runs = [(variant, seed) for variant in args.variants for seed in range(args.seeds)]
+    todo = [r for r in runs if not (out / "runs" / f"{r[0]}-seed{r[1]}" / "test-grounding.json").is_file()]
+    job = functools.partial(_train_and_score, out=out, epochs=epochs, lr=args.lr, device=args.device)
+    jobs = min(args.jobs, len(todo)) if args.jobs else _default_jobs(args.device, len(todo))
+    if jobs <= 1:
+        for variant, seed in todo:
+            job(variant, seed)
+    else:  # one thread each: the same results whatever the number of jobs or of cores
+        _log(f"{len(todo)} runs, {jobs} at a time, one thread each")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for done in as_completed([pool.submit(job, variant, seed) for variant, seed in todo]):
+                done.result()
     results: dict[str, list[dict[str, float]]] = {}
     attributes: dict[str, list[dict[str, float]]] = {}
     grounded: dict[str, list[dict[str, float]]] = {}
-    references = {s.video_id: s.captions[0] for s in load_dataset("csv", captions, split="test")}
-    for variant in args.variants:
-        for seed in range(args.seeds):
-            run = out / "runs" / f"{variant}-seed{seed}"
-            scores_file = run / "test-scores.json"
-            if not scores_file.is_file():
-                _log(f"training {variant}, seed {seed}")
-                run_training(TrainOptions(
-                    data=[str(captions)], features=str(features), out=str(run), variant=variant, epochs=epochs,
-                    lr=args.lr, embed=128, hidden=256, gate_dim=128, seed=seed, device=args.device, workers=0,
-                    val_every=max(1, epochs // 10), progress=False, verbose=False))
-                scores = evaluate_run(run, "test", beam=5, device=args.device, workers=0, progress=False,
-                                      verbose=False)
-                scores_file.write_text(json.dumps(scores))
-            results.setdefault(variant, []).append(json.loads(scores_file.read_text()))
-            attributes.setdefault(variant, []).append(_attributes_right(run / "predictions-test.json", references))
-            grounding_file = run / "test-grounding.json"
-            if not grounding_file.is_file():
-                grounding_file.write_text(json.dumps(_grounding(run, features, captions)))
-            grounded.setdefault(variant, []).append(json.loads(grounding_file.read_text()))
+    for variant, seed in runs:
+        run = out / "runs" / f"{variant}-seed{seed}"
+        results.setdefault(variant, []).append(json.loads((run / "test-scores.json").read_text()))
+        attributes.setdefault(variant, []).append(_attributes_right(run / "predictions-test.json", references))
+        grounded.setdefault(variant, []).append(json.loads((run / "test-grounding.json").read_text()))
 
     print(_table(results, TABLE_COLUMNS))
     print("\nclips whose caption names the attribute as the ground truth does (% of the test split):")

@@ -1,7 +1,8 @@
 """Benchmarks on the CPU (timings are reported, never asserted): frontend.py's smoke run over 2
 tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
-smoke run, which skips torch.compile's CUDA-graph mode with a line saying so. Every script's
---help describes every option; make_demo.sh --help prints its usage without starting."""
+smoke run, which skips torch.compile's CUDA-graph mode with a line saying so; ablation.py's runs
+trained in parallel processes equal those trained one after another. Every script's --help
+describes every option; make_demo.sh --help prints its usage without starting."""
 
 from __future__ import annotations
 
@@ -95,6 +96,30 @@ def undescribed_options(help_text: str) -> tuple[list[str], list[str]]:
         if not description.strip() and not (following.startswith("   ") and following.strip()):
             missing.append(invocation)
     return entries, missing
+
+
+def test_ablation_trains_the_same_models_in_parallel_as_one_after_another(tmp_path: Path) -> None:
+    """--jobs 2 (a process per run, one thread each) against --jobs 1 (in process, on one thread)
+    on a tiny set: the same weights, test scores and grounding."""
+    out = tmp_path / "ablation"
+    command = [sys.executable, str(BENCHMARKS / "ablation.py"), "--out", str(out), "--scale", "0.05", "--epochs", "2",
+               "--pretrain-epochs", "1", "--seeds", "2", "--variants", "rae"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    parallel = subprocess.run([*command, "--jobs", "2"], capture_output=True, text=True, env=env, timeout=300,
+                              check=False)
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    assert "2 runs, 2 at a time, one thread each" in parallel.stderr
+    (out / "runs").rename(tmp_path / "parallel")
+    sequential = subprocess.run([*command, "--jobs", "1"], capture_output=True, text=True, env=env, timeout=300,
+                                check=False)
+    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    assert "at a time" not in sequential.stderr
+    compared = [f.relative_to(tmp_path / "parallel") for f in (tmp_path / "parallel").rglob("*")
+                if f.name in ("model.safetensors", "test-scores.json", "test-grounding.json")]
+    assert len(compared) == 2 * 4  # per seed: best and last weights, scores, grounding
+    for name in compared:
+        assert (tmp_path / "parallel" / name).read_bytes() == (out / "runs" / name).read_bytes(), name
+    assert json.loads((tmp_path / "parallel" / "rae-seed1" / "test-grounding.json").read_text())
 
 
 def test_undescribed_options_are_found() -> None:
