@@ -38,14 +38,18 @@ Steps, each through the project's own tools, in-process:
 
 Prints the paper-style table (mean ± standard deviation over seeds) and writes OUT/ablation.json.
 The default run (600 clips, 2 distractors, 3 seeds, 85 epochs, --iframe-target scene+cells) gives
-(issue 24; 2 threads; steps timed apart, not yet end to end: generation 0.6 min, pretraining 15.7,
-extraction 0.3, the full RAE's 3 seeds 9): CIDEr 286 ± 24 (I-frame), 308 ± 20 (no gate and
-residuals), 519 ± 21 (no gate), 526 ± 24 (full RAE); colour of the moving object 32 ± 4, 40 ± 9,
-91 ± 3 and 94 ± 3 %; its shape 54 ± 4, 57 ± 4, 90 ± 1 and 90 ± 2 %; the full RAE's direction
-27 ± 4 %; object words' pointing game -, 22 ± 4, 67 ± 1 and 71 ± 4 %; attention mass near the
-object 1.1x, 2.1x and 2.2x uniform. The full RAE's shape by the named object's motion (3 seeds):
-93 % of the clips where it moves throughout, 84 % where it appears mid-clip (invisible in a third
-to two thirds of the frames), 86 % where it stops (still, without residual, in the rest).
+(issue 24; from scratch in 47.6 min on 2 cores: generation 1.2, pretraining 20.7 on both threads,
+extraction 0.4, the 12 runs and the bound 25.3, two runs at a time on a thread each): CIDEr
+286 ± 24 (I-frame), 308 ± 20 (no gate and residuals), 519 ± 21 (no gate), 535 ± 22 (full RAE);
+colour of the moving object 32 ± 4, 40 ± 9, 91 ± 3 and 92 ± 3 %; its shape 54 ± 4, 57 ± 4, 90 ± 1
+and 90 ± 1 %; the full RAE's direction 29 ± 5 %; object words' pointing game -, 22 ± 4, 67 ± 1 and
+73 ± 4 %; attention mass near the object 1.1x, 2.1x and 2.2x uniform. The thread count changes
+the order of floating-point sums, so the models: the full RAE trained on two threads (--jobs 1, as
+make_demo.sh trains the demo) reached CIDEr 526 ± 24, colour 94 ± 3 %, shape 90 ± 2 %, pointing
+71 ± 4 %, and named the shape in 93 % of the clips where it moves throughout, 84 % where it appears
+mid-clip (invisible in a third to two thirds of the frames), 86 % where it stops (still, without
+residual, in the rest). In sequence the default run takes about an hour (pretraining 21-22 min, the
+12 runs about 36).
 On 300 clips (--scale 1, 60 epochs; 32 min from scratch with one thread): CIDEr 238 ± 18, 256 ± 22,
 404 ± 17, 425 ± 36; colour 21 ± 3, 34 ± 8, 84 ± 4 and 86 ± 3 %; shape 53 ± 7, 53 ± 5, 79 ± 3 and
 79 ± 1 % (full RAE: 87 % of moving clips, 69 % of appearing, 71 % of stopping ones); the full RAE's
