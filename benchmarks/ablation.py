@@ -3,7 +3,7 @@
     python benchmarks/ablation.py --out build/ablation                # default: 2-core CPU (600 clips; see below)
     python benchmarks/ablation.py --out build/ablation --scale 4 --device cuda
 
-Steps, each through the project's own tools, in-process:
+Steps, each through the project's own tools:
 1. `vccv_gpu.data.synthetic`: clips whose captions name an object, its colour, the photo behind it
    and its motion (direction, speed, moves / stays still / appears / stops);
 2. `vccv_gpu.pretrain`: the backbones. ImageNet and HMDB-51 weights cannot be had here, so the
@@ -24,7 +24,8 @@ Steps, each through the project's own tools, in-process:
    next to it, peaks within one cell of it in 84-86 % of validation frames, against 52 % for the
    motion words alone;
 3. `vccv_gpu.extract`: V_I and A_r of every clip, with our parser's residuals;
-4. `vccv_gpu.train`: the four variants, the same seeds, budget and hyper-parameters each;
+4. `vccv_gpu.train`: the four variants, the same seeds, budget and hyper-parameters each (--jobs
+   runs at a time, each in its own process on one thread: one per core by default on a CPU);
 5. `vccv_gpu.evaluate`: the test split, beam 5, COCO metrics; mean and spread over the seeds;
 6. grounding (`vccv_gpu.grounding`): teacher-forced on the true test captions, over the sampled
    frames that show the named object, SAM's attention mass within one cell of it (and that mass
