@@ -121,6 +121,7 @@ from vccv_gpu.extract import extract
 from vccv_gpu.metrics import TABLE_COLUMNS
 from vccv_gpu.model import VARIANTS
 from vccv_gpu.pretrain import PretrainOptions, pretrain
+from vccv_gpu.runtime import resolve_device
 from vccv_gpu.train import TrainOptions, run_training
 
 # What each backbone is taught to see (see the module docstring).
@@ -164,19 +165,21 @@ def _grounding(run: Path, features: Path, captions: Path) -> dict[str, float]:
     return row
 
 
-def _default_jobs(device: str, runs: int) -> int:
+def _default_jobs(device: torch.device, runs: int) -> int:
     """Runs trained at a time: one per core on a CPU (each on one thread: small models use a
     second thread poorly), one on a GPU."""
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return 1
-    return max(1, min(len(os.sched_getaffinity(0)), runs))
+    return 1 if device.type == "cuda" else max(1, min(len(os.sched_getaffinity(0)), runs))
+
+
+def _run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / "runs" / f"{variant}-seed{seed}"
 
 
 def _train_and_score(variant: str, seed: int, *, out: Path, epochs: int, lr: float, device: str) -> None:
     """Trains one variant with one seed, then writes its test scores and grounding (in a worker
     process when runs go in parallel)."""
     captions, features = out / "data" / "captions.csv", out / "features"
-    run = out / "runs" / f"{variant}-seed{seed}"
+    run = _run_dir(out, variant, seed)
     scores_file = run / "test-scores.json"
     if not scores_file.is_file():
         _log(f"training {variant}, seed {seed}")
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    device = resolve_device(args.device)  # where features are extracted; one run at a time on a GPU
     videos = round(300 * args.scale)
     epochs = max(1, round(args.epochs * args.scale ** 0.5))
 
@@ -267,15 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (features / "index.json").is_file():
         _log("extracting features")
         paths = [s.video_path for s in load_dataset("csv", captions)]
-        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
-            "cpu" if args.device == "auto" else args.device
         extract(paths, features, FeatureExtractor.load(backbones, device), workers=args.workers, device=device)
 
     references = {s.video_id: s.captions[0] for s in load_dataset("csv", captions, split="test")}
     runs = [(variant, seed) for variant in args.variants for seed in range(args.seeds)]
-    todo = [r for r in runs if not (out / "runs" / f"{r[0]}-seed{r[1]}" / "test-grounding.json").is_file()]
+    todo = [r for r in runs if not (_run_dir(out, *r) / "test-grounding.json").is_file()]
     job = functools.partial(_train_and_score, out=out, epochs=epochs, lr=args.lr, device=args.device)
-    jobs = min(args.jobs, len(todo)) if args.jobs else _default_jobs(args.device, len(todo))
+    jobs = min(args.jobs, len(todo)) if args.jobs else _default_jobs(device, len(todo))
     if jobs <= 1:
         for variant, seed in todo:
             job(variant, seed)
@@ -289,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     attributes: dict[str, list[dict[str, float]]] = {}
     grounded: dict[str, list[dict[str, float]]] = {}
     for variant, seed in runs:
-        run = out / "runs" / f"{variant}-seed{seed}"
+        run = _run_dir(out, variant, seed)
         results.setdefault(variant, []).append(json.loads((run / "test-scores.json").read_text()))
         attributes.setdefault(variant, []).append(_attributes_right(run / "predictions-test.json", references))
         grounded.setdefault(variant, []).append(json.loads((run / "test-grounding.json").read_text()))
