@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -402,6 +403,14 @@ void Stream::finish() {
   });
 }
 
+void Stream::remember(uint32_t decode_index, const std::shared_ptr<const ParsedPicture>& parsed) const {
+  cache_.remove_if([decode_index](const auto& entry) { return entry.first == decode_index; });
+  cache_.emplace_front(decode_index, parsed);
+  if (cache_.size() > kCacheSize) cache_.pop_back();
+  for (auto it = held_.begin(); it != held_.end();) it = it->second.expired() ? held_.erase(it) : std::next(it);
+  held_[decode_index] = parsed;
+}
+
 std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_index, bool coefficients) const {
   if (decode_index >= pictures_.size()) throw CorruptStream("reference to a picture that is not in the stream");
   auto enough = [coefficients](const ParsedPicture& p) { return p.has_coefficients || !coefficients; };
@@ -414,6 +423,13 @@ std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_inde
         cache_.splice(cache_.begin(), cache_, it);
         return it->second;
       }
+    const auto held = held_.find(decode_index);
+    if (held != held_.end()) {
+      if (auto parsed = held->second.lock(); parsed && enough(*parsed)) {
+        remember(decode_index, parsed);
+        return parsed;
+      }
+    }
     // Being parsed by another thread (a B picture's co-located picture, typically): wait for
     // that result instead of parsing it twice. Co-located pictures come earlier in decoding
     // order, so waits cannot form a cycle.
@@ -435,9 +451,7 @@ std::shared_ptr<const ParsedPicture> Stream::parsed_picture(uint32_t decode_inde
     auto parsed = std::make_shared<const ParsedPicture>(parse_picture(pictures_[decode_index], *this, coefficients));
     {
       std::lock_guard<std::mutex> lock(cache_mutex_);
-      cache_.remove_if([decode_index](const auto& entry) { return entry.first == decode_index; });
-      cache_.emplace_front(decode_index, parsed);
-      if (cache_.size() > kCacheSize) cache_.pop_back();
+      remember(decode_index, parsed);
       in_flight_.erase(decode_index);
     }
     promise.set_value(parsed);

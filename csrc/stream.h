@@ -88,9 +88,9 @@ class Stream : public ParameterSetLookup {
   // The listed pictures (see first_listed) in display order.
   const std::vector<uint32_t>& display_order() const { return display_order_; }
 
-  // The entropy-decoded picture (picture.h), from a small cache: B pictures read their
-  // co-located picture's motion, so parsing one may parse another. Thread-safe; a picture
-  // another thread is parsing is waited for, not parsed twice. `coefficients` false accepts a
+  // The entropy-decoded picture (picture.h), from a small cache or from a caller still holding
+  // it: B pictures read their co-located picture's motion, so parsing one may parse another.
+  // Thread-safe; a picture another thread is parsing is waited for, not parsed twice. `coefficients` false accepts a
   // picture parsed for motion only (`parse_picture`); true needs its coefficients.
   std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index, bool coefficients = true) const;
   // A slice's RBSP: kept in memory, or read back from the source file.
@@ -109,6 +109,8 @@ class Stream : public ParameterSetLookup {
   bool starts_new_picture(const SliceHeader& h) const;
   void close_picture();
   bool listed(uint32_t decode_index) const;
+  // Puts a parsed picture at the front of the cache and among the held ones (cache_mutex_ held).
+  void remember(uint32_t decode_index, const std::shared_ptr<const ParsedPicture>& parsed) const;
   void check_supported(const SliceHeader& h, const Sps& sps, const Pps& pps) const;
 
   int length_size_ = 0;                   // 0: Annex B
@@ -138,7 +140,11 @@ class Stream : public ParameterSetLookup {
   std::vector<uint32_t> display_order_;
   static constexpr size_t kCacheSize = 8;
   mutable std::mutex cache_mutex_;
-  mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;              // most recent first
+  mutable std::list<std::pair<uint32_t, std::shared_ptr<const ParsedPicture>>> cache_;  // most recent first
+  // Every parsed picture a caller still holds, also after the cache let it go: a thread pool
+  // parsing far ahead (extract_motion on many cores) holds anchor pictures until their turn,
+  // and their B pictures must find them there instead of parsing them again.
+  mutable std::map<uint32_t, std::weak_ptr<const ParsedPicture>> held_;
   mutable std::map<uint32_t, std::shared_future<std::shared_ptr<const ParsedPicture>>> in_flight_;  // being parsed
 };
 

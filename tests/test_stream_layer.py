@@ -222,3 +222,17 @@ def test_motion_only_parse_gives_the_same_macroblocks(clip_factory, entropy):
     fresh = codec.open(path)  # nothing cached: a parse for macroblocks only has no coefficients to give
     with pytest.raises(RuntimeError, match="macroblocks only"):
         fresh._native.parse_picture(fresh.frames[1].decode_index, coefficients=False).coefficients()
+
+
+def test_a_picture_the_caller_holds_is_not_parsed_again_after_the_cache_lets_it_go(clip_factory):
+    # extract_motion on many cores holds anchor pictures while more than the cache's few newer
+    # pictures are parsed; their B pictures (and any caller) must get the held parse back.
+    import numpy as np
+
+    path = clip_factory(size=(96, 64), frames=24, entropy="cabac", bframes=0, profile="high")
+    with codec.open(path) as s:
+        held = s.macroblocks(0)
+        for i in range(1, 24):  # more pictures than the cache keeps
+            s.macroblocks(i)
+        again = s.macroblocks(0)
+        assert np.shares_memory(again.mv, held.mv)  # the same parse, not a second one

@@ -59,20 +59,22 @@ def motion_frames(stream: Stream, frames: Iterable[int] | None = None, *, residu
     if threads == 1:
         yield from map(read, indices)
         return
-    # Whole videos are parsed in decoding order, I and P pictures `window` places early: B
-    # pictures then find their co-located picture parsed (the parser's cache shares it) instead
-    # of waiting for it, and I/P pictures need no other. Frames are yielded in display order,
-    # held at most the reordering depth plus the window.
-    window = 2 * threads  # pictures parsed ahead of the frame being yielded
+    # Whole videos are parsed in decoding order, I and P pictures `lead` places early: B
+    # pictures then find their co-located picture parsed (held until its turn, so the parser
+    # finds it again) instead of waiting for it, and I/P pictures need no other. Frames are
+    # yielded in display order. Up to `held` pictures are in flight or parsed and waiting for
+    # their turn: twice the lead, since the early anchors wait there while the pool must still
+    # have pictures to parse (with just the lead, a tenth of the threads' time went idle).
+    lead, held = 2 * threads, 4 * threads
     order = indices if frames is not None else sorted(
-        indices, key=lambda i: stream.frames[i].decode_index - (window if stream.frames[i].type != "B" else 0))
+        indices, key=lambda i: stream.frames[i].decode_index - (lead if stream.frames[i].type != "B" else 0))
     with ThreadPoolExecutor(threads, thread_name_prefix="vccv-motion") as pool:
         submitted: deque[tuple[int, Future[MotionFrame]]] = deque()
         ahead = iter(order)
         try:
             for i in indices:
-                # Submit until this frame is in flight and `window` pictures are parsing ahead.
-                while not any(j == i for j, _ in submitted) or len(submitted) < window:
+                # Submit until this frame is in flight and `held` pictures are.
+                while not any(j == i for j, _ in submitted) or len(submitted) < held:
                     nxt = next(ahead, None)
                     if nxt is None:
                         break
