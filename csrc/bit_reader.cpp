@@ -59,25 +59,26 @@ void BitReader::throw_long_exp_golomb() const {
   throw CorruptStream(bits_left() < 32 ? "read past the end of a NAL unit" : "Exp-Golomb code longer than 32 bits");
 }
 
+uint32_t BitReader::ue_long(uint32_t next) {
+  if (next == 0) throw_long_exp_golomb();
+  const int leading_zeros = __builtin_clz(next);
+  skip(static_cast<size_t>(leading_zeros) + 1);
+  return static_cast<uint32_t>((uint64_t{1} << leading_zeros) - 1 + u(leading_zeros));
+}
+
 uint32_t BitReader::te(uint32_t max_value) {
   if (max_value == 0) throw CorruptStream("te(v) with an empty range");
   if (max_value > 1) return ue();
   return u(1) ? 0u : 1u;  // 9.1: a single inverted bit
 }
 
-uint32_t BitReader::ue_max(uint32_t max_value, const char* what) {
-  const uint32_t v = ue();
-  if (v > max_value)
-    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " exceeds " + std::to_string(max_value));
-  return v;
+void BitReader::throw_above(const char* what, uint32_t value, uint32_t max_value) {
+  throw CorruptStream(std::string(what) + " = " + std::to_string(value) + " exceeds " + std::to_string(max_value));
 }
 
-int32_t BitReader::se_range(int32_t lo, int32_t hi, const char* what) {
-  const int32_t v = se();
-  if (v < lo || v > hi)
-    throw CorruptStream(std::string(what) + " = " + std::to_string(v) + " outside [" + std::to_string(lo) + ", " +
-                        std::to_string(hi) + "]");
-  return v;
+void BitReader::throw_outside(const char* what, int32_t value, int32_t lo, int32_t hi) {
+  throw CorruptStream(std::string(what) + " = " + std::to_string(value) + " outside [" + std::to_string(lo) + ", " +
+                      std::to_string(hi) + "]");
 }
 
 void BitReader::expect_trailing_bits(const char* what) const {

@@ -26,11 +26,12 @@ class BitReader {
   bool flag() { return u(1) != 0; }
   uint32_t ue() {  // 9.1, values up to 2^32 - 2
     const uint32_t next = peek(32);
-    if (next == 0) throw_long_exp_golomb();
-    const int leading_zeros = __builtin_clz(next);
-    skip(static_cast<size_t>(leading_zeros) + 1);
-    if (leading_zeros == 0) return 0;
-    return static_cast<uint32_t>((uint64_t{1} << leading_zeros) - 1 + u(leading_zeros));
+    if (next < (1u << 16)) return ue_long(next);
+    // At most 15 leading zeros: the whole code (2 * zeros + 1 <= 31 bits) is in `next`, and its
+    // bits read as a number are codeNum + 1.
+    const int length = 2 * __builtin_clz(next) + 1;
+    skip(static_cast<size_t>(length));
+    return (next >> (32 - length)) - 1;
   }
   int32_t se() {  // 9.1.1, Table 9-3: k -> (-1)^(k+1) * Ceil(k / 2)
     const uint32_t k = ue();
@@ -67,8 +68,16 @@ class BitReader {
   }
 
   // Reads ue(v) and checks it against an inclusive upper bound; `what` names the element.
-  uint32_t ue_max(uint32_t max_value, const char* what);
-  int32_t se_range(int32_t lo, int32_t hi, const char* what);
+  uint32_t ue_max(uint32_t max_value, const char* what) {
+    const uint32_t v = ue();
+    if (v > max_value) throw_above(what, v, max_value);
+    return v;
+  }
+  int32_t se_range(int32_t lo, int32_t hi, const char* what) {
+    const int32_t v = se();
+    if (v < lo || v > hi) throw_outside(what, v, lo, hi);
+    return v;
+  }
 
   bool more_rbsp_data() const { return pos_ < stop_bit_; }
   // Advances past data that may run beyond the end (read-ahead); rewind_to() before reading on.
@@ -93,6 +102,9 @@ class BitReader {
   }
   [[noreturn]] static void throw_past_end();
   [[noreturn]] void throw_long_exp_golomb() const;
+  uint32_t ue_long(uint32_t next);  // ue() of a code with 16 or more leading zeros
+  [[noreturn]] static void throw_above(const char* what, uint32_t value, uint32_t max_value);
+  [[noreturn]] static void throw_outside(const char* what, int32_t value, int32_t lo, int32_t hi);
   uint64_t tail_window(size_t byte) const;
 
   const uint8_t* data_;
