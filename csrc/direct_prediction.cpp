@@ -75,7 +75,6 @@ void PictureParser::direct_block(const Colocated& col, int bx, int by, int size)
   }
   // 8.4.1.2.3 temporal: list 0 refers to the co-located block's reference picture.
   const RefPicList& list0 = slice_lists()[0];
-  const RefPicList& list1 = slice_lists()[1];
   int ref0 = 0;
   if (col.ref >= 0) {
     // The picture the co-located block refers to, through the slice of its macroblock there.
@@ -85,20 +84,30 @@ void PictureParser::direct_block(const Colocated& col, int bx, int by, int size)
       if (list0[i].picture == picture) ref0 = static_cast<int>(i);
     if (ref0 < 0) throw CorruptStream("temporal direct: the co-located reference is not in RefPicList0");
   }
-  const RefPicEntry& pic0 = list0[static_cast<size_t>(ref0)];
   Mv mv0 = col.mv, mv1;
-  const int64_t poc0 = pic0.picture >= 0 ? stream_.pictures()[static_cast<size_t>(pic0.picture)].poc : 0;
-  const int64_t poc1 = stream_.pictures()[static_cast<size_t>(list1[0].picture)].poc;
-  const int td = static_cast<int>(std::clamp<int64_t>(poc1 - poc0, -128, 127));
-  if (!pic0.long_term && td != 0) {
-    const int tb = static_cast<int>(std::clamp<int64_t>(pic_.poc - poc0, -128, 127));
-    const int tx = (16384 + std::abs(td / 2)) / td;
-    const int scale = std::clamp((tb * tx + 32) >> 6, -1024, 1023);  // DistScaleFactor
-    mv0 = {static_cast<int16_t>((scale * col.mv.x + 128) >> 8), static_cast<int16_t>((scale * col.mv.y + 128) >> 8)};
+  if (const TemporalScale& t = temporal_scales_[static_cast<size_t>(ref0)]; t.scaled) {
+    mv0 = {static_cast<int16_t>((t.factor * col.mv.x + 128) >> 8),
+           static_cast<int16_t>((t.factor * col.mv.y + 128) >> 8)};
     mv1 = {static_cast<int16_t>(mv0.x - col.mv.x), static_cast<int16_t>(mv0.y - col.mv.y)};
   }
   store_motion(0, bx, by, size, size, ref0, mv0);
   store_motion(1, bx, by, size, size, 0, mv1);
+}
+
+void PictureParser::prepare_temporal_direct() {
+  const RefPicList& list0 = slice_lists()[0];
+  const RefPicList& list1 = slice_lists()[1];
+  const int64_t poc1 = stream_.pictures()[static_cast<size_t>(list1[0].picture)].poc;
+  temporal_scales_.assign(list0.size(), TemporalScale{});
+  for (size_t i = 0; i < list0.size(); ++i) {
+    const RefPicEntry& pic0 = list0[i];
+    const int64_t poc0 = pic0.picture >= 0 ? stream_.pictures()[static_cast<size_t>(pic0.picture)].poc : 0;
+    const int td = static_cast<int>(std::clamp<int64_t>(poc1 - poc0, -128, 127));
+    if (pic0.long_term || td == 0) continue;
+    const int tb = static_cast<int>(std::clamp<int64_t>(pic_.poc - poc0, -128, 127));
+    const int tx = (16384 + std::abs(td / 2)) / td;
+    temporal_scales_[i] = {true, std::clamp((tb * tx + 32) >> 6, -1024, 1023)};  // DistScaleFactor
+  }
 }
 
 }  // namespace vccv

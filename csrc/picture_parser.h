@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "bit_reader.h"
 #include "cabac.h"
@@ -131,6 +132,13 @@ class PictureParser {
   void derive_direct(unsigned quadrants);
   // Direct motion of the size x size 4x4 blocks at (bx, by) in the MB from its co-located block.
   void direct_block(const Colocated& col, int bx, int by, int size);
+  // 8.4.1.2.3: DistScaleFactor of each RefPicList0 entry, once per temporal-direct B slice
+  // instead of a division per direct block.
+  struct TemporalScale {
+    bool scaled = false;  // false: long-term reference or td = 0, the vector is taken as it is
+    int factor = 0;
+  };
+  void prepare_temporal_direct();
 
   // ---- CABAC ctxIdxInc from neighbouring macroblocks (9.3.3.1.1), cabac_context.cpp ----
   int skip_flag_inc() const;
@@ -185,6 +193,7 @@ class PictureParser {
   CabacDecoder* cabac_ = nullptr;                     // set while a CABAC slice is parsed
   const std::array<RefPicList, 2>* lists_ = nullptr;  // the current slice's reference lists
   std::shared_ptr<const ParsedPicture> colocated_;    // B slices: RefPicList1[0]
+  std::vector<TemporalScale> temporal_scales_;        // temporal-direct B slices: per RefPicList0 entry
   bool spatial_ready_ = false, direct_zero_ = false;  // spatial direct, per MB
   int spatial_ref_[2] = {-1, -1};
   Mv spatial_mvp_[2];

@@ -82,6 +82,7 @@ void PictureParser::parse_slice(int slice_index) {
     // Only its motion is read, but in this parse's mode: its own frame is usually asked for next
     // in the same way (display order puts B pictures before their anchor).
     colocated_ = stream_.parsed_picture(static_cast<uint32_t>(list1[0].picture), coefficients_);
+    if (!sh_->direct_spatial_mv_pred) prepare_temporal_direct();
   }
   const bool intra_slice = sh_->slice_type == kSliceI;
   int addr = static_cast<int>(sh_->first_mb_in_slice);
