@@ -7,7 +7,8 @@
   vectors + residual planes (vr), at 1 thread and at every core (N).
 
 Frames per second over every frame, opening and demuxing included for everyone; ratios to (c)
-and (m1). The best of --repeat runs is kept.
+and (m1). Each clip's columns are timed in --repeat rounds, one run each per round, and the best
+round of each is kept.
 
     python benchmarks/parser.py [--sizes 1280x720,1920x1080] [--seconds 10] [--repeat 3] [VIDEO ...]
 
@@ -37,13 +38,10 @@ except ImportError:  # the GPU machine has no PyAV: the libavcodec columns are s
     av = None
 
 
-def timed(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def ours(path: Path, threads: int, residual: bool = False, coefficients: bool = False) -> None:
@@ -102,9 +100,13 @@ def measure(path: Path, repeat: int, threads: int) -> dict:
     if av is not None:
         columns |= {"c": lambda: libavcodec(path, 1, False), "m1": lambda: libavcodec(path, 1, True),
                     "mN": lambda: libavcodec(path, threads, True)}
-    for name, fn in columns.items():
-        row[name] = frames / timed(repeat, fn)
-    return row
+    # Round robin: every column is timed once per round, and its best round kept, so that a
+    # machine whose speed drifts over minutes (a shared VM) slows every column alike.
+    best = dict.fromkeys(columns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in columns.items():
+            best[name] = min(best[name], timed(fn))
+    return row | {name: frames / seconds for name, seconds in best.items()}
 
 
 def main() -> None:
@@ -113,7 +115,8 @@ def main() -> None:
                         help="H.264 files to measure (default: generated clips and a few conformance streams)")
     parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated clips")
     parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest is kept (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds per clip, each column timed once a round; the fastest is kept (default 3)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     parser.add_argument("--conformance", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
