@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -220,14 +221,28 @@ inline void PictureParser::store_motion(int list, int bx, int by, int w4, int h4
   if (ref >= static_cast<int>(slice_lists()[static_cast<size_t>(list)].size()))
     throw CorruptStream("ref_idx beyond the reference list");
   const size_t first = block_index(list, bx, by);
+  const ptrdiff_t stride = w4_;
   int8_t* refs = &out_.macroblocks.ref_idx[first];
   int16_t* mvs = &out_.macroblocks.mv[2 * first];
-  for (int y = 0; y < h4; ++y, refs += w4_, mvs += 2 * w4_)
-    for (int x = 0; x < w4; ++x) {
-      refs[x] = static_cast<int8_t>(ref);
-      mvs[2 * x] = mv.x;
-      mvs[2 * x + 1] = mv.y;
+  // A row of the partition in one or two stores per array: element stores one by one may alias
+  // the parser's members, which the compiler then reloads after each.
+  const uint32_t refs4 = static_cast<uint8_t>(ref) * 0x01010101u;
+  uint32_t pair;
+  std::memcpy(&pair, &mv, sizeof pair);
+  const uint64_t pairs = pair * 0x100000001ull;
+  for (int y = 0; y < h4; ++y, refs += stride, mvs += 2 * stride) {
+    if (w4 == 4) {
+      std::memcpy(refs, &refs4, 4);
+      std::memcpy(mvs, &pairs, 8);
+      std::memcpy(mvs + 4, &pairs, 8);
+    } else if (w4 == 2) {
+      std::memcpy(refs, &refs4, 2);
+      std::memcpy(mvs, &pairs, 8);
+    } else {
+      refs[0] = static_cast<int8_t>(ref);
+      std::memcpy(mvs, &pair, 4);
     }
+  }
   written_[list] |= block_rect(bx, by, w4, h4);
 }
 

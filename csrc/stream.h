@@ -90,8 +90,9 @@ class Stream : public ParameterSetLookup {
 
   // The entropy-decoded picture (picture.h), from a small cache or from a caller still holding
   // it: B pictures read their co-located picture's motion, so parsing one may parse another.
-  // Thread-safe; a picture another thread is parsing is waited for, not parsed twice. `coefficients` false accepts a
-  // picture parsed for motion only (`parse_picture`); true needs its coefficients.
+  // Thread-safe; a picture another thread is parsing is waited for, not parsed twice.
+  // `coefficients` false accepts a picture parsed for motion only (`parse_picture`); true needs
+  // its coefficients.
   std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index, bool coefficients = true) const;
   // A slice's RBSP: kept in memory, or read back from the source file.
   std::shared_ptr<const std::vector<uint8_t>> slice_rbsp(const Slice& slice) const;
