@@ -65,10 +65,6 @@ class PictureParser {
   void end_mb(int addr, MbClass cls);
 
   // ---- neighbours (6.4.9, 6.4.11) ----
-  bool mb_available(int mb_x, int mb_y) const {
-    if (mb_x < 0 || mb_y < 0 || mb_x >= w_ || mb_y >= h_) return false;
-    return out_.mb_slice[static_cast<size_t>(mb_y * w_ + mb_x)] == slice_;
-  }
   const MbState* mb_a() const { return avail_a_ ? cur_ - 1 : nullptr; }
   const MbState* mb_b() const { return avail_b_ ? cur_ - w_ : nullptr; }
   // The macroblock holding a block at (bx, by), in any block unit, relative to the current one:

@@ -147,41 +147,54 @@ void PictureParser::begin_mb(int addr) {
   g.intra_chroma_pred[static_cast<size_t>(addr)] = -1;
   decoded_ = 0;
   written_[0] = written_[1] = 0;
-  avail_a_ = mb_available(mb_x_ - 1, mb_y_);
-  avail_b_ = mb_available(mb_x_, mb_y_ - 1);
-  avail_c_ = mb_available(mb_x_ + 1, mb_y_ - 1);
-  avail_d_ = mb_available(mb_x_ - 1, mb_y_ - 1);
+  // 6.4.9: a neighbour inside the picture and in this slice (macroblocks of later slices, and
+  // those not coded yet, hold another slice number or -1).
+  const int32_t* slices = &out_.mb_slice[static_cast<size_t>(addr)];
+  const int slice = slice_;
+  const bool left = mb_x_ > 0, right = mb_x_ + 1 < w_, up = mb_y_ > 0;
+  avail_a_ = left && slices[-1] == slice;
+  avail_b_ = up && slices[-w_] == slice;
+  avail_c_ = up && right && slices[1 - w_] == slice;
+  avail_d_ = up && left && slices[-1 - w_] == slice;
   spatial_ready_ = false;
 }
 
 void PictureParser::end_mb(int addr, MbClass cls) {
   // What the macroblock left unsaid: lists (or partitions) it does not use have ref_idx -1 and
-  // zero vectors; inter macroblocks have no intra modes.
+  // zero vectors; inter macroblocks have no intra modes. Rows are addressed from pointers set
+  // once: the stores below may alias the parser's members, which would be reloaded for each.
   MacroblockGrid& g = out_.macroblocks;
+  const size_t stride = static_cast<size_t>(w4_);
+  const size_t base = block_index(0, 0, 0);
   for (int list = 0; list < 2; ++list) {
-    if (written_[list] == 0xffff) continue;
-    if (written_[list] == 0) {  // intra, or P (list 1)
-      for (int row = 0; row < 4; ++row) {
-        std::fill_n(&g.mv[2 * block_index(list, 0, row)], 8, int16_t{0});
-        std::fill_n(&g.ref_idx[block_index(list, 0, row)], 4, int8_t{-1});
+    const unsigned written = written_[list];
+    if (written == 0xffff) continue;
+    const size_t first = base + static_cast<size_t>(list * list_blocks_);
+    int8_t* refs = &g.ref_idx[first];
+    int16_t* mvs = &g.mv[2 * first];
+    if (written == 0) {  // intra, or P (list 1)
+      for (size_t row = 0; row < 4; ++row) {
+        std::memset(mvs + 2 * row * stride, 0, 8 * sizeof(int16_t));
+        std::memset(refs + row * stride, -1, 4);
       }
       continue;
     }
-    for (int b = 0; b < 16; ++b) {
-      if ((written_[list] >> b) & 1) continue;
-      const size_t i = block_index(list, b % 4, b / 4);
-      g.ref_idx[i] = -1;
-      g.mv[2 * i] = g.mv[2 * i + 1] = 0;
+    for (unsigned b = 0; b < 16; ++b) {
+      if ((written >> b) & 1) continue;
+      const size_t i = (b / 4) * stride + b % 4;
+      refs[i] = -1;
+      mvs[2 * i] = mvs[2 * i + 1] = 0;
     }
   }
   if (cls != kMbIntra) {
-    for (int row = 0; row < 4; ++row) std::fill_n(&g.intra_pred[block_index(0, 0, row)], 4, int8_t{-1});
+    int8_t* modes = &g.intra_pred[base];
+    for (size_t row = 0; row < 4; ++row) std::memset(modes + row * stride, -1, 4);
   }
   out_.mb_slice[static_cast<size_t>(addr)] = slice_;
-  for (int row = 0; row < 4; ++row)
-    std::memcpy(&out_.luma_total_coeff[block_index(0, 0, row)], &cur_->total_coeff[4 * row], 4);
-  out_.macroblocks.mb_type[static_cast<size_t>(addr)] = cls;
-  out_.macroblocks.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
+  uint8_t* totals = &out_.luma_total_coeff[base];
+  for (size_t row = 0; row < 4; ++row) std::memcpy(totals + row * stride, &cur_->total_coeff[4 * row], 4);
+  g.mb_type[static_cast<size_t>(addr)] = cls;
+  g.qp[static_cast<size_t>(addr)] = static_cast<int8_t>(qp_);
 }
 
 ParsedPicture parse_picture(const Picture& picture, const Stream& stream, bool coefficients) {
