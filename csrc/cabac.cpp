@@ -31,7 +31,7 @@ CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(
     const int8_t* mn = cabac_init_idc < 0 ? kCabacInitI[i] : kCabacInitPB[cabac_init_idc][i];
     int pre = ((mn[0] * qp) >> 4) + mn[1];  // 9.3.1.1 (arithmetic shift: floor)
     pre = pre < 1 ? 1 : (pre > 126 ? 126 : pre);
-    state_[i] = static_cast<uint8_t>(pre <= 63 ? (63 - pre) << 1 : ((pre - 64) << 1) | 1);
+    state_[i] = static_cast<CtxState>(pre <= 63 ? (63 - pre) << 1 : ((pre - 64) << 1) | 1);
   }
   init_engine();
 }
@@ -48,35 +48,42 @@ std::array<uint8_t, 128> next_states(bool lps) {
   return t;
 }
 
-}  // namespace
-
-const std::array<uint8_t, 128> CabacDecoder::kNextStateLps = next_states(true);
-const std::array<uint8_t, 128> CabacDecoder::kNextStateMps = next_states(false);
-
-void CabacDecoder::init_engine() {
-  range_ = 510;
-  const uint32_t offset = r_.u(9);
-  if (offset >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
-  window_ = offset;
-  ahead_ = 0;
+std::array<std::array<uint8_t, 4>, 128> range_tab_lps_by_state() {
+  std::array<std::array<uint8_t, 4>, 128> t{};
+  for (size_t s = 0; s < 128; ++s)
+    for (size_t q = 0; q < 4; ++q) t[s][q] = kRangeTabLps[s >> 1][q];
+  return t;
 }
 
-void CabacDecoder::refill() {
-  // Append 32 bits (zeros past the end of the data); reading beyond the data is an error only
-  // once the decoder has consumed those bits, which the bound below detects in time.
-  const size_t consumed = r_.position() - static_cast<size_t>(ahead_);
-  if (consumed > r_.size_bits()) throw CorruptStream("read past the end of a NAL unit");
-  window_ = (window_ << 32) | r_.peek(32);
-  ahead_ += 32;
-  r_.skip_unchecked(32);
+}  // namespace
+
+const std::array<uint8_t, 128> ArithmeticEngine::kNextStateLps = next_states(true);
+const std::array<uint8_t, 128> ArithmeticEngine::kNextStateMps = next_states(false);
+const std::array<std::array<uint8_t, 4>, 128> ArithmeticEngine::kRangeTabLpsByState = range_tab_lps_by_state();
+
+ArithmeticEngine ArithmeticEngine::refilled(ArithmeticEngine e, BitReader& r) {
+  // Reading beyond the data is an error only once the decoder has consumed those bits, which
+  // this bound detects in time.
+  const size_t consumed = r.position() - static_cast<size_t>(e.ahead);
+  if (consumed > r.size_bits()) throw CorruptStream("read past the end of a NAL unit");
+  e.window = (e.window << 32) | r.peek(32);
+  e.ahead += 32;
+  r.skip_unchecked(32);
+  return e;
+}
+
+void CabacDecoder::init_engine() {
+  const uint32_t offset = r_.u(9);
+  if (offset >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
+  engine_ = ArithmeticEngine{offset, 510, 0};
 }
 
 void CabacDecoder::sync_reader() {
-  const size_t consumed = r_.position() - static_cast<size_t>(ahead_);
+  const size_t consumed = r_.position() - static_cast<size_t>(engine_.ahead);
   if (consumed > r_.size_bits()) throw CorruptStream("read past the end of a NAL unit");
   r_.rewind_to(consumed);
-  window_ >>= ahead_;
-  ahead_ = 0;
+  engine_.window >>= engine_.ahead;
+  engine_.ahead = 0;
 }
 
 void CabacDecoder::restart_engine() { init_engine(); }
@@ -258,13 +265,15 @@ int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& 
     sig_base = kSignificant + cat_offset(kCtxBlockCatOffsetSignificantCoeffFlag, cat);
     last_base = kLast + cat_offset(kCtxBlockCatOffsetLastSignificantCoeffFlag, cat);
   }
+  ArithmeticEngine e = engine_;  // in registers for the block (see ArithmeticEngine)
+  CtxState* const ctx = state_.data();
   uint8_t* scan = out.scan;
   int count = 0;
   int i = 0;
   for (; i < max_num_coeff - 1; ++i) {
-    if (!decision(sig_base + sig_inc[i])) continue;
+    if (!e.decision(ctx[sig_base + sig_inc[i]], r_)) continue;
     scan[count++] = static_cast<uint8_t>(i);
-    if (decision(last_base + last_inc[i])) break;
+    if (e.decision(ctx[last_base + last_inc[i]], r_)) break;
   }
   if (i == max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
   // coeff_abs_level_minus1 (prefix TU with cMax 14 and context increments, suffix EG0 bypass)
@@ -275,17 +284,22 @@ int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& 
   int eq1 = 0, gt1 = 0;
   for (int k = count - 1; k >= 0; --k) {
     int32_t abs_minus1 = 0;
-    if (decision(abs_offset + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4)))) {
-      const int ctx = abs_offset + 5 + (gt1 < gt1_cap ? gt1 : gt1_cap);
+    if (e.decision(ctx[abs_offset + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4))], r_)) {
+      CtxState& greater = ctx[abs_offset + 5 + (gt1 < gt1_cap ? gt1 : gt1_cap)];
       abs_minus1 = 1;
-      while (abs_minus1 < 14 && decision(ctx)) ++abs_minus1;
-      if (abs_minus1 >= 14) abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
+      while (abs_minus1 < 14 && e.decision(greater, r_)) ++abs_minus1;
+      if (abs_minus1 >= 14) {
+        engine_ = e;
+        abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
+        e = engine_;
+      }
       ++gt1;
     } else {
       ++eq1;
     }
-    out.level[k] = bypass() ? -(abs_minus1 + 1) : abs_minus1 + 1;
+    out.level[k] = e.bypass(r_) ? -(abs_minus1 + 1) : abs_minus1 + 1;
   }
+  engine_ = e;
   out.count = count;
   return count;
 }

@@ -22,6 +22,71 @@ enum BlockCat : int {
   kCatLuma8x8 = 5
 };
 
+// A context variable's state (9.3.1.1): pStateIdx << 1 | valMPS. A type of its own, not uint8_t,
+// because a store through a character type may alias anything and would make the compiler
+// reload the engine's registers after every state update.
+enum class CtxState : uint8_t {};
+
+// The arithmetic decoding engine's registers (9.3.1.2). codIOffset sits in the top of `window`
+// with `ahead` further bits below it, so renormalisation is a shift and the reader is touched
+// once every 32 bits. Hot loops copy the engine into a local, which the compiler keeps in
+// registers; its only call, the refill, takes and returns it by value for that reason.
+struct ArithmeticEngine {
+  uint64_t window = 0;  // codIOffset << ahead | the next `ahead` bits of the slice data
+  uint32_t range = 510;
+  int ahead = 0;
+
+  // 9.3.3.2.1. Always inlined: it is most of the parser's time, and a call costs a quarter of it.
+  __attribute__((always_inline)) int decision(CtxState& slot, BitReader& r) {
+    const unsigned s = static_cast<unsigned>(slot);
+    const uint32_t lps = kRangeTabLpsByState[s][(range >> 6) & 3];
+    range -= lps;
+    const uint64_t scaled = uint64_t{range} << ahead;
+    int bin;
+    if (window >= scaled) {  // LPS
+      window -= scaled;
+      range = lps;
+      bin = static_cast<int>(~s & 1);
+      slot = static_cast<CtxState>(kNextStateLps[s]);
+    } else {
+      bin = static_cast<int>(s & 1);
+      slot = static_cast<CtxState>(kNextStateMps[s]);
+    }
+    renormalise(r);
+    return bin;
+  }
+  __attribute__((always_inline)) int bypass(BitReader& r) {  // 9.3.3.2.3
+    if (ahead == 0) *this = refilled(*this, r);
+    --ahead;  // one more bit joins codIOffset
+    const uint64_t scaled = uint64_t{range} << ahead;
+    if (window >= scaled) {
+      window -= scaled;
+      return 1;
+    }
+    return 0;
+  }
+  int terminate(BitReader& r) {  // 9.3.3.2.2.3
+    range -= 2;
+    if (window >= uint64_t{range} << ahead) return 1;  // no renormalisation: parsing ends here
+    renormalise(r);
+    return 0;
+  }
+  // RenormD: range back to at least 256 (range is 2..510: clz >= 23).
+  __attribute__((always_inline)) void renormalise(BitReader& r) {
+    const int shift = __builtin_clz(range) - 23;
+    range <<= shift;
+    if (ahead < shift) *this = refilled(*this, r);
+    ahead -= shift;
+  }
+  // The engine with 32 more bits appended from `r` (zeros past the end of the data).
+  static ArithmeticEngine refilled(ArithmeticEngine e, BitReader& r);
+
+  // rangeTabLPS (Table 9-44) indexed by the whole state, so a decision needs no shift.
+  static const std::array<std::array<uint8_t, 4>, 128> kRangeTabLpsByState;
+  // State transitions (Table 9-45) on the state after an LPS / an MPS.
+  static const std::array<uint8_t, 128> kNextStateLps, kNextStateMps;
+};
+
 class CabacDecoder {
  public:
   // 9.3.1.1 and 9.3.1.2: contexts for the slice (cabac_init_idc -1 for I slices), engine
@@ -32,43 +97,11 @@ class CabacDecoder {
   // Puts the reader at the first bit the arithmetic decoder has not consumed (it reads ahead).
   void sync_reader();
 
-  // 9.3.3.2.1. The engine keeps codIOffset in the top of `window_` with `ahead_` further bits
-  // below it, so renormalisation is a shift and the reader is touched once every 32 bits.
-  // Always inlined: it is most of the parser's time, and a call costs a quarter of its work.
   __attribute__((always_inline)) int decision(int ctx_idx) {
-    uint8_t& s = state_[static_cast<size_t>(ctx_idx)];
-    const uint32_t lps = kRangeTabLps[s >> 1][(range_ >> 6) & 3];
-    range_ -= lps;
-    const uint64_t scaled = uint64_t{range_} << ahead_;
-    int bin;
-    if (window_ >= scaled) {  // LPS
-      window_ -= scaled;
-      range_ = lps;
-      bin = !(s & 1);
-      s = kNextStateLps[s];
-    } else {
-      bin = s & 1;
-      s = kNextStateMps[s];
-    }
-    renormalise();
-    return bin;
+    return engine_.decision(state_[static_cast<size_t>(ctx_idx)], r_);
   }
-  int bypass() {  // 9.3.3.2.3
-    if (ahead_ == 0) refill();
-    --ahead_;  // one more bit joins codIOffset
-    const uint64_t scaled = uint64_t{range_} << ahead_;
-    if (window_ >= scaled) {
-      window_ -= scaled;
-      return 1;
-    }
-    return 0;
-  }
-  int terminate() {  // 9.3.3.2.2.3
-    range_ -= 2;
-    if (window_ >= uint64_t{range_} << ahead_) return 1;  // no renormalisation: parsing ends here
-    renormalise();
-    return 0;
-  }
+  __attribute__((always_inline)) int bypass() { return engine_.bypass(r_); }
+  int terminate() { return engine_.terminate(r_); }
 
   // Binarisations (9.3.2) with the ctxIdxInc rules of 9.3.3.1; `inc` arguments carry the
   // neighbour-dependent increments of the first bin.
@@ -97,23 +130,10 @@ class CabacDecoder {
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)
   void init_engine();
-  // RenormD: range back to at least 256 (range is 2..510: clz >= 23).
-  __attribute__((always_inline)) void renormalise() {
-    const int shift = __builtin_clz(range_) - 23;
-    range_ <<= shift;
-    if (ahead_ < shift) refill();
-    ahead_ -= shift;
-  }
-  void refill();
-
-  // State transitions (Table 9-45) on (pStateIdx << 1 | valMPS) after an LPS / an MPS.
-  static const std::array<uint8_t, 128> kNextStateLps, kNextStateMps;
 
   BitReader& r_;
-  uint32_t range_ = 510;
-  uint64_t window_ = 0;  // codIOffset << ahead_ | the next ahead_ bits of the slice data
-  int ahead_ = 0;
-  std::array<uint8_t, 1024> state_{};  // pStateIdx << 1 | valMPS
+  ArithmeticEngine engine_;
+  std::array<CtxState, 1024> state_{};
 };
 
 }  // namespace vccv
