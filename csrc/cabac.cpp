@@ -21,8 +21,6 @@ constexpr int kMbSkipP = kCtxOffsetMbSkipFlagP, kMbSkipB = kCtxOffsetMbSkipFlagB
               kSignificant8x8 = kCtxOffsetSignificantCoeffFlagCat5, kLast8x8 = kCtxOffsetLastSignificantCoeffFlagCat5,
               kAbsLevel8x8 = kCtxOffsetCoeffAbsLevelMinus1Cat5;
 
-int cat_offset(int row, BlockCat cat) { return kCtxBlockCatOffset[row][cat]; }
-
 }  // namespace
 
 CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(r) {
@@ -232,60 +230,65 @@ int32_t CabacDecoder::mb_qp_delta(bool previous_nonzero) {  // U of the mapped v
   return (k & 1) ? static_cast<int32_t>((k + 1) / 2) : -static_cast<int32_t>(k / 2);
 }
 
-bool CabacDecoder::coded_block_flag(BlockCat cat, int inc) {
-  return decision(kCodedBlockFlag + cat_offset(kCtxBlockCatOffsetCodedBlockFlag, cat) + inc);
-}
-
 namespace {
 
-// ctxIdxInc of significant_coeff_flag / last_significant_coeff_flag by scan position
-// (9.3.3.1.3): the position itself, Min(i / NumC8x8, 2) for 4:2:0 chroma DC, tables for 8x8.
-constexpr std::array<uint8_t, 64> identity_increments() {
-  std::array<uint8_t, 64> t{};
-  for (size_t i = 0; i < 64; ++i) t[i] = static_cast<uint8_t>(i);
-  return t;
-}
-constexpr std::array<uint8_t, 64> kPositionInc = identity_increments();
-constexpr uint8_t kChromaDcInc[4] = {0, 1, 2, 2};
+// What residual_block_cabac needs of a 4:2:0 frame block category, fixed at compile time.
+template <BlockCat kCat>
+struct CatContexts {
+  static constexpr bool k8x8 = kCat == kCatLuma8x8;
+  static constexpr int max_num_coeff =
+      k8x8 ? 64 : (kCat == kCatChromaDc ? 4 : (kCat == kCatLuma4x4 || kCat == kCatLumaDc ? 16 : 15));
+  static constexpr int cbf = kCodedBlockFlag + kCtxBlockCatOffset[kCtxBlockCatOffsetCodedBlockFlag][kCat];
+  static constexpr int sig =
+      k8x8 ? kSignificant8x8 : kSignificant + kCtxBlockCatOffset[kCtxBlockCatOffsetSignificantCoeffFlag][kCat];
+  static constexpr int last =
+      k8x8 ? kLast8x8 : kLast + kCtxBlockCatOffset[kCtxBlockCatOffsetLastSignificantCoeffFlag][kCat];
+  static constexpr int abs =
+      k8x8 ? kAbsLevel8x8 : kAbsLevel + kCtxBlockCatOffset[kCtxBlockCatOffsetCoeffAbsLevelMinus1][kCat];
+  static constexpr int gt1_cap = kCat == kCatChromaDc ? 3 : 4;  // ctxIdxInc of the later bins: 5 + Min(cap, gt1)
+  // ctxIdxInc of significant_coeff_flag / last_significant_coeff_flag at scan position i
+  // (9.3.3.1.3): the position itself, Min(i / NumC8x8, 2) for 4:2:0 chroma DC, tables for 8x8.
+  static int sig_inc(int i) {
+    if constexpr (k8x8) return kSignificantCoeffFlagOffset8x8Frame[i];
+    if constexpr (kCat == kCatChromaDc) return i < 2 ? i : 2;
+    return i;
+  }
+  static int last_inc(int i) {
+    if constexpr (k8x8) return kLastSignificantCoeffFlagOffset8x8[i];
+    return sig_inc(i);
+  }
+};
 
 }  // namespace
 
-int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& out) {
-  // Context indices and increments resolved once per block, so the significance loop is two
-  // table reads and two decisions per position.
-  const uint8_t *sig_inc, *last_inc;
-  int sig_base, last_base;
-  if (cat == kCatLuma8x8) {
-    sig_inc = kSignificantCoeffFlagOffset8x8Frame;
-    last_inc = kLastSignificantCoeffFlagOffset8x8;
-    sig_base = kSignificant8x8;
-    last_base = kLast8x8;
-  } else {
-    sig_inc = last_inc = cat == kCatChromaDc ? kChromaDcInc : kPositionInc.data();
-    sig_base = kSignificant + cat_offset(kCtxBlockCatOffsetSignificantCoeffFlag, cat);
-    last_base = kLast + cat_offset(kCtxBlockCatOffsetLastSignificantCoeffFlag, cat);
-  }
+template <BlockCat kCat>
+int CabacDecoder::residual_block(int cbf_inc, BlockLevels& out) {
+  using C = CatContexts<kCat>;
   ArithmeticEngine e = engine_;  // in registers for the block (see ArithmeticEngine)
   CtxState* const ctx = state_.data();
+  out.count = 0;
+  if constexpr (!C::k8x8) {  // an 8x8 block's coded_block_flag is inferred 1 (4:2:0)
+    if (!e.decision(ctx[C::cbf + cbf_inc], r_)) {
+      engine_ = e;
+      return 0;
+    }
+  }
   uint8_t* scan = out.scan;
   int count = 0;
   int i = 0;
-  for (; i < max_num_coeff - 1; ++i) {
-    if (!e.decision(ctx[sig_base + sig_inc[i]], r_)) continue;
+  for (; i < C::max_num_coeff - 1; ++i) {
+    if (!e.decision(ctx[C::sig + C::sig_inc(i)], r_)) continue;
     scan[count++] = static_cast<uint8_t>(i);
-    if (e.decision(ctx[last_base + last_inc[i]], r_)) break;
+    if (e.decision(ctx[C::last + C::last_inc(i)], r_)) break;
   }
-  if (i == max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
+  if (i == C::max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
   // coeff_abs_level_minus1 (prefix TU with cMax 14 and context increments, suffix EG0 bypass)
   // and coeff_sign_flag, from the last significant position back to the first.
-  const int abs_offset =
-      cat == kCatLuma8x8 ? kAbsLevel8x8 : kAbsLevel + cat_offset(kCtxBlockCatOffsetCoeffAbsLevelMinus1, cat);
-  const int gt1_cap = cat == kCatChromaDc ? 3 : 4;
   int eq1 = 0, gt1 = 0;
   for (int k = count - 1; k >= 0; --k) {
     int32_t abs_minus1 = 0;
-    if (e.decision(ctx[abs_offset + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4))], r_)) {
-      CtxState& greater = ctx[abs_offset + 5 + (gt1 < gt1_cap ? gt1 : gt1_cap)];
+    if (e.decision(ctx[C::abs + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4))], r_)) {
+      CtxState& greater = ctx[C::abs + 5 + (gt1 < C::gt1_cap ? gt1 : C::gt1_cap)];
       abs_minus1 = 1;
       while (abs_minus1 < 14 && e.decision(greater, r_)) ++abs_minus1;
       if (abs_minus1 >= 14) {
@@ -302,6 +305,24 @@ int CabacDecoder::residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& 
   engine_ = e;
   out.count = count;
   return count;
+}
+
+int CabacDecoder::residual_block(BlockCat cat, int cbf_inc, BlockLevels& out) {
+  switch (cat) {
+    case kCatLumaDc:
+      return residual_block<kCatLumaDc>(cbf_inc, out);
+    case kCatLumaAc:
+      return residual_block<kCatLumaAc>(cbf_inc, out);
+    case kCatLuma4x4:
+      return residual_block<kCatLuma4x4>(cbf_inc, out);
+    case kCatChromaDc:
+      return residual_block<kCatChromaDc>(cbf_inc, out);
+    case kCatChromaAc:
+      return residual_block<kCatChromaAc>(cbf_inc, out);
+    case kCatLuma8x8:
+      break;
+  }
+  return residual_block<kCatLuma8x8>(cbf_inc, out);
 }
 
 }  // namespace vccv

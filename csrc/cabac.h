@@ -122,14 +122,15 @@ class CabacDecoder {
   int32_t mb_qp_delta(bool previous_nonzero);
   bool end_of_slice_flag() { return terminate() != 0; }
 
-  // residual_block_cabac (7.3.5.3.3) after coded_block_flag: the nonzero levels of a coded
-  // block (scan positions 0 .. max_num_coeff-1) into `out`; returns their number.
-  bool coded_block_flag(BlockCat cat, int inc);
-  int residual_levels(BlockCat cat, int max_num_coeff, BlockLevels& out);
+  // residual_block_cabac (7.3.5.3.3): coded_block_flag (inferred 1 for 8x8 blocks) with the
+  // increment `cbf_inc`, then the block's nonzero levels into `out`; returns their number.
+  int residual_block(BlockCat cat, int cbf_inc, BlockLevels& out);
 
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)
   void init_engine();
+  template <BlockCat kCat>
+  int residual_block(int cbf_inc, BlockLevels& out);
 
   BitReader& r_;
   ArithmeticEngine engine_;

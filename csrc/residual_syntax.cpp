@@ -54,9 +54,7 @@ int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coe
     const int end = cat == kCatLumaAc || cat == kCatChromaAc ? 14 : size - 1;
     return read_residual_block_cavlc(*r_, nc, 0, end, size, out);
   }
-  out.count = 0;
-  if (cat != kCatLuma8x8 && !cabac_->coded_block_flag(cat, cbf_inc)) return 0;
-  return cabac_->residual_levels(cat, max_num_coeff, out);
+  return cabac_->residual_block(cat, cbf_inc, out);
 }
 
 void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma,
