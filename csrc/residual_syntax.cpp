@@ -101,10 +101,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         const int count = read_block(kCatLuma8x8, 0, 0, 64, levels);
         // The block's coefficient count goes to its top-left 4x4 (CAVLC splits it over four).
         cur_->total_coeff[kBlockY[i8 * 4] * 4 + kBlockX[i8 * 4]] = static_cast<uint8_t>(count);
-        for (int i4 = 0; i4 < 4; ++i4) {  // the 8x8 block's coded_block_flag, inferred 1
-          const int blk = i8 * 4 + i4;
-          cur_->cbf_luma |= static_cast<uint16_t>(1u << (kBlockY[blk] * 4 + kBlockX[blk]));
-        }
+        // The 8x8 block's coded_block_flag, inferred 1, for its four 4x4 blocks (raster bits).
+        cur_->cbf_luma |= static_cast<uint16_t>(0x33u << ((i8 & 1) * 2 + (i8 >> 1) * 8));
       } else {
         levels.count = 0;
         BlockLevels sub;
@@ -120,6 +118,9 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       if (coefficients_) emit8x8(levels, intra ? 0 : 1, (i8 % 2) * 8, (i8 / 2) * 8);
       continue;
     }
+    // An uncoded 8x8 quadrant keeps the zero TotalCoeff and coded_block_flags its MbState
+    // started with; only an Intra16x16 DC may still give its blocks coefficients.
+    if (!coded && !(i16 && coefficients_)) continue;
     for (int i4 = 0; i4 < 4; ++i4) {
       const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
       int total = 0;
@@ -131,30 +132,33 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
                                      2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1)
                                : 0;
         total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
-        if (total > 0) cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
+        if (total > 0) {
+          cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
+          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+        }
       }
-      cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
       if (!coefficients_ || (total == 0 && !(i16 && dc[by * 4 + bx] != 0))) continue;
       emit4x4(levels, i16, i16 ? dc[by * 4 + bx] : 0, ls_y, qp_, 0, 4 * bx, 4 * by);
     }
   }
-  // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component.
+  // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component (cbp_chroma 2).
+  // Uncoded blocks keep the zero TotalCoeff and coded_block_flags of their MbState.
+  if (cbp_chroma == 0) return;
   int32_t chroma_dc[2][4] = {};
-  int qpc[2];
+  int qpc[2] = {};
   static constexpr uint8_t kRaster2x2[4] = {0, 1, 2, 3};
   for (int plane = 0; plane < 2; ++plane) {
-    qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
-    if (!(cbp_chroma & 3)) continue;
     if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
       cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
     if (!coefficients_) continue;
+    qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
     int32_t c[4] = {};
     scatter_dc(levels, kRaster2x2, c);
     const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
     chroma_dc_transform(c, qpc[plane], ls[0], chroma_dc[plane]);
   }
+  if (!(cbp_chroma & 2) && !coefficients_) return;
   for (int plane = 0; plane < 2; ++plane) {
-    const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
     for (int blk = 0; blk < 4; ++blk) {
       const int bx = blk % 2, by = blk / 2;
       int total = 0;
@@ -164,10 +168,13 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
             cabac_ ? 0 : predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
         const int inc = cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
         total = read_block(kCatChromaAc, nc, inc, 15, levels);
-        if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
+        if (total > 0) {
+          cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
+          cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
+        }
       }
-      cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
       if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
+      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
       emit4x4(levels, true, chroma_dc[plane][blk], ls, qpc[plane], 1 + plane, 4 * bx, 4 * by);
     }
   }
