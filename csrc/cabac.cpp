@@ -202,15 +202,25 @@ uint32_t CabacDecoder::unary_exp_golomb_bypass(int k) {  // 9.3.2.3, the suffix
 }
 
 int32_t CabacDecoder::mvd(int comp, int abs_sum) {  // UEG3, signed, uCoff 9
-  const int offset = comp == 0 ? kMvdX : kMvdY;
+  CtxState* const ctx = state_.data() + (comp == 0 ? kMvdX : kMvdY);
   const int inc0 = abs_sum < 3 ? 0 : (abs_sum > 32 ? 2 : 1);
-  if (!decision(offset + inc0)) return 0;
+  ArithmeticEngine e = engine_;  // in registers for the element (see ArithmeticEngine)
+  if (!e.decision(ctx[inc0], r_)) {
+    engine_ = e;
+    return 0;
+  }
   int32_t prefix = 1;
   static const int kInc[9] = {0, 3, 4, 5, 6, 6, 6, 6, 6};
-  while (prefix < 9 && decision(offset + kInc[prefix])) ++prefix;
+  while (prefix < 9 && e.decision(ctx[kInc[prefix]], r_)) ++prefix;
   int32_t value = prefix;
-  if (prefix >= 9) value += static_cast<int32_t>(unary_exp_golomb_bypass(3));
-  return bypass() ? -value : value;
+  if (prefix >= 9) {
+    engine_ = e;
+    value += static_cast<int32_t>(unary_exp_golomb_bypass(3));
+    e = engine_;
+  }
+  const bool negative = e.bypass(r_);
+  engine_ = e;
+  return negative ? -value : value;
 }
 
 uint32_t CabacDecoder::coded_block_pattern_luma_bin(int inc) { return static_cast<uint32_t>(decision(kCbpLuma + inc)); }
