@@ -49,7 +49,10 @@ void PictureParser::spatial_setup() {
 }
 
 void PictureParser::derive_direct(unsigned quadrants) {
-  if (sh_->direct_spatial_mv_pred) spatial_setup();
+  if (sh_->direct_spatial_mv_pred) {
+    spatial_setup();
+    if (sps_.direct_8x8_inference) return spatial_direct_8x8(quadrants);
+  }
   for (int q = 0; q < 4; ++q) {
     if (!((quadrants >> q) & 1)) continue;
     const int qx = 2 * (q % 2), qy = 2 * (q / 2);
@@ -58,6 +61,33 @@ void PictureParser::derive_direct(unsigned quadrants) {
     } else {
       for (int k = 0; k < 4; ++k) direct_block(colocated(qx + k % 2, qy + k / 2), qx + k % 2, qy + k / 2, 1);
     }
+  }
+}
+
+void PictureParser::spatial_direct_8x8(unsigned quadrants) {
+  // colZeroFlag of each quadrant (bit q), from its corner block; needed only where a list
+  // predicts from reference 0, and always 0 when RefPicList1[0] is a long-term picture.
+  unsigned col_zero = 0;
+  if (!direct_zero_ && (spatial_ref_[0] == 0 || spatial_ref_[1] == 0) && !slice_lists()[1][0].long_term) {
+    for (int q = 0; q < 4; ++q) {
+      if (!((quadrants >> q) & 1)) continue;
+      const Colocated col = colocated(3 * (q % 2), 3 * (q / 2));
+      if (col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 && col.mv.y >= -1 && col.mv.y <= 1) col_zero |= 1u << q;
+    }
+  }
+  for (int list = 0; list < 2; ++list) {
+    const int ref = spatial_ref_[list];
+    const bool moving = ref >= 0 && !direct_zero_;
+    // Quadrants whose vector is zero although the list predicts one (ref 0 and a still co-located block).
+    const unsigned still = ref == 0 ? col_zero & quadrants : 0;
+    if (quadrants == 0xf && (still == 0 || still == 0xf)) {  // one motion for the whole macroblock
+      store_motion(list, 0, 0, 4, 4, ref, moving && still == 0 ? spatial_mvp_[list] : Mv{});
+      continue;
+    }
+    for (int q = 0; q < 4; ++q)
+      if ((quadrants >> q) & 1)
+        store_motion(list, 2 * (q % 2), 2 * (q / 2), 2, 2, ref,
+                     moving && !((still >> q) & 1) ? spatial_mvp_[list] : Mv{});
   }
 }
 

@@ -127,6 +127,9 @@ class PictureParser {
   // With direct_8x8_inference every 4x4 block of a quadrant uses the quadrant's corner block,
   // so the motion is derived once per quadrant and stored for its four blocks.
   void derive_direct(unsigned quadrants);
+  // Spatial direct with direct_8x8_inference: the quadrants' motion, stored as one 16x16
+  // partition per list where all four quadrants of the macroblock share it.
+  void spatial_direct_8x8(unsigned quadrants);
   // Direct motion of the size x size 4x4 blocks at (bx, by) in the MB from its co-located block.
   void direct_block(const Colocated& col, int bx, int by, int size);
   // 8.4.1.2.3: DistScaleFactor of each RefPicList0 entry, once per temporal-direct B slice
