@@ -55,12 +55,12 @@ class BitReader {
   // The next `bits` (1..32) bits without consuming them; zeros past the end of the data.
   uint32_t peek(int bits) const {
     const size_t byte = pos_ >> 3;
-    if (pos_ >= size_bits_) return 0;
     uint64_t window;
-    if (byte + 8 <= size_bytes_) {  // fast path: one unaligned big-endian load
+    if (byte + 8 <= size_bytes_) {  // fast path (so pos_ < size_bits_): one unaligned big-endian load
       std::memcpy(&window, data_ + byte, 8);
       window = __builtin_bswap64(window);
     } else {
+      if (pos_ >= size_bits_) return 0;
       window = tail_window(byte);
     }
     // At least 57 valid bits remain after dropping those consumed in the first byte.

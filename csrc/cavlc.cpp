@@ -55,12 +55,10 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
                         std::to_string(end_idx - start_idx + 1));
 
   int32_t level[16];
+  const uint32_t signs = r.u(trailing_ones);  // trailing_ones_sign_flag of each, first one first
+  for (int i = 0; i < trailing_ones; ++i) level[i] = (signs >> (trailing_ones - 1 - i)) & 1 ? -1 : 1;
   int suffix_length = total_coeff > 10 && trailing_ones < 3 ? 1 : 0;
-  for (int i = 0; i < total_coeff; ++i) {
-    if (i < trailing_ones) {
-      level[i] = r.u(1) ? -1 : 1;  // trailing_ones_sign_flag
-      continue;
-    }
+  for (int i = trailing_ones; i < total_coeff; ++i) {
     // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
     const int level_prefix = r.count_leading_zeros(25);
     if (level_prefix < 0) throw CorruptStream("level_prefix too long");
