@@ -223,10 +223,20 @@ int32_t CabacDecoder::mvd(int comp, int abs_sum) {  // UEG3, signed, uCoff 9
   return negative ? -value : value;
 }
 
-uint32_t CabacDecoder::coded_block_pattern_luma_bin(int inc) { return static_cast<uint32_t>(decision(kCbpLuma + inc)); }
-
-uint32_t CabacDecoder::coded_block_pattern_chroma_bin(int bin, int inc) {
-  return static_cast<uint32_t>(decision(kCbpChroma + (bin == 0 ? 0 : 4) + inc));
+uint32_t CabacDecoder::coded_block_pattern(const CbpContexts& n) {  // FL prefix, 4 bins; TU suffix, cMax 2 (9.3.2.6)
+  ArithmeticEngine e = engine_;  // in registers for the element (see ArithmeticEngine)
+  CtxState* const ctx = state_.data();
+  uint32_t luma = 0;
+  for (int b8 = 0; b8 < 4; ++b8) {
+    // condTermFlagN inside the macroblock: the 8x8 block to the left / above came out uncoded.
+    const uint32_t a = (b8 & 1) ? ~(luma >> (b8 - 1)) & 1 : (n.luma_a >> b8) & 1;
+    const uint32_t b = (b8 & 2) ? ~(luma >> (b8 - 2)) & 1 : (n.luma_b >> b8) & 1;
+    luma |= static_cast<uint32_t>(e.decision(ctx[kCbpLuma + a + 2 * b], r_)) << b8;
+  }
+  uint32_t chroma = static_cast<uint32_t>(e.decision(ctx[kCbpChroma + n.chroma[0]], r_));
+  if (chroma) chroma += static_cast<uint32_t>(e.decision(ctx[kCbpChroma + 4 + n.chroma[1]], r_));
+  engine_ = e;
+  return luma | chroma << 4;
 }
 
 int32_t CabacDecoder::mb_qp_delta(bool previous_nonzero) {  // U of the mapped value (Table 9-3)
@@ -243,6 +253,20 @@ int32_t CabacDecoder::mb_qp_delta(bool previous_nonzero) {  // U of the mapped v
 namespace {
 
 // What residual_block_cabac needs of a 4:2:0 frame block category, fixed at compile time.
+// ctxIdxInc of coeff_abs_level_minus1 (9.3.3.1.3) as a walk over eight nodes instead of two counters
+// and their comparisons per level: node n < 4 stands for numDecodAbsLevelGt1 = 0 and
+// numDecodAbsLevelEq1 = Min(n, 3), n >= 4 for numDecodAbsLevelGt1 = Min(n - 3, 4).
+struct LevelNodes {
+  // First bin: ((numDecodAbsLevelGt1 != 0) ? 0 : Min(4, 1 + numDecodAbsLevelEq1)).
+  uint8_t first_inc[8] = {1, 2, 3, 4, 0, 0, 0, 0};
+  // Later bins: 5 + Min(4 - (ctxBlockCat == 3), numDecodAbsLevelGt1).
+  uint8_t greater_inc[8] = {5, 5, 5, 5, 6, 7, 8, 9};
+  uint8_t greater_inc_chroma_dc[8] = {5, 5, 5, 5, 6, 7, 8, 8};
+  uint8_t after_one[8] = {1, 2, 3, 3, 4, 5, 6, 7};      // a level of 1 was decoded
+  uint8_t after_greater[8] = {4, 4, 4, 4, 5, 6, 7, 7};  // a level above 1 was decoded
+};
+constexpr LevelNodes kLevelNodes{};
+
 template <BlockCat kCat>
 struct CatContexts {
   static constexpr bool k8x8 = kCat == kCatLuma8x8;
@@ -255,7 +279,7 @@ struct CatContexts {
       k8x8 ? kLast8x8 : kLast + kCtxBlockCatOffset[kCtxBlockCatOffsetLastSignificantCoeffFlag][kCat];
   static constexpr int abs =
       k8x8 ? kAbsLevel8x8 : kAbsLevel + kCtxBlockCatOffset[kCtxBlockCatOffsetCoeffAbsLevelMinus1][kCat];
-  static constexpr int gt1_cap = kCat == kCatChromaDc ? 3 : 4;  // ctxIdxInc of the later bins: 5 + Min(cap, gt1)
+  static constexpr int gt1_cap = kCat == kCatChromaDc ? 3 : 4;  // see LevelNodes
   // ctxIdxInc of significant_coeff_flag / last_significant_coeff_flag at scan position i
   // (9.3.3.1.3): the position itself, Min(i / NumC8x8, 2) for 4:2:0 chroma DC, tables for 8x8.
   static int sig_inc(int i) {
@@ -294,11 +318,13 @@ int CabacDecoder::residual_block(int cbf_inc, BlockLevels& out) {
   if (i == C::max_num_coeff - 1) scan[count++] = static_cast<uint8_t>(i);  // significant by inference
   // coeff_abs_level_minus1 (prefix TU with cMax 14 and context increments, suffix EG0 bypass)
   // and coeff_sign_flag, from the last significant position back to the first.
-  int eq1 = 0, gt1 = 0;
+  int node = 0;  // see kLevelNodes
   for (int k = count - 1; k >= 0; --k) {
     int32_t abs_minus1 = 0;
-    if (e.decision(ctx[C::abs + (gt1 != 0 ? 0 : (eq1 + 1 < 4 ? eq1 + 1 : 4))], r_)) {
-      CtxState& greater = ctx[C::abs + 5 + (gt1 < C::gt1_cap ? gt1 : C::gt1_cap)];
+    if (e.decision(ctx[C::abs + kLevelNodes.first_inc[node]], r_)) {
+      CtxState& greater =
+          ctx[C::abs + (C::gt1_cap == 3 ? kLevelNodes.greater_inc_chroma_dc[node] : kLevelNodes.greater_inc[node])];
+      node = kLevelNodes.after_greater[node];
       abs_minus1 = 1;
       while (abs_minus1 < 14 && e.decision(greater, r_)) ++abs_minus1;
       if (abs_minus1 >= 14) {
@@ -306,9 +332,8 @@ int CabacDecoder::residual_block(int cbf_inc, BlockLevels& out) {
         abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
         e = engine_;
       }
-      ++gt1;
     } else {
-      ++eq1;
+      node = kLevelNodes.after_one[node];
     }
     out.level[k] = e.bypass(r_) ? -(abs_minus1 + 1) : abs_minus1 + 1;
   }

@@ -87,6 +87,14 @@ struct ArithmeticEngine {
   static const std::array<uint8_t, 128> kNextStateLps, kNextStateMps;
 };
 
+// What coded_block_pattern's ctxIdxInc (9.3.3.1.1.4) takes from macroblocks A and B: condTermFlagA
+// of 8x8 blocks 0 and 2 (bits 0 and 2, from A's blocks 1 and 3), condTermFlagB of blocks 0 and 1
+// (bits 0 and 1, from B's blocks 2 and 3), and the whole increment of each chroma bin.
+struct CbpContexts {
+  uint32_t luma_a = 0, luma_b = 0;
+  int chroma[2] = {0, 0};
+};
+
 class CabacDecoder {
  public:
   // 9.3.1.1 and 9.3.1.2: contexts for the slice (cabac_init_idc -1 for I slices), engine
@@ -116,9 +124,8 @@ class CabacDecoder {
   uint32_t rem_intra_pred_mode();
   uint32_t intra_chroma_pred_mode(int inc);
   uint32_t ref_idx(int inc);
-  int32_t mvd(int comp, int abs_sum);  // comp 0: x (ctxIdxOffset 40), 1: y (47)
-  uint32_t coded_block_pattern_luma_bin(int inc);
-  uint32_t coded_block_pattern_chroma_bin(int bin, int inc);
+  int32_t mvd(int comp, int abs_sum);                  // comp 0: x (ctxIdxOffset 40), 1: y (47)
+  uint32_t coded_block_pattern(const CbpContexts& n);  // luma in bits 0-3, chroma in bits 4-5
   int32_t mb_qp_delta(bool previous_nonzero);
   bool end_of_slice_flag() { return terminate() != 0; }
 

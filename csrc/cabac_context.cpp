@@ -38,22 +38,22 @@ int PictureParser::transform_8x8_inc() const {
   return (mb_a() && mb_a()->transform_8x8) + (mb_b() && mb_b()->transform_8x8);
 }
 
-int PictureParser::cbp_luma_inc(int b8, uint32_t so_far) const {
-  auto cond = [&](const MbState* n, int b8n, bool inside) -> int {
-    if (inside) return ((so_far >> b8n) & 1) == 0;
+CbpContexts PictureParser::cbp_contexts() const {
+  // condTermFlagN of a luma 8x8 block of neighbour n: 0 when n is unavailable or I_PCM, 1 when
+  // it is skipped or its block carries no residual.
+  auto luma = [](const MbState* n, int b8n) -> uint32_t {
     if (!n || n->pcm) return 0;
     return n->skip || ((n->cbp_luma >> b8n) & 1) == 0;
   };
-  const int a = b8 % 2 == 1 ? cond(nullptr, b8 - 1, true) : cond(mb_a(), b8 + 1, false);
-  const int b = b8 / 2 == 1 ? cond(nullptr, b8 - 2, true) : cond(mb_b(), b8 + 2, false);
-  return a + 2 * b;
-}
-
-int PictureParser::cbp_chroma_inc(int bin) const {
-  auto cond = [bin](const MbState* n) {
+  auto chroma = [](const MbState* n, int bin) -> int {
     return n && (n->pcm || (!n->skip && (bin == 0 ? n->cbp_chroma != 0 : n->cbp_chroma == 2)));
   };
-  return cond(mb_a()) + 2 * cond(mb_b());
+  const MbState *a = mb_a(), *b = mb_b();
+  CbpContexts c;
+  c.luma_a = luma(a, 1) | luma(a, 3) << 2;
+  c.luma_b = luma(b, 2) | luma(b, 3) << 1;
+  for (int bin = 0; bin < 2; ++bin) c.chroma[bin] = chroma(a, bin) + 2 * chroma(b, bin);
+  return c;
 }
 
 int PictureParser::cbf_luma_cond(int bx, int by) const {

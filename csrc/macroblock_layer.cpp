@@ -121,10 +121,9 @@ void PictureParser::macroblock_layer(int addr) {
   uint32_t cbp_luma = t.cbp_luma, cbp_chroma = t.cbp_chroma;
   if (t.kind != MbKind::kIntra16x16) {
     if (cabac_) {  // FL luma prefix (4 bins), TU chroma suffix (9.3.2.6)
-      cbp_luma = 0;
-      for (int b8 = 0; b8 < 4; ++b8) cbp_luma |= cabac_->coded_block_pattern_luma_bin(cbp_luma_inc(b8, cbp_luma)) << b8;
-      cbp_chroma = cabac_->coded_block_pattern_chroma_bin(0, cbp_chroma_inc(0));
-      if (cbp_chroma) cbp_chroma += cabac_->coded_block_pattern_chroma_bin(1, cbp_chroma_inc(1));
+      const uint32_t cbp = cabac_->coded_block_pattern(cbp_contexts());
+      cbp_luma = cbp & 15;
+      cbp_chroma = cbp >> 4;
     } else {
       const uint32_t cbp = read_coded_block_pattern_cavlc(r, t.kind == MbKind::kIntra4x4);
       cbp_luma = cbp & 15;

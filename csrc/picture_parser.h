@@ -145,9 +145,7 @@ class PictureParser {
   int mb_type_inc() const;
   int chroma_pred_mode_inc() const;
   int transform_8x8_inc() const;
-  // coded_block_pattern luma bin of 8x8 block b8 (9.3.3.1.1.4); `so_far` holds earlier bins.
-  int cbp_luma_inc(int b8, uint32_t so_far) const;
-  int cbp_chroma_inc(int bin) const;
+  CbpContexts cbp_contexts() const;  // coded_block_pattern (9.3.3.1.1.4)
   // The macroblock holding luma location (x, y) relative to the current one (itself, or its
   // left or upper neighbour: x and y are never both negative) and the raster index of the 4x4
   // block there; null when that macroblock is not available.
