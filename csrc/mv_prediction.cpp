@@ -13,6 +13,10 @@ int median3(int a, int b, int c) { return std::max(std::min(a, b), std::min(std:
 }  // namespace
 
 Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) const {
+  // A whole-macroblock partition: its neighbours lie outside the macroblock at fixed places, so
+  // neighbour() reduces to the availability of A, B, C and D.
+  if (w == 16 && shape == 0)
+    return median_prediction(neighbour(list, -1, 0), neighbour(list, 0, -1), neighbour_c16(list), ref);
   const Neighbour a = neighbour(list, x - 1, y);
   const Neighbour b = neighbour(list, x, y - 1);
   Neighbour c = neighbour(list, x + w, y - 1);
