@@ -252,7 +252,6 @@ int32_t CabacDecoder::mb_qp_delta(bool previous_nonzero) {  // U of the mapped v
 
 namespace {
 
-// What residual_block_cabac needs of a 4:2:0 frame block category, fixed at compile time.
 // ctxIdxInc of coeff_abs_level_minus1 (9.3.3.1.3) as a walk over eight nodes instead of two counters
 // and their comparisons per level: node n < 4 stands for numDecodAbsLevelGt1 = 0 and
 // numDecodAbsLevelEq1 = Min(n, 3), n >= 4 for numDecodAbsLevelGt1 = Min(n - 3, 4).
@@ -267,6 +266,7 @@ struct LevelNodes {
 };
 constexpr LevelNodes kLevelNodes{};
 
+// What residual_block_cabac needs of a 4:2:0 frame block category, fixed at compile time.
 template <BlockCat kCat>
 struct CatContexts {
   static constexpr bool k8x8 = kCat == kCatLuma8x8;

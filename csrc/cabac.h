@@ -105,6 +105,8 @@ class CabacDecoder {
   // Puts the reader at the first bit the arithmetic decoder has not consumed (it reads ahead).
   void sync_reader();
 
+  // Single bins on the decoder's engine (9.3.3.2), for one-bin elements and the tests; elements
+  // of several bins run on a local copy of the engine instead (see ArithmeticEngine).
   __attribute__((always_inline)) int decision(int ctx_idx) {
     return engine_.decision(state_[static_cast<size_t>(ctx_idx)], r_);
   }
