@@ -213,11 +213,7 @@ int32_t CabacDecoder::mvd(int comp, int abs_sum) {  // UEG3, signed, uCoff 9
   static const int kInc[9] = {0, 3, 4, 5, 6, 6, 6, 6, 6};
   while (prefix < 9 && e.decision(ctx[kInc[prefix]], r_)) ++prefix;
   int32_t value = prefix;
-  if (prefix >= 9) {
-    engine_ = e;
-    value += static_cast<int32_t>(unary_exp_golomb_bypass(3));
-    e = engine_;
-  }
+  if (prefix >= 9) value += static_cast<int32_t>(exp_golomb_bypass(e, 3));
   const bool negative = e.bypass(r_);
   engine_ = e;
   return negative ? -value : value;
@@ -279,7 +275,6 @@ struct CatContexts {
       k8x8 ? kLast8x8 : kLast + kCtxBlockCatOffset[kCtxBlockCatOffsetLastSignificantCoeffFlag][kCat];
   static constexpr int abs =
       k8x8 ? kAbsLevel8x8 : kAbsLevel + kCtxBlockCatOffset[kCtxBlockCatOffsetCoeffAbsLevelMinus1][kCat];
-  static constexpr int gt1_cap = kCat == kCatChromaDc ? 3 : 4;  // see LevelNodes
   // ctxIdxInc of significant_coeff_flag / last_significant_coeff_flag at scan position i
   // (9.3.3.1.3): the position itself, Min(i / NumC8x8, 2) for 4:2:0 chroma DC, tables for 8x8.
   static int sig_inc(int i) {
@@ -322,16 +317,12 @@ int CabacDecoder::residual_block(int cbf_inc, BlockLevels& out) {
   for (int k = count - 1; k >= 0; --k) {
     int32_t abs_minus1 = 0;
     if (e.decision(ctx[C::abs + kLevelNodes.first_inc[node]], r_)) {
-      CtxState& greater =
-          ctx[C::abs + (C::gt1_cap == 3 ? kLevelNodes.greater_inc_chroma_dc[node] : kLevelNodes.greater_inc[node])];
+      CtxState& greater = ctx[C::abs + (kCat == kCatChromaDc ? kLevelNodes.greater_inc_chroma_dc[node]
+                                                             : kLevelNodes.greater_inc[node])];
       node = kLevelNodes.after_greater[node];
       abs_minus1 = 1;
       while (abs_minus1 < 14 && e.decision(greater, r_)) ++abs_minus1;
-      if (abs_minus1 >= 14) {
-        engine_ = e;
-        abs_minus1 += static_cast<int32_t>(unary_exp_golomb_bypass(0));
-        e = engine_;
-      }
+      if (abs_minus1 >= 14) abs_minus1 += static_cast<int32_t>(exp_golomb_bypass(e, 0));
     } else {
       node = kLevelNodes.after_one[node];
     }

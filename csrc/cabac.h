@@ -137,6 +137,14 @@ class CabacDecoder {
 
  private:
   uint32_t unary_exp_golomb_bypass(int k);  // the Exp-Golomb suffix of UEGk (9.3.2.3)
+  // The same for a caller holding the engine in the local `e`: the rare suffix runs on the
+  // decoder's own copy, so that `e` keeps out of memory.
+  uint32_t exp_golomb_bypass(ArithmeticEngine& e, int k) {
+    engine_ = e;
+    const uint32_t value = unary_exp_golomb_bypass(k);
+    e = engine_;
+    return value;
+  }
   void init_engine();
   template <BlockCat kCat>
   int residual_block(int cbf_inc, BlockLevels& out);

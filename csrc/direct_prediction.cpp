@@ -64,43 +64,41 @@ void PictureParser::derive_direct(unsigned quadrants) {
   }
 }
 
+bool PictureParser::col_zero_flag(const Colocated& col) const {  // 8.4.1.2.2
+  return !slice_lists()[1][0].long_term && col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 && col.mv.y >= -1 &&
+         col.mv.y <= 1;
+}
+
+Mv PictureParser::spatial_mv(int list, bool col_zero) const {  // 8.4.1.2.2
+  const int ref = spatial_ref_[list];
+  return ref >= 0 && !direct_zero_ && !(ref == 0 && col_zero) ? spatial_mvp_[list] : Mv{};
+}
+
 void PictureParser::spatial_direct_8x8(unsigned quadrants) {
-  // colZeroFlag of each quadrant (bit q), from its corner block; needed only where a list
-  // predicts from reference 0, and always 0 when RefPicList1[0] is a long-term picture.
+  // colZeroFlag of each quadrant (bit q), from its corner block: it matters only where a list
+  // predicts from reference 0.
   unsigned col_zero = 0;
-  if (!direct_zero_ && (spatial_ref_[0] == 0 || spatial_ref_[1] == 0) && !slice_lists()[1][0].long_term) {
-    for (int q = 0; q < 4; ++q) {
-      if (!((quadrants >> q) & 1)) continue;
-      const Colocated col = colocated(3 * (q % 2), 3 * (q / 2));
-      if (col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 && col.mv.y >= -1 && col.mv.y <= 1) col_zero |= 1u << q;
-    }
+  if (!direct_zero_ && (spatial_ref_[0] == 0 || spatial_ref_[1] == 0)) {
+    for (int q = 0; q < 4; ++q)
+      if (((quadrants >> q) & 1) && col_zero_flag(colocated(3 * (q % 2), 3 * (q / 2)))) col_zero |= 1u << q;
   }
   for (int list = 0; list < 2; ++list) {
-    const int ref = spatial_ref_[list];
-    const bool moving = ref >= 0 && !direct_zero_;
-    // Quadrants whose vector is zero although the list predicts one (ref 0 and a still co-located block).
-    const unsigned still = ref == 0 ? col_zero & quadrants : 0;
-    if (quadrants == 0xf && (still == 0 || still == 0xf)) {  // one motion for the whole macroblock
-      store_motion(list, 0, 0, 4, 4, ref, moving && still == 0 ? spatial_mvp_[list] : Mv{});
+    const unsigned still = spatial_ref_[list] == 0 ? col_zero & quadrants : 0;  // the flags this list obeys
+    if (quadrants == 0xf && (still == 0 || still == 0xf)) {                     // one motion for the whole macroblock
+      store_motion(list, 0, 0, 4, 4, spatial_ref_[list], spatial_mv(list, still != 0));
       continue;
     }
     for (int q = 0; q < 4; ++q)
       if ((quadrants >> q) & 1)
-        store_motion(list, 2 * (q % 2), 2 * (q / 2), 2, 2, ref,
-                     moving && !((still >> q) & 1) ? spatial_mvp_[list] : Mv{});
+        store_motion(list, 2 * (q % 2), 2 * (q / 2), 2, 2, spatial_ref_[list], spatial_mv(list, (still >> q) & 1));
   }
 }
 
 void PictureParser::direct_block(const Colocated& col, int bx, int by, int size) {
   if (sh_->direct_spatial_mv_pred) {  // 8.4.1.2.2
-    const bool col_zero = !slice_lists()[1][0].long_term && col.ref == 0 && col.mv.x >= -1 && col.mv.x <= 1 &&
-                          col.mv.y >= -1 && col.mv.y <= 1;
-    for (int list = 0; list < 2; ++list) {
-      const int ref = spatial_ref_[list];
-      Mv mv;
-      if (ref >= 0 && !direct_zero_ && !(ref == 0 && col_zero)) mv = spatial_mvp_[list];
-      store_motion(list, bx, by, size, size, ref, mv);
-    }
+    const bool col_zero = col_zero_flag(col);
+    for (int list = 0; list < 2; ++list)
+      store_motion(list, bx, by, size, size, spatial_ref_[list], spatial_mv(list, col_zero));
     return;
   }
   // 8.4.1.2.3 temporal: list 0 refers to the co-located block's reference picture.

@@ -123,6 +123,9 @@ class PictureParser {
   Colocated colocated(int bx, int by) const;
   // 8.4.1.2.2: reference indices and predicted vectors, once per MB from its neighbours.
   void spatial_setup();
+  bool col_zero_flag(const Colocated& col) const;  // colZeroFlag (8.4.1.2.2)
+  // A list's spatial direct vector after spatial_setup(), for a block with colZeroFlag `col_zero`.
+  Mv spatial_mv(int list, bool col_zero) const;
   // Vectors of the direct 8x8 quadrants in `quadrants` (bit i: quadrant i) of the current MB.
   // With direct_8x8_inference every 4x4 block of a quadrant uses the quadrant's corner block,
   // so the motion is derived once per quadrant and stored for its four blocks.
