@@ -16,15 +16,13 @@ void render_residual(const CoefficientBlocks& blocks, int coded_width, int coded
   for (size_t b = 0; b < blocks.positions4.size(); ++b) {
     const auto& p = blocks.positions4[b];
     const int stride = p.plane == 0 ? coded_width : coded_width / 2;
-    int32_t d[16];
-    for (int k = 0; k < 16; ++k) d[k] = blocks.coeffs4[16 * b + static_cast<size_t>(k)];
-    inverse_transform4x4(d, planes[p.plane] + static_cast<size_t>(p.y) * static_cast<size_t>(stride) + p.x, stride);
+    inverse_transform4x4(&blocks.coeffs4[16 * b],
+                         planes[p.plane] + static_cast<size_t>(p.y) * static_cast<size_t>(stride) + p.x, stride);
   }
   for (size_t b = 0; b < blocks.positions8.size(); ++b) {
     const auto& p = blocks.positions8[b];
-    int32_t d[64];
-    for (int k = 0; k < 64; ++k) d[k] = blocks.coeffs8[64 * b + static_cast<size_t>(k)];
-    inverse_transform8x8(d, y + static_cast<size_t>(p.y) * static_cast<size_t>(coded_width) + p.x, coded_width);
+    inverse_transform8x8(&blocks.coeffs8[64 * b], y + static_cast<size_t>(p.y) * static_cast<size_t>(coded_width) + p.x,
+                         coded_width);
   }
 }
 

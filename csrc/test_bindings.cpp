@@ -9,6 +9,7 @@
 #include "bit_reader.h"
 #include "cabac.h"
 #include "errors.h"
+#include "transform.h"
 
 namespace py = pybind11;
 using namespace vccv;
@@ -56,10 +57,28 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
   return out;
 }
 
+// inverse_transform4x4 / 8x8 of 16 / 64 raster coefficients, written with a row stride wider
+// than the block (as into a plane); returns the block in raster order.
+std::vector<int16_t> inverse_transform(const std::vector<int16_t>& d) {
+  const int n = d.size() == 16 ? 4 : (d.size() == 64 ? 8 : 0);
+  if (n == 0) throw py::value_error("expected 16 or 64 coefficients");
+  const int stride = n + 3;
+  std::vector<int16_t> plane(static_cast<size_t>(n * stride), -1);
+  (n == 4 ? inverse_transform4x4 : inverse_transform8x8)(d.data(), plane.data(), stride);
+  std::vector<int16_t> out;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < stride; ++j)
+      if (j < n)
+        out.push_back(plane[static_cast<size_t>(i * stride + j)]);
+      else if (plane[static_cast<size_t>(i * stride + j)] != -1)
+        throw std::logic_error("wrote outside the block");
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_h264_testing, m) {
-  m.doc() = "Test-only access to the H.264 parser's bit reader and CABAC engine";
+  m.doc() = "Test-only access to the H.264 parser's bit reader, CABAC engine and inverse transforms";
   py::register_local_exception<CorruptStream>(m, "CorruptStream");  // not vccv_gpu._h264's translator
   m.def("read_bits", &read_bits, py::arg("rbsp"), py::arg("codes"));
   m.def("remove_emulation_prevention", [](const py::bytes& data) {
@@ -70,4 +89,6 @@ PYBIND11_MODULE(_h264_testing, m) {
   m.def("cabac_bins", &cabac_bins, py::arg("rbsp"), py::arg("cabac_init_idc"), py::arg("slice_qp"), py::arg("ops"),
         "op >= 0 decodes a decision with that context, -1 a bypass bin, -2 a terminate bin; the last item is the "
         "bit position reached.");
+  m.def("inverse_transform", &inverse_transform, py::arg("coefficients"),
+        "8.5.12.2 / 8.5.13.2 of 16 (4x4) or 64 (8x8) raster coefficients; the residual block in raster order.");
 }

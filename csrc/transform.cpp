@@ -117,60 +117,71 @@ void chroma_dc_transform(const int32_t* c, int qp_c, int32_t ls00, int32_t* dc) 
   for (int k = 0; k < 4; ++k) dc[k] = saturate16((f[k] * ls00 * (int64_t{1} << (qp_c / 6))) >> 5);  // (8-330)
 }
 
-void inverse_transform4x4(const int32_t* d, int16_t* dst, int stride) {
-  int32_t g[16];
-  for (int i = 0; i < 4; ++i) {  // rows (8-338 .. 8-345)
-    const int32_t* r = d + i * 4;
-    const int32_t e0 = r[0] + r[2], e1 = r[0] - r[2], e2 = (r[1] >> 1) - r[3], e3 = r[1] + (r[3] >> 1);
-    g[i * 4 + 0] = e0 + e3;
-    g[i * 4 + 1] = e1 + e2;
-    g[i * 4 + 2] = e1 - e2;
-    g[i * 4 + 3] = e0 - e3;
-  }
-  for (int j = 0; j < 4; ++j) {  // columns
-    const int32_t f0 = g[j], f1 = g[4 + j], f2 = g[8 + j], f3 = g[12 + j];
-    const int32_t e0 = f0 + f2, e1 = f0 - f2, e2 = (f1 >> 1) - f3, e3 = f1 + (f3 >> 1);
-    const int32_t h[4] = {e0 + e3, e1 + e2, e1 - e2, e0 - e3};
-    for (int i = 0; i < 4; ++i) dst[i * stride + j] = static_cast<int16_t>((h[i] + 32) >> 6);
+namespace {
+
+// The two passes of each inverse transform work on `lanes` independent 1-D transforms at once,
+// x[k][lane] -> y[k][lane], a loop the compiler turns into vector instructions. The rows pass
+// (first, as the standard orders them: its rounding shifts make the order matter) sees the
+// block transposed, so each row is a lane; the columns pass sees it as it is.
+
+// 8.5.12.2 (8-338 .. 8-345): one dimension of the 4x4 inverse transform.
+void butterfly4(const int32_t (&x)[4][4], int32_t (&y)[4][4]) {
+  for (int l = 0; l < 4; ++l) {
+    const int32_t e0 = x[0][l] + x[2][l], e1 = x[0][l] - x[2][l];
+    const int32_t e2 = (x[1][l] >> 1) - x[3][l], e3 = x[1][l] + (x[3][l] >> 1);
+    y[0][l] = e0 + e3;
+    y[1][l] = e1 + e2;
+    y[2][l] = e1 - e2;
+    y[3][l] = e0 - e3;
   }
 }
 
-namespace {
+// 8.5.13.2 (8-349 .. 8-372): one dimension of the 8x8 inverse transform.
+void butterfly8(const int32_t (&x)[8][8], int32_t (&y)[8][8]) {
+  for (int l = 0; l < 8; ++l) {
+    const int32_t e0 = x[0][l] + x[4][l];
+    const int32_t e1 = -x[3][l] + x[5][l] - x[7][l] - (x[7][l] >> 1);
+    const int32_t e2 = x[0][l] - x[4][l];
+    const int32_t e3 = x[1][l] + x[7][l] - x[3][l] - (x[3][l] >> 1);
+    const int32_t e4 = (x[2][l] >> 1) - x[6][l];
+    const int32_t e5 = -x[1][l] + x[7][l] + x[5][l] + (x[5][l] >> 1);
+    const int32_t e6 = x[2][l] + (x[6][l] >> 1);
+    const int32_t e7 = x[3][l] + x[5][l] + x[1][l] + (x[1][l] >> 1);
+    const int32_t f0 = e0 + e6, f1 = e1 + (e7 >> 2), f2 = e2 + e4, f3 = e3 + (e5 >> 2);
+    const int32_t f4 = e2 - e4, f5 = (e3 >> 2) - e5, f6 = e0 - e6, f7 = e7 - (e1 >> 2);
+    y[0][l] = f0 + f7;
+    y[1][l] = f2 + f5;
+    y[2][l] = f4 + f3;
+    y[3][l] = f6 + f1;
+    y[4][l] = f6 - f1;
+    y[5][l] = f4 - f3;
+    y[6][l] = f2 - f5;
+    y[7][l] = f0 - f7;
+  }
+}
 
-// One dimension of the 8x8 inverse transform (8-349 .. 8-372), in place on x[0..7].
-void butterfly8(int32_t* x) {
-  const int32_t e0 = x[0] + x[4];
-  const int32_t e1 = -x[3] + x[5] - x[7] - (x[7] >> 1);
-  const int32_t e2 = x[0] - x[4];
-  const int32_t e3 = x[1] + x[7] - x[3] - (x[3] >> 1);
-  const int32_t e4 = (x[2] >> 1) - x[6];
-  const int32_t e5 = -x[1] + x[7] + x[5] + (x[5] >> 1);
-  const int32_t e6 = x[2] + (x[6] >> 1);
-  const int32_t e7 = x[3] + x[5] + x[1] + (x[1] >> 1);
-  const int32_t f0 = e0 + e6, f1 = e1 + (e7 >> 2), f2 = e2 + e4, f3 = e3 + (e5 >> 2);
-  const int32_t f4 = e2 - e4, f5 = (e3 >> 2) - e5, f6 = e0 - e6, f7 = e7 - (e1 >> 2);
-  x[0] = f0 + f7;
-  x[1] = f2 + f5;
-  x[2] = f4 + f3;
-  x[3] = f6 + f1;
-  x[4] = f6 - f1;
-  x[5] = f4 - f3;
-  x[6] = f2 - f5;
-  x[7] = f0 - f7;
+// d (raster) -> rows pass -> columns pass -> r = (h + 32) >> 6 into dst.
+template <int N, void (*Butterfly)(const int32_t (&)[N][N], int32_t (&)[N][N])>
+void inverse_transform(const int16_t* d, int16_t* dst, int stride) {
+  int32_t x[N][N], y[N][N];
+  for (int i = 0; i < N; ++i)
+    for (int k = 0; k < N; ++k) x[k][i] = d[i * N + k];  // row i is lane i
+  Butterfly(x, y);                                       // y[k][i]: rows-pass output g[i][k]
+  for (int i = 0; i < N; ++i)
+    for (int k = 0; k < N; ++k) x[i][k] = y[k][i];  // column k is lane k
+  Butterfly(x, y);                                  // y[i][k]: h[i][k]
+  for (int i = 0; i < N; ++i)
+    for (int k = 0; k < N; ++k) dst[i * stride + k] = static_cast<int16_t>((y[i][k] + 32) >> 6);
 }
 
 }  // namespace
 
-void inverse_transform8x8(const int32_t* d, int16_t* dst, int stride) {
-  int32_t g[64];
-  for (int i = 0; i < 64; ++i) g[i] = d[i];
-  for (int i = 0; i < 8; ++i) butterfly8(g + i * 8);  // rows
-  for (int j = 0; j < 8; ++j) {                       // columns
-    int32_t col[8];
-    for (int i = 0; i < 8; ++i) col[i] = g[i * 8 + j];
-    butterfly8(col);
-    for (int i = 0; i < 8; ++i) dst[i * stride + j] = static_cast<int16_t>((col[i] + 32) >> 6);
-  }
+void inverse_transform4x4(const int16_t* d, int16_t* dst, int stride) {
+  inverse_transform<4, butterfly4>(d, dst, stride);
+}
+
+void inverse_transform8x8(const int16_t* d, int16_t* dst, int stride) {
+  inverse_transform<8, butterfly8>(d, dst, stride);
 }
 
 }  // namespace vccv

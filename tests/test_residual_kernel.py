@@ -219,6 +219,25 @@ def scalar_residual(data: torch.Tensor, n4: int, n8: int, width: int, height: in
     return planes
 
 
+def scalar_block(block: list[int], size: int) -> list[int]:
+    """One block through the scalar transcription: rows, then columns, then (h + 32) >> 6."""
+    butterfly = _scalar_butterfly4 if size == 4 else _scalar_butterfly8
+    rows = [butterfly(block[i * size:(i + 1) * size]) for i in range(size)]
+    cols = [butterfly([rows[i][j] for i in range(size)]) for j in range(size)]
+    return [_wrap16((cols[j][i] + 32) >> 6) for i in range(size) for j in range(size)]
+
+
+@pytest.mark.parametrize("size,seed", [(4, 0), (4, 1), (8, 2), (8, 3)])
+def test_cpu_inverse_transform_matches_scalar(size, seed):
+    """csrc/transform.cpp's inverse transforms (the rows and columns passes several lanes at a
+    time) against the scalar transcription, on extreme and ordinary blocks."""
+    import _h264_testing
+
+    g = torch.Generator().manual_seed(seed)
+    for block in extreme_coefficients(400, size, g).reshape(400, -1).tolist():
+        assert _h264_testing.inverse_transform(block) == scalar_block(block, size), block
+
+
 @pytest.mark.parametrize("width,height,seed", [(16, 16, 0), (64, 48, 1), (160, 96, 2)])
 def test_synthetic_extreme_coefficients(width, height, seed):
     data, n4, n8 = synthetic_frame(width, height, seed)
