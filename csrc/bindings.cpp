@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -252,12 +253,11 @@ struct PyParsedPicture {
     int16_t* p = data.mutable_data();
     {
       py::gil_scoped_release release;  // a megabyte or so per picture: other threads' Python goes on
-      for (const auto* positions : {&c.positions4, &c.positions8})
-        for (const auto& pos : *positions) {
-          *p++ = static_cast<int16_t>(pos.plane);
-          *p++ = static_cast<int16_t>(pos.x);
-          *p++ = static_cast<int16_t>(pos.y);
-        }
+      static_assert(sizeof(CoefficientBlocks::Position) == 3 * sizeof(int16_t), "plane, x, y without padding");
+      for (const auto* positions : {&c.positions4, &c.positions8}) {
+        std::memcpy(p, positions->data(), positions->size() * sizeof(CoefficientBlocks::Position));
+        p += 3 * positions->size();
+      }
       p = std::copy(c.coeffs4.begin(), c.coeffs4.end(), p);
       std::copy(c.coeffs8.begin(), c.coeffs8.end(), p);
     }

@@ -27,13 +27,20 @@ class PictureArray {
 
  public:
   void resize(size_t n) {
-    if (n > capacity_) {
-      Storage grown(static_cast<T*>(acquire_buffer(n * sizeof(T))), Release{n * sizeof(T)});
-      std::copy(data_.get(), data_.get() + size_, grown.get());
-      data_ = std::move(grown);
-      capacity_ = n;
-    }
+    reserve(n);
     size_ = n;
+  }
+  void reserve(size_t n) {
+    if (n <= capacity_) return;
+    Storage grown(static_cast<T*>(acquire_buffer(n * sizeof(T))), Release{n * sizeof(T)});
+    std::copy(data_.get(), data_.get() + size_, grown.get());
+    data_ = std::move(grown);
+    capacity_ = n;
+  }
+  // Inline on the hot path; the rare growth is a call.
+  void push_back(const T& value) {
+    if (size_ == capacity_) reserve(std::max<size_t>(2 * capacity_, 16));
+    data_.get()[size_++] = value;
   }
   // Down to size() when that frees much (the parser reserves room for the largest picture).
   void shrink_to_fit() {
@@ -83,7 +90,7 @@ struct CoefficientBlocks {
   struct Position {
     uint16_t plane, x, y;  // plane 0 Y, 1 Cb, 2 Cr; top-left sample in that plane
   };
-  std::vector<Position> positions4, positions8;
+  PictureArray<Position> positions4, positions8;
   PictureArray<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
 };
 

@@ -56,7 +56,10 @@ ParsedPicture PictureParser::run() {
   CoefficientBlocks& c = out_.coefficients;
   c.coeffs4.resize(16 * c.positions4.size());
   c.coeffs8.resize(64 * c.positions8.size());
-  c.coeffs4.shrink_to_fit();  // cached pictures keep what they hold, not the room reserved
+  // Cached pictures keep what they hold, not the room reserved.
+  c.positions4.shrink_to_fit();
+  c.positions8.shrink_to_fit();
+  c.coeffs4.shrink_to_fit();
   c.coeffs8.shrink_to_fit();
   return std::move(out_);
 }
