@@ -12,6 +12,40 @@ namespace vccv {
 // Removes emulation_prevention_three_byte (7.4.1): 00 00 03 xx -> 00 00 xx.
 std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t size);
 
+// Reads a stretch of syntax whose length has a known bound without checking the end of the data
+// at every read: BitReader::unchecked() hands one out only where that bound (and the 8-byte
+// look-ahead of its loads) fits before the end, once for the whole stretch. The reads are
+// BitReader's, and its position lives in a register instead of memory that other stores may
+// alias. BitReader::commit() takes the position back.
+class UncheckedBits {
+ public:
+  UncheckedBits(const uint8_t* data, size_t pos) : data_(data), pos_(pos) {}
+  uint32_t peek(int bits) const {  // 1 <= bits <= 32
+    uint64_t window;
+    std::memcpy(&window, data_ + (pos_ >> 3), 8);
+    return static_cast<uint32_t>((__builtin_bswap64(window) << (pos_ & 7)) >> (64 - bits));
+  }
+  void skip(size_t bits) { pos_ += bits; }
+  uint32_t u(int bits) {  // 0 <= bits <= 32
+    if (bits == 0) return 0;
+    const uint32_t value = peek(bits);
+    pos_ += static_cast<size_t>(bits);
+    return value;
+  }
+  int count_leading_zeros(int max_zeros) {  // as BitReader's
+    const uint32_t next = peek(32);
+    const int zeros = next == 0 ? 32 : __builtin_clz(next);
+    if (zeros > max_zeros) return -1;
+    pos_ += static_cast<size_t>(zeros) + 1;
+    return zeros;
+  }
+  size_t position() const { return pos_; }
+
+ private:
+  const uint8_t* data_;
+  size_t pos_;
+};
+
 class BitReader {
  public:
   BitReader(const uint8_t* data, size_t size);
@@ -78,6 +112,11 @@ class BitReader {
     if (v < lo || v > hi) throw_outside(what, v, lo, hi);
     return v;
   }
+
+  // Whether unchecked() may read `max_bits` from here (its loads reach 8 bytes past what it read).
+  bool fits_unchecked(size_t max_bits) const { return (pos_ >> 3) + (max_bits + 7) / 8 + 8 <= size_bytes_; }
+  UncheckedBits unchecked() const { return {data_, pos_}; }
+  void commit(const UncheckedBits& bits) { pos_ = bits.position(); }
 
   bool more_rbsp_data() const { return pos_ < stop_bit_; }
   // Advances past data that may run beyond the end (read-ahead); rewind_to() before reading on.

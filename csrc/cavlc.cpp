@@ -25,16 +25,18 @@ struct CavlcTables {
   }
 };
 
-const CavlcTables& tables() {
-  static const CavlcTables t;
-  return t;
-}
+// Built when the module loads: no guard to test on every block.
+const CavlcTables kTables;
 
-}  // namespace
+// The longest residual_block_cavlc: coeff_token 16 bits, 3 trailing-one signs, 16 levels of at
+// most 26 prefix bits (level_prefix <= 25, checked) and 22 suffix bits, total_zeros 9 bits, 15
+// run_before codes of at most 11 bits: 961.
+constexpr size_t kMaxBlockBits = 961;
 
-int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
-  out.count = 0;
-  const CavlcTables& t = tables();
+// From a BitReader (near the end of the data) or UncheckedBits (elsewhere).
+template <class Bits>
+[[gnu::noinline]] int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
+  const CavlcTables& t = kTables;
   int total_coeff = 0, trailing_ones = 0;
   if (nC >= 8) {  // 6-bit fixed-length coeff_token (Table 9-5, 8 <= nC)
     const uint32_t v = r.u(6);
@@ -44,8 +46,9 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
       if (trailing_ones > total_coeff) throw CorruptStream("invalid coeff_token code");
     }
   } else {
-    const int table = nC < 0 ? 3 : (nC < 2 ? 0 : (nC < 4 ? 1 : 2));
-    const int symbol = t.coeff_token[table].decode(r);
+    // Table 9-5's column for nC = -1 (chroma DC; no other nC is negative), 0..1, 2..3, 4..7.
+    static constexpr uint8_t kTableOfNc[9] = {3, 0, 0, 1, 1, 2, 2, 2, 2};
+    const int symbol = t.coeff_token[kTableOfNc[nC + 1]].decode(r);
     trailing_ones = symbol / 17;
     total_coeff = symbol % 17;
   }
@@ -55,8 +58,9 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
                         std::to_string(end_idx - start_idx + 1));
 
   int32_t level[16];
-  const uint32_t signs = r.u(trailing_ones);  // trailing_ones_sign_flag of each, first one first
-  for (int i = 0; i < trailing_ones; ++i) level[i] = (signs >> (trailing_ones - 1 - i)) & 1 ? -1 : 1;
+  // trailing_ones_sign_flag of each, the first one in bit 2; the levels past trailing_ones come next.
+  const uint32_t signs = r.u(trailing_ones) << (3 - trailing_ones);
+  for (int i = 0; i < 3; ++i) level[i] = 1 - 2 * static_cast<int32_t>((signs >> (2 - i)) & 1);
   int suffix_length = total_coeff > 10 && trailing_ones < 3 ? 1 : 0;
   for (int i = trailing_ones; i < total_coeff; ++i) {
     // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
@@ -97,6 +101,17 @@ int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, 
     }
     position -= 1 + run;
   }
+  return total_coeff;
+}
+
+}  // namespace
+
+int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
+  out.count = 0;
+  if (!r.fits_unchecked(kMaxBlockBits)) return read_block(r, nC, start_idx, end_idx, max_num_coeff, out);
+  UncheckedBits bits = r.unchecked();
+  const int total_coeff = read_block(bits, nC, start_idx, end_idx, max_num_coeff, out);
+  r.commit(bits);
   return total_coeff;
 }
 

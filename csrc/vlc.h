@@ -13,8 +13,10 @@ class VlcTable {
  public:
   // Codes (length, value MSB-first) for symbols 0..n-1; length 0 marks a symbol with no code.
   VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name);
-  // Reads one code and returns its symbol; throws CorruptStream on a bit pattern with no symbol.
-  int decode(BitReader& r) const {
+  // Reads one code (from a BitReader or UncheckedBits) and returns its symbol; throws
+  // CorruptStream on a bit pattern with no symbol.
+  template <class Bits>
+  int decode(Bits& r) const {
     const uint32_t bits = r.peek(max_length_);
     uint16_t entry = first_[bits >> second_bits_];
     if ((entry & 31) == 31) entry = second_[(size_t{entry} >> 5 << second_bits_) + (bits & second_mask_)];
