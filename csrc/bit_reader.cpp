@@ -59,6 +59,13 @@ void BitReader::throw_long_exp_golomb() const {
   throw CorruptStream(bits_left() < 32 ? "read past the end of a NAL unit" : "Exp-Golomb code longer than 32 bits");
 }
 
+uint32_t BitReader::ue_slow() {
+  const uint32_t next = peek(32);
+  if (next < (1u << 16)) return ue_long(next);
+  require(static_cast<size_t>(2 * __builtin_clz(next) + 1));
+  return ue_short(next);
+}
+
 uint32_t BitReader::ue_long(uint32_t next) {
   if (next == 0) throw_long_exp_golomb();
   const int leading_zeros = __builtin_clz(next);

@@ -59,13 +59,14 @@ class BitReader {
   }
   bool flag() { return u(1) != 0; }
   uint32_t ue() {  // 9.1, values up to 2^32 - 2
-    const uint32_t next = peek(32);
-    if (next < (1u << 16)) return ue_long(next);
-    // At most 15 leading zeros: the whole code (2 * zeros + 1 <= 31 bits) is in `next`, and its
-    // bits read as a number are codeNum + 1.
-    const int length = 2 * __builtin_clz(next) + 1;
-    skip(static_cast<size_t>(length));
-    return (next >> (32 - length)) - 1;
+    const size_t byte = pos_ >> 3;
+    if (byte + 8 <= size_bytes_) {  // as peek's fast path: 57 bits or more at hand, no end test
+      uint64_t window;
+      std::memcpy(&window, data_ + byte, 8);
+      const uint32_t next = static_cast<uint32_t>((__builtin_bswap64(window) << (pos_ & 7)) >> 32);
+      if (next >= (1u << 16)) return ue_short(next);
+    }
+    return ue_slow();
   }
   int32_t se() {  // 9.1.1, Table 9-3: k -> (-1)^(k+1) * Ceil(k / 2)
     const uint32_t k = ue();
@@ -141,6 +142,15 @@ class BitReader {
   }
   [[noreturn]] static void throw_past_end();
   [[noreturn]] void throw_long_exp_golomb() const;
+  // ue() of a code with at most 15 leading zeros, `next` holding the 32 bits at the read
+  // position: the whole code (2 * zeros + 1 <= 31 bits) is in `next`, and its bits read as a
+  // number are codeNum + 1. The caller made sure they are inside the data.
+  uint32_t ue_short(uint32_t next) {
+    const int length = 2 * __builtin_clz(next) + 1;
+    pos_ += static_cast<size_t>(length);
+    return (next >> (32 - length)) - 1;
+  }
+  uint32_t ue_slow();               // ue() near the end of the data, or of a long code
   uint32_t ue_long(uint32_t next);  // ue() of a code with 16 or more leading zeros
   [[noreturn]] static void throw_above(const char* what, uint32_t value, uint32_t max_value);
   [[noreturn]] static void throw_outside(const char* what, int32_t value, int32_t lo, int32_t hi);
