@@ -49,10 +49,12 @@ BitReader::BitReader(const uint8_t* data, size_t size) : data_(data), size_bits_
 
 void BitReader::throw_past_end() { throw CorruptStream("read past the end of a NAL unit"); }
 
-uint64_t BitReader::tail_window(size_t byte) const {
+uint64_t BitReader::tail_bits() const {
+  if (pos_ >= size_bits_) return 0;
+  const size_t byte = pos_ >> 3;
   uint64_t window = 0;
   for (size_t i = 0; i < 8; ++i) window = (window << 8) | (byte + i < size_bytes_ ? data_[byte + i] : 0);
-  return window;
+  return window << (pos_ & 7);
 }
 
 void BitReader::throw_long_exp_golomb() const {

@@ -12,6 +12,14 @@ namespace vccv {
 // Removes emulation_prevention_three_byte (7.4.1): 00 00 03 xx -> 00 00 xx.
 std::vector<uint8_t> remove_emulation_prevention(const uint8_t* data, size_t size);
 
+// The bits of `data` from bit `pos` on, MSB first: one unaligned big-endian load of the 8 bytes
+// from pos / 8, which the caller made sure are there. At least the first 57 are the data's.
+inline uint64_t bits_at(const uint8_t* data, size_t pos) {
+  uint64_t window;
+  std::memcpy(&window, data + (pos >> 3), 8);
+  return __builtin_bswap64(window) << (pos & 7);
+}
+
 // Reads a stretch of syntax whose length has a known bound without checking the end of the data
 // at every read: BitReader::unchecked() hands one out only where that bound (and the 8-byte
 // look-ahead of its loads) fits before the end, once for the whole stretch. The reads are
@@ -21,9 +29,7 @@ class UncheckedBits {
  public:
   UncheckedBits(const uint8_t* data, size_t pos) : data_(data), pos_(pos) {}
   uint32_t peek(int bits) const {  // 1 <= bits <= 32
-    uint64_t window;
-    std::memcpy(&window, data_ + (pos_ >> 3), 8);
-    return static_cast<uint32_t>((__builtin_bswap64(window) << (pos_ & 7)) >> (64 - bits));
+    return static_cast<uint32_t>(bits_at(data_, pos_) >> (64 - bits));
   }
   void skip(size_t bits) { pos_ += bits; }
   uint32_t u(int bits) {  // 0 <= bits <= 32
@@ -58,12 +64,9 @@ class BitReader {
     return value;
   }
   bool flag() { return u(1) != 0; }
-  uint32_t ue() {  // 9.1, values up to 2^32 - 2
-    const size_t byte = pos_ >> 3;
-    if (byte + 8 <= size_bytes_) {  // as peek's fast path: 57 bits or more at hand, no end test
-      uint64_t window;
-      std::memcpy(&window, data_ + byte, 8);
-      const uint32_t next = static_cast<uint32_t>((__builtin_bswap64(window) << (pos_ & 7)) >> 32);
+  uint32_t ue() {          // 9.1, values up to 2^32 - 2
+    if (whole_window()) {  // 57 bits or more at hand: no end test
+      const uint32_t next = static_cast<uint32_t>(bits_at(data_, pos_) >> 32);
       if (next >= (1u << 16)) return ue_short(next);
     }
     return ue_slow();
@@ -89,17 +92,8 @@ class BitReader {
   }
   // The next `bits` (1..32) bits without consuming them; zeros past the end of the data.
   uint32_t peek(int bits) const {
-    const size_t byte = pos_ >> 3;
-    uint64_t window;
-    if (byte + 8 <= size_bytes_) {  // fast path (so pos_ < size_bits_): one unaligned big-endian load
-      std::memcpy(&window, data_ + byte, 8);
-      window = __builtin_bswap64(window);
-    } else {
-      if (pos_ >= size_bits_) return 0;
-      window = tail_window(byte);
-    }
-    // At least 57 valid bits remain after dropping those consumed in the first byte.
-    return static_cast<uint32_t>((window << (pos_ & 7)) >> (64 - bits));
+    const uint64_t window = whole_window() ? bits_at(data_, pos_) : tail_bits();
+    return static_cast<uint32_t>(window >> (64 - bits));
   }
 
   // Reads ue(v) and checks it against an inclusive upper bound; `what` names the element.
@@ -154,7 +148,9 @@ class BitReader {
   uint32_t ue_long(uint32_t next);  // ue() of a code with 16 or more leading zeros
   [[noreturn]] static void throw_above(const char* what, uint32_t value, uint32_t max_value);
   [[noreturn]] static void throw_outside(const char* what, int32_t value, int32_t lo, int32_t hi);
-  uint64_t tail_window(size_t byte) const;
+  // Whether the 8 bytes from the read position's are inside the data (so pos_ < size_bits_).
+  bool whole_window() const { return (pos_ >> 3) + 8 <= size_bytes_; }
+  uint64_t tail_bits() const;  // bits_at() near the end of the data: zeros past it
 
   const uint8_t* data_;
   size_t size_bits_;

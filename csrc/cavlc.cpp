@@ -33,7 +33,8 @@ const CavlcTables kTables;
 // run_before codes of at most 11 bits: 961.
 constexpr size_t kMaxBlockBits = 961;
 
-// From a BitReader (near the end of the data) or UncheckedBits (elsewhere).
+// From a BitReader (near the end of the data) or UncheckedBits (elsewhere). Not inlined: the
+// checked copy runs only near the ends of slices, and residual() stays small.
 template <class Bits>
 [[gnu::noinline]] int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
   const CavlcTables& t = kTables;
