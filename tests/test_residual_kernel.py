@@ -230,11 +230,13 @@ def scalar_block(block: list[int], size: int) -> list[int]:
 @pytest.mark.parametrize("size,seed", [(4, 0), (4, 1), (8, 2), (8, 3)])
 def test_cpu_inverse_transform_matches_scalar(size, seed):
     """csrc/transform.cpp's inverse transforms (the rows and columns passes several lanes at a
-    time) against the scalar transcription, on extreme and ordinary blocks."""
+    time; a lone 8x8 DC filled in directly) against the scalar transcription, on extreme,
+    ordinary and DC-only blocks."""
     import _h264_testing
 
     g = torch.Generator().manual_seed(seed)
-    for block in extreme_coefficients(400, size, g).reshape(400, -1).tolist():
+    dc_only = [[dc] + [0] * (size * size - 1) for dc in (-32768, -33, -32, -31, -1, 0, 1, 31, 32, 33, 32767)]
+    for block in extreme_coefficients(400, size, g).reshape(400, -1).tolist() + dc_only:
         assert _h264_testing.inverse_transform(block) == scalar_block(block, size), block
 
 
