@@ -14,7 +14,9 @@ int min_positive(int a, int b) { return a >= 0 && b >= 0 ? std::min(a, b) : std:
 
 }  // namespace
 
-PictureParser::Colocated PictureParser::colocated(int bx, int by) const {
+// Always inlined: a Colocated returned from a call is put together in memory with narrow stores
+// and read back wide, which stalls the load (store forwarding fails).
+[[gnu::always_inline]] inline PictureParser::Colocated PictureParser::colocated(int bx, int by) const {
   const ParsedPicture& col = *colocated_;
   Colocated c;
   const int8_t col_type = col.macroblocks.mb_type[static_cast<size_t>(mb_y_ * w_ + mb_x_)];

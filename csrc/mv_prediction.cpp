@@ -38,11 +38,6 @@ Mv PictureParser::median_prediction(const Neighbour& a, Neighbour b, Neighbour c
   return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)), static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};
 }
 
-Neighbour PictureParser::neighbour_c16(int list) const {  // C (or D) of a whole macroblock
-  const Neighbour c = neighbour(list, 16, -1);
-  return c.available ? c : neighbour(list, -1, -1);
-}
-
 void PictureParser::skip_macroblock(int addr) {
   cur_->skip = true;
   prev_qp_delta_nonzero_ = false;

@@ -265,6 +265,14 @@ inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
   return n;
 }
 
+// Always inlined: a Neighbour returned from a call is put together in memory with narrow stores
+// and read back wide, which stalls the load (store forwarding fails). A C (or D) of 16x16
+// partitions is read for most inter macroblocks.
+[[gnu::always_inline]] inline Neighbour PictureParser::neighbour_c16(int list) const {  // C, or D (8.4.1.3.2)
+  const Neighbour c = neighbour(list, 16, -1);
+  return c.available ? c : neighbour(list, -1, -1);
+}
+
 inline void PictureParser::set_partition(int list, int x, int y, int w, int h, int ref, Mv mv) {
   store_motion(list, x / 4, y / 4, w / 4, h / 4, ref, mv);
 }

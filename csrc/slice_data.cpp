@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "errors.h"
 #include "picture_parser.h"
@@ -143,7 +144,12 @@ void PictureParser::begin_mb(int addr) {
   mb_block_ = static_cast<ptrdiff_t>(4 * mb_y_) * w4_ + 4 * mb_x_;
   if (out_.mb_slice[static_cast<size_t>(addr)] >= 0)
     throw CorruptStream("macroblock " + std::to_string(addr) + " is coded twice");
-  *cur_ = MbState{};
+  // *cur_ = MbState{}, in two pieces: GCC zeroes the whole 108 bytes with `rep stosq`, whose
+  // start-up costs more than the seven vector stores these two become.
+  static_assert(std::is_trivial<MbState>::value && sizeof(MbState) > 64, "zeroed as bytes");
+  auto* state = reinterpret_cast<unsigned char*>(cur_);
+  std::memset(state, 0, 64);
+  std::memset(state + 64, 0, sizeof(MbState) - 64);
   MacroblockGrid& g = out_.macroblocks;
   g.cbp[static_cast<size_t>(addr)] = 0;
   g.intra_size[static_cast<size_t>(addr)] = 0;
