@@ -120,7 +120,7 @@ void chroma_dc_transform(const int32_t* c, int qp_c, int32_t ls00, int32_t* dc) 
 
 namespace {
 
-// The two passes of each inverse transform work on `lanes` independent 1-D transforms at once,
+// Each pass of an inverse transform runs its N independent 1-D transforms at once, one per lane:
 // x[k][lane] -> y[k][lane], a loop the compiler turns into vector instructions. The rows pass
 // (first, as the standard orders them: its rounding shifts make the order matter) sees the
 // block transposed, so each row is a lane; the columns pass sees it as it is.
