@@ -31,8 +31,12 @@ Mv PictureParser::predict_mv(int list, int x, int y, int w, int ref, int shape) 
   return median_prediction(a, b, c, ref);
 }
 
-Mv PictureParser::median_prediction(const Neighbour& a, Neighbour b, Neighbour c, int ref) {
-  if (!b.available && !c.available && a.available) b = c = a;  // 8.4.1.3.1
+Mv PictureParser::median_prediction(const Neighbour& a, const Neighbour& b_in, const Neighbour& c_in, int ref) {
+  // By reference: Neighbours passed by value were packed into the argument registers with wide
+  // loads of the caller's narrow stores, a store-forwarding stall.
+  const bool only_a = !b_in.available && !c_in.available && a.available;  // 8.4.1.3.1
+  const Neighbour& b = only_a ? a : b_in;
+  const Neighbour& c = only_a ? a : c_in;
   const int matches = (a.ref == ref) + (b.ref == ref) + (c.ref == ref);
   if (matches == 1) return a.ref == ref ? a.mv : (b.ref == ref ? b.mv : c.mv);
   return {static_cast<int16_t>(median3(a.mv.x, b.mv.x, c.mv.x)), static_cast<int16_t>(median3(a.mv.y, b.mv.y, c.mv.y))};

@@ -108,7 +108,7 @@ class PictureParser {
   // shape 168 / 816 selects the directional rules of 16x8 / 8x16 partitions.
   Mv predict_mv(int list, int x, int y, int w, int ref, int shape) const;
   // 8.4.1.3.1, the median rule, from the neighbours A, B and C (or D).
-  static Mv median_prediction(const Neighbour& a, Neighbour b, Neighbour c, int ref);
+  static Mv median_prediction(const Neighbour& a, const Neighbour& b, const Neighbour& c, int ref);
   // Neighbour C of the whole macroblock, or D where C is not available (8.4.1.3.2).
   Neighbour neighbour_c16(int list) const;
 
