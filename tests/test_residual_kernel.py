@@ -198,33 +198,31 @@ def _scalar_butterfly8(x: list[int]) -> list[int]:
     return [f0 + f7, f2 + f5, f4 + f3, f6 + f1, f6 - f1, f4 - f3, f2 - f5, f0 - f7]
 
 
+def scalar_block(block: list[int], size: int) -> list[int]:
+    """One raster block through the scalar transcription: rows, then columns, then (h + 32) >> 6,
+    in raster order (int32 overflow is checked rather than assumed away)."""
+    butterfly = _scalar_butterfly4 if size == 4 else _scalar_butterfly8
+    rows = [butterfly(block[i * size:(i + 1) * size]) for i in range(size)]
+    cols = [butterfly([rows[i][j] for i in range(size)]) for j in range(size)]
+    assert all(abs(h) < 2 ** 31 - 32 for col in cols for h in col)
+    return [_wrap16((cols[j][i] + 32) >> 6) for i in range(size) for j in range(size)]
+
+
 def scalar_residual(data: torch.Tensor, n4: int, n8: int, width: int, height: int):
     """csrc/residual_planes.cpp render_residual, transcribed sample by sample (Python ints: `>>` floors,
-    as an arithmetic shift does; int32 overflow is checked rather than assumed away)."""
+    as an arithmetic shift does)."""
     d = data.tolist()
     planes = [np.zeros((height, width), np.int16), np.zeros((height // 2, width // 2), np.int16),
               np.zeros((height // 2, width // 2), np.int16)]
     coeff = 3 * (n4 + n8)
-    for size, count, pos_start, butterfly in ((4, n4, 0, _scalar_butterfly4), (8, n8, 3 * n4, _scalar_butterfly8)):
+    for size, count, pos_start in ((4, n4, 0), (8, n8, 3 * n4)):
         for b in range(count):
             plane, x, y = d[pos_start + 3 * b: pos_start + 3 * b + 3]
             block = d[coeff + size * size * b: coeff + size * size * (b + 1)]
-            rows = [butterfly(block[i * size:(i + 1) * size]) for i in range(size)]
-            for j in range(size):
-                col = butterfly([rows[i][j] for i in range(size)])
-                for i in range(size):
-                    assert abs(col[i]) < 2 ** 31 - 32
-                    planes[0 if size == 8 else plane][y + i, x + j] = _wrap16((col[i] + 32) >> 6)
+            r = scalar_block(block, size)
+            planes[0 if size == 8 else plane][y:y + size, x:x + size] = np.array(r, np.int16).reshape(size, size)
         coeff += size * size * count
     return planes
-
-
-def scalar_block(block: list[int], size: int) -> list[int]:
-    """One block through the scalar transcription: rows, then columns, then (h + 32) >> 6."""
-    butterfly = _scalar_butterfly4 if size == 4 else _scalar_butterfly8
-    rows = [butterfly(block[i * size:(i + 1) * size]) for i in range(size)]
-    cols = [butterfly([rows[i][j] for i in range(size)]) for j in range(size)]
-    return [_wrap16((cols[j][i] + 32) >> 6) for i in range(size) for j in range(size)]
 
 
 @pytest.mark.parametrize("size,seed", [(4, 0), (4, 1), (8, 2), (8, 3)])
