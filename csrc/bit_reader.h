@@ -148,7 +148,7 @@ class BitReader {
   uint32_t ue_long(uint32_t next);  // ue() of a code with 16 or more leading zeros
   [[noreturn]] static void throw_above(const char* what, uint32_t value, uint32_t max_value);
   [[noreturn]] static void throw_outside(const char* what, int32_t value, int32_t lo, int32_t hi);
-  // Whether the 8 bytes from the read position's are inside the data (so pos_ < size_bits_).
+  // Whether the 8 bytes from the read position's byte on are inside the data (so pos_ < size_bits_).
   bool whole_window() const { return (pos_ >> 3) + 8 <= size_bytes_; }
   uint64_t tail_bits() const;  // bits_at() near the end of the data: zeros past it
 
