@@ -214,9 +214,9 @@ int32_t CabacDecoder::mvd(int comp, int abs_sum) {  // UEG3, signed, uCoff 9
   while (prefix < 9 && e.decision(ctx[kInc[prefix]], r_)) ++prefix;
   int32_t value = prefix;
   if (prefix >= 9) value += static_cast<int32_t>(exp_golomb_bypass(e, 3));
-  const bool negative = e.bypass(r_);
+  value = e.signed_bypass(value, r_);
   engine_ = e;
-  return negative ? -value : value;
+  return value;
 }
 
 uint32_t CabacDecoder::coded_block_pattern(const CbpContexts& n) {  // FL prefix, 4 bins; TU suffix, cMax 2 (9.3.2.6)
@@ -326,7 +326,7 @@ int CabacDecoder::residual_block(int cbf_inc, BlockLevels& out) {
     } else {
       node = kLevelNodes.after_one[node];
     }
-    out.level[k] = e.bypass(r_) ? -(abs_minus1 + 1) : abs_minus1 + 1;
+    out.level[k] = e.signed_bypass(abs_minus1 + 1, r_);
   }
   engine_ = e;
   out.count = count;

@@ -65,6 +65,16 @@ struct ArithmeticEngine {
     }
     return 0;
   }
+  // A bypass bin that is `magnitude`'s sign (coeff_sign_flag, an mvd's sign): `magnitude` or its
+  // negation. Branch-free, because a sign is a coin toss that a branch would mispredict half the time.
+  __attribute__((always_inline)) int32_t signed_bypass(int32_t magnitude, BitReader& r) {
+    if (ahead == 0) *this = refilled(*this, r);
+    --ahead;
+    const uint64_t scaled = uint64_t{range} << ahead;
+    const int32_t negative = -static_cast<int32_t>(window >= scaled);  // all ones for a 1
+    window -= scaled & static_cast<uint64_t>(static_cast<int64_t>(negative));
+    return (magnitude ^ negative) - negative;
+  }
   int terminate(BitReader& r) {  // 9.3.3.2.2.3
     range -= 2;
     if (window >= uint64_t{range} << ahead) return 1;  // no renormalisation: parsing ends here
