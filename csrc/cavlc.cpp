@@ -75,9 +75,11 @@ template <class Bits>
     if (level_prefix >= 15 && suffix_length == 0) level_code += 15;
     if (level_prefix >= 16) level_code += (1 << (level_prefix - 3)) - 4096;
     if (i == trailing_ones && trailing_ones < 3) level_code += 2;
-    level[i] = level_code % 2 == 0 ? (level_code + 2) >> 1 : (-level_code - 1) >> 1;
+    // levelVal: (levelCode + 2) >> 1 when levelCode is even, (-levelCode - 1) >> 1 when odd. The
+    // parity is the sign, a coin toss, so it is applied branch-free.
+    const int32_t magnitude = (level_code >> 1) + 1, negative = -(level_code & 1);
+    level[i] = (magnitude ^ negative) - negative;
     if (suffix_length == 0) suffix_length = 1;
-    const int32_t magnitude = level[i] < 0 ? -level[i] : level[i];
     if (magnitude > (3 << (suffix_length - 1)) && suffix_length < 6) ++suffix_length;
   }
 
