@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bin_trace.h"
 #include "bit_reader.h"
 #include "cabac.h"
 #include "errors.h"
@@ -451,4 +452,21 @@ PYBIND11_MODULE(_h264, m) {
           "residual or coefficients from it).")
       .def("scaling_matrices", &scaling_matrices, py::arg("decode_index"),
            "Resolved 4x4 [6,4,4] and 8x8 [6,8,8] weights (raster order) for a picture.");
+
+#ifdef VCCV_TRACE_BINS  // the CABAC bin recorder of benchmarks/engine_floor.py (bin_trace.h)
+  m.def("record_bins", &bin_trace::record, py::arg("on"),
+        "Starts recording every CABAC bin the parser decodes (dropping any earlier record), or stops.");
+  m.def(
+      "replay_bins",
+      [](int repeats, bool branch_free) {
+        bin_trace::Replay replay;
+        {
+          py::gil_scoped_release release;
+          replay = bin_trace::replay(repeats, branch_free);
+        }
+        return py::make_tuple(replay.seconds, replay.bins);
+      },
+      py::arg("repeats"), py::arg("branch_free"),
+      "Decodes the recorded bins again on the engine alone: (seconds of the fastest pass, bins).");
+#endif
 }

@@ -122,6 +122,7 @@ class BitReader {
     pos_ = bits;
   }
   size_t size_bits() const { return size_bits_; }
+  const uint8_t* data() const { return data_; }  // the RBSP, size_bits() / 8 bytes
   bool byte_aligned() const { return (pos_ & 7) == 0; }
   size_t position() const { return pos_; }
   size_t bits_left() const { return size_bits_ - pos_; }

@@ -31,6 +31,7 @@ CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(
     pre = pre < 1 ? 1 : (pre > 126 ? 126 : pre);
     state_[i] = static_cast<CtxState>(pre <= 63 ? (63 - pre) << 1 : ((pre - 64) << 1) | 1);
   }
+  VCCV_TRACE_BIN(start(r_, state_.data()));
   init_engine();
 }
 
@@ -84,7 +85,10 @@ void CabacDecoder::sync_reader() {
   engine_.ahead = 0;
 }
 
-void CabacDecoder::restart_engine() { init_engine(); }
+void CabacDecoder::restart_engine() {
+  VCCV_TRACE_BIN(start(r_, state_.data()));
+  init_engine();
+}
 
 bool CabacDecoder::mb_skip_flag(bool b_slice, int inc) { return decision((b_slice ? kMbSkipB : kMbSkipP) + inc); }
 

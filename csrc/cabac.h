@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "bin_trace.h"
 #include "bit_reader.h"
 #include "block_levels.h"
 #include "cabac_tables.h"
@@ -53,6 +54,7 @@ struct ArithmeticEngine {
       slot = static_cast<CtxState>(kNextStateMps[s]);
     }
     renormalise(r);
+    VCCV_TRACE_BIN(decision(&slot, bin));
     return bin;
   }
   __attribute__((always_inline)) int bypass(BitReader& r) {  // 9.3.3.2.3
@@ -61,8 +63,10 @@ struct ArithmeticEngine {
     const uint64_t scaled = uint64_t{range} << ahead;
     if (window >= scaled) {
       window -= scaled;
+      VCCV_TRACE_BIN(bypass(1));
       return 1;
     }
+    VCCV_TRACE_BIN(bypass(0));
     return 0;
   }
   // A bypass bin that is `magnitude`'s sign (coeff_sign_flag, an mvd's sign): `magnitude` or its
@@ -73,12 +77,17 @@ struct ArithmeticEngine {
     const uint64_t scaled = uint64_t{range} << ahead;
     const int32_t negative = -static_cast<int32_t>(window >= scaled);  // all ones for a 1
     window -= scaled & static_cast<uint64_t>(static_cast<int64_t>(negative));
+    VCCV_TRACE_BIN(bypass(negative & 1));
     return (magnitude ^ negative) - negative;
   }
   int terminate(BitReader& r) {  // 9.3.3.2.2.3
     range -= 2;
-    if (window >= uint64_t{range} << ahead) return 1;  // no renormalisation: parsing ends here
+    if (window >= uint64_t{range} << ahead) {  // no renormalisation: parsing ends here
+      VCCV_TRACE_BIN(terminate(1));
+      return 1;
+    }
     renormalise(r);
+    VCCV_TRACE_BIN(terminate(0));
     return 0;
   }
   // RenormD: range back to at least 256 (range is 2..510: clz >= 23).

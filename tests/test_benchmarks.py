@@ -1,6 +1,7 @@
 """Benchmarks on the CPU (timings are reported, never asserted): frontend.py's smoke run over 2
 tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
-smoke run, which skips torch.compile's CUDA-graph mode with a line saying so; ablation.py's runs
+smoke run, which skips torch.compile's CUDA-graph mode with a line saying so; engine_floor.py's
+replay of a clip's CABAC bins, checked against their record; ablation.py's runs
 trained in parallel processes equal those trained one after another. Every script's --help
 describes every option; make_demo.sh --help prints its usage without starting."""
 
@@ -70,6 +71,22 @@ def test_kernels_smoke_run_skips_cuda_graphs_off_cuda(tmp_path: Path) -> None:
         (b, i) for b in ("encoder step", "decoding step", "training step") for i in ("literal", "reference")}
     assert list(results["skipped"]) == ["reduce-overhead"]
     assert "skipped: reduce-overhead (torch.compile's CUDA graphs need CUDA)" in proc.stdout
+
+
+def test_engine_floor_replays_every_recorded_bin(tmp_path: Path) -> None:
+    # The replay checks each bin against the record and fails the run on any difference; the
+    # generated clip has CABAC P and B pictures, with 8x8 transforms.
+    clip = make_clip(tmp_path / "clip.mp4", size=(160, 96), frames=20, entropy="cabac", bframes=2)
+    out = tmp_path / "floor.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "engine_floor.py"), str(clip), "--repeat", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())
+    with codec.open(clip) as s:
+        assert row["frames"] == len(s.frames) == 20
+    assert row["bins"] > 20 * 60  # 60 macroblocks a frame, a bin at least each
+    for column in ("c", "v", "vc", "engine", "branch_free"):
+        assert math.isfinite(row[column]) and row[column] > 0
 
 
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
