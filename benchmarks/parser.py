@@ -8,7 +8,7 @@
 
 Frames per second over every frame, opening and demuxing included for everyone; ratios to (c)
 and (m1). Each clip's columns are timed in --repeat rounds, one run each per round, and the best
-round of each is kept.
+round of each is kept; the 1-thread columns all run on the same core.
 
     python benchmarks/parser.py [--sizes 1280x720,1920x1080] [--seconds 10] [--repeat 3] [VIDEO ...]
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -102,10 +103,17 @@ def measure(path: Path, repeat: int, threads: int) -> dict:
                     "mN": lambda: libavcodec(path, threads, True)}
     # Round robin: every column is timed once per round, and its best round kept, so that a
     # machine whose speed drifts over minutes (a shared VM) slows every column alike.
+    # The 1-thread columns run on one core, the same for all: a shared VM's cores can differ in
+    # speed by a fifth, and a process left to the scheduler lands on either.
+    cores = os.sched_getaffinity(0)
     best = dict.fromkeys(columns, float("inf"))
     for _ in range(repeat):
         for name, fn in columns.items():
-            best[name] = min(best[name], timed(fn))
+            os.sched_setaffinity(0, {min(cores)} if name.endswith("1") or name == "c" else cores)
+            try:
+                best[name] = min(best[name], timed(fn))
+            finally:
+                os.sched_setaffinity(0, cores)
     return row | {name: frames / seconds for name, seconds in best.items()}
 
 
