@@ -16,8 +16,8 @@ fps over every frame. engine/c is the most any parser built on this engine could
 
     python benchmarks/engine_floor.py [--repeat 3] [VIDEO ...]
 
-With no VIDEO: the generated 720p CABAC clip of benchmarks/parser.py and OpenH264's 720p and
-1080p CABAC streams from ../shared/conformance. CAVLC streams have no CABAC bins.
+With no VIDEO: the generated CABAC clips of benchmarks/parser.py (720p and 1080p) and OpenH264's
+720p and 1080p CABAC streams from ../shared/conformance. CAVLC streams have no CABAC bins.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def measure(path: Path, traced: Path, repeat: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
-                        help="CABAC H.264 files to measure (default: a generated clip and two conformance streams)")
-    parser.add_argument("--seconds", type=int, default=10, help="length of the generated clip")
+                        help="CABAC H.264 files to measure (default: two generated clips and two conformance streams)")
+    parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated CABAC clips")
+    parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds per clip, each column timed once a round; the fastest is kept (default 3)")
     parser.add_argument("--conformance", type=Path,
@@ -122,7 +123,7 @@ def main() -> None:
         traced = build_traced(Path(tmp) / "traced")
         clips = args.videos
         if not clips:
-            clips = [p for p in generate(Path(tmp), ["1280x720"], args.seconds) if p.name.startswith("cabac")]
+            clips = [p for p in generate(Path(tmp), args.sizes.split(","), args.seconds) if p.name.startswith("cabac")]
             clips += [args.conformance / name for name in CONFORMANCE_STREAMS if (args.conformance / name).is_file()]
         os.sched_setaffinity(0, {args.cpu})  # after the build; the replaying process inherits it
         rows = [measure(path, traced, args.repeat) for path in tqdm(clips, desc="measuring")]
