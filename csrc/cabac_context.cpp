@@ -40,13 +40,11 @@ int PictureParser::transform_8x8_inc() const {
 
 CbpContexts PictureParser::cbp_contexts() const {
   // condTermFlagN of a luma 8x8 block of neighbour n: 0 when n is unavailable or I_PCM, 1 when
-  // it is skipped or its block carries no residual.
-  auto luma = [](const MbState* n, int b8n) -> uint32_t {
-    if (!n || n->pcm) return 0;
-    return n->skip || ((n->cbp_luma >> b8n) & 1) == 0;
-  };
+  // it is skipped or its block carries no residual. A skipped MbState has cbp 0, an I_PCM one
+  // cbp_luma 15 and cbp_chroma 2 (macroblock_layer.cpp): the bits alone decide.
+  auto luma = [](const MbState* n, int b8n) -> uint32_t { return n ? ~(n->cbp_luma >> b8n) & 1 : 0; };
   auto chroma = [](const MbState* n, int bin) -> int {
-    return n && (n->pcm || (!n->skip && (bin == 0 ? n->cbp_chroma != 0 : n->cbp_chroma == 2)));
+    return n && (bin == 0 ? n->cbp_chroma != 0 : n->cbp_chroma == 2);
   };
   const MbState *a = mb_a(), *b = mb_b();
   CbpContexts c;
@@ -56,45 +54,28 @@ CbpContexts PictureParser::cbp_contexts() const {
   return c;
 }
 
+// The coded_block_flags below are 0 in a skipped MbState and in blocks its cbp left uncoded, 1 in
+// the 4x4 blocks of a CABAC 8x8 block (inferred) and everywhere in an I_PCM one
+// (macroblock_layer.cpp): each condTermFlagN is the neighbour's bit, or cbf_unavailable().
+
 int PictureParser::cbf_luma_cond(int bx, int by) const {
   const MbState* n = bx < 0 ? mb_a() : mb_b();
-  bx &= 3;
-  by &= 3;
-  if (!n) return cbf_unavailable();
-  if (n->pcm) return 1;
-  if (n->skip || !((n->cbp_luma >> ((by / 2) * 2 + bx / 2)) & 1)) return 0;
-  if (n->transform_8x8) return 1;  // the 8x8 block's flag, inferred 1 for 4:2:0
-  return (n->cbf_luma >> (by * 4 + bx)) & 1;
+  return n ? (n->cbf_luma >> ((by & 3) * 4 + (bx & 3))) & 1 : cbf_unavailable();
 }
 
 int PictureParser::cbf_luma_dc_inc() const {
-  auto cond = [this](const MbState* n) {
-    if (!n) return cbf_unavailable();
-    if (n->pcm) return 1;
-    return n->i16 && n->cbf_luma_dc ? 1 : 0;
-  };
+  auto cond = [this](const MbState* n) { return n ? int{n->cbf_luma_dc} : cbf_unavailable(); };
   return cond(mb_a()) + 2 * cond(mb_b());
 }
 
 int PictureParser::cbf_chroma_dc_inc(int plane) const {
-  auto cond = [this, plane](const MbState* n) {
-    if (!n) return cbf_unavailable();
-    if (n->pcm) return 1;
-    if (n->skip || n->cbp_chroma == 0) return 0;
-    return (n->cbf_chroma_dc >> plane) & 1;
-  };
+  auto cond = [this, plane](const MbState* n) { return n ? (n->cbf_chroma_dc >> plane) & 1 : cbf_unavailable(); };
   return cond(mb_a()) + 2 * cond(mb_b());
 }
 
 int PictureParser::cbf_chroma_ac_cond(int plane, int bx, int by) const {
-  if (bx >= 0 && by >= 0) return (cur_->cbf_chroma_ac >> (plane * 4 + by * 2 + bx)) & 1;
-  const MbState* n = bx < 0 ? mb_a() : mb_b();
-  bx &= 1;
-  by &= 1;
-  if (!n) return cbf_unavailable();
-  if (n->pcm) return 1;
-  if (n->skip || n->cbp_chroma != 2) return 0;
-  return (n->cbf_chroma_ac >> (plane * 4 + by * 2 + bx)) & 1;
+  const MbState* n = bx >= 0 && by >= 0 ? cur_ : (bx < 0 ? mb_a() : mb_b());
+  return n ? (n->cbf_chroma_ac >> (plane * 4 + (by & 1) * 2 + (bx & 1))) & 1 : cbf_unavailable();
 }
 
 }  // namespace vccv

@@ -93,6 +93,14 @@ void PictureParser::macroblock_layer(int addr) {
   if (t.kind == MbKind::kPcm) {
     pcm_samples();
     cur_->pcm = true;
+    // Every block counts as coded for the neighbours' contexts (9.3.3.1.1.4, 9.3.3.1.1.9: I_PCM
+    // gives condTermFlagN 1 where a coded block does), so those read the bits without testing pcm.
+    cur_->cbp_luma = 15;
+    cur_->cbp_chroma = 2;
+    cur_->cbf_luma = 0xffff;
+    cur_->cbf_luma_dc = true;
+    cur_->cbf_chroma_dc = 3;
+    cur_->cbf_chroma_ac = 0xff;
     std::fill(std::begin(cur_->total_coeff), std::end(cur_->total_coeff), 16);
     for (auto& plane : cur_->total_coeff_chroma) std::fill(std::begin(plane), std::end(plane), 16);
     out_.macroblocks.cbp[static_cast<size_t>(addr)] = 0x2f;  // every sample is coded
