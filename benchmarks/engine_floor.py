@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parser import generate, libavcodec, ours, timed  # noqa: E402  (benchmarks/parser.py)
+from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402  (benchmarks/parser.py)
 
 CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264",
                        "openh264/VID_1920x1080_cabac_temporal_direct.264")
@@ -99,19 +99,9 @@ def measure(path: Path, traced: Path, repeat: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
-                        help="CABAC H.264 files to measure (default: two generated clips and two conformance streams)")
-    parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated CABAC clips")
-    parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds per clip, each column timed once a round; the fastest is kept (default 3)")
-    parser.add_argument("--conformance", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
-                        help="with no VIDEO, also measure two streams of this folder (skipped if absent)")
+    parser = clip_arguments(__doc__, "CABAC H.264", "the generated CABAC clips and two conformance streams")
     parser.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)),
                         help="the core every timed process runs on (default: the first this process may use)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--serve-replays", type=Path, help=argparse.SUPPRESS)  # the traced process (internal)
     args = parser.parse_args()
     if args.serve_replays:

@@ -117,19 +117,26 @@ def measure(path: Path, repeat: int, threads: int) -> dict:
     return row | {name: frames / seconds for name, seconds in best.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def clip_arguments(description: str, kind: str, defaults: str) -> argparse.ArgumentParser:
+    """The options of the clips to measure, shared with engine_floor.py: `kind` of H.264 files,
+    else generated clips and conformance streams (`defaults` says which)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
-                        help="H.264 files to measure (default: generated clips and a few conformance streams)")
+                        help=f"{kind} files to measure (default: {defaults})")
     parser.add_argument("--sizes", default="1280x720,1920x1080", help="sizes of the generated clips")
     parser.add_argument("--seconds", type=int, default=10, help="length of the generated clips")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds per clip, each column timed once a round; the fastest is kept (default 3)")
-    parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     parser.add_argument("--conformance", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "conformance",
-                        help="with no VIDEO, also measure a few larger streams of this folder (skipped if absent)")
+                        help="with no VIDEO, also measure streams of this folder (skipped if absent)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    return parser
+
+
+def main() -> None:
+    parser = clip_arguments(__doc__, "H.264", "generated clips and a few larger conformance streams")
+    parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         clips = args.videos
