@@ -11,8 +11,9 @@ cores of a shared VM can run at different speeds), with:
   (c)  libavcodec's full decode, 1 thread (as benchmarks/parser.py);
   (v)  our parse for vectors, (vc) for vectors + coefficients, 1 thread (codec.extract_motion).
 
-fps over every frame. engine/c is the most any parser built on this engine could reach against
-(c) on this machine; v/engine is how much of the engine's speed the whole parse keeps.
+fps over every frame. The replay's time is the bins' decoding alone (no demuxing, no Python), so
+engine/c is an upper bound: the most any parser built on this engine could reach against (c) on
+this machine. v/engine is how much of the engine's speed the whole parse keeps.
 
     python benchmarks/engine_floor.py [--repeat 3] [VIDEO ...]
 
