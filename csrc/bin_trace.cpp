@@ -66,7 +66,7 @@ size_t replay_once() {
     const Segment& seg = *owned;
     BitReader r(seg.rbsp.data(), seg.rbsp.size());
     r.skip(seg.position);
-    ArithmeticEngine e{r.u(9), 510, 0};  // as CabacDecoder starts it
+    ArithmeticEngine e = ArithmeticEngine::started(r);
     std::array<CtxState, 1024> states = seg.states;
     for (const int32_t op : seg.ops) {
       int bin, expected;

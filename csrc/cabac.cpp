@@ -31,7 +31,6 @@ CabacDecoder::CabacDecoder(BitReader& r, int cabac_init_idc, int slice_qp) : r_(
     pre = pre < 1 ? 1 : (pre > 126 ? 126 : pre);
     state_[i] = static_cast<CtxState>(pre <= 63 ? (63 - pre) << 1 : ((pre - 64) << 1) | 1);
   }
-  VCCV_TRACE_BIN(start(r_, state_.data()));
   init_engine();
 }
 
@@ -71,10 +70,15 @@ ArithmeticEngine ArithmeticEngine::refilled(ArithmeticEngine e, BitReader& r) {
   return e;
 }
 
-void CabacDecoder::init_engine() {
-  const uint32_t offset = r_.u(9);
+ArithmeticEngine ArithmeticEngine::started(BitReader& r) {
+  const uint32_t offset = r.u(9);
   if (offset >= 510) throw CorruptStream("CABAC codIOffset starts at 510 or 511");
-  engine_ = ArithmeticEngine{offset, 510, 0};
+  return ArithmeticEngine{offset, 510, 0};
+}
+
+void CabacDecoder::init_engine() {
+  VCCV_TRACE_BIN(start(r_, state_.data()));
+  engine_ = ArithmeticEngine::started(r_);
 }
 
 void CabacDecoder::sync_reader() {
@@ -85,10 +89,7 @@ void CabacDecoder::sync_reader() {
   engine_.ahead = 0;
 }
 
-void CabacDecoder::restart_engine() {
-  VCCV_TRACE_BIN(start(r_, state_.data()));
-  init_engine();
-}
+void CabacDecoder::restart_engine() { init_engine(); }
 
 bool CabacDecoder::mb_skip_flag(bool b_slice, int inc) { return decision((b_slice ? kMbSkipB : kMbSkipP) + inc); }
 

@@ -97,6 +97,8 @@ struct ArithmeticEngine {
     if (ahead < shift) *this = refilled(*this, r);
     ahead -= shift;
   }
+  // The engine started on the 9 bits at `r`'s position (9.3.1.2): codIRange 510, codIOffset those bits.
+  static ArithmeticEngine started(BitReader& r);
   // The engine with 32 more bits appended from `r` (zeros past the end of the data).
   static ArithmeticEngine refilled(ArithmeticEngine e, BitReader& r);
 
