@@ -1,7 +1,8 @@
 """Benchmarks on the CPU (timings are reported, never asserted): frontend.py's smoke run over 2
 tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
 smoke run, which skips torch.compile's CUDA-graph mode with a line saying so; engine_floor.py's
-replay of a clip's CABAC bins, checked against their record; ablation.py's runs
+replay of a clip's CABAC bins, checked against their record; libavcodec_parse_share.py's
+search of PyAV's libavcodec for its entropy decoders and its profile of a decode; ablation.py's runs
 trained in parallel processes equal those trained one after another. Every script's --help
 describes every option; make_demo.sh --help prints its usage without starting."""
 
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import libavcodec_parse_share  # noqa: E402
 
 from tools.clips import make_clip
 from vccv_gpu import codec
@@ -86,6 +90,44 @@ def test_engine_floor_replays_every_recorded_bin(tmp_path: Path) -> None:
         assert row["frames"] == len(s.frames) == 20
     assert row["bins"] > 20 * 60  # 60 macroblocks a frame, a bin at least each
     for column in ("c", "v", "vc", "engine", "branch_free"):
+        assert math.isfinite(row[column]) and row[column] > 0
+
+
+def test_libavcodec_entropy_decoders_found_by_their_tables() -> None:
+    library = libavcodec_parse_share.Library(libavcodec_parse_share.loaded_libavcodec())
+    users = {name: [f for f, tables in library.tables.items() if name in tables]
+             for name in libavcodec_parse_share.ENTROPY_TABLES}
+    # CABAC's decision code is inlined into each element's decoder; ue(v) into every header parser.
+    assert len(users["CABAC"]) >= 3 and len(users["Exp-Golomb"]) >= 3
+    assert all(library.function_at(f[0]) == f for f in users["CABAC"])
+    assert any(library.calls.get(f) for f in users["CABAC"])  # the macroblock parser calls its helpers
+
+
+def perf_refusal(folder: Path) -> str | None:
+    """Why `perf record` cannot sample here (not installed, or not allowed), or None."""
+    try:
+        probe = subprocess.run(["perf", "record", "-q", "-k", "mono", "-e", "cpu-clock", "-o", str(folder / "probe"),
+                                "--", "true"], capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        return "no perf on this machine"
+    return None if probe.returncode == 0 else f"perf record fails here: {probe.stderr.strip()[-300:]}"
+
+
+def test_libavcodec_parse_share_of_a_cabac_decode(tmp_path: Path) -> None:
+    refusal = perf_refusal(tmp_path)
+    if refusal:
+        pytest.skip(refusal)
+    clip = make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=100, entropy="cabac", bframes=2)
+    out = tmp_path / "share.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "libavcodec_parse_share.py"), str(clip), "--repeat", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())
+    assert row["frames"] == 100 and row["samples"] > 100
+    # Parsing is a real part of the decode but not all of it (reconstruction, the loop filter).
+    assert 0.1 < row["parse_share"] < 0.9 and row["parse_functions"]
+    assert 0.05 < row["no_unwind_entry_share"] < 0.9  # FFmpeg's assembly: the reconstruction's DSP
+    for column in ("c", "vc"):
         assert math.isfinite(row[column]) and row[column] > 0
 
 
