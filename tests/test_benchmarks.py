@@ -77,15 +77,21 @@ def test_kernels_smoke_run_skips_cuda_graphs_off_cuda(tmp_path: Path) -> None:
     assert "skipped: reduce-overhead (torch.compile's CUDA graphs need CUDA)" in proc.stdout
 
 
+def one_clip_row(script: str, clip: Path) -> dict:
+    """A benchmark script's result for `clip` alone, one round (its --out JSON holds one row)."""
+    out = clip.with_suffix(".json")
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), str(clip), "--repeat", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())
+    return row
+
+
 def test_engine_floor_replays_every_recorded_bin(tmp_path: Path) -> None:
     # The replay checks each bin against the record and fails the run on any difference; the
     # generated clip has CABAC P and B pictures, with 8x8 transforms.
     clip = make_clip(tmp_path / "clip.mp4", size=(160, 96), frames=20, entropy="cabac", bframes=2)
-    out = tmp_path / "floor.json"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "engine_floor.py"), str(clip), "--repeat", "1",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = json.loads(out.read_text())
+    row = one_clip_row("engine_floor.py", clip)
     with codec.open(clip) as s:
         assert row["frames"] == len(s.frames) == 20
     assert row["bins"] > 20 * 60  # 60 macroblocks a frame, a bin at least each
@@ -118,11 +124,7 @@ def test_libavcodec_parse_share_of_a_cabac_decode(tmp_path: Path) -> None:
     if refusal:
         pytest.skip(refusal)
     clip = make_clip(tmp_path / "clip.mp4", size=(320, 240), frames=100, entropy="cabac", bframes=2)
-    out = tmp_path / "share.json"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "libavcodec_parse_share.py"), str(clip), "--repeat", "1",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = json.loads(out.read_text())
+    row = one_clip_row("libavcodec_parse_share.py", clip)
     assert row["frames"] == 100 and row["samples"] > 100
     # Parsing is a real part of the decode but not all of it (reconstruction, the loop filter).
     assert 0.1 < row["parse_share"] < 0.9 and row["parse_functions"]
