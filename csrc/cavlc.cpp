@@ -1,6 +1,8 @@
 #include "cavlc.h"
 
+#include <array>
 #include <string>
+#include <utility>
 
 #include "cavlc_tables.h"
 #include "errors.h"
@@ -10,19 +12,29 @@ namespace vccv {
 
 namespace {
 
-struct CavlcTables {
-  VlcTable coeff_token[4] = {{&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"},
-                             {&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"},
-                             {&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"},
-                             {&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token"}};
-  std::vector<VlcTable> total_zeros, total_zeros_chroma_dc, run_before;
+// One table per row of [row][symbol] arrays of code lengths and values, `count` symbols a row.
+template <size_t... Row>
+std::array<VlcTable, sizeof...(Row)> vlc_rows(const uint8_t* lengths, const uint16_t* codes, int count,
+                                              const char* name, std::index_sequence<Row...>) {
+  return {
+      VlcTable(lengths + Row * static_cast<size_t>(count), codes + Row * static_cast<size_t>(count), count, name)...};
+}
 
-  CavlcTables() {
-    for (int t = 0; t < 15; ++t) total_zeros.emplace_back(kTotalZerosLength[t], kTotalZerosCode[t], 16, "total_zeros");
-    for (int t = 0; t < 3; ++t)
-      total_zeros_chroma_dc.emplace_back(kTotalZerosChromaDcLength[t], kTotalZerosChromaDcCode[t], 4, "total_zeros");
-    for (int t = 0; t < 7; ++t) run_before.emplace_back(kRunBeforeLength[t], kRunBeforeCode[t], 15, "run_before");
-  }
+// Arrays of tables, not vectors: a table's address is then the array's plus an offset, with no
+// pointer to load first.
+struct CavlcTables {
+  std::array<VlcTable, 4> coeff_token = {
+      VlcTable(&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"),
+      VlcTable(&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"),
+      VlcTable(&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"),
+      VlcTable(&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token")};
+  std::array<VlcTable, 15> total_zeros =
+      vlc_rows(&kTotalZerosLength[0][0], &kTotalZerosCode[0][0], 16, "total_zeros", std::make_index_sequence<15>{});
+  std::array<VlcTable, 3> total_zeros_chroma_dc =
+      vlc_rows(&kTotalZerosChromaDcLength[0][0], &kTotalZerosChromaDcCode[0][0], 4, "total_zeros",
+               std::make_index_sequence<3>{});
+  std::array<VlcTable, 7> run_before =
+      vlc_rows(&kRunBeforeLength[0][0], &kRunBeforeCode[0][0], 15, "run_before", std::make_index_sequence<7>{});
 };
 
 // Built when the module loads: no guard to test on every block.

@@ -7,29 +7,28 @@
 namespace vccv {
 
 VlcTable::VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name) : name_(name) {
+  int max_length = 0;
   for (int s = 0; s < count; ++s)
-    if (lengths[s] > max_length_) max_length_ = lengths[s];
-  const int first_bits = max_length_ < kFirstBits ? max_length_ : kFirstBits;
-  second_bits_ = max_length_ - first_bits;
+    if (lengths[s] > max_length) max_length = lengths[s];
+  second_bits_ = max_length > kFirstBits ? max_length - kFirstBits : 0;
   second_mask_ = (1u << second_bits_) - 1;
-  first_.assign(size_t{1} << first_bits, 0);
   for (int s = 0; s < count; ++s) {
     const int len = lengths[s];
     if (len == 0) continue;
     const auto entry = static_cast<uint16_t>((s << 5) | len);
-    if (len <= first_bits) {
-      const size_t begin = size_t{codes[s]} << (first_bits - len);
-      for (size_t k = 0; k < (size_t{1} << (first_bits - len)); ++k) first_[begin + k] = entry;
+    if (len <= kFirstBits) {
+      const size_t begin = size_t{codes[s]} << (kFirstBits - len);
+      for (size_t k = 0; k < (size_t{1} << (kFirstBits - len)); ++k) first_[begin + k] = entry;
       continue;
     }
-    // Longer codes: the first `first_bits` bits select a second-level table.
-    const size_t prefix = size_t{codes[s]} >> (len - first_bits);
+    // Longer codes: the first kFirstBits bits select a second-level table.
+    const size_t prefix = size_t{codes[s]} >> (len - kFirstBits);
     if ((first_[prefix] & 31) != 31) {
       first_[prefix] = static_cast<uint16_t>(((second_.size() >> second_bits_) << 5) | 31);
       second_.resize(second_.size() + (size_t{1} << second_bits_), 0);
     }
     const size_t table = size_t{first_[prefix]} >> 5;
-    const int rest = len - first_bits;
+    const int rest = len - kFirstBits;
     const size_t suffix = size_t{codes[s]} & ((size_t{1} << rest) - 1);
     const size_t begin = (table << second_bits_) + (suffix << (second_bits_ - rest));
     for (size_t k = 0; k < (size_t{1} << (second_bits_ - rest)); ++k) second_[begin + k] = entry;

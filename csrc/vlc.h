@@ -2,6 +2,7 @@
 // (the first 8 bits, then the rest for longer codes) small enough to stay in the L1 cache.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -17,9 +18,11 @@ class VlcTable {
   // CorruptStream on a bit pattern with no symbol.
   template <class Bits>
   int decode(Bits& r) const {
-    const uint32_t bits = r.peek(max_length_);
-    uint16_t entry = first_[bits >> second_bits_];
-    if ((entry & 31) == 31) entry = second_[(size_t{entry} >> 5 << second_bits_) + (bits & second_mask_)];
+    // Always the next 8 bits, inside the table object: the entry's address depends on no loaded
+    // table size or pointer, so it is one load away from the bits.
+    uint16_t entry = first_[r.peek(kFirstBits)];
+    if (__builtin_expect((entry & 31) == 31, 0))
+      entry = second_[(size_t{entry} >> 5 << second_bits_) + (r.peek(kFirstBits + second_bits_) & second_mask_)];
     if (entry == 0) throw_invalid();
     r.skip(entry & 31);  // throws if the code runs past the end
     return entry >> 5;
@@ -27,14 +30,14 @@ class VlcTable {
 
  private:
   static constexpr int kFirstBits = 8;
-  int max_length_ = 0;
-  int second_bits_ = 0;  // max_length_ - kFirstBits, when positive
+  int second_bits_ = 0;  // the longest code's length - kFirstBits, when positive
   uint32_t second_mask_ = 0;
   [[noreturn]] void throw_invalid() const;
-  // Entry: (symbol << 5) | length; 0 = no code. First level: length 31 marks a link whose symbol
-  // field is the index of a second-level table of 2^second_bits_ entries (lengths there count
-  // from the start of the code).
-  std::vector<uint16_t> first_;
+  // Entry: (symbol << 5) | length; 0 = no code. A code shorter than kFirstBits fills every entry
+  // its bits begin. First level: length 31 marks a link whose symbol field is the index of a
+  // second-level table of 2^second_bits_ entries, indexed by the bits after the first 8 (lengths
+  // there count from the start of the code).
+  std::array<uint16_t, 1 << kFirstBits> first_{};
   std::vector<uint16_t> second_;
   const char* name_;
 };
