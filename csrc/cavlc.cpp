@@ -76,16 +76,28 @@ template <class Bits>
   for (int i = 0; i < 3; ++i) level[i] = 1 - 2 * static_cast<int32_t>((signs >> (2 - i)) & 1);
   int suffix_length = total_coeff > 10 && trailing_ones < 3 ? 1 : 0;
   for (int i = trailing_ones; i < total_coeff; ++i) {
-    // 9.2.2.1: High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
-    const int level_prefix = r.count_leading_zeros(25);
-    if (level_prefix < 0) throw CorruptStream("level_prefix too long");
-    int32_t level_code = (level_prefix < 15 ? level_prefix : 15) << suffix_length;
-    int suffix_size = suffix_length;
-    if (level_prefix == 14 && suffix_length == 0) suffix_size = 4;
-    if (level_prefix >= 15) suffix_size = level_prefix - 3;
-    if (suffix_size > 0) level_code += static_cast<int32_t>(r.u(suffix_size));
-    if (level_prefix >= 15 && suffix_length == 0) level_code += 15;
-    if (level_prefix >= 16) level_code += (1 << (level_prefix - 3)) - 4096;
+    // level_prefix and level_suffix (9.2.2.1) from one look at the next 32 bits: below 14, the
+    // prefix is followed by suffixLength (<= 6) bits, all among them.
+    const uint32_t next = r.peek(32);
+    const int short_prefix = next == 0 ? 32 : __builtin_clz(next);
+    int32_t level_code;
+    if (short_prefix < 14) {
+      const uint32_t after_prefix = next << (short_prefix + 1);
+      level_code =
+          (short_prefix << suffix_length) + static_cast<int32_t>(uint64_t{after_prefix} >> (32 - suffix_length));
+      r.skip(static_cast<size_t>(short_prefix + 1 + suffix_length));
+    } else {
+      // High profiles allow prefixes beyond 15; 25 bounds levelCode well inside int32.
+      const int level_prefix = r.count_leading_zeros(25);
+      if (level_prefix < 0) throw CorruptStream("level_prefix too long");
+      level_code = (level_prefix < 15 ? level_prefix : 15) << suffix_length;
+      int suffix_size = suffix_length;
+      if (level_prefix == 14 && suffix_length == 0) suffix_size = 4;
+      if (level_prefix >= 15) suffix_size = level_prefix - 3;
+      if (suffix_size > 0) level_code += static_cast<int32_t>(r.u(suffix_size));
+      if (level_prefix >= 15 && suffix_length == 0) level_code += 15;
+      if (level_prefix >= 16) level_code += (1 << (level_prefix - 3)) - 4096;
+    }
     if (i == trailing_ones && trailing_ones < 3) level_code += 2;
     // levelVal: (levelCode + 2) >> 1 when levelCode is even, (-levelCode - 1) >> 1 when odd. The
     // parity is the sign, a coin toss, so it is applied branch-free.
