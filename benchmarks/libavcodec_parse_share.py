@@ -95,13 +95,16 @@ class Library:
         self.calls: dict[tuple[int, int], set[tuple[int, int]]] = {}
         disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True,
                                      text=True, check=True).stdout
-        for m in re.finditer(r"^\s*([0-9a-f]+):\s+(call\s+([0-9a-f]+)\s|.*# ([0-9a-f]+))", disassembly, re.M):
+        # A call, or a jump into another function: a tail call, or the function's own cold part,
+        # which GCC splits off as a function of its own.
+        for m in re.finditer(r"^\s*([0-9a-f]+):\s+((?:call|j[a-z]+)\s+([0-9a-f]+)\s|.*# ([0-9a-f]+))", disassembly,
+                             re.M):
             function = self.function_at(int(m[1], 16))
             if function is None:
                 continue
             if m[3]:
                 callee = self.function_at(int(m[3], 16))
-                if callee:
+                if callee and callee != function:
                     self.calls.setdefault(function, set()).add(callee)
                 continue
             target = int(m[4], 16)
