@@ -73,8 +73,9 @@ class BitReader {
   }
   int32_t se() {  // 9.1.1, Table 9-3: k -> (-1)^(k+1) * Ceil(k / 2)
     const uint32_t k = ue();
-    const int64_t magnitude = (static_cast<int64_t>(k) + 1) / 2;
-    return static_cast<int32_t>((k & 1) ? magnitude : -magnitude);
+    // Branch-free: the sign (k's parity) is a coin toss for a vector difference.
+    const int64_t magnitude = (static_cast<int64_t>(k) + 1) / 2, negative = (k & 1) - int64_t{1};  // 0 or -1
+    return static_cast<int32_t>((magnitude ^ negative) - negative);
   }
   uint32_t te(uint32_t max_value);  // 9.1 with range max_value (> 0)
   // Reads zeros up to a one bit (e.g. level_prefix) and returns their count, or -1 without

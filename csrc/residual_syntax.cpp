@@ -11,11 +11,13 @@ namespace vccv {
 
 namespace {
 
+// nC from nA and nB (9.2.1; -1: not available): their rounded mean when both are available, else
+// the one that is, else 0. Branch-free: its branches mispredicted as the blocks alternate between
+// the inside of the macroblock and its edges (cachegrind).
 int predict_nc(int na, int nb) {
-  if (na >= 0 && nb >= 0) return (na + nb + 1) >> 1;
-  if (na >= 0) return na;
-  if (nb >= 0) return nb;
-  return 0;
+  const int both = (na >= 0) & (nb >= 0);
+  const int sum = std::max(na, 0) + std::max(nb, 0);
+  return (sum + both) >> both;
 }
 
 // A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
