@@ -109,8 +109,10 @@ template <class Bits>
 
   int zeros_left = 0;
   if (total_coeff < end_idx - start_idx + 1) {
-    zeros_left = max_num_coeff == 4 ? t.total_zeros_chroma_dc[static_cast<size_t>(total_coeff - 1)].decode(r)
-                                    : t.total_zeros[static_cast<size_t>(total_coeff - 1)].decode(r);
+    // The table picked by address, not by a branch: chroma DC blocks come between luma blocks.
+    // (A chroma DC block has total_coeff < 4, inside its three tables.)
+    const VlcTable* tables = max_num_coeff == 4 ? t.total_zeros_chroma_dc.data() : t.total_zeros.data();
+    zeros_left = tables[total_coeff - 1].decode(r);
     if (zeros_left > end_idx - start_idx + 1 - total_coeff) throw CorruptStream("total_zeros exceeds the block");
   }
   // Coefficients are sent highest frequency first; place them walking down the scan.

@@ -120,7 +120,10 @@ void PictureParser::macroblock_layer(int addr) {
     if (intra) {
       intra_pred(t, transform_8x8);
     } else if (t.kind == MbKind::kInter) {
-      mb_pred_inter(t);
+      if (t.num_parts == 1)
+        mb_pred_inter<1>(t);
+      else
+        mb_pred_inter<2>(t);
     } else {
       derive_direct(0xf);  // B_Direct_16x16
     }
@@ -209,6 +212,7 @@ int8_t PictureParser::intra_mode_neighbour(int bx, int by) const {
   return n == cur_ ? mode : neighbour_intra_mode(true, !n->intra, n->i_nxn, mode, pps_.constrained_intra_pred);
 }
 
+template <int kParts>
 void PictureParser::mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
   int ref[2][2] = {{-1, -1}, {-1, -1}};
   Mv mvd[2][2];
@@ -218,7 +222,7 @@ void PictureParser::mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
     y = ph == 8 ? 8 * p : 0;
   };
   for (int list = 0; list < 2; ++list)
-    for (int p = 0; p < t.num_parts; ++p)
+    for (int p = 0; p < kParts; ++p)
       if (t.pred[p] & (1 << list)) {
         int x, y;
         origin(p, x, y);
@@ -226,14 +230,14 @@ void PictureParser::mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
         record_ref(list, x, y, pw, ph, static_cast<uint32_t>(ref[list][p]));
       }
   for (int list = 0; list < 2; ++list)
-    for (int p = 0; p < t.num_parts; ++p)
+    for (int p = 0; p < kParts; ++p)
       if (t.pred[p] & (1 << list)) {
         int x, y;
         origin(p, x, y);
         mvd[list][p] = read_mvd(list, x, y, pw, ph);
       }
-  const int shape = t.num_parts == 1 ? 0 : (t.part_height == 8 ? 168 : 816);
-  for (int p = 0; p < t.num_parts; ++p) {
+  const int shape = kParts == 1 ? 0 : (t.part_height == 8 ? 168 : 816);
+  for (int p = 0; p < kParts; ++p) {
     const int x = t.part_width == 8 ? 8 * p : 0, y = t.part_height == 8 ? 8 * p : 0;
     for (int list = 0; list < 2; ++list) {
       if (!(t.pred[p] & (1 << list))) continue;

@@ -85,7 +85,10 @@ class PictureParser {
   // intraMxMPredModeN (8.3.1.1, 8.3.2.1) of the 4x4 block (bx, by) relative to the current MB:
   // inside it (already derived), or in macroblock A (bx = -1) or B (by = -1).
   int8_t intra_mode_neighbour(int bx, int by) const;
-  void mb_pred_inter(const MbTypeInfo& t);                  // 7.3.5.1, inter part
+  // 7.3.5.1, inter part, for t.num_parts == kParts: a constant, so that the loops over the
+  // partitions do not mispredict their ends as partition counts alternate.
+  template <int kParts>
+  void mb_pred_inter(const MbTypeInfo& t);
   void sub_mb_pred(const MbTypeInfo& t, bool& no_sub_8x8);  // 7.3.5.2
   // ref_idx of the partition at (x, y) in the MB (te(v), or CABAC with 9.3.3.1.1.6).
   uint32_t read_ref_idx(int list, int x, int y);
