@@ -79,7 +79,9 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   // (bit = row) and condTermFlagB of the top edge's (bit = column); CAVLC, the TotalCoeff of the
   // blocks left of and above them (nA, nB; -1: not available).
   uint32_t cbf_left = 0, cbf_top = 0;
-  int total_left[4], total_top[4];
+  // CAVLC: TotalCoeff of block (bx, by) at totals[by + 1][bx + 1], beside those of the blocks to
+  // the left (column 0) and above (row 0), so that nA and nB are read without a branch.
+  int8_t totals[5][5] = {};
   if (cabac_ && cbp_luma != 0 && !transform_8x8) {
     for (int k = 0; k < 4; ++k) {
       cbf_left |= static_cast<uint32_t>(cbf_luma_cond(-1, k)) << k;
@@ -87,13 +89,16 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
     }
   } else if (!cabac_ && cbp_luma != 0) {
     for (int k = 0; k < 4; ++k) {
-      total_left[k] = luma_total_coeff(-1, k);
-      total_top[k] = luma_total_coeff(k, -1);
+      totals[k + 1][0] = static_cast<int8_t>(luma_total_coeff(-1, k));
+      totals[0][k + 1] = static_cast<int8_t>(luma_total_coeff(k, -1));
     }
   }
   auto luma_nc = [&](int bx, int by) {  // 9.2.1 for the 4x4 block (bx, by) of the macroblock
-    return predict_nc(bx > 0 ? cur_->total_coeff[by * 4 + bx - 1] : total_left[by],
-                      by > 0 ? cur_->total_coeff[by * 4 + bx - 4] : total_top[bx]);
+    return predict_nc(totals[by + 1][bx], totals[by][bx + 1]);
+  };
+  auto set_total = [&](int bx, int by, int total) {
+    cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+    totals[by + 1][bx + 1] = static_cast<int8_t>(total);
   };
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
@@ -110,7 +115,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
           const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(read_block(kCatLuma4x4, luma_nc(bx, by), 0, 16, sub));
+          set_total(bx, by, read_block(kCatLuma4x4, luma_nc(bx, by), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -136,7 +141,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
         if (total > 0) {
           cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
-          cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+          set_total(bx, by, total);
         }
       }
       if (!coefficients_ || (total == 0 && !(i16 && dc[by * 4 + bx] != 0))) continue;
