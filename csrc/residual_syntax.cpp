@@ -20,6 +20,16 @@ int predict_nc(int na, int nb) {
   return (sum + both) >> both;
 }
 
+// CAVLC: TotalCoeff of the n x n blocks of a macroblock's component at [by + 1][bx + 1], beside
+// those of the blocks to its left (column 0) and above (row 0; -1: not available), so that nA
+// and nB are two loads with no branch on the block's place in the macroblock (9.2.1).
+template <int N>
+struct TotalCoeffGrid {
+  int8_t totals[N + 1][N + 1] = {};
+  int nc(int bx, int by) const { return predict_nc(totals[by + 1][bx], totals[by][bx + 1]); }
+  void set(int bx, int by, int total) { totals[by + 1][bx + 1] = static_cast<int8_t>(total); }
+};
+
 // A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
 // the 2x2 chroma DC's scan is raster).
 void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
@@ -79,9 +89,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   // (bit = row) and condTermFlagB of the top edge's (bit = column); CAVLC, the TotalCoeff of the
   // blocks left of and above them (nA, nB; -1: not available).
   uint32_t cbf_left = 0, cbf_top = 0;
-  // CAVLC: TotalCoeff of block (bx, by) at totals[by + 1][bx + 1], beside those of the blocks to
-  // the left (column 0) and above (row 0), so that nA and nB are read without a branch.
-  int8_t totals[5][5] = {};
+  TotalCoeffGrid<4> luma_totals;  // CAVLC
   if (cabac_ && cbp_luma != 0 && !transform_8x8) {
     for (int k = 0; k < 4; ++k) {
       cbf_left |= static_cast<uint32_t>(cbf_luma_cond(-1, k)) << k;
@@ -89,16 +97,13 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
     }
   } else if (!cabac_ && cbp_luma != 0) {
     for (int k = 0; k < 4; ++k) {
-      totals[k + 1][0] = static_cast<int8_t>(luma_total_coeff(-1, k));
-      totals[0][k + 1] = static_cast<int8_t>(luma_total_coeff(k, -1));
+      luma_totals.totals[k + 1][0] = static_cast<int8_t>(luma_total_coeff(-1, k));
+      luma_totals.totals[0][k + 1] = static_cast<int8_t>(luma_total_coeff(k, -1));
     }
   }
-  auto luma_nc = [&](int bx, int by) {  // 9.2.1 for the 4x4 block (bx, by) of the macroblock
-    return predict_nc(totals[by + 1][bx], totals[by][bx + 1]);
-  };
   auto set_total = [&](int bx, int by, int total) {
     cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
-    totals[by + 1][bx + 1] = static_cast<int8_t>(total);
+    luma_totals.set(bx, by, total);
   };
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
@@ -115,7 +120,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
           const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          set_total(bx, by, read_block(kCatLuma4x4, luma_nc(bx, by), 0, 16, sub));
+          set_total(bx, by, read_block(kCatLuma4x4, luma_totals.nc(bx, by), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -134,7 +139,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       levels.count = 0;
       if (coded) {
         const uint32_t cbf = cur_->cbf_luma;
-        const int nc = cabac_ ? 0 : luma_nc(bx, by);
+        const int nc = cabac_ ? 0 : luma_totals.nc(bx, by);
         const int inc = cabac_ ? static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
                                      2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1)
                                : 0;
@@ -166,18 +171,25 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   }
   if (!(cbp_chroma & 2) && !coefficients_) return;
   for (int plane = 0; plane < 2; ++plane) {
+    TotalCoeffGrid<2> chroma_totals;  // CAVLC
+    if (!cabac_ && (cbp_chroma & 2)) {
+      for (int k = 0; k < 2; ++k) {
+        chroma_totals.totals[k + 1][0] = static_cast<int8_t>(chroma_total_coeff(plane, -1, k));
+        chroma_totals.totals[0][k + 1] = static_cast<int8_t>(chroma_total_coeff(plane, k, -1));
+      }
+    }
     for (int blk = 0; blk < 4; ++blk) {
       const int bx = blk % 2, by = blk / 2;
       int total = 0;
       levels.count = 0;
       if (cbp_chroma & 2) {
-        const int nc =
-            cabac_ ? 0 : predict_nc(chroma_total_coeff(plane, bx - 1, by), chroma_total_coeff(plane, bx, by - 1));
+        const int nc = cabac_ ? 0 : chroma_totals.nc(bx, by);
         const int inc = cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
         total = read_block(kCatChromaAc, nc, inc, 15, levels);
         if (total > 0) {
           cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
           cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
+          chroma_totals.set(bx, by, total);
         }
       }
       if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
