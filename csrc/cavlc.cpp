@@ -1,6 +1,7 @@
 #include "cavlc.h"
 
 #include <array>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -115,21 +116,27 @@ template <class Bits>
     zeros_left = tables[total_coeff - 1].decode(r);
     if (zeros_left > end_idx - start_idx + 1 - total_coeff) throw CorruptStream("total_zeros exceeds the block");
   }
-  // Coefficients are sent highest frequency first; place them walking down the scan.
+  // Coefficients are sent highest frequency first; place them walking down the scan. A
+  // run_before follows each but the last while zeros are left.
   int position = start_idx + total_coeff - 1 + zeros_left;
   out.count = total_coeff;
-  for (int i = 0; i < total_coeff; ++i) {
+  std::memcpy(out.level, level, sizeof level);  // all 16: a fixed copy instead of one per level
+  int i = 0;
+  for (; zeros_left > 0 && i < total_coeff - 1; ++i) {
     out.scan[i] = static_cast<uint8_t>(position);
-    out.level[i] = level[i];
-    if (i == total_coeff - 1) break;
-    int run = 0;
-    if (zeros_left > 0) {
-      run = t.run_before[static_cast<size_t>((zeros_left < 7 ? zeros_left : 7) - 1)].decode(r);
-      if (run > zeros_left) throw CorruptStream("run_before exceeds zerosLeft");
-      zeros_left -= run;
-    }
+    const int run = t.run_before[static_cast<size_t>((zeros_left < 7 ? zeros_left : 7) - 1)].decode(r);
+    if (run > zeros_left) throw CorruptStream("run_before exceeds zerosLeft");
+    zeros_left -= run;
     position -= 1 + run;
   }
+  // The rest sit one after another: 16 bytes of a descending count copied at once (past
+  // total_coeff they are never read), instead of a loop whose end would mispredict.
+  static constexpr auto kDescending = [] {
+    std::array<uint8_t, 48> d{};
+    for (size_t k = 0; k < 32; ++k) d[k] = static_cast<uint8_t>(31 - k);
+    return d;
+  }();
+  std::memcpy(out.scan + i, kDescending.data() + (31 - position), 16);
   return total_coeff;
 }
 
