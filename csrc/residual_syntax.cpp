@@ -12,8 +12,7 @@ namespace vccv {
 namespace {
 
 // nC from nA and nB (9.2.1; -1: not available): their rounded mean when both are available, else
-// the one that is, else 0. Branch-free: its branches mispredicted as the blocks alternate between
-// the inside of the macroblock and its edges (cachegrind).
+// the one that is, else 0. Branch-free: its branches mispredicted (cachegrind).
 int predict_nc(int na, int nb) {
   const int both = (na >= 0) & (nb >= 0);
   const int sum = std::max(na, 0) + std::max(nb, 0);
