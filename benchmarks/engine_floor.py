@@ -34,10 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402  (benchmarks/parser.py)
+from parser import CONFORMANCE_STREAMS as PARSER_STREAMS  # noqa: E402  (benchmarks/parser.py)
+from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402
 
-CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264",
-                       "openh264/VID_1920x1080_cabac_temporal_direct.264")
+# parser.py's 720p/1080p CABAC conformance streams.
+CONFORMANCE_STREAMS = [n for n in PARSER_STREAMS if "cabac_temporal_direct" in n]
 
 
 def build_traced(folder: Path) -> Path:

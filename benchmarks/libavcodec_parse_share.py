@@ -14,7 +14,8 @@ PyAV's libavcodec has no symbols, so its functions are found from what the libra
     prefix, 9.1); the functions that address them are the macroblock parsers (the slice header
     parser too, which holds no measurable time);
   * the parse: those functions holding >= 1 % of the decode's samples, and everything they call
-    (residual blocks, direct prediction, intra mode checks), from the disassembly's direct calls.
+    or jump into (residual blocks, direct prediction, intra mode checks, cold parts), from the
+    disassembly's direct calls and jumps.
 The decode runs under `perf record` (cpu-clock samples) on one core; each sample's address is
 mapped into the library's functions. It needs Linux perf, readelf and objdump.
 
@@ -41,13 +42,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402  (benchmarks/parser.py)
+from vccv_gpu import codec
 
-CONFORMANCE_STREAMS = ("openh264/VID_1280x720_cabac_temporal_direct.264",
-                       "openh264/VID_1280x720_cavlc_temporal_direct.264",
-                       "openh264/VID_1920x1080_cabac_temporal_direct.264",
-                       "openh264/VID_1920x1080_cavlc_temporal_direct.264")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from parser import CONFORMANCE_STREAMS as PARSER_STREAMS  # noqa: E402  (benchmarks/parser.py)
+from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402
+
+# parser.py's 720p/1080p conformance streams, CABAC and CAVLC.
+CONFORMANCE_STREAMS = [n for n in PARSER_STREAMS if "temporal_direct" in n]
 
 # The number of bits to shift codIRange (9..510, or 0) left by to bring it to 256 or more, for every
 # 9-bit value: RenormD of 9.3.3.2.2 as a table.
@@ -135,18 +137,13 @@ class Library:
         return parse
 
 
-def decode_frames(path: str) -> None:
-    """Runs under perf: libavcodec's single-thread decode of `path`, then prints the frame count and
-    the decode's start and end on CLOCK_MONOTONIC (perf's clock with -k mono), so that the samples
-    of Python's start-up are left out."""
-    import av
-
+def decode_frames(path: Path) -> None:
+    """Runs under perf: (c), libavcodec's single-thread decode of `path`, then prints the decode's
+    start and end on CLOCK_MONOTONIC (perf's clock with -k mono), so that the samples of Python's
+    start-up are left out."""
     start = time.monotonic()
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type, stream.thread_count = "NONE", 1
-        frames = sum(1 for _ in container.decode(stream))
-    print(frames, start, time.monotonic())
+    libavcodec(path, 1, False)
+    print(start, time.monotonic())
 
 
 def profile(path: Path, library: Library, cpu: int, folder: Path) -> dict:
@@ -155,7 +152,7 @@ def profile(path: Path, library: Library, cpu: int, folder: Path) -> dict:
     run = subprocess.run(["perf", "record", "-q", "-k", "mono", "-e", "cpu-clock", "-F", "4000", "-o", str(data),
                           "--", "taskset", "-c", str(cpu), sys.executable, __file__, "--decode", str(path)],
                          capture_output=True, text=True, check=True)
-    frames, begin, end = (float(v) for v in run.stdout.split()[-3:])
+    begin, end = (float(v) for v in run.stdout.split()[-2:])
     script = subprocess.run(["perf", "script", "-i", str(data), "--show-mmap-events", "-F", "time,ip,dso"],
                             capture_output=True, text=True, check=True).stdout
     name = library.path.name
@@ -178,7 +175,9 @@ def profile(path: Path, library: Library, cpu: int, folder: Path) -> dict:
                 samples[library.function_at(library.address(ip - start + offset))] += 1
     parse = library.parse_functions(samples, total)
     parse_samples = sum(samples[f] for f in parse)
-    return {"frames": int(frames), "samples": total, "parse_share": parse_samples / total,
+    with codec.open(path) as s:
+        frames = len(s.frames)
+    return {"frames": frames, "samples": total, "parse_share": parse_samples / total,
             "no_unwind_entry_share": samples[None] / total,
             "parse_functions": {f"{f[0]:#x}..{f[1]:#x}": round(samples[f] / total, 4)
                                 for f in sorted(parse, key=lambda f: -samples[f]) if samples[f]}}
@@ -188,7 +187,7 @@ def main() -> None:
     parser = clip_arguments(__doc__, "H.264", "the generated clips and four conformance streams")
     parser.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)),
                         help="the core every timed process runs on (default: the first this process may use)")
-    parser.add_argument("--decode", help=argparse.SUPPRESS)  # the profiled process (internal)
+    parser.add_argument("--decode", type=Path, help=argparse.SUPPRESS)  # the profiled process (internal)
     args = parser.parse_args()
     if args.decode:
         decode_frames(args.decode)
