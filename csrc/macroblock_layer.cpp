@@ -236,15 +236,16 @@ void PictureParser::mb_pred_inter(const MbTypeInfo& t) {  // 7.3.5.1, inter part
         origin(p, x, y);
         mvd[list][p] = read_mvd(list, x, y, pw, ph);
       }
-  const int shape = kParts == 1 ? 0 : (t.part_height == 8 ? 168 : 816);
+  const int shape = kParts == 1 ? 0 : (ph == 8 ? 168 : 816);
   for (int p = 0; p < kParts; ++p) {
-    const int x = t.part_width == 8 ? 8 * p : 0, y = t.part_height == 8 ? 8 * p : 0;
+    int x, y;
+    origin(p, x, y);
     for (int list = 0; list < 2; ++list) {
       if (!(t.pred[p] & (1 << list))) continue;
-      const Mv mvp = predict_mv(list, x, y, t.part_width, ref[list][p], shape);
-      set_partition(list, x, y, t.part_width, t.part_height, ref[list][p], add(mvp, mvd[list][p]));
+      const Mv mvp = predict_mv(list, x, y, pw, ref[list][p], shape);
+      set_partition(list, x, y, pw, ph, ref[list][p], add(mvp, mvd[list][p]));
     }
-    mark_decoded(x, y, t.part_width, t.part_height);
+    mark_decoded(x, y, pw, ph);
   }
 }
 

@@ -25,6 +25,14 @@ int predict_nc(int na, int nb) {
 template <int N>
 struct TotalCoeffGrid {
   int8_t totals[N + 1][N + 1] = {};
+  // Row 0 and column 0 from `total_of(bx, by)`, TotalCoeff of a neighbouring block (bx or by -1).
+  template <class TotalOf>
+  void load_edges(TotalOf total_of) {
+    for (int k = 0; k < N; ++k) {
+      totals[k + 1][0] = static_cast<int8_t>(total_of(-1, k));
+      totals[0][k + 1] = static_cast<int8_t>(total_of(k, -1));
+    }
+  }
   int nc(int bx, int by) const { return predict_nc(totals[by + 1][bx], totals[by][bx + 1]); }
   void set(int bx, int by, int total) { totals[by + 1][bx + 1] = static_cast<int8_t>(total); }
 };
@@ -95,10 +103,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       cbf_top |= static_cast<uint32_t>(cbf_luma_cond(k, -1)) << k;
     }
   } else if (!cabac_ && cbp_luma != 0) {
-    for (int k = 0; k < 4; ++k) {
-      luma_totals.totals[k + 1][0] = static_cast<int8_t>(luma_total_coeff(-1, k));
-      luma_totals.totals[0][k + 1] = static_cast<int8_t>(luma_total_coeff(k, -1));
-    }
+    luma_totals.load_edges([this](int bx, int by) { return luma_total_coeff(bx, by); });
   }
   auto set_total = [&](int bx, int by, int total) {
     cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
@@ -171,12 +176,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   if (!(cbp_chroma & 2) && !coefficients_) return;
   for (int plane = 0; plane < 2; ++plane) {
     TotalCoeffGrid<2> chroma_totals;  // CAVLC
-    if (!cabac_ && (cbp_chroma & 2)) {
-      for (int k = 0; k < 2; ++k) {
-        chroma_totals.totals[k + 1][0] = static_cast<int8_t>(chroma_total_coeff(plane, -1, k));
-        chroma_totals.totals[0][k + 1] = static_cast<int8_t>(chroma_total_coeff(plane, k, -1));
-      }
-    }
+    if (!cabac_ && (cbp_chroma & 2))
+      chroma_totals.load_edges([this, plane](int bx, int by) { return chroma_total_coeff(plane, bx, by); });
     for (int blk = 0; blk < 4; ++blk) {
       const int bx = blk % 2, by = blk / 2;
       int total = 0;
