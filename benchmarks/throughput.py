@@ -210,7 +210,7 @@ def front_end_stages(plan: Plan, config: BackboneConfig, device: torch.device, s
             times["residual reconstruction (C++)"] += time.perf_counter() - start
             if device.type == "cuda":
                 start = time.perf_counter()
-                gpu = [reconstruct_residual(torch.from_numpy(c.data).to(device), len(c.coeffs4), len(c.coeffs8),
+                gpu = [reconstruct_residual(torch.tensor(c.data, device=device), len(c.coeffs4), len(c.coeffs8),
                                             s.coded_width, s.coded_height) for c in buffers]
                 summed = [sum(p[k].int() for p in gpu) for k in range(3)]
                 residual_from_planes(*summed, matrix, s.height, s.width, size).half()

@@ -244,25 +244,12 @@ struct PyParsedPicture {
     return py::make_tuple(y, u, v);
   }
 
-  // One contiguous int16 buffer: positions4 [n4,3], positions8 [n8,3], coeffs4 [n4,16], coeffs8 [n8,64].
+  // The one int16 buffer of CoefficientBlocks, read-only (the picture stays cached):
+  // positions4 [n4,3], positions8 [n8,3], coeffs4 [n4,16], coeffs8 [n8,64].
   py::tuple coefficients() const {
     require_coefficients();
     const CoefficientBlocks& c = parsed.coefficients;
-    const size_t n4 = c.positions4.size(), n8 = c.positions8.size();
-    auto data =
-        recycled_array<int16_t>({static_cast<py::ssize_t>(3 * (n4 + n8) + c.coeffs4.size() + c.coeffs8.size())});
-    int16_t* p = data.mutable_data();
-    {
-      py::gil_scoped_release release;  // a megabyte or so per picture: other threads' Python goes on
-      static_assert(sizeof(CoefficientBlocks::Position) == 3 * sizeof(int16_t), "plane, x, y without padding");
-      for (const auto* positions : {&c.positions4, &c.positions8}) {
-        std::memcpy(p, positions->data(), positions->size() * sizeof(CoefficientBlocks::Position));
-        p += 3 * positions->size();
-      }
-      p = std::copy(c.coeffs4.begin(), c.coeffs4.end(), p);
-      std::copy(c.coeffs8.begin(), c.coeffs8.end(), p);
-    }
-    return py::make_tuple(data, n4, n8);
+    return py::make_tuple(view_array(shared, c.data, {static_cast<py::ssize_t>(c.data.size())}), c.n4, c.n8);
   }
 };
 

@@ -42,14 +42,6 @@ class PictureArray {
     if (size_ == capacity_) reserve(std::max<size_t>(2 * capacity_, 16));
     data_.get()[size_++] = value;
   }
-  // Down to size() when that frees much (the parser reserves room for the largest picture).
-  void shrink_to_fit() {
-    if (size_ >= capacity_ / 2) return;
-    Storage exact(static_cast<T*>(acquire_buffer(size_ * sizeof(T))), Release{size_ * sizeof(T)});
-    std::copy(data_.get(), data_.get() + size_, exact.get());
-    data_ = std::move(exact);
-    capacity_ = size_;
-  }
   void assign(size_t n, T value) {
     resize(n);
     std::fill_n(data_.get(), n, value);
@@ -85,13 +77,27 @@ struct MacroblockGrid {
 };
 
 // Dequantised coefficients (raster order) of every transform block with a nonzero one: the
-// input of the inverse transform, so reconstruction can run anywhere (CPU here, GPU later).
+// input of the inverse transform, so reconstruction can run anywhere (CPU here, GPU later). One
+// int16 buffer, the layout codec.Coefficients views without a copy: the blocks' positions
+// (plane 0 Y / 1 Cb / 2 Cr, then x, y of the top-left sample in that plane), [n4][3] for the 4x4
+// blocks and [n8][3] for the 8x8, then their coefficients, [n4][16] and [n8][64].
 struct CoefficientBlocks {
   struct Position {
-    uint16_t plane, x, y;  // plane 0 Y, 1 Cb, 2 Cr; top-left sample in that plane
+    uint16_t plane, x, y;
   };
-  PictureArray<Position> positions4, positions8;
-  PictureArray<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
+  PictureArray<int16_t> data;
+  size_t n4 = 0, n8 = 0;
+
+  Position position4(size_t block) const { return position(block); }
+  Position position8(size_t block) const { return position(n4 + block); }
+  const int16_t* coeffs4(size_t block) const { return data.data() + 3 * (n4 + n8) + 16 * block; }
+  const int16_t* coeffs8(size_t block) const { return data.data() + 3 * (n4 + n8) + 16 * n4 + 64 * block; }
+
+ private:
+  Position position(size_t k) const {
+    const int16_t* p = data.data() + 3 * k;
+    return {static_cast<uint16_t>(p[0]), static_cast<uint16_t>(p[1]), static_cast<uint16_t>(p[2])};
+  }
 };
 
 struct ParsedPicture {

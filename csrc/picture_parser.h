@@ -191,6 +191,11 @@ class PictureParser {
   const LevelScales scales_;
   PictureArray<MbState> mbs_;
   ParsedPicture out_;
+  // The coefficient blocks as they are parsed, gathered into out_.coefficients' one buffer by run().
+  struct StagedBlocks {
+    PictureArray<CoefficientBlocks::Position> positions4, positions8;
+    PictureArray<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
+  } staged_;
 
   const SliceHeader* sh_ = nullptr;
   BitReader* r_ = nullptr;

@@ -44,8 +44,8 @@ void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
 }
 
 // Zeroed room for block number `index` of `Size` coefficients. The parser's constructor made room
-// for every block a picture can code (the growth here only guards that bound); run() cuts the
-// array to the blocks kept.
+// for every block a picture can code (the growth here only guards that bound); run() copies the
+// blocks kept.
 template <size_t Size>
 int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
   const size_t end = (index + 1) * Size;
@@ -201,7 +201,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
 
 void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp,
                             int plane, int x, int y) {
-  int16_t* block = next_block<16>(out_.coefficients.coeffs4, out_.coefficients.positions4.size());
+  int16_t* block = next_block<16>(staged_.coeffs4, staged_.positions4.size());
   bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
   if (ac) {
     block[0] = saturate16(dc);
@@ -209,15 +209,14 @@ void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, cons
   }
   if (!nonzero) return;
   const int mb_size = plane == 0 ? 16 : 8;
-  out_.coefficients.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
-                                          static_cast<uint16_t>(mb_y_ * mb_size + y)});
+  staged_.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
+                                static_cast<uint16_t>(mb_y_ * mb_size + y)});
 }
 
 void PictureParser::emit8x8(const BlockLevels& levels, int list, int x, int y) {
-  int16_t* block = next_block<64>(out_.coefficients.coeffs8, out_.coefficients.positions8.size());
+  int16_t* block = next_block<64>(staged_.coeffs8, staged_.positions8.size());
   if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
-  out_.coefficients.positions8.push_back(
-      {0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
+  staged_.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
 }
 
 }  // namespace vccv

@@ -41,12 +41,11 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   out_.has_coefficients = coefficients;
   if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
-  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows, and run()
-  // cuts it to the blocks kept.
-  out_.coefficients.positions4.reserve(24 * mbs);
-  out_.coefficients.coeffs4.resize(24 * 16 * mbs);
-  out_.coefficients.positions8.reserve(4 * mbs);
-  out_.coefficients.coeffs8.resize(4 * 64 * mbs);
+  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows.
+  staged_.positions4.reserve(24 * mbs);
+  staged_.coeffs4.resize(24 * 16 * mbs);
+  staged_.positions8.reserve(4 * mbs);
+  staged_.coeffs8.resize(4 * 64 * mbs);
 }
 
 ParsedPicture PictureParser::run() {
@@ -54,14 +53,20 @@ ParsedPicture PictureParser::run() {
   for (int a = 0; a < w_ * h_; ++a)
     if (out_.mb_slice[static_cast<size_t>(a)] < 0)
       throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
-  CoefficientBlocks& c = out_.coefficients;
-  c.coeffs4.resize(16 * c.positions4.size());
-  c.coeffs8.resize(64 * c.positions8.size());
-  // Cached pictures keep what they hold, not the room reserved.
-  c.positions4.shrink_to_fit();
-  c.positions8.shrink_to_fit();
-  c.coeffs4.shrink_to_fit();
-  c.coeffs8.shrink_to_fit();
+  if (coefficients_ && staged_.positions4.size() + staged_.positions8.size() > 0) {  // the blocks, in one buffer
+    CoefficientBlocks& c = out_.coefficients;
+    c.n4 = staged_.positions4.size();
+    c.n8 = staged_.positions8.size();
+    c.data.resize(3 * (c.n4 + c.n8) + 16 * c.n4 + 64 * c.n8);
+    static_assert(sizeof(CoefficientBlocks::Position) == 3 * sizeof(int16_t), "plane, x, y without padding");
+    int16_t* to = c.data.data();
+    for (const auto* positions : {&staged_.positions4, &staged_.positions8}) {
+      std::memcpy(to, positions->data(), positions->size() * sizeof(CoefficientBlocks::Position));
+      to += 3 * positions->size();
+    }
+    to = std::copy_n(staged_.coeffs4.data(), 16 * c.n4, to);
+    std::copy_n(staged_.coeffs8.data(), 64 * c.n8, to);
+  }
   return std::move(out_);
 }
 

@@ -48,7 +48,7 @@ def reconstruct_residual(data: Tensor | np.ndarray, n4: int, n8: int, coded_widt
     tensor). backend: see `vccv_gpu.kernels.backend.resolve_backend`.
     """
     if isinstance(data, np.ndarray):
-        data = torch.from_numpy(data)
+        data = torch.tensor(data)  # a copy: Coefficients.data is read-only, which from_numpy warns about
     if resolve_backend(backend, data.device) == "triton":
         from .triton import residual_triton
 
