@@ -21,14 +21,23 @@ std::array<VlcTable, sizeof...(Row)> vlc_rows(const uint8_t* lengths, const uint
       VlcTable(lengths + Row * static_cast<size_t>(count), codes + Row * static_cast<size_t>(count), count, name)...};
 }
 
+// coeff_token's symbols, [TrailingOnes][TotalCoeff] in the tables, decoded as TrailingOnes << 5 |
+// TotalCoeff: two bit fields instead of a division by 17.
+constexpr auto kCoeffTokenValues = [] {
+  std::array<uint16_t, 68> v{};
+  for (int s = 0; s < 68; ++s) v[static_cast<size_t>(s)] = static_cast<uint16_t>((s / 17) << 5 | s % 17);
+  return v;
+}();
+
 // Arrays of tables, not vectors: a table's address is then the array's plus an offset, with no
 // pointer to load first.
 struct CavlcTables {
   std::array<VlcTable, 4> coeff_token = {
-      VlcTable(&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token"),
-      VlcTable(&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token"),
-      VlcTable(&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token"),
-      VlcTable(&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token")};
+      VlcTable(&kCoeffTokenLength[0][0][0], &kCoeffTokenCode[0][0][0], 68, "coeff_token", kCoeffTokenValues.data()),
+      VlcTable(&kCoeffTokenLength[1][0][0], &kCoeffTokenCode[1][0][0], 68, "coeff_token", kCoeffTokenValues.data()),
+      VlcTable(&kCoeffTokenLength[2][0][0], &kCoeffTokenCode[2][0][0], 68, "coeff_token", kCoeffTokenValues.data()),
+      VlcTable(&kCoeffTokenLength[3][0][0], &kCoeffTokenCode[3][0][0], 68, "chroma DC coeff_token",
+               kCoeffTokenValues.data())};
   std::array<VlcTable, 15> total_zeros =
       vlc_rows(&kTotalZerosLength[0][0], &kTotalZerosCode[0][0], 16, "total_zeros", std::make_index_sequence<15>{});
   std::array<VlcTable, 3> total_zeros_chroma_dc =
@@ -62,9 +71,9 @@ template <class Bits>
   } else {
     // Table 9-5's column for nC = -1 (chroma DC; no other nC is negative), 0..1, 2..3, 4..7.
     static constexpr uint8_t kTableOfNc[9] = {3, 0, 0, 1, 1, 2, 2, 2, 2};
-    const int symbol = t.coeff_token[kTableOfNc[nC + 1]].decode(r);
-    trailing_ones = symbol / 17;
-    total_coeff = symbol % 17;
+    const int token = t.coeff_token[kTableOfNc[nC + 1]].decode(r);
+    trailing_ones = token >> 5;
+    total_coeff = token & 31;
   }
   if (total_coeff == 0) return 0;
   if (total_coeff > end_idx - start_idx + 1)
@@ -72,9 +81,17 @@ template <class Bits>
                         std::to_string(end_idx - start_idx + 1));
 
   int32_t level[16];
-  // trailing_ones_sign_flag of each, the first one in bit 2; the levels past trailing_ones come next.
-  const uint32_t signs = r.u(trailing_ones) << (3 - trailing_ones);
-  for (int i = 0; i < 3; ++i) level[i] = 1 - 2 * static_cast<int32_t>((signs >> (2 - i)) & 1);
+  // trailing_ones_sign_flag of each, the first one in bit 2, as the first three levels (the
+  // levels past trailing_ones come next and overwrite the rest): one copy from a table.
+  static constexpr auto kTrailingOnes = [] {
+    std::array<std::array<int32_t, 4>, 8> levels{};
+    for (size_t signs = 0; signs < 8; ++signs)
+      for (size_t i = 0; i < 3; ++i) levels[signs][i] = (signs >> (2 - i)) & 1 ? -1 : 1;
+    return levels;
+  }();
+  const uint32_t signs = r.peek(3) & (0x38u >> trailing_ones) & 7;  // no branch on trailing_ones = 0
+  r.skip(static_cast<size_t>(trailing_ones));
+  std::memcpy(level, kTrailingOnes[signs].data(), sizeof(kTrailingOnes[0]));
   int suffix_length = total_coeff > 10 && trailing_ones < 3 ? 1 : 0;
   for (int i = trailing_ones; i < total_coeff; ++i) {
     // level_prefix and level_suffix (9.2.2.1) from one look at the next 32 bits: below 14, the

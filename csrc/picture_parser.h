@@ -172,11 +172,11 @@ class PictureParser {
   // One block's nonzero levels (scan positions from 0): residual_block_cavlc, or CABAC's
   // coded_block_flag (context from `cbf_inc`) and levels. Returns their number.
   int read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out);
-  // nN for coeff_token (9.2.1): -1 when the neighbour block is not available.
+  // nN for coeff_token (9.2.1): kNotAvailable (64) when the neighbour block is not available.
   int luma_total_coeff(int bx, int by) const;  // block coordinates relative to the current MB
   int chroma_total_coeff(int plane, int bx, int by) const;
   // Scales a block's levels (an AC block, `ac`, has its DC `dc` already scaled by its own
-  // transform) into the output if any coefficient survives.
+  // transform) into the output; the callers skip blocks with no level and no DC.
   void emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp, int plane,
                int x, int y);
   void emit8x8(const BlockLevels& levels, int list, int x, int y);

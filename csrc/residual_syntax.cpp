@@ -11,30 +11,33 @@ namespace vccv {
 
 namespace {
 
-// nC from nA and nB (9.2.1; -1: not available): their rounded mean when both are available, else
-// the one that is, else 0. Branch-free: its branches mispredicted (cachegrind).
+// TotalCoeff of a neighbouring block that is not available (9.2.1), as FFmpeg encodes it: above
+// any sum of two TotalCoeffs, and zero in the low five bits.
+constexpr int kNotAvailable = 64;
+
+// nC from nA and nB (9.2.1; kNotAvailable where not available): their rounded mean when both are
+// available, else the one that is, else 0; with that encoding, one sum and one compare.
 int predict_nc(int na, int nb) {
-  const int both = (na >= 0) & (nb >= 0);
-  const int sum = std::max(na, 0) + std::max(nb, 0);
-  return (sum + both) >> both;
+  const int sum = na + nb;
+  return (sum < kNotAvailable ? (sum + 1) >> 1 : sum) & 31;
 }
 
 // CAVLC: TotalCoeff of the n x n blocks of a macroblock's component at [by + 1][bx + 1], beside
-// those of the blocks to its left (column 0) and above (row 0; -1: not available), so that nA
-// and nB are two loads with no branch on the block's place in the macroblock (9.2.1).
+// those of the blocks to its left (column 0) and above (row 0), so that nA and nB are two loads
+// with no branch on the block's place in the macroblock (9.2.1).
 template <int N>
 struct TotalCoeffGrid {
-  int8_t totals[N + 1][N + 1] = {};
+  uint8_t totals[N + 1][N + 1] = {};
   // Row 0 and column 0 from `total_of(bx, by)`, TotalCoeff of a neighbouring block (bx or by -1).
   template <class TotalOf>
   void load_edges(TotalOf total_of) {
     for (int k = 0; k < N; ++k) {
-      totals[k + 1][0] = static_cast<int8_t>(total_of(-1, k));
-      totals[0][k + 1] = static_cast<int8_t>(total_of(k, -1));
+      totals[k + 1][0] = static_cast<uint8_t>(total_of(-1, k));
+      totals[0][k + 1] = static_cast<uint8_t>(total_of(k, -1));
     }
   }
   int nc(int bx, int by) const { return predict_nc(totals[by + 1][bx], totals[by][bx + 1]); }
-  void set(int bx, int by, int total) { totals[by + 1][bx + 1] = static_cast<int8_t>(total); }
+  void set(int bx, int by, int total) { totals[by + 1][bx + 1] = static_cast<uint8_t>(total); }
 };
 
 // A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
@@ -59,12 +62,12 @@ int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
 
 int PictureParser::luma_total_coeff(int bx, int by) const {  // block coordinates relative to the current MB
   const MbState* n = owner(bx, by);
-  return n ? n->total_coeff[(by & 3) * 4 + (bx & 3)] : -1;
+  return n ? n->total_coeff[(by & 3) * 4 + (bx & 3)] : kNotAvailable;
 }
 
 int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
   const MbState* n = owner(bx, by);
-  return n ? n->total_coeff_chroma[plane][(by & 1) * 2 + (bx & 1)] : -1;
+  return n ? n->total_coeff_chroma[plane][(by & 1) * 2 + (bx & 1)] : kNotAvailable;
 }
 
 int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out) {
@@ -94,7 +97,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   // What luma blocks on the macroblock's left and top edges need from the neighbouring
   // macroblocks, read once instead of per block: CABAC, condTermFlagA of the left edge's blocks
   // (bit = row) and condTermFlagB of the top edge's (bit = column); CAVLC, the TotalCoeff of the
-  // blocks left of and above them (nA, nB; -1: not available).
+  // blocks left of and above them (nA, nB).
   uint32_t cbf_left = 0, cbf_top = 0;
   TotalCoeffGrid<4> luma_totals;  // CAVLC
   if (cabac_ && cbp_luma != 0 && !transform_8x8) {
@@ -162,6 +165,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   if (cbp_chroma == 0) return;
   int32_t chroma_dc[2][4] = {};
   int qpc[2] = {};
+  const std::array<int32_t, 16>* ls_c[2] = {};
   static constexpr uint8_t kRaster2x2[4] = {0, 1, 2, 3};
   for (int plane = 0; plane < 2; ++plane) {
     if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
@@ -170,8 +174,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
     qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
     int32_t c[4] = {};
     scatter_dc(levels, kRaster2x2, c);
-    const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
-    chroma_dc_transform(c, qpc[plane], ls[0], chroma_dc[plane]);
+    ls_c[plane] = &scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
+    chroma_dc_transform(c, qpc[plane], (*ls_c[plane])[0], chroma_dc[plane]);
   }
   if (!(cbp_chroma & 2) && !coefficients_) return;
   for (int plane = 0; plane < 2; ++plane) {
@@ -193,21 +197,19 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         }
       }
       if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
-      const auto& ls = scales_.s4[static_cast<size_t>((intra ? 1 : 4) + plane)][static_cast<size_t>(qpc[plane] % 6)];
-      emit4x4(levels, true, chroma_dc[plane][blk], ls, qpc[plane], 1 + plane, 4 * bx, 4 * by);
+      emit4x4(levels, true, chroma_dc[plane][blk], *ls_c[plane], qpc[plane], 1 + plane, 4 * bx, 4 * by);
     }
   }
 }
 
-void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc, const std::array<int32_t, 16>& ls, int qp,
-                            int plane, int x, int y) {
+// Inlined into residual(): as a call, saving and restoring registers and passing its eight
+// arguments cost about a quarter of its instructions.
+[[gnu::always_inline]] inline void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc,
+                                                          const std::array<int32_t, 16>& ls, int qp, int plane, int x,
+                                                          int y) {
   int16_t* block = next_block<16>(staged_.coeffs4, staged_.positions4.size());
-  bool nonzero = scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
-  if (ac) {
-    block[0] = saturate16(dc);
-    nonzero |= dc != 0;
-  }
-  if (!nonzero) return;
+  scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
+  if (ac) block[0] = saturate16(dc);
   const int mb_size = plane == 0 ? 16 : 8;
   staged_.positions4.push_back({static_cast<uint16_t>(plane), static_cast<uint16_t>(mb_x_ * mb_size + x),
                                 static_cast<uint16_t>(mb_y_ * mb_size + y)});

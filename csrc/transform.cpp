@@ -63,17 +63,14 @@ LevelScales::LevelScales(const ResolvedScaling& w) {
   }
 }
 
-bool scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& ls,
+void scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& ls,
                    int16_t* out) {
   const int q6 = qp / 6;
-  bool nonzero = false;
   for (int k = 0; k < levels.count; ++k) {
     const int pos = kZigzag4x4[static_cast<size_t>(levels.scan[k] + scan_offset)];
     const int64_t v = int64_t{levels.level[k]} * ls[static_cast<size_t>(pos)];
     out[pos] = saturate16(qp >= 24 ? shift(v, q6 - 4) : (v + (int64_t{1} << (3 - q6))) >> (4 - q6));
-    nonzero |= out[pos] != 0;
   }
-  return nonzero;
 }
 
 bool scale_scan8x8(const BlockLevels& levels, int qp, const std::array<int32_t, 64>& ls, int16_t* out) {

@@ -24,8 +24,10 @@ struct LevelScales {
 
 // 8.5.12.1 / 8.5.13.1 scaling of a block's nonzero levels (zig-zag scan positions, plus
 // `scan_offset` for AC blocks read from position 1) into a raster int16 block the caller zeroed.
-// Returns whether any scaled coefficient is nonzero.
-bool scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& level_scale,
+// A 4x4 block's scaled levels are never zero: LevelScale4x4 >= 10 (weights >= 1, normAdjust4x4
+// >= 10), so |level * LevelScale4x4| >= 10 survives the rounding shift of at most 4 bits. An 8x8
+// block's may be (a shift of up to 6 bits): scale_scan8x8 returns whether one is nonzero.
+void scale_scan4x4(const BlockLevels& levels, int scan_offset, int qp, const std::array<int32_t, 16>& level_scale,
                    int16_t* out);
 bool scale_scan8x8(const BlockLevels& levels, int qp, const std::array<int32_t, 64>& level_scale, int16_t* out);
 // 8.5.10: inverse Hadamard and scaling of the Intra16x16 luma DC (4x4, raster order).

@@ -6,7 +6,8 @@
 
 namespace vccv {
 
-VlcTable::VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name) : name_(name) {
+VlcTable::VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name, const uint16_t* values)
+    : name_(name) {
   int max_length = 0;
   for (int s = 0; s < count; ++s)
     if (lengths[s] > max_length) max_length = lengths[s];
@@ -15,7 +16,7 @@ VlcTable::VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, con
   for (int s = 0; s < count; ++s) {
     const int len = lengths[s];
     if (len == 0) continue;
-    const auto entry = static_cast<uint16_t>((s << 5) | len);
+    const auto entry = static_cast<uint16_t>(((values ? values[s] : s) << 5) | len);
     if (len <= kFirstBits) {
       const size_t begin = size_t{codes[s]} << (kFirstBits - len);
       for (size_t k = 0; k < (size_t{1} << (kFirstBits - len)); ++k) first_[begin + k] = entry;

@@ -13,8 +13,10 @@ namespace vccv {
 class VlcTable {
  public:
   // Codes (length, value MSB-first) for symbols 0..n-1; length 0 marks a symbol with no code.
-  VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name);
-  // Reads one code (from a BitReader or UncheckedBits) and returns its symbol; throws
+  // decode() returns symbol s as values[s] (< 2048) where values are given, else as s.
+  VlcTable(const uint8_t* lengths, const uint16_t* codes, int count, const char* name,
+           const uint16_t* values = nullptr);
+  // Reads one code (from a BitReader or UncheckedBits) and returns its symbol's value; throws
   // CorruptStream on a bit pattern with no symbol.
   template <class Bits>
   int decode(Bits& r) const {
