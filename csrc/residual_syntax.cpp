@@ -22,22 +22,38 @@ int predict_nc(int na, int nb) {
   return (sum < kNotAvailable ? (sum + 1) >> 1 : sum) & 31;
 }
 
-// CAVLC: TotalCoeff of the n x n blocks of a macroblock's component at [by + 1][bx + 1], beside
-// those of the blocks to its left (column 0) and above (row 0), so that nA and nB are two loads
-// with no branch on the block's place in the macroblock (9.2.1).
+// CAVLC: TotalCoeff of the n x n blocks of a macroblock's component, row-major in a grid of
+// (n + 1) x (n + 1) with those of the blocks to its left (column 0) and above (row 0), so that nA
+// and nB are two loads with no branch on the block's place in the macroblock (9.2.1). Blocks are
+// numbered as their syntax orders them: luma4x4BlkIdx (6.4.3) for luma, raster for chroma.
 template <int N>
 struct TotalCoeffGrid {
-  uint8_t totals[N + 1][N + 1] = {};
+  static constexpr int kStride = N + 1;
+  // Grid index of each block, of its left neighbour and of its upper neighbour.
+  struct Places {
+    uint8_t self[N * N], left[N * N], top[N * N];
+  };
+  static constexpr Places kPlaces = [] {
+    Places p{};
+    for (int blk = 0; blk < N * N; ++blk) {
+      const int bx = N == 4 ? kBlockX[blk] : blk % N, by = N == 4 ? kBlockY[blk] : blk / N;
+      p.self[blk] = static_cast<uint8_t>((by + 1) * kStride + bx + 1);
+      p.left[blk] = static_cast<uint8_t>(p.self[blk] - 1);
+      p.top[blk] = static_cast<uint8_t>(p.self[blk] - kStride);
+    }
+    return p;
+  }();
+  uint8_t totals[kStride * kStride] = {};
   // Row 0 and column 0 from `total_of(bx, by)`, TotalCoeff of a neighbouring block (bx or by -1).
   template <class TotalOf>
   void load_edges(TotalOf total_of) {
     for (int k = 0; k < N; ++k) {
-      totals[k + 1][0] = static_cast<uint8_t>(total_of(-1, k));
-      totals[0][k + 1] = static_cast<uint8_t>(total_of(k, -1));
+      totals[(k + 1) * kStride] = static_cast<uint8_t>(total_of(-1, k));
+      totals[k + 1] = static_cast<uint8_t>(total_of(k, -1));
     }
   }
-  int nc(int bx, int by) const { return predict_nc(totals[by + 1][bx], totals[by][bx + 1]); }
-  void set(int bx, int by, int total) { totals[by + 1][bx + 1] = static_cast<uint8_t>(total); }
+  int nc(int blk) const { return predict_nc(totals[kPlaces.left[blk]], totals[kPlaces.top[blk]]); }
+  void set(int blk, int total) { totals[kPlaces.self[blk]] = static_cast<uint8_t>(total); }
 };
 
 // A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
@@ -108,9 +124,9 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   } else if (!cabac_ && cbp_luma != 0) {
     luma_totals.load_edges([this](int bx, int by) { return luma_total_coeff(bx, by); });
   }
-  auto set_total = [&](int bx, int by, int total) {
+  auto set_total = [&](int blk, int bx, int by, int total) {
     cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
-    luma_totals.set(bx, by, total);
+    luma_totals.set(blk, total);
   };
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
@@ -127,7 +143,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
           const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          set_total(bx, by, read_block(kCatLuma4x4, luma_totals.nc(bx, by), 0, 16, sub));
+          set_total(blk, bx, by, read_block(kCatLuma4x4, luma_totals.nc(blk), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -146,14 +162,14 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       levels.count = 0;
       if (coded) {
         const uint32_t cbf = cur_->cbf_luma;
-        const int nc = cabac_ ? 0 : luma_totals.nc(bx, by);
+        const int nc = cabac_ ? 0 : luma_totals.nc(blk);
         const int inc = cabac_ ? static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
                                      2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1)
                                : 0;
         total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
         if (total > 0) {
           cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
-          set_total(bx, by, total);
+          set_total(blk, bx, by, total);
         }
       }
       if (!coefficients_ || (total == 0 && !(i16 && dc[by * 4 + bx] != 0))) continue;
@@ -187,13 +203,13 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       int total = 0;
       levels.count = 0;
       if (cbp_chroma & 2) {
-        const int nc = cabac_ ? 0 : chroma_totals.nc(bx, by);
+        const int nc = cabac_ ? 0 : chroma_totals.nc(blk);
         const int inc = cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
         total = read_block(kCatChromaAc, nc, inc, 15, levels);
         if (total > 0) {
           cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
           cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
-          chroma_totals.set(bx, by, total);
+          chroma_totals.set(blk, total);
         }
       }
       if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
