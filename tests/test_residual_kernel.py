@@ -225,17 +225,18 @@ def scalar_residual(data: torch.Tensor, n4: int, n8: int, width: int, height: in
     return planes
 
 
-@pytest.mark.parametrize("size,seed", [(4, 0), (4, 1), (8, 2), (8, 3)])
-def test_cpu_inverse_transform_matches_scalar(size, seed):
+@pytest.mark.parametrize("size,seed,portable", [(4, 0, False), (4, 1, False), (4, 0, True), (4, 1, True),
+                                                (8, 2, False), (8, 3, False)])
+def test_cpu_inverse_transform_matches_scalar(size, seed, portable):
     """csrc/transform.cpp's inverse transforms (the rows and columns passes several lanes at a
-    time; a lone 8x8 DC filled in directly) against the scalar transcription, on extreme,
-    ordinary and DC-only blocks."""
+    time: in SSE2 registers for the 4x4, or as portable loops; a lone 8x8 DC filled in directly)
+    against the scalar transcription, on extreme, ordinary and DC-only blocks."""
     import _h264_testing
 
     g = torch.Generator().manual_seed(seed)
     dc_only = [[dc] + [0] * (size * size - 1) for dc in (-32768, -33, -32, -31, -1, 0, 1, 31, 32, 33, 32767)]
     for block in extreme_coefficients(400, size, g).reshape(400, -1).tolist() + dc_only:
-        assert _h264_testing.inverse_transform(block) == scalar_block(block, size), block
+        assert _h264_testing.inverse_transform(block, portable) == scalar_block(block, size), block
 
 
 @pytest.mark.parametrize("width,height,seed", [(16, 16, 0), (64, 48, 1), (160, 96, 2)])
