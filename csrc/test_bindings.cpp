@@ -57,15 +57,16 @@ py::list cabac_bins(const py::bytes& data, int cabac_init_idc, int slice_qp, con
   return out;
 }
 
-// inverse_transform4x4 (or its portable code) / 8x8 of 16 / 64 raster coefficients, written with a
+// inverse_transform4x4 / 8x8 (or their portable code) of 16 / 64 raster coefficients, written with a
 // row stride wider than the block (as into a plane); returns the block in raster order.
 std::vector<int16_t> inverse_transform(const std::vector<int16_t>& d, bool portable) {
   const int n = d.size() == 16 ? 4 : (d.size() == 64 ? 8 : 0);
   if (n == 0) throw py::value_error("expected 16 or 64 coefficients");
   const int stride = n + 3;
   std::vector<int16_t> plane(static_cast<size_t>(n * stride), -1);
-  (n == 8 ? inverse_transform8x8 : (portable ? inverse_transform4x4_portable : inverse_transform4x4))(
-      d.data(), plane.data(), stride);
+  const auto transform = n == 4 ? (portable ? inverse_transform4x4_portable : inverse_transform4x4)
+                                : (portable ? inverse_transform8x8_portable : inverse_transform8x8);
+  transform(d.data(), plane.data(), stride);
   std::vector<int16_t> out;
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < stride; ++j)
@@ -92,5 +93,5 @@ PYBIND11_MODULE(_h264_testing, m) {
         "bit position reached.");
   m.def("inverse_transform", &inverse_transform, py::arg("coefficients"), py::arg("portable") = false,
         "8.5.12.2 / 8.5.13.2 of 16 (4x4) or 64 (8x8) raster coefficients; the residual block in raster order "
-        "(portable: the 4x4's code for machines without SSE2).");
+        "(portable: the code for machines without SSE2).");
 }

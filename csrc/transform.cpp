@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -201,7 +202,7 @@ void butterfly4_sse2(__m128i& x0, __m128i& x1, __m128i& x2, __m128i& x3) {
   x3 = _mm_sub_epi32(e0, e3);
 }
 
-// (h + 32) >> 6 of two rows, each kept to its low 16 bits as static_cast<int16_t> does, packed.
+// (h + 32) >> 6 of two rows (or halves of one), each kept to its low 16 bits as static_cast<int16_t> does, packed.
 __m128i round_rows(__m128i h0, __m128i h1) {
   const __m128i bias = _mm_set1_epi32(32);
   const auto low16 = [&](__m128i h) {
@@ -241,22 +242,92 @@ void inverse_transform4x4_portable(const int16_t* d, int16_t* dst, int stride) {
   inverse_transform<4, butterfly4>(d, dst, stride);
 }
 
-void inverse_transform8x8(const int16_t* d, int16_t* dst, int stride) {
-  // Many 8x8 blocks carry only their DC (56 % of them in the benchmark's x264 720p clip), which
-  // both passes copy to every sample: r = (d00 + 32) >> 6 throughout, for the cost of a test.
-  // (4x4 blocks gain nothing from this: their transform costs about what the test's
-  // mispredictions do.)
+namespace {
+
+// Many 8x8 blocks carry only their DC (56 % of them in the benchmark's x264 720p clip), which both
+// passes copy to every sample: r = (d00 + 32) >> 6 throughout, for the cost of a test. (4x4 blocks
+// gain nothing from this: their transform costs about what the test's mispredictions do.)
+bool dc_only_8x8(const int16_t* d, int16_t* dst, int stride) {
   int16_t ac[64];
   std::memcpy(ac, d, sizeof(ac));
   ac[0] = 0;
   uint64_t words[16], any = 0;  // four coefficients at a time
   std::memcpy(words, ac, sizeof(words));
   for (const uint64_t w : words) any |= w;
-  if (any == 0) {
-    const auto r = static_cast<int16_t>((int32_t{d[0]} + 32) >> 6);
-    for (int i = 0; i < 8; ++i) std::fill_n(dst + i * stride, 8, r);
-    return;
+  if (any != 0) return false;
+  const auto r = static_cast<int16_t>((int32_t{d[0]} + 32) >> 6);
+  for (int i = 0; i < 8; ++i) std::fill_n(dst + i * stride, 8, r);
+  return true;
+}
+
+}  // namespace
+
+#if defined(__SSE2__)
+namespace {
+
+// butterfly8 on the four lanes of registers x[0..7], in place.
+void butterfly8_sse2(__m128i (&x)[8]) {
+  const auto add = [](__m128i a, __m128i b) { return _mm_add_epi32(a, b); };
+  const auto sub = [](__m128i a, __m128i b) { return _mm_sub_epi32(a, b); };
+  const auto half = [](__m128i a) { return _mm_srai_epi32(a, 1); };
+  const auto quarter = [](__m128i a) { return _mm_srai_epi32(a, 2); };
+  const __m128i e0 = add(x[0], x[4]);
+  const __m128i e1 = sub(sub(sub(x[5], x[3]), x[7]), half(x[7]));
+  const __m128i e2 = sub(x[0], x[4]);
+  const __m128i e3 = sub(sub(add(x[1], x[7]), x[3]), half(x[3]));
+  const __m128i e4 = sub(half(x[2]), x[6]);
+  const __m128i e5 = add(add(sub(x[7], x[1]), x[5]), half(x[5]));
+  const __m128i e6 = add(x[2], half(x[6]));
+  const __m128i e7 = add(add(add(x[3], x[5]), x[1]), half(x[1]));
+  const __m128i f0 = add(e0, e6), f1 = add(e1, quarter(e7)), f2 = add(e2, e4), f3 = add(e3, quarter(e5));
+  const __m128i f4 = sub(e2, e4), f5 = sub(quarter(e3), e5), f6 = sub(e0, e6), f7 = sub(e7, quarter(e1));
+  x[0] = add(f0, f7);
+  x[1] = add(f2, f5);
+  x[2] = add(f4, f3);
+  x[3] = add(f6, f1);
+  x[4] = sub(f6, f1);
+  x[5] = sub(f4, f3);
+  x[6] = sub(f2, f5);
+  x[7] = sub(f0, f7);
+}
+
+// The 8x8 int32 matrix whose row i is (left[i], right[i]) (columns 0-3, 4-7) transposed: after it,
+// left[k] and right[k] hold column k's rows 0-3 and 4-7. Four 4x4 transposes, then the two
+// off-diagonal quarters trade places.
+void transpose8(__m128i (&left)[8], __m128i (&right)[8]) {
+  transpose4(left[0], left[1], left[2], left[3]);
+  transpose4(right[0], right[1], right[2], right[3]);
+  transpose4(left[4], left[5], left[6], left[7]);
+  transpose4(right[4], right[5], right[6], right[7]);
+  for (int k = 0; k < 4; ++k) std::swap(right[k], left[4 + k]);
+}
+
+}  // namespace
+
+// As the 4x4: two registers per row (columns 0-3 and 4-7).
+void inverse_transform8x8(const int16_t* d, int16_t* dst, int stride) {
+  if (dc_only_8x8(d, dst, stride)) return;
+  __m128i left[8], right[8];
+  for (int i = 0; i < 8; ++i) {
+    const __m128i row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 8 * i));
+    left[i] = _mm_srai_epi32(_mm_unpacklo_epi16(row, row), 16);
+    right[i] = _mm_srai_epi32(_mm_unpackhi_epi16(row, row), 16);
   }
+  transpose8(left, right);  // index k: coefficient k of every row (rows 0-3 left, 4-7 right)
+  butterfly8_sse2(left);    // rows pass
+  butterfly8_sse2(right);
+  transpose8(left, right);  // index i: row i of g (columns 0-3 left, 4-7 right)
+  butterfly8_sse2(left);    // columns pass
+  butterfly8_sse2(right);
+  for (int i = 0; i < 8; ++i)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i * stride), round_rows(left[i], right[i]));
+}
+#else
+void inverse_transform8x8(const int16_t* d, int16_t* dst, int stride) { inverse_transform8x8_portable(d, dst, stride); }
+#endif
+
+void inverse_transform8x8_portable(const int16_t* d, int16_t* dst, int stride) {
+  if (dc_only_8x8(d, dst, stride)) return;
   inverse_transform<8, butterfly8>(d, dst, stride);
 }
 

@@ -38,9 +38,10 @@ void chroma_dc_transform(const int32_t* c, int qp_c, int32_t level_scale_00, int
 // 8.5.12.2 / 8.5.13.2: inverse transform of scaled coefficients d (raster, as CoefficientBlocks
 // holds them), writing the residual r = (h + 32) >> 6 into dst with the given row stride.
 void inverse_transform4x4(const int16_t* d, int16_t* dst, int stride);
-// The portable code inverse_transform4x4 uses where SSE2 is missing (tested beside it everywhere).
-void inverse_transform4x4_portable(const int16_t* d, int16_t* dst, int stride);
 void inverse_transform8x8(const int16_t* d, int16_t* dst, int stride);
+// Their portable code, which they use where SSE2 is missing (tested beside them everywhere).
+void inverse_transform4x4_portable(const int16_t* d, int16_t* dst, int stride);
+void inverse_transform8x8_portable(const int16_t* d, int16_t* dst, int stride);
 
 // Keeps a scaled coefficient within int16, the range conforming streams stay in (8.5.12.1).
 inline int16_t saturate16(int64_t v) { return static_cast<int16_t>(v < -32768 ? -32768 : (v > 32767 ? 32767 : v)); }
