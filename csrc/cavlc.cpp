@@ -50,15 +50,9 @@ struct CavlcTables {
 // Built when the module loads: no guard to test on every block.
 const CavlcTables kTables;
 
-// The longest residual_block_cavlc: coeff_token 16 bits, 3 trailing-one signs, 16 levels of at
-// most 26 prefix bits (level_prefix <= 25, checked) and 22 suffix bits, total_zeros 9 bits, 15
-// run_before codes of at most 11 bits: 961.
-constexpr size_t kMaxBlockBits = 961;
-
-// From a BitReader (near the end of the data) or UncheckedBits (elsewhere). Not inlined: the
-// checked copy runs only near the ends of slices, and residual() stays small.
+// From a BitReader (near the end of the data) or UncheckedBits (elsewhere).
 template <class Bits>
-[[gnu::noinline]] int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
+int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
   const CavlcTables& t = kTables;
   int total_coeff = 0, trailing_ones = 0;
   if (nC >= 8) {  // 6-bit fixed-length coeff_token (Table 9-5, 8 <= nC)
@@ -159,13 +153,15 @@ template <class Bits>
 
 }  // namespace
 
-int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff, BlockLevels& out) {
-  out.count = 0;
-  if (!r.fits_unchecked(kMaxBlockBits)) return read_block(r, nC, start_idx, end_idx, max_num_coeff, out);
-  UncheckedBits bits = r.unchecked();
-  const int total_coeff = read_block(bits, nC, start_idx, end_idx, max_num_coeff, out);
-  r.commit(bits);
-  return total_coeff;
+// Calls of their own: residual() stays small.
+[[gnu::noinline]] int read_residual_block_cavlc_unchecked(UncheckedBits& r, int nC, int start_idx, int end_idx,
+                                                          int max_num_coeff, BlockLevels& out) {
+  return read_block(r, nC, start_idx, end_idx, max_num_coeff, out);
+}
+
+[[gnu::noinline]] int read_residual_block_cavlc_checked(BitReader& r, int nC, int start_idx, int end_idx,
+                                                        int max_num_coeff, BlockLevels& out) {
+  return read_block(r, nC, start_idx, end_idx, max_num_coeff, out);
 }
 
 uint32_t read_coded_block_pattern_cavlc(BitReader& r, bool intra) {

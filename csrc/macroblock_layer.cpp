@@ -155,7 +155,10 @@ void PictureParser::macroblock_layer(int addr) {
     if (delta < -26 || delta > 25) throw CorruptStream("mb_qp_delta " + std::to_string(delta) + " outside [-26, 25]");
     qp_delta_nonzero = delta != 0;
     qp_ = (qp_ + delta + 52) % 52;  // 7.4.5, 8-bit: QpBdOffsetY = 0
-    residual(t, intra, transform_8x8, cbp_luma, cbp_chroma);
+    if (cabac_)
+      residual<true>(t, intra, transform_8x8, cbp_luma, cbp_chroma);
+    else
+      residual<false>(t, intra, transform_8x8, cbp_luma, cbp_chroma);
   }
   prev_qp_delta_nonzero_ = qp_delta_nonzero;
   end_mb(addr, intra ? kMbIntra : (t.kind == MbKind::kDirect16x16 ? kMbDirect : kMbInter));

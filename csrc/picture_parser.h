@@ -168,9 +168,12 @@ class PictureParser {
   int cbf_chroma_ac_cond(int plane, int bx, int by) const;
 
   // ---- residual (7.3.5.3), residual_syntax.cpp ----
+  // kCabac: cabac_ is set; a constant, so that the blocks' loops do not test it again and again.
+  template <bool kCabac>
   void residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma, uint32_t cbp_chroma);
   // One block's nonzero levels (scan positions from 0): residual_block_cavlc, or CABAC's
   // coded_block_flag (context from `cbf_inc`) and levels. Returns their number.
+  template <bool kCabac>
   int read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out);
   // nN for coeff_token (9.2.1): kNotAvailable (64) when the neighbour block is not available.
   int luma_total_coeff(int bx, int by) const;  // block coordinates relative to the current MB

@@ -66,7 +66,7 @@ void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
 // for every block a picture can code (the growth here only guards that bound); run() copies the
 // blocks kept.
 template <size_t Size>
-int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
+[[gnu::always_inline]] inline int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
   const size_t end = (index + 1) * Size;
   if (end > coeffs.size()) coeffs.resize(std::max(2 * coeffs.size(), end));
   int16_t* block = coeffs.data() + index * Size;
@@ -86,15 +86,18 @@ int PictureParser::chroma_total_coeff(int plane, int bx, int by) const {
   return n ? n->total_coeff_chroma[plane][(by & 1) * 2 + (bx & 1)] : kNotAvailable;
 }
 
+template <bool kCabac>
 int PictureParser::read_block(BlockCat cat, int nc, int cbf_inc, int max_num_coeff, BlockLevels& out) {
-  if (!cabac_) {  // CAVLC blocks hold at most 16 levels (an 8x8 block comes as four 4x4)
+  if constexpr (!kCabac) {  // CAVLC blocks hold at most 16 levels (an 8x8 block comes as four 4x4)
     const int size = std::min(max_num_coeff, 16);
     const int end = cat == kCatLumaAc || cat == kCatChromaAc ? 14 : size - 1;
     return read_residual_block_cavlc(*r_, nc, 0, end, size, out);
+  } else {
+    return cabac_->residual_block(cat, cbf_inc, out);
   }
-  return cabac_->residual_block(cat, cbf_inc, out);
 }
 
+template <bool kCabac>
 void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8, uint32_t cbp_luma,
                              uint32_t cbp_chroma) {
   const bool i16 = t.kind == MbKind::kIntra16x16;
@@ -102,8 +105,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   BlockLevels levels;
   int32_t dc[16] = {};
   if (i16) {
-    const int nc = cabac_ ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
-    cur_->cbf_luma_dc = read_block(kCatLumaDc, nc, cabac_ ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
+    const int nc = kCabac ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
+    cur_->cbf_luma_dc = read_block<kCabac>(kCatLumaDc, nc, kCabac ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
     if (coefficients_) {
       int32_t c[16] = {};
       scatter_dc(levels, kZigzag4x4.data(), c);
@@ -116,12 +119,12 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   // blocks left of and above them (nA, nB).
   uint32_t cbf_left = 0, cbf_top = 0;
   TotalCoeffGrid<4> luma_totals;  // CAVLC
-  if (cabac_ && cbp_luma != 0 && !transform_8x8) {
+  if (kCabac && cbp_luma != 0 && !transform_8x8) {
     for (int k = 0; k < 4; ++k) {
       cbf_left |= static_cast<uint32_t>(cbf_luma_cond(-1, k)) << k;
       cbf_top |= static_cast<uint32_t>(cbf_luma_cond(k, -1)) << k;
     }
-  } else if (!cabac_ && cbp_luma != 0) {
+  } else if (!kCabac && cbp_luma != 0) {
     luma_totals.load_edges([this](int bx, int by) { return luma_total_coeff(bx, by); });
   }
   auto set_total = [&](int blk, int bx, int by, int total) {
@@ -132,8 +135,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
     const bool coded = (cbp_luma >> i8) & 1;
     if (transform_8x8) {
       if (!coded) continue;  // total_coeff and coded_block_flags stay 0
-      if (cabac_) {
-        const int count = read_block(kCatLuma8x8, 0, 0, 64, levels);
+      if constexpr (kCabac) {
+        const int count = read_block<kCabac>(kCatLuma8x8, 0, 0, 64, levels);
         // The block's coefficient count goes to its top-left 4x4 (CAVLC splits it over four).
         cur_->total_coeff[kBlockY[i8 * 4] * 4 + kBlockX[i8 * 4]] = static_cast<uint8_t>(count);
         // The 8x8 block's coded_block_flag, inferred 1, for its four 4x4 blocks (raster bits).
@@ -143,7 +146,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
           const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          set_total(blk, bx, by, read_block(kCatLuma4x4, luma_totals.nc(blk), 0, 16, sub));
+          set_total(blk, bx, by, read_block<kCabac>(kCatLuma4x4, luma_totals.nc(blk), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -162,11 +165,12 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
       levels.count = 0;
       if (coded) {
         const uint32_t cbf = cur_->cbf_luma;
-        const int nc = cabac_ ? 0 : luma_totals.nc(blk);
-        const int inc = cabac_ ? static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
+        const int nc = kCabac ? 0 : luma_totals.nc(blk);
+        const int inc = kCabac ? static_cast<int>((bx > 0 ? cbf >> (by * 4 + bx - 1) : cbf_left >> by) & 1) +
                                      2 * static_cast<int>((by > 0 ? cbf >> (by * 4 + bx - 4) : cbf_top >> bx) & 1)
                                : 0;
-        total = i16 ? read_block(kCatLumaAc, nc, inc, 15, levels) : read_block(kCatLuma4x4, nc, inc, 16, levels);
+        total = i16 ? read_block<kCabac>(kCatLumaAc, nc, inc, 15, levels)
+                    : read_block<kCabac>(kCatLuma4x4, nc, inc, 16, levels);
         if (total > 0) {
           cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
           set_total(blk, bx, by, total);
@@ -184,7 +188,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   const std::array<int32_t, 16>* ls_c[2] = {};
   static constexpr uint8_t kRaster2x2[4] = {0, 1, 2, 3};
   for (int plane = 0; plane < 2; ++plane) {
-    if (read_block(kCatChromaDc, -1, cabac_ ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
+    if (read_block<kCabac>(kCatChromaDc, -1, kCabac ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
       cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
     if (!coefficients_) continue;
     qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
@@ -196,16 +200,16 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   if (!(cbp_chroma & 2) && !coefficients_) return;
   for (int plane = 0; plane < 2; ++plane) {
     TotalCoeffGrid<2> chroma_totals;  // CAVLC
-    if (!cabac_ && (cbp_chroma & 2))
+    if (!kCabac && (cbp_chroma & 2))
       chroma_totals.load_edges([this, plane](int bx, int by) { return chroma_total_coeff(plane, bx, by); });
     for (int blk = 0; blk < 4; ++blk) {
       const int bx = blk % 2, by = blk / 2;
       int total = 0;
       levels.count = 0;
       if (cbp_chroma & 2) {
-        const int nc = cabac_ ? 0 : chroma_totals.nc(blk);
-        const int inc = cabac_ ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
-        total = read_block(kCatChromaAc, nc, inc, 15, levels);
+        const int nc = kCabac ? 0 : chroma_totals.nc(blk);
+        const int inc = kCabac ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
+        total = read_block<kCabac>(kCatChromaAc, nc, inc, 15, levels);
         if (total > 0) {
           cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
           cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
@@ -236,5 +240,8 @@ void PictureParser::emit8x8(const BlockLevels& levels, int list, int x, int y) {
   if (!scale_scan8x8(levels, qp_, scales_.s8[static_cast<size_t>(list)][static_cast<size_t>(qp_ % 6)], block)) return;
   staged_.positions8.push_back({0, static_cast<uint16_t>(mb_x_ * 16 + x), static_cast<uint16_t>(mb_y_ * 16 + y)});
 }
+
+template void PictureParser::residual<false>(const MbTypeInfo&, bool, bool, uint32_t, uint32_t);
+template void PictureParser::residual<true>(const MbTypeInfo&, bool, bool, uint32_t, uint32_t);
 
 }  // namespace vccv
