@@ -23,7 +23,7 @@ int read_residual_block_cavlc_checked(BitReader& r, int nC, int start_idx, int e
 
 // Decodes a block's levels (scan positions start_idx..end_idx) into `out` and returns
 // TotalCoeff(coeff_token), the number of levels (none is zero). nC is -1 for 4:2:0 chroma DC.
-// Inline, so that the position stays in a register across the call.
+// Inline: the bounds test and the position's hand-over happen in the caller, around one call.
 inline int read_residual_block_cavlc(BitReader& r, int nC, int start_idx, int end_idx, int max_num_coeff,
                                      BlockLevels& out) {
   out.count = 0;
