@@ -23,7 +23,12 @@ Columns: libavcodec's full decode (c) and our parse for vectors + coefficients (
 timed side by side on one core in interleaved rounds (the best kept); parse: libavcodec's parse
 share of (c)'s samples; lavc parse = c / parse share, libavcodec's parser at (c)'s speed.
 
-    python benchmarks/libavcodec_parse_share.py [--repeat 3] [VIDEO ...]
+With --instructions, both decodes also run under valgrind's callgrind, which counts every
+instruction and (in its simple branch model) every mispredicted branch by address: per frame,
+those of libavcodec's parse (the same functions, chosen by their instructions instead of samples)
+against those of our extension for vectors + coefficients. Unlike times, the counts repeat exactly.
+
+    python benchmarks/libavcodec_parse_share.py [--repeat 3] [--instructions] [VIDEO ...]
 
 With no VIDEO: the generated clips of benchmarks/parser.py and its 720p/1080p conformance streams.
 """
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import math
 import os
 import re
 import subprocess
@@ -42,7 +48,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from vccv_gpu import codec
+from vccv_gpu import _h264, codec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parser import CONFORMANCE_STREAMS as PARSER_STREAMS  # noqa: E402  (benchmarks/parser.py)
@@ -137,6 +143,54 @@ class Library:
         return parse
 
 
+def callgrind(arguments: list[str], folder: Path) -> dict[tuple[str, int], list[int]]:
+    """This script run with `arguments` under callgrind: [instructions, mispredicted branches] per
+    (object file name, address in it)."""
+    out = folder / "callgrind.out"
+    subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=yes", "--dump-line=no", "--compress-strings=no",
+                    "--compress-pos=no", "--branch-sim=yes", f"--callgrind-out-file={out}", sys.executable, __file__,
+                    *arguments], capture_output=True, text=True, check=True)
+    costs: dict[tuple[str, int], list[int]] = {}
+    events: list[str] = []
+    obj, after_call = "", False
+    for line in out.read_text().splitlines():
+        if after_call:  # the inclusive cost of the call above: counted where it was spent
+            after_call = False
+            continue
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("calls="):
+            after_call = True
+        elif line.startswith("ob="):
+            obj = Path(line[3:]).name
+        elif line.startswith("0x"):
+            fields = line.split()
+            values = dict(zip(events, (int(v) for v in fields[1:])))
+            cost = costs.setdefault((obj, int(fields[0], 16)), [0, 0])
+            cost[0] += values.get("Ir", 0)
+            cost[1] += values.get("Bcm", 0) + values.get("Bim", 0)
+    return costs
+
+
+def instruction_counts(path: Path, library: Library, frames: int, folder: Path) -> dict:
+    """Per frame: instructions and mispredicted branches of libavcodec's parse of `path`, and of
+    our extension's parse for vectors + coefficients."""
+    functions: Counter = Counter()
+    mispredicted: Counter = Counter()
+    for (obj, address), (instructions, misses) in callgrind(["--decode", str(path)], folder).items():
+        if obj == library.path.name:
+            function = library.function_at(address)
+            functions[function] += instructions
+            mispredicted[function] += misses
+    parse = library.parse_functions(functions, sum(functions.values()))
+    extension = Path(_h264.__file__).name
+    ours_costs = [cost for (obj, _), cost in callgrind(["--ours", str(path)], folder).items() if obj == extension]
+    return {"lavc_parse_instructions": sum(functions[f] for f in parse) / frames,
+            "lavc_parse_mispredicted": sum(mispredicted[f] for f in parse) / frames,
+            "our_instructions": sum(c[0] for c in ours_costs) / frames,
+            "our_mispredicted": sum(c[1] for c in ours_costs) / frames}
+
+
 def decode_frames(path: Path) -> None:
     """Runs under perf: (c), libavcodec's single-thread decode of `path`, then prints the decode's
     start and end on CLOCK_MONOTONIC (perf's clock with -k mono), so that the samples of Python's
@@ -187,10 +241,16 @@ def main() -> None:
     parser = clip_arguments(__doc__, "H.264", "the generated clips and four conformance streams")
     parser.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)),
                         help="the core every timed process runs on (default: the first this process may use)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions and mispredicted branches of both parses under valgrind")
     parser.add_argument("--decode", type=Path, help=argparse.SUPPRESS)  # the profiled process (internal)
+    parser.add_argument("--ours", type=Path, help=argparse.SUPPRESS)  # our parse under callgrind (internal)
     args = parser.parse_args()
     if args.decode:
         decode_frames(args.decode)
+        return
+    if args.ours:
+        ours(args.ours, 1, coefficients=True)
         return
     from tqdm import tqdm
 
@@ -202,6 +262,8 @@ def main() -> None:
         os.sched_setaffinity(0, {args.cpu})
         for path in tqdm(clips, desc="measuring"):
             row = {"clip": path.name, **profile(path, library, args.cpu, Path(tmp))}
+            if args.instructions:
+                row |= instruction_counts(path, library, row["frames"], Path(tmp))
             best = {"c": float("inf"), "vc": float("inf")}
             for _ in range(args.repeat):
                 best["c"] = min(best["c"], timed(lambda: libavcodec(path, 1, False)))
@@ -211,9 +273,16 @@ def main() -> None:
     print(f"{'clip':40} {'c':>6} {'vc':>6} {'parse':>6} {'asm':>6} {'lavc parse':>10}  lavc parse/c  vc/c  "
           "vc/lavc parse")
     for r in rows:
-        lavc_parse = r["c"] / r["parse_share"]
+        lavc_parse = r["c"] / r["parse_share"] if r["parse_share"] else math.nan  # a clip too short to sample
         print(f"{r['clip']:40} {r['c']:6.0f} {r['vc']:6.0f} {r['parse_share']:6.1%} {r['no_unwind_entry_share']:6.1%} "
               f"{lavc_parse:10.0f}  {lavc_parse / r['c']:11.2f}  {r['vc'] / r['c']:4.2f}  {r['vc'] / lavc_parse:13.2f}")
+    if args.instructions:
+        print("\nper frame, under callgrind: instructions (M) and mispredicted branches (k, its branch model)")
+        print(f"{'clip':40} {'lavc parse':>10} {'ours':>6} {'ours/lavc':>9} {'lavc mispr.':>11} {'ours':>6}")
+        for r in rows:
+            print(f"{r['clip']:40} {r['lavc_parse_instructions'] / 1e6:10.2f} {r['our_instructions'] / 1e6:6.2f} "
+                  f"{r['our_instructions'] / r['lavc_parse_instructions']:9.2f} "
+                  f"{r['lavc_parse_mispredicted'] / 1e3:11.1f} {r['our_mispredicted'] / 1e3:6.1f}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
 

@@ -133,6 +133,27 @@ def test_libavcodec_parse_share_of_a_cabac_decode(tmp_path: Path) -> None:
         assert math.isfinite(row[column]) and row[column] > 0
 
 
+def test_libavcodec_parse_instructions_of_a_cavlc_decode(tmp_path: Path) -> None:
+    refusal = perf_refusal(tmp_path)
+    if refusal:
+        pytest.skip(refusal)
+    if subprocess.run(["valgrind", "--version"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("no valgrind on this machine")
+    clip = make_clip(tmp_path / "clip.mp4", size=(160, 96), frames=10, entropy="cavlc")
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "libavcodec_parse_share.py"), str(clip), "--repeat", "1",
+                           "--instructions", "--out", str(out)], capture_output=True, text=True, timeout=900,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())
+    # 60 macroblocks a frame: each parse takes thousands of instructions a frame, neither all of a
+    # frame's (libavcodec's decode also reconstructs it), and both mispredict some branches.
+    assert 60 * 100 < row["lavc_parse_instructions"] < 60 * 20000
+    assert 60 * 100 < row["our_instructions"] < 60 * 20000
+    assert row["lavc_parse_mispredicted"] > 0 and row["our_mispredicted"] > 0
+    assert "instructions (M)" in proc.stdout
+
+
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
 HELP_SECTIONS = ("positional arguments:", "options:", "optional arguments:")
 
