@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,14 +78,19 @@ def test_kernels_smoke_run_skips_cuda_graphs_off_cuda(tmp_path: Path) -> None:
     assert "skipped: reduce-overhead (torch.compile's CUDA graphs need CUDA)" in proc.stdout
 
 
-def one_clip_row(script: str, clip: Path) -> dict:
-    """A benchmark script's result for `clip` alone, one round (its --out JSON holds one row)."""
+def one_clip_run(script: str, clip: Path, *options: str, timeout: int = 600) -> tuple[dict, str]:
+    """A benchmark script's result for `clip` alone, one round (its --out JSON holds one row), and
+    what it printed."""
     out = clip.with_suffix(".json")
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), str(clip), "--repeat", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), str(clip), "--repeat", "1", "--out", str(out),
+                           *options], capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [row] = json.loads(out.read_text())
-    return row
+    return row, proc.stdout
+
+
+def one_clip_row(script: str, clip: Path) -> dict:
+    return one_clip_run(script, clip)[0]
 
 
 def test_engine_floor_replays_every_recorded_bin(tmp_path: Path) -> None:
@@ -137,21 +143,16 @@ def test_libavcodec_parse_instructions_of_a_cavlc_decode(tmp_path: Path) -> None
     refusal = perf_refusal(tmp_path)
     if refusal:
         pytest.skip(refusal)
-    if subprocess.run(["valgrind", "--version"], capture_output=True, check=False).returncode != 0:
+    if shutil.which("valgrind") is None:
         pytest.skip("no valgrind on this machine")
     clip = make_clip(tmp_path / "clip.mp4", size=(160, 96), frames=10, entropy="cavlc")
-    out = tmp_path / "rows.json"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "libavcodec_parse_share.py"), str(clip), "--repeat", "1",
-                           "--instructions", "--out", str(out)], capture_output=True, text=True, timeout=900,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = json.loads(out.read_text())
+    row, printed = one_clip_run("libavcodec_parse_share.py", clip, "--instructions", timeout=900)
     # 60 macroblocks a frame: each parse takes thousands of instructions a frame, neither all of a
     # frame's (libavcodec's decode also reconstructs it), and both mispredict some branches.
     assert 60 * 100 < row["lavc_parse_instructions"] < 60 * 20000
     assert 60 * 100 < row["our_instructions"] < 60 * 20000
     assert row["lavc_parse_mispredicted"] > 0 and row["our_mispredicted"] > 0
-    assert "instructions (M)" in proc.stdout
+    assert "instructions (M)" in printed
 
 
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
