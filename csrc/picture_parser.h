@@ -257,7 +257,10 @@ inline void PictureParser::store_motion(int list, int bx, int by, int w4, int h4
   written_[list] |= block_rect(bx, by, w4, h4);
 }
 
-inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
+// Always inlined: a Neighbour returned from a call is put together in memory with narrow stores
+// and read back wide, which stalls the load (store forwarding fails). As a call, this function
+// took 6.5 % of a CAVLC parse's time, nine tenths of it on that load.
+[[gnu::always_inline]] inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
   Neighbour n;
   if (x < 0) {
     if (!(y < 0 ? avail_d_ : avail_a_)) return n;
@@ -276,9 +279,8 @@ inline Neighbour PictureParser::neighbour(int list, int x, int y) const {
   return n;
 }
 
-// Always inlined: a Neighbour returned from a call is put together in memory with narrow stores
-// and read back wide, which stalls the load (store forwarding fails). A C (or D) of 16x16
-// partitions is read for most inter macroblocks.
+// Always inlined, like neighbour(): a C (or D) of 16x16 partitions is read for most inter
+// macroblocks.
 [[gnu::always_inline]] inline Neighbour PictureParser::neighbour_c16(int list) const {  // C, or D (8.4.1.3.2)
   const Neighbour c = neighbour(list, 16, -1);
   return c.available ? c : neighbour(list, -1, -1);
