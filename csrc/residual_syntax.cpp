@@ -2,6 +2,12 @@
 // (with nC from its neighbours, 9.2.1) or CABAC, and their levels scaled (8.5.6-8.5.9) into the
 // picture's coefficient blocks.
 #include <algorithm>
+#include <cstring>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cavlc.h"
 #include "picture_parser.h"
@@ -54,12 +60,28 @@ struct TotalCoeffGrid {
   }
   int nc(int blk) const { return predict_nc(totals[kPlaces.left[blk]], totals[kPlaces.top[blk]]); }
   void set(int blk, int total) { totals[kPlaces.self[blk]] = static_cast<uint8_t>(total); }
+  // The blocks' TotalCoeffs, raster order (y * N + x), to the macroblock's state: one copy per
+  // row after the blocks instead of a store per block.
+  void store(uint8_t* raster) const {
+    for (int y = 0; y < N; ++y) std::memcpy(raster + y * N, totals + (y + 1) * kStride + 1, N);
+  }
 };
 
 // A DC block's levels in raster order of its transform (zig-zag for the 4x4 luma DC, 8.5.6;
 // the 2x2 chroma DC's scan is raster).
 void scatter_dc(const BlockLevels& b, const uint8_t* to_raster, int32_t* c) {
   for (int k = 0; k < b.count; ++k) c[to_raster[b.scan[k]]] = b.level[k];
+}
+
+// Zeroes 8 * sizeof...(I) coefficients with as many 16-byte stores, written out: GCC turns a loop
+// of them, or std::fill_n, into a `rep stos` for an 8x8 block, whose start-up costs more.
+template <size_t... I>
+[[gnu::always_inline]] inline void zero_block(int16_t* block, std::index_sequence<I...>) {
+#if defined(__SSE2__)
+  (_mm_storeu_si128(reinterpret_cast<__m128i*>(block + 8 * I), _mm_setzero_si128()), ...);
+#else
+  std::fill_n(block, 8 * sizeof...(I), int16_t{0});
+#endif
 }
 
 // Zeroed room for block number `index` of `Size` coefficients. The parser's constructor made room
@@ -70,7 +92,7 @@ template <size_t Size>
   const size_t end = (index + 1) * Size;
   if (end > coeffs.size()) coeffs.resize(std::max(2 * coeffs.size(), end));
   int16_t* block = coeffs.data() + index * Size;
-  std::fill_n(block, Size, int16_t{0});
+  zero_block(block, std::make_index_sequence<Size / 8>{});
   return block;
 }
 
@@ -106,7 +128,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   int32_t dc[16] = {};
   if (i16) {
     const int nc = kCabac ? 0 : predict_nc(luma_total_coeff(-1, 0), luma_total_coeff(0, -1));
-    cur_->cbf_luma_dc = read_block<kCabac>(kCatLumaDc, nc, kCabac ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
+    const bool dc_coded = read_block<kCabac>(kCatLumaDc, nc, kCabac ? cbf_luma_dc_inc() : 0, 16, levels) > 0;
+    if constexpr (kCabac) cur_->cbf_luma_dc = dc_coded;
     if (coefficients_) {
       int32_t c[16] = {};
       scatter_dc(levels, kZigzag4x4.data(), c);
@@ -127,10 +150,6 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   } else if (!kCabac && cbp_luma != 0) {
     luma_totals.load_edges([this](int bx, int by) { return luma_total_coeff(bx, by); });
   }
-  auto set_total = [&](int blk, int bx, int by, int total) {
-    cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
-    luma_totals.set(blk, total);
-  };
   for (int i8 = 0; i8 < 4; ++i8) {
     const bool coded = (cbp_luma >> i8) & 1;
     if (transform_8x8) {
@@ -145,8 +164,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         levels.count = 0;
         BlockLevels sub;
         for (int i4 = 0; i4 < 4; ++i4) {  // 8x8 from four interleaved 4x4 scans
-          const int blk = i8 * 4 + i4, bx = kBlockX[blk], by = kBlockY[blk];
-          set_total(blk, bx, by, read_block<kCabac>(kCatLuma4x4, luma_totals.nc(blk), 0, 16, sub));
+          const int blk = i8 * 4 + i4;
+          luma_totals.set(blk, read_block<kCabac>(kCatLuma4x4, luma_totals.nc(blk), 0, 16, sub));
           for (int k = 0; k < sub.count; ++k) {
             levels.scan[levels.count] = static_cast<uint8_t>(4 * sub.scan[k] + i4);
             levels.level[levels.count++] = sub.level[k];
@@ -171,15 +190,20 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
                                : 0;
         total = i16 ? read_block<kCabac>(kCatLumaAc, nc, inc, 15, levels)
                     : read_block<kCabac>(kCatLuma4x4, nc, inc, 16, levels);
-        if (total > 0) {
-          cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
-          set_total(blk, bx, by, total);
+        if constexpr (kCabac) {
+          if (total > 0) {
+            cur_->cbf_luma |= static_cast<uint16_t>(1u << (by * 4 + bx));
+            cur_->total_coeff[by * 4 + bx] = static_cast<uint8_t>(total);
+          }
+        } else {
+          luma_totals.set(blk, total);  // a zero where the grid has one already: no branch
         }
       }
       if (!coefficients_ || (total == 0 && !(i16 && dc[by * 4 + bx] != 0))) continue;
       emit4x4(levels, i16, i16 ? dc[by * 4 + bx] : 0, ls_y, qp_, 0, 4 * bx, 4 * by);
     }
   }
+  if (!kCabac && cbp_luma != 0) luma_totals.store(cur_->total_coeff);
   // Chroma (4:2:0): DC 2x2 per component, then 4 AC blocks per component (cbp_chroma 2).
   // Uncoded blocks keep the zero TotalCoeff and coded_block_flags of their MbState.
   if (cbp_chroma == 0) return;
@@ -188,8 +212,8 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
   const std::array<int32_t, 16>* ls_c[2] = {};
   static constexpr uint8_t kRaster2x2[4] = {0, 1, 2, 3};
   for (int plane = 0; plane < 2; ++plane) {
-    if (read_block<kCabac>(kCatChromaDc, -1, kCabac ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0)
-      cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
+    const bool dc_coded = read_block<kCabac>(kCatChromaDc, -1, kCabac ? cbf_chroma_dc_inc(plane) : 0, 4, levels) > 0;
+    if (kCabac && dc_coded) cur_->cbf_chroma_dc |= static_cast<uint8_t>(1u << plane);
     if (!coefficients_) continue;
     qpc[plane] = chroma_qp(qp_, plane == 0 ? pps_.chroma_qp_index_offset : pps_.second_chroma_qp_index_offset);
     int32_t c[4] = {};
@@ -210,15 +234,16 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
         const int nc = kCabac ? 0 : chroma_totals.nc(blk);
         const int inc = kCabac ? cbf_chroma_ac_cond(plane, bx - 1, by) + 2 * cbf_chroma_ac_cond(plane, bx, by - 1) : 0;
         total = read_block<kCabac>(kCatChromaAc, nc, inc, 15, levels);
-        if (total > 0) {
-          cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
-          cur_->total_coeff_chroma[plane][blk] = static_cast<uint8_t>(total);
+        if constexpr (kCabac) {
+          if (total > 0) cur_->cbf_chroma_ac |= static_cast<uint8_t>(1u << (plane * 4 + blk));
+        } else {
           chroma_totals.set(blk, total);
         }
       }
       if (!coefficients_ || (total == 0 && chroma_dc[plane][blk] == 0)) continue;
       emit4x4(levels, true, chroma_dc[plane][blk], *ls_c[plane], qpc[plane], 1 + plane, 4 * bx, 4 * by);
     }
+    if (!kCabac && (cbp_chroma & 2)) chroma_totals.store(cur_->total_coeff_chroma[plane]);
   }
 }
 
