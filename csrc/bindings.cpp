@@ -245,7 +245,7 @@ struct PyParsedPicture {
   }
 
   // The one int16 buffer of CoefficientBlocks, read-only (the picture stays cached):
-  // positions4 [n4,3], positions8 [n8,3], coeffs4 [n4,16], coeffs8 [n8,64].
+  // coeffs4 [n4,16], coeffs8 [n8,64], positions4 [n4,3], positions8 [n8,3].
   py::tuple coefficients() const {
     require_coefficients();
     const CoefficientBlocks& c = parsed.coefficients;

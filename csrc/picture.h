@@ -78,9 +78,11 @@ struct MacroblockGrid {
 
 // Dequantised coefficients (raster order) of every transform block with a nonzero one: the
 // input of the inverse transform, so reconstruction can run anywhere (CPU here, GPU later). One
-// int16 buffer, the layout codec.Coefficients views without a copy: the blocks' positions
-// (plane 0 Y / 1 Cb / 2 Cr, then x, y of the top-left sample in that plane), [n4][3] for the 4x4
-// blocks and [n8][3] for the 8x8, then their coefficients, [n4][16] and [n8][64].
+// int16 buffer, the layout codec.Coefficients views without a copy: the coefficients of the 4x4
+// blocks [n4][16] and of the 8x8 blocks [n8][64], then the blocks' positions (plane 0 Y / 1 Cb /
+// 2 Cr, then x, y of the top-left sample in that plane), [n4][3] and [n8][3]. The 4x4 blocks come
+// first because the parser writes them in place as it goes (they are most of the buffer); the
+// rest is appended when the picture is done.
 struct CoefficientBlocks {
   struct Position {
     uint16_t plane, x, y;
@@ -90,12 +92,12 @@ struct CoefficientBlocks {
 
   Position position4(size_t block) const { return position(block); }
   Position position8(size_t block) const { return position(n4 + block); }
-  const int16_t* coeffs4(size_t block) const { return data.data() + 3 * (n4 + n8) + 16 * block; }
-  const int16_t* coeffs8(size_t block) const { return data.data() + 3 * (n4 + n8) + 16 * n4 + 64 * block; }
+  const int16_t* coeffs4(size_t block) const { return data.data() + 16 * block; }
+  const int16_t* coeffs8(size_t block) const { return data.data() + 16 * n4 + 64 * block; }
 
  private:
   Position position(size_t k) const {
-    const int16_t* p = data.data() + 3 * k;
+    const int16_t* p = data.data() + 16 * n4 + 64 * n8 + 3 * k;
     return {static_cast<uint16_t>(p[0]), static_cast<uint16_t>(p[1]), static_cast<uint16_t>(p[2])};
   }
 };

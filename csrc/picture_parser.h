@@ -194,10 +194,11 @@ class PictureParser {
   const LevelScales scales_;
   PictureArray<MbState> mbs_;
   ParsedPicture out_;
-  // The coefficient blocks as they are parsed, gathered into out_.coefficients' one buffer by run().
+  // What run() appends to out_.coefficients' buffer after the 4x4 blocks' coefficients, which
+  // emit4x4 writes there directly.
   struct StagedBlocks {
     PictureArray<CoefficientBlocks::Position> positions4, positions8;
-    PictureArray<int16_t> coeffs4, coeffs8;  // 16 / 64 per block
+    PictureArray<int16_t> coeffs8;  // 64 per block
   } staged_;
 
   const SliceHeader* sh_ = nullptr;

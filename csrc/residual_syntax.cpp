@@ -84,9 +84,9 @@ template <size_t... I>
 #endif
 }
 
-// Zeroed room for block number `index` of `Size` coefficients. The parser's constructor made room
-// for every block a picture can code (the growth here only guards that bound); run() copies the
-// blocks kept.
+// Zeroed room for block number `index` of `Size` coefficients: 4x4 blocks in the output buffer,
+// 8x8 blocks staged for run() to append. The parser's constructor made room for every block a
+// picture can code (the growth here only guards that bound).
 template <size_t Size>
 [[gnu::always_inline]] inline int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
   const size_t end = (index + 1) * Size;
@@ -252,7 +252,7 @@ void PictureParser::residual(const MbTypeInfo& t, bool intra, bool transform_8x8
 [[gnu::always_inline]] inline void PictureParser::emit4x4(const BlockLevels& levels, bool ac, int32_t dc,
                                                           const std::array<int32_t, 16>& ls, int qp, int plane, int x,
                                                           int y) {
-  int16_t* block = next_block<16>(staged_.coeffs4, staged_.positions4.size());
+  int16_t* block = next_block<16>(out_.coefficients.data, staged_.positions4.size());
   scale_scan4x4(levels, ac ? 1 : 0, qp, ls, block);
   if (ac) block[0] = saturate16(dc);
   const int mb_size = plane == 0 ? 16 : 8;

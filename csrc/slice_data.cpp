@@ -49,9 +49,10 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   out_.has_coefficients = coefficients;
   if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
-  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows.
+  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows. The output
+  // buffer holds any mix of them, 384 coefficients and 24 positions of 3 per macroblock at most.
+  out_.coefficients.data.resize((384 + 24 * 3) * mbs);
   staged_.positions4.reserve(24 * mbs);
-  staged_.coeffs4.resize(24 * 16 * mbs);
   staged_.positions8.reserve(4 * mbs);
   staged_.coeffs8.resize(4 * 64 * mbs);
 }
@@ -61,19 +62,17 @@ ParsedPicture PictureParser::run() {
   for (int a = 0; a < w_ * h_; ++a)
     if (out_.mb_slice[static_cast<size_t>(a)] < 0)
       throw CorruptStream("macroblock " + std::to_string(a) + " is in no slice (missing or cut slices)");
-  if (coefficients_ && staged_.positions4.size() + staged_.positions8.size() > 0) {  // the blocks, in one buffer
+  if (coefficients_) {  // after the 4x4 blocks' coefficients: the 8x8 blocks', then the positions
     CoefficientBlocks& c = out_.coefficients;
     c.n4 = staged_.positions4.size();
     c.n8 = staged_.positions8.size();
-    c.data.resize(3 * (c.n4 + c.n8) + 16 * c.n4 + 64 * c.n8);
     static_assert(sizeof(CoefficientBlocks::Position) == 3 * sizeof(int16_t), "plane, x, y without padding");
-    int16_t* to = c.data.data();
+    int16_t* to = std::copy_n(staged_.coeffs8.data(), 64 * c.n8, c.data.data() + 16 * c.n4);
     for (const auto* positions : {&staged_.positions4, &staged_.positions8}) {
       std::memcpy(to, positions->data(), positions->size() * sizeof(CoefficientBlocks::Position));
       to += 3 * positions->size();
     }
-    to = std::copy_n(staged_.coeffs4.data(), 16 * c.n4, to);
-    std::copy_n(staged_.coeffs8.data(), 64 * c.n8, to);
+    c.data.resize(static_cast<size_t>(to - c.data.data()));  // the same buffer, its room kept
   }
   return std::move(out_);
 }

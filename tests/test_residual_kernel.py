@@ -75,7 +75,8 @@ def check_stream(path, backend: str) -> dict:
             seen["blocks4"] += n4
             seen["chroma4"] += int((c.positions4[:, 0] != 0).sum())
             seen["blocks8"] += n8
-            seen["max_abs"] = max(seen["max_abs"], int(np.abs(c.data[3 * (n4 + n8):].astype(np.int32)).max(initial=0)))
+            coefficients = c.data[:16 * n4 + 64 * n8].astype(np.int32)
+            seen["max_abs"] = max(seen["max_abs"], int(np.abs(coefficients).max(initial=0)))
             seen["intra16x16_dc"] += intra16x16_with_dc(s.macroblocks(i), c)
     return seen
 
@@ -171,7 +172,7 @@ def synthetic_frame(width: int, height: int, seed: int, with8x8: bool = True):
     p8 = p8[torch.randperm(len(p8), generator=g)]
     c4 = extreme_coefficients(len(p4), 4, g)
     c8 = extreme_coefficients(len(p8), 8, g)
-    data = torch.cat([p4.reshape(-1), p8.reshape(-1), c4.reshape(-1), c8.reshape(-1)])
+    data = torch.cat([c4.reshape(-1), c8.reshape(-1), p4.reshape(-1), p8.reshape(-1)])
     return data, len(p4), len(p8)
 
 
@@ -214,8 +215,8 @@ def scalar_residual(data: torch.Tensor, n4: int, n8: int, width: int, height: in
     d = data.tolist()
     planes = [np.zeros((height, width), np.int16), np.zeros((height // 2, width // 2), np.int16),
               np.zeros((height // 2, width // 2), np.int16)]
-    coeff = 3 * (n4 + n8)
-    for size, count, pos_start in ((4, n4, 0), (8, n8, 3 * n4)):
+    coeff, positions = 0, 16 * n4 + 64 * n8  # coeffs4 | coeffs8 | positions4 | positions8
+    for size, count, pos_start in ((4, n4, positions), (8, n8, positions + 3 * n4)):
         for b in range(count):
             plane, x, y = d[pos_start + 3 * b: pos_start + 3 * b + 3]
             block = d[coeff + size * size * b: coeff + size * size * (b + 1)]
@@ -274,7 +275,7 @@ def test_empty_and_one_kind(backend):
     for with8x8 in (False, True):
         data, n4, n8 = synthetic_frame(width, height, 3, with8x8)
         if with8x8:  # keep only the 8x8 blocks
-            data = torch.cat([data[3 * n4: 3 * (n4 + n8)], data[3 * (n4 + n8) + 16 * n4:]])
+            data = torch.cat([data[16 * n4: 16 * n4 + 64 * n8], data[16 * n4 + 64 * n8 + 3 * n4:]])
             n4 = 0
         want = scalar_residual(data, n4, n8, width, height)
         assert_planes_equal(reconstruct(data.to(DEVICE), n4, n8, width, height, backend), want, f"8x8 only {with8x8}")
@@ -289,13 +290,13 @@ def test_out_of_plane_blocks_are_dropped(backend):
     g = torch.Generator().manual_seed(5)
     c4 = torch.randint(-500, 500, (len(pos4), 16), generator=g, dtype=torch.int16)
     c8 = torch.randint(-500, 500, (len(pos8), 64), generator=g, dtype=torch.int16)
-    data = torch.cat([torch.tensor(pos4, dtype=torch.int16).view(-1), torch.tensor(pos8, dtype=torch.int16).view(-1),
-                      c4.view(-1), c8.view(-1)])
+    data = torch.cat([c4.view(-1), c8.view(-1), torch.tensor(pos4, dtype=torch.int16).view(-1),
+                      torch.tensor(pos8, dtype=torch.int16).view(-1)])
     y, u, v = reconstruct(data.to(DEVICE), len(pos4), len(pos8), width, height, backend)
     valid4, valid8 = [0, 2, 8], [0, 3]
-    keep = torch.cat([torch.tensor([pos4[i] for i in valid4], dtype=torch.int16).view(-1),
-                      torch.tensor([pos8[i] for i in valid8], dtype=torch.int16).view(-1),
-                      c4[valid4].view(-1), c8[valid8].view(-1)])
+    keep = torch.cat([c4[valid4].view(-1), c8[valid8].view(-1),
+                      torch.tensor([pos4[i] for i in valid4], dtype=torch.int16).view(-1),
+                      torch.tensor([pos8[i] for i in valid8], dtype=torch.int16).view(-1)])
     assert_planes_equal((y, u, v), scalar_residual(keep, len(valid4), len(valid8), width, height), "dropped blocks")
 
 
@@ -334,7 +335,7 @@ from vccv_gpu.kernels.residual import triton as residual_triton
 common = {"data_ptr": "*i16", "out_ptr": "*i16", "n_blocks": "i32"}
 sizes = {"width": "i32", "height": "i32", "luma_size": "i32", "chroma_size": "i32", "BLOCK": "constexpr"}
 kernel4, kernel8 = residual_triton._residual4x4_kernel, residual_triton._residual8x8_kernel
-for kernel, extra, block in ((kernel4, {"coeff_start": "i32"}, residual_triton.BLOCK4),
+for kernel, extra, block in ((kernel4, {"pos_start": "i32"}, residual_triton.BLOCK4),
                              (kernel8, {"pos_start": "i32", "coeff_start": "i32"}, residual_triton.BLOCK8)):
     source = ASTSource(fn=kernel, signature={**common, **extra, **sizes}, constexprs={"BLOCK": block})
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": block // 32})

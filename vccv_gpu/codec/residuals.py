@@ -102,7 +102,7 @@ def residual_planes(host: HostCoefficients, sources: list[tuple[int, ...]], code
         total: list[Tensor] | None = None
         for i in src:
             offset, n4, n8 = host.blocks[i]
-            length = 3 * (n4 + n8) + 16 * n4 + 64 * n8
+            length = 16 * n4 + 64 * n8 + 3 * (n4 + n8)
             planes = kernels.reconstruct_residual(data[offset:offset + length], n4, n8, coded_width, coded_height,
                                                   backend=backend)
             if total is None:

@@ -76,10 +76,10 @@ class Residual:
 class Coefficients:
     """Dequantised coefficients of the frame's nonzero transform blocks, for reconstruction on
     another device: `data` is one contiguous int16 buffer (one host-to-device copy) and the
-    other fields are views of it; read-only, like Macroblocks' arrays. positions4/8: [n, 3]
-    (plane 0 Y / 1 Cb / 2 Cr, x, y of the block's top-left sample in its plane); coeffs4
+    other fields are views of it, in this order; read-only, like Macroblocks' arrays. coeffs4
     [n4, 4, 4] and coeffs8 [n8, 8, 8] in raster order, ready for the inverse transform
-    (8.5.12.2 / 8.5.13.2: r = (H d H^T + 32) >> 6)."""
+    (8.5.12.2 / 8.5.13.2: r = (H d H^T + 32) >> 6); positions4/8: [n, 3] (plane 0 Y / 1 Cb / 2 Cr,
+    x, y of the block's top-left sample in its plane)."""
 
     data: np.ndarray
     positions4: np.ndarray
@@ -89,11 +89,11 @@ class Coefficients:
 
     @staticmethod
     def from_buffer(data: np.ndarray, n4: int, n8: int) -> Coefficients:
-        p4_end = 3 * n4
-        p8_end = p4_end + 3 * n8
-        c4_end = p8_end + 16 * n4
-        return Coefficients(data, data[:p4_end].reshape(n4, 3), data[p4_end:p8_end].reshape(n8, 3),
-                            data[p8_end:c4_end].reshape(n4, 4, 4), data[c4_end:].reshape(n8, 8, 8))
+        c8_start = 16 * n4
+        p4_start = c8_start + 64 * n8
+        p8_start = p4_start + 3 * n4
+        return Coefficients(data, data[p4_start:p8_start].reshape(n4, 3), data[p8_start:].reshape(n8, 3),
+                            data[:c8_start].reshape(n4, 4, 4), data[c8_start:p4_start].reshape(n8, 8, 8))
 
 
 def _packet_spans(demux: DemuxInfo, pictures: list[FrameInfo]) -> dict[int, tuple[int, int]] | None:

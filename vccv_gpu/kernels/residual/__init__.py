@@ -4,7 +4,7 @@ blocks, for the codec's GPU front end (`vccv_gpu.codec.gpu`).
 Input: the `data` buffer of `vccv_gpu.codec.Coefficients` (one int16 tensor: one host-to-device
 copy) with n4, n8 and the coded size. Its layout (see `Coefficients.from_buffer`):
 
-    positions4 [n4, 3] | positions8 [n8, 3] | coeffs4 [n4, 4, 4] | coeffs8 [n8, 8, 8]
+    coeffs4 [n4, 4, 4] | coeffs8 [n8, 8, 8] | positions4 [n4, 3] | positions8 [n8, 3]
 
 positions are (plane 0 Y / 1 Cb / 2 Cr, x, y) of the block's top-left sample in its plane; coeffs
 are the dequantised coefficients in raster order (DC transforms already folded in). Output: the
@@ -43,8 +43,8 @@ def reconstruct_residual(data: Tensor | np.ndarray, n4: int, n8: int, coded_widt
                          backend: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Residual planes (y, u, v; int16, on `data`'s device) of one frame from its coefficient buffer.
 
-    data: the int16 buffer of `Coefficients` (`s.coefficients(i).data`), 3 (n4 + n8) + 16 n4 +
-    64 n8 values, as a tensor on the device that should compute (a numpy array is taken as a CPU
+    data: the int16 buffer of `Coefficients` (`s.coefficients(i).data`), 16 n4 + 64 n8 +
+    3 (n4 + n8) values, as a tensor on the device that should compute (a numpy array is taken as a CPU
     tensor). backend: see `vccv_gpu.kernels.backend.resolve_backend`.
     """
     if isinstance(data, np.ndarray):

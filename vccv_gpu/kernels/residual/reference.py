@@ -1,5 +1,5 @@
 """Plain-PyTorch residual reconstruction, every block of a frame at once, and the coefficient
-buffer's layout (`check_buffer`, `planes`) that the Triton kernels share.
+buffer's layout (`check_buffer`, `buffer_offsets`, `planes`) that the Triton kernels share.
 
 Each 4x4 block follows 8.5.12.2 (8-338 .. 8-345), each 8x8 block 8.5.13.2 (8-349 .. 8-372): the
 row butterflies, then the column butterflies, then r = (h + 32) >> 6, in int32 with arithmetic
@@ -11,8 +11,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_buffer", "inverse_transform4x4_reference", "inverse_transform8x8_reference", "planes",
-           "residual_reference"]
+__all__ = ["buffer_offsets", "check_buffer", "inverse_transform4x4_reference", "inverse_transform8x8_reference",
+           "planes", "residual_reference"]
+
+
+def buffer_offsets(n4: int, n8: int) -> tuple[int, int, int]:
+    """Where coeffs8, positions4 and positions8 start in the buffer of n4 + n8 blocks (coeffs4 at
+    0): coeffs4 [n4, 4, 4] | coeffs8 [n8, 8, 8] | positions4 [n4, 3] | positions8 [n8, 3]."""
+    c8_start = 16 * n4
+    p4_start = c8_start + 64 * n8
+    return c8_start, p4_start, p4_start + 3 * n4
 
 
 def check_buffer(data: Tensor, n4: int, n8: int, coded_width: int, coded_height: int) -> Tensor:
@@ -22,7 +30,7 @@ def check_buffer(data: Tensor, n4: int, n8: int, coded_width: int, coded_height:
         raise ValueError(f"coefficient buffer must be a 1-D int16 tensor, got {data.dtype} {list(data.shape)}")
     if n4 < 0 or n8 < 0:
         raise ValueError(f"block counts must be >= 0, got n4={n4}, n8={n8}")
-    expected = 3 * (n4 + n8) + 16 * n4 + 64 * n8
+    expected = 16 * n4 + 64 * n8 + 3 * (n4 + n8)
     if data.numel() != expected:
         raise ValueError(f"coefficient buffer holds {data.numel()} values, n4={n4} and n8={n8} need {expected}")
     if coded_width <= 0 or coded_height <= 0 or coded_width % 16 or coded_height % 16:
@@ -102,11 +110,10 @@ def residual_reference(data: Tensor, n4: int, n8: int, coded_width: int,
                        coded_height: int) -> tuple[Tensor, Tensor, Tensor]:
     """Plain-PyTorch `reconstruct_residual`: every block at once, on `data`'s device."""
     data = check_buffer(data, n4, n8, coded_width, coded_height)
-    p4_end, p8_end = 3 * n4, 3 * (n4 + n8)
-    c4_end = p8_end + 16 * n4
+    c8_start, p4_start, p8_start = buffer_offsets(n4, n8)
     out = torch.zeros(coded_width * coded_height * 3 // 2, dtype=torch.int16, device=data.device)
-    _scatter(out, inverse_transform4x4_reference(data[p8_end:c4_end].view(n4, 4, 4)),
-             data[:p4_end].view(n4, 3), 4, False, coded_width, coded_height)
-    _scatter(out, inverse_transform8x8_reference(data[c4_end:].view(n8, 8, 8)),
-             data[p4_end:p8_end].view(n8, 3), 8, True, coded_width, coded_height)
+    _scatter(out, inverse_transform4x4_reference(data[:c8_start].view(n4, 4, 4)),
+             data[p4_start:p8_start].view(n4, 3), 4, False, coded_width, coded_height)
+    _scatter(out, inverse_transform8x8_reference(data[c8_start:p4_start].view(n8, 8, 8)),
+             data[p8_start:].view(n8, 3), 8, True, coded_width, coded_height)
     return planes(out, coded_width, coded_height)

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .reference import check_buffer, planes
+from .reference import buffer_offsets, check_buffer, planes
 
 # transform blocks per program, one per thread (num_warps = BLOCK // 32). On sm_90 (Triton 3.8)
 # the 4x4 kernel uses 32 registers a thread, the 8x8 kernel 80, neither spills.
@@ -127,12 +127,13 @@ def _tl_block_origin(data_ptr, blk, live, width, height, luma_size, chroma_size,
 
 
 @triton.jit
-def _residual4x4_kernel(data_ptr, out_ptr, n_blocks, coeff_start, width, height, luma_size, chroma_size,
+def _residual4x4_kernel(data_ptr, out_ptr, n_blocks, pos_start, width, height, luma_size, chroma_size,
                         BLOCK: tl.constexpr):
     blk = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = blk < n_blocks
-    addr, stride, ok = _tl_block_origin(data_ptr, blk, live, width, height, luma_size, chroma_size, 4, False)
-    base = coeff_start + 16 * blk
+    addr, stride, ok = _tl_block_origin(data_ptr + pos_start, blk, live, width, height, luma_size, chroma_size,
+                                        4, False)
+    base = 16 * blk
     g00, g01, g02, g03 = _tl_row4(data_ptr, base, 0, live)
     g10, g11, g12, g13 = _tl_row4(data_ptr, base, 1, live)
     g20, g21, g22, g23 = _tl_row4(data_ptr, base, 2, live)
@@ -175,10 +176,9 @@ def residual_triton(data: Tensor, n4: int, n8: int, coded_width: int,
     data = check_buffer(data, n4, n8, coded_width, coded_height)
     luma, chroma = coded_width * coded_height, coded_width * coded_height // 4
     out = torch.zeros(luma + 2 * chroma, dtype=torch.int16, device=data.device)
-    p8_start, c4_start = 3 * n4, 3 * (n4 + n8)
-    c8_start = c4_start + 16 * n4
+    c8_start, p4_start, p8_start = buffer_offsets(n4, n8)
     if n4:
-        _residual4x4_kernel[(triton.cdiv(n4, BLOCK4),)](data, out, n4, c4_start, coded_width, coded_height, luma,
+        _residual4x4_kernel[(triton.cdiv(n4, BLOCK4),)](data, out, n4, p4_start, coded_width, coded_height, luma,
                                                         chroma, BLOCK=BLOCK4, num_warps=BLOCK4 // 32)
     if n8:
         _residual8x8_kernel[(triton.cdiv(n8, BLOCK8),)](data, out, n8, p8_start, c8_start, coded_width, coded_height,
