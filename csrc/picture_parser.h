@@ -210,8 +210,6 @@ class PictureParser {
   bool spatial_ready_ = false, direct_zero_ = false;  // spatial direct, per MB
   int spatial_ref_[2] = {-1, -1};
   Mv spatial_mvp_[2];
-  // The motion lists end_mb completes: 1 where the constructor filled list 1 for the whole picture.
-  int lists_per_mb_ = 2;
   bool prev_qp_delta_nonzero_ = false;  // of the previous MB in the slice (mb_qp_delta context)
   int slice_ = 0;
   int qp_ = 26;

@@ -38,14 +38,6 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   g.intra_chroma_pred.resize(mbs);
   out_.mb_slice.assign(mbs, -1);
   out_.luma_total_coeff.resize(16 * mbs);
-  // A picture without B slices uses no list 1: its list-1 motion is filled here at once (-1, zero
-  // vectors) instead of one macroblock at a time by end_mb, four scattered rows each.
-  const auto is_b = [](const Slice& s) { return s.header.slice_type == kSliceB; };
-  lists_per_mb_ = std::any_of(pic_.slices.begin(), pic_.slices.end(), is_b) ? 2 : 1;
-  if (lists_per_mb_ == 1) {
-    std::fill_n(&g.ref_idx[static_cast<size_t>(list_blocks_)], static_cast<size_t>(list_blocks_), int8_t{-1});
-    std::fill_n(&g.mv[2 * static_cast<size_t>(list_blocks_)], 2 * static_cast<size_t>(list_blocks_), int16_t{0});
-  }
   out_.has_coefficients = coefficients;
   if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
@@ -194,7 +186,7 @@ void PictureParser::end_mb(int addr, MbClass cls) {
   MacroblockGrid& g = out_.macroblocks;
   const size_t stride = static_cast<size_t>(w4_);
   const size_t base = block_index(0, 0, 0);
-  for (int list = 0; list < lists_per_mb_; ++list) {
+  for (int list = 0; list < 2; ++list) {
     const unsigned written = written_[list];
     if (written == 0xffff) continue;
     const size_t first = base + static_cast<size_t>(list * list_blocks_);
