@@ -59,15 +59,14 @@ const std::array<uint8_t, 128> ArithmeticEngine::kNextStateLps = next_states(tru
 const std::array<uint8_t, 128> ArithmeticEngine::kNextStateMps = next_states(false);
 const std::array<std::array<uint8_t, 4>, 128> ArithmeticEngine::kRangeTabLpsByState = range_tab_lps_by_state();
 
-ArithmeticEngine ArithmeticEngine::refilled(ArithmeticEngine e, BitReader& r) {
+uint64_t ArithmeticEngine::refilled_window(uint64_t window, int ahead, BitReader& r) {
   // Reading beyond the data is an error only once the decoder has consumed those bits, which
   // this bound detects in time.
-  const size_t consumed = r.position() - static_cast<size_t>(e.ahead);
+  const size_t consumed = r.position() - static_cast<size_t>(ahead);
   if (consumed > r.size_bits()) throw CorruptStream("read past the end of a NAL unit");
-  e.window = (e.window << 32) | r.peek(32);
-  e.ahead += 32;
+  window = (window << 32) | r.peek(32);
   r.skip_unchecked(32);
-  return e;
+  return window;
 }
 
 ArithmeticEngine ArithmeticEngine::started(BitReader& r) {

@@ -31,7 +31,7 @@ enum class CtxState : uint8_t {};
 // The arithmetic decoding engine's registers (9.3.1.2). codIOffset sits in the top of `window`
 // with `ahead` further bits below it, so renormalisation is a shift and the reader is touched
 // once every 32 bits. Hot loops copy the engine into a local, which the compiler keeps in
-// registers; its only call, the refill, takes and returns it by value for that reason.
+// registers; its only call, behind refill(), takes and returns plain values for that reason.
 struct ArithmeticEngine {
   uint64_t window = 0;  // codIOffset << ahead | the next `ahead` bits of the slice data
   uint32_t range = 510;
@@ -58,7 +58,7 @@ struct ArithmeticEngine {
     return bin;
   }
   __attribute__((always_inline)) int bypass(BitReader& r) {  // 9.3.3.2.3
-    if (ahead == 0) *this = refilled(*this, r);
+    if (ahead == 0) refill(r);
     --ahead;  // one more bit joins codIOffset
     const uint64_t scaled = uint64_t{range} << ahead;
     if (window >= scaled) {
@@ -72,7 +72,7 @@ struct ArithmeticEngine {
   // A bypass bin that is `magnitude`'s sign (coeff_sign_flag, an mvd's sign): `magnitude` or its
   // negation. Branch-free, because a sign is a coin toss that a branch would mispredict half the time.
   __attribute__((always_inline)) int32_t signed_bypass(int32_t magnitude, BitReader& r) {
-    if (ahead == 0) *this = refilled(*this, r);
+    if (ahead == 0) refill(r);
     --ahead;
     const uint64_t scaled = uint64_t{range} << ahead;
     const int32_t negative = -static_cast<int32_t>(window >= scaled);  // all ones for a 1
@@ -94,13 +94,20 @@ struct ArithmeticEngine {
   __attribute__((always_inline)) void renormalise(BitReader& r) {
     const int shift = __builtin_clz(range) - 23;
     range <<= shift;
-    if (ahead < shift) *this = refilled(*this, r);
+    if (ahead < shift) refill(r);
     ahead -= shift;
   }
   // The engine started on the 9 bits at `r`'s position (9.3.1.2): codIRange 510, codIOffset those bits.
   static ArithmeticEngine started(BitReader& r);
-  // The engine with 32 more bits appended from `r` (zeros past the end of the data).
-  static ArithmeticEngine refilled(ArithmeticEngine e, BitReader& r);
+  // 32 more bits from `r` appended to the window (zeros past the end of the data).
+  __attribute__((always_inline)) void refill(BitReader& r) {
+    window = refilled_window(window, ahead, r);
+    ahead += 32;
+  }
+  // The call behind refill(): the fields go in and out as scalars in registers. (Passed as one
+  // struct, range and ahead travelled packed in one register, loaded as one 8-byte word from where
+  // they had been stored as two 4-byte ones, which store forwarding cannot serve.)
+  static uint64_t refilled_window(uint64_t window, int ahead, BitReader& r);
 
   // rangeTabLPS (Table 9-44) indexed by the whole state, so a decision needs no shift.
   static const std::array<std::array<uint8_t, 4>, 128> kRangeTabLpsByState;
