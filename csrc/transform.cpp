@@ -25,13 +25,13 @@ constexpr int kNormAdjust4x4[6][3] = {{10, 16, 13}, {11, 18, 14}, {13, 20, 16},
 constexpr int kNormAdjust8x8[6][6] = {{20, 18, 32, 19, 25, 24}, {22, 19, 35, 21, 28, 26}, {26, 23, 42, 24, 33, 31},
                                       {28, 25, 45, 26, 35, 33}, {32, 28, 51, 30, 40, 38}, {36, 32, 58, 34, 46, 43}};
 
-int class4x4(int i, int j) {
+constexpr int class4x4(int i, int j) {
   if (i % 2 == 0 && j % 2 == 0) return 0;
   if (i % 2 == 1 && j % 2 == 1) return 1;
   return 2;
 }
 
-int class8x8(int i, int j) {
+constexpr int class8x8(int i, int j) {
   if (i % 4 == 0 && j % 4 == 0) return 0;
   if (i % 2 == 1 && j % 2 == 1) return 1;
   if (i % 4 == 2 && j % 4 == 2) return 2;
@@ -39,6 +39,19 @@ int class8x8(int i, int j) {
   if ((i % 4 == 0 && j % 4 == 2) || (i % 4 == 2 && j % 4 == 0)) return 4;
   return 5;
 }
+
+// normAdjust of each scan position k, [m][k], at its raster position zigzag[k]: LevelScales are
+// built for every picture, so the position classes are worked out once, at compile time.
+template <int N, size_t Classes>
+constexpr auto norm_adjust_by_scan(const int (&by_class)[6][Classes], const std::array<uint8_t, N * N>& zigzag,
+                                   int (*class_of)(int, int)) {
+  std::array<std::array<int32_t, N * N>, 6> t{};
+  for (size_t m = 0; m < 6; ++m)
+    for (size_t k = 0; k < N * N; ++k) t[m][k] = by_class[m][class_of(zigzag[k] / N, zigzag[k] % N)];
+  return t;
+}
+constexpr auto kNormAdjust4x4ByScan = norm_adjust_by_scan<4>(kNormAdjust4x4, kZigzag4x4, class4x4);
+constexpr auto kNormAdjust8x8ByScan = norm_adjust_by_scan<8>(kNormAdjust8x8, kZigzag8x8, class8x8);
 
 int64_t shift(int64_t v, int s) { return s >= 0 ? v * (int64_t{1} << s) : v >> -s; }
 
@@ -53,17 +66,9 @@ int chroma_qp(int qp_y, int offset) {
 LevelScales::LevelScales(const ResolvedScaling& w) {
   // The weights are in scan order; LevelScale is indexed by raster position (i row, j column).
   for (size_t list = 0; list < 6; ++list) {
-    for (int m = 0; m < 6; ++m) {
-      for (size_t k = 0; k < 16; ++k) {
-        const int pos = kZigzag4x4[k];
-        s4[list][static_cast<size_t>(m)][static_cast<size_t>(pos)] =
-            w.w4x4[list][k] * kNormAdjust4x4[m][class4x4(pos / 4, pos % 4)];
-      }
-      for (size_t k = 0; k < 64; ++k) {
-        const int pos = kZigzag8x8[k];
-        s8[list][static_cast<size_t>(m)][static_cast<size_t>(pos)] =
-            w.w8x8[list][k] * kNormAdjust8x8[m][class8x8(pos / 8, pos % 8)];
-      }
+    for (size_t m = 0; m < 6; ++m) {
+      for (size_t k = 0; k < 16; ++k) s4[list][m][kZigzag4x4[k]] = w.w4x4[list][k] * kNormAdjust4x4ByScan[m][k];
+      for (size_t k = 0; k < 64; ++k) s8[list][m][kZigzag8x8[k]] = w.w8x8[list][k] * kNormAdjust8x8ByScan[m][k];
     }
   }
 }
