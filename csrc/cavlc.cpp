@@ -74,7 +74,10 @@ int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, B
     throw CorruptStream("coeff_token: " + std::to_string(total_coeff) + " coefficients in a block of " +
                         std::to_string(end_idx - start_idx + 1));
 
-  int32_t level[16];
+  // The levels go straight to `out`, read next a level at a time. (Gathered in a local array and
+  // copied over 16 bytes at a time, they were loads spanning several smaller stores, which store
+  // forwarding cannot serve.)
+  int32_t* const level = out.level;
   // trailing_ones_sign_flag of each, the first one in bit 2, as the first three levels (the
   // levels past trailing_ones come next and overwrite the rest): one copy from a table.
   static constexpr auto kTrailingOnes = [] {
@@ -131,7 +134,6 @@ int read_block(Bits& r, int nC, int start_idx, int end_idx, int max_num_coeff, B
   // run_before follows each but the last while zeros are left.
   int position = start_idx + total_coeff - 1 + zeros_left;
   out.count = total_coeff;
-  std::memcpy(out.level, level, sizeof level);  // all 16: a fixed copy instead of one per level
   int i = 0;
   for (; zeros_left > 0 && i < total_coeff - 1; ++i) {
     out.scan[i] = static_cast<uint8_t>(position);
