@@ -44,7 +44,7 @@ struct MbState {
   bool transform_8x8;
   uint8_t cbp_luma, cbp_chroma, chroma_pred_mode;
   uint8_t total_coeff[16];           // luma, raster 4x4 (y * 4 + x)
-  uint8_t total_coeff_chroma[2][4];  // Cb, Cr, raster 2x2
+  uint8_t total_coeff_chroma[2][4];  // CAVLC: Cb, Cr, raster 2x2
   uint16_t cbf_luma;                 // CABAC coded_block_flag per luma 4x4 (raster bit)
   bool cbf_luma_dc;
   uint8_t cbf_chroma_dc, cbf_chroma_ac;  // bits: plane; plane * 4 + raster 2x2 index

@@ -84,9 +84,9 @@ template <size_t... I>
 #endif
 }
 
-// Zeroed room for block number `index` of `Size` coefficients: 4x4 blocks in the output buffer,
-// 8x8 blocks staged for run() to append. The parser's constructor made room for every block a
-// picture can code (the growth here only guards that bound).
+// Zeroed room for block number `index` of `Size` coefficients: 4x4 blocks in the output buffer
+// (grown here where the room the constructor gave it is short), 8x8 blocks staged for run() to
+// append (with room for every block a picture can code: the growth only guards that bound).
 template <size_t Size>
 [[gnu::always_inline]] inline int16_t* next_block(PictureArray<int16_t>& coeffs, size_t index) {
   const size_t end = (index + 1) * Size;

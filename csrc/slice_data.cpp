@@ -42,8 +42,11 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   if (!coefficients) return;
   // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
   // macroblock), uninitialised and recycled from earlier pictures: nothing regrows. The output
-  // buffer holds any mix of them, 384 coefficients and 24 positions of 3 per macroblock at most.
-  out_.coefficients.data.resize((384 + 24 * 3) * mbs);
+  // buffer, where the 4x4 blocks are written, starts with the room the stream's last picture of
+  // this type needed, up to the bound for any mix of blocks (384 coefficients and 24 positions of
+  // 3 per macroblock), and grows where that is short.
+  const size_t room = std::max<size_t>(stream.coefficient_room(picture.type), 4096);
+  out_.coefficients.data.resize(std::min(room, (384 + 24 * 3) * mbs));
   staged_.positions4.reserve(24 * mbs);
   staged_.positions8.reserve(4 * mbs);
   staged_.coeffs8.resize(4 * 64 * mbs);
@@ -59,12 +62,13 @@ ParsedPicture PictureParser::run() {
     c.n4 = staged_.positions4.size();
     c.n8 = staged_.positions8.size();
     static_assert(sizeof(CoefficientBlocks::Position) == 3 * sizeof(int16_t), "plane, x, y without padding");
+    c.data.resize(16 * c.n4 + 64 * c.n8 + 3 * (c.n4 + c.n8));  // grows (a copy) only where the room was short
     int16_t* to = std::copy_n(staged_.coeffs8.data(), 64 * c.n8, c.data.data() + 16 * c.n4);
     for (const auto* positions : {&staged_.positions4, &staged_.positions8}) {
       std::memcpy(to, positions->data(), positions->size() * sizeof(CoefficientBlocks::Position));
       to += 3 * positions->size();
     }
-    c.data.resize(static_cast<size_t>(to - c.data.data()));  // the same buffer, its room kept
+    stream_.note_coefficients(pic_.type, c.data.size());
   }
   return std::move(out_);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <list>
@@ -94,6 +95,13 @@ class Stream : public ParameterSetLookup {
   // `coefficients` false accepts a picture parsed for motion only (`parse_picture`); true needs
   // its coefficients.
   std::shared_ptr<const ParsedPicture> parsed_picture(uint32_t decode_index, bool coefficients = true) const;
+  // Room (int16 values) for the coefficient buffer of a picture of type `type`, for the parser
+  // that writes its 4x4 blocks there in place: 3/2 of what the stream's last picture of that type
+  // needed (0 before it), where the bound for any picture is about six times a typical one's.
+  size_t coefficient_room(SliceType type) const { return coefficient_room_[type].load(std::memory_order_relaxed); }
+  void note_coefficients(SliceType type, size_t values) const {
+    coefficient_room_[type].store(values + values / 2, std::memory_order_relaxed);
+  }
   // A slice's RBSP: kept in memory, or read back from the source file.
   std::shared_ptr<const std::vector<uint8_t>> slice_rbsp(const Slice& slice) const;
   // Bytes of slice data held in memory (file-backed slices hold none).
@@ -147,6 +155,7 @@ class Stream : public ParameterSetLookup {
   // and their B pictures must find them there instead of parsing them again.
   mutable std::map<uint32_t, std::weak_ptr<const ParsedPicture>> held_;
   mutable std::map<uint32_t, std::shared_future<std::shared_ptr<const ParsedPicture>>> in_flight_;  // being parsed
+  mutable std::array<std::atomic<size_t>, 5> coefficient_room_{};  // by SliceType, a hint (relaxed)
 };
 
 }  // namespace vccv
