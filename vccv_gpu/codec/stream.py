@@ -76,10 +76,11 @@ class Residual:
 class Coefficients:
     """Dequantised coefficients of the frame's nonzero transform blocks, for reconstruction on
     another device: `data` is one contiguous int16 buffer (one host-to-device copy) and the
-    other fields are views of it, in this order; read-only, like Macroblocks' arrays. coeffs4
+    other fields are views of it; read-only, like Macroblocks' arrays. positions4/8: [n, 3]
+    (plane 0 Y / 1 Cb / 2 Cr, x, y of the block's top-left sample in its plane); coeffs4
     [n4, 4, 4] and coeffs8 [n8, 8, 8] in raster order, ready for the inverse transform
-    (8.5.12.2 / 8.5.13.2: r = (H d H^T + 32) >> 6); positions4/8: [n, 3] (plane 0 Y / 1 Cb / 2 Cr,
-    x, y of the block's top-left sample in its plane)."""
+    (8.5.12.2 / 8.5.13.2: r = (H d H^T + 32) >> 6). In `data` they lie coeffs4 | coeffs8 |
+    positions4 | positions8."""
 
     data: np.ndarray
     positions4: np.ndarray
