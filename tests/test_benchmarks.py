@@ -2,7 +2,8 @@
 tiny generated clips and its baselines returning the frames the front end decodes; kernels.py's
 smoke run, which skips torch.compile's CUDA-graph mode with a line saying so; engine_floor.py's
 replay of a clip's CABAC bins, checked against their record; libavcodec_parse_share.py's
-search of PyAV's libavcodec for its entropy decoders and its profile of a decode; ablation.py's runs
+search of PyAV's libavcodec for its entropy decoders and its profile of a decode; parser_ab.py's
+digest of a build against itself and its refusal of a folder without a build; ablation.py's runs
 trained in parallel processes equal those trained one after another. Every script's --help
 describes every option; make_demo.sh --help prints its usage without starting."""
 
@@ -153,6 +154,26 @@ def test_libavcodec_parse_instructions_of_a_cavlc_decode(tmp_path: Path) -> None
     assert 60 * 100 < row["our_instructions"] < 60 * 20000
     assert row["lavc_parse_mispredicted"] > 0 and row["our_mispredicted"] > 0
     assert "instructions (M)" in printed
+
+
+def test_parser_ab_finds_a_build_equal_to_itself_and_refuses_a_folder_without_one(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", size=(160, 96), frames=10, entropy="cavlc")
+    root = Path(__file__).resolve().parents[1]  # this checkout, its extension built in place
+    out = tmp_path / "ab.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "parser_ab.py"), str(root), str(root), str(clip),
+                           "--rounds", "1", "--passes", "1", "--digest", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())
+    assert row["clip"] == "clip.mp4" and row["same_arrays"] is True
+    assert len(row["rounds"]) == 1 and math.isfinite(row["median"]) and row["median"] > 0
+    assert "same arrays" in proc.stdout
+    # A folder with no build of its own: the child would import another vccv_gpu, which is refused.
+    empty = tmp_path / "no-build"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "parser_ab.py"), str(root), str(empty), str(clip),
+                           "--rounds", "1", "--passes", "1"], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0 and "not from this build" in proc.stderr
 
 
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
