@@ -52,7 +52,7 @@ from vccv_gpu import _h264, codec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parser import CONFORMANCE_STREAMS as PARSER_STREAMS  # noqa: E402  (benchmarks/parser.py)
-from parser import clip_arguments, generate, libavcodec, ours, timed  # noqa: E402
+from parser import clip_arguments, clips_to_measure, libavcodec, ours, timed  # noqa: E402
 
 # parser.py's 720p/1080p conformance streams, CABAC and CAVLC.
 CONFORMANCE_STREAMS = [n for n in PARSER_STREAMS if "temporal_direct" in n]
@@ -257,8 +257,7 @@ def main() -> None:
     library = Library(loaded_libavcodec())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        clips = args.videos or generate(Path(tmp), args.sizes.split(","), args.seconds) + [
-            args.conformance / n for n in CONFORMANCE_STREAMS if (args.conformance / n).is_file()]
+        clips = clips_to_measure(args, Path(tmp), CONFORMANCE_STREAMS)
         os.sched_setaffinity(0, {args.cpu})
         for path in tqdm(clips, desc="measuring"):
             row = {"clip": path.name, **profile(path, library, args.cpu, Path(tmp))}

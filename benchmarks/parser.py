@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -117,6 +117,16 @@ def measure(path: Path, repeat: int, threads: int) -> dict:
     return row | {name: frames / seconds for name, seconds in best.items()}
 
 
+def clips_to_measure(args: argparse.Namespace, folder: Path,
+                     streams: Iterable[str] = CONFORMANCE_STREAMS) -> list[Path]:
+    """args.videos, else clips generated into `folder` (args.sizes, args.seconds) and those of `streams`
+    that args.conformance holds."""
+    if args.videos:
+        return list(args.videos)
+    clips = generate(folder, args.sizes.split(","), args.seconds)
+    return clips + [args.conformance / name for name in streams if (args.conformance / name).is_file()]
+
+
 def clip_arguments(description: str, kind: str, defaults: str) -> argparse.ArgumentParser:
     """The options of the clips to measure, shared with engine_floor.py: `kind` of H.264 files,
     else generated clips and conformance streams (`defaults` says which)."""
@@ -139,11 +149,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=default_threads(), help="N (default: every core)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        clips = args.videos
-        if not clips:
-            clips = generate(Path(tmp), args.sizes.split(","), args.seconds)
-            clips += [args.conformance / name for name in CONFORMANCE_STREAMS if (args.conformance / name).is_file()]
-        rows = [measure(path, args.repeat, args.threads) for path in tqdm(clips, desc="measuring")]
+        rows = [measure(path, args.repeat, args.threads) for path in tqdm(clips_to_measure(args, Path(tmp)),
+                                                                           desc="measuring")]
     names = ["c", "m1", "mN", "v1", "vc1", "vr1", "vN", "vcN", "vrN"]
     print(f"fps over every frame; N = {args.threads} threads; ratios: ours / (c) and ours / (m1)")
     print(f"{'clip':40} {'size':>9} {'Mbit/s':>6} " + " ".join(f"{n:>6}" for n in names)

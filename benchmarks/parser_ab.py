@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parser import CONFORMANCE_STREAMS, generate  # noqa: E402  (benchmarks/parser.py)
+from parser import clips_to_measure  # noqa: E402  (benchmarks/parser.py)
 
 # What the child process runs, inside the build's folder: the time of each pass or the digest,
 # and which vccv_gpu it imported (checked against the build's folder).
@@ -109,12 +109,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        clips = args.videos
-        if not clips:
-            clips = generate(Path(tmp), args.sizes.split(","), args.seconds)
-            clips += [args.conformance / name for name in CONFORMANCE_STREAMS if (args.conformance / name).is_file()]
         rows = [compare(args.root_a, args.root_b, clip, args.mode, args.rounds, args.passes, args.cpu, args.digest)
-                for clip in tqdm(clips, desc="A/B")]
+                for clip in tqdm(clips_to_measure(args, Path(tmp)), desc="A/B")]
     print(f"A = {args.root_a}, B = {args.root_b}; time A / time B (> 1: B faster), {args.mode}, "
           f"{args.rounds} rounds, core {args.cpu}")
     for r in rows:
