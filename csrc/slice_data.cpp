@@ -40,13 +40,15 @@ PictureParser::PictureParser(const Picture& picture, const Stream& stream, bool 
   out_.luma_total_coeff.resize(16 * mbs);
   out_.has_coefficients = coefficients;
   if (!coefficients) return;
-  // Room for every block a picture can code (16 luma and 8 chroma 4x4 blocks, or 4 8x8, per
-  // macroblock), uninitialised and recycled from earlier pictures: nothing regrows. The output
-  // buffer, where the 4x4 blocks are written, starts with the room the stream's last picture of
-  // this type needed, up to the bound for any mix of blocks (384 coefficients and 24 positions of
-  // 3 per macroblock), and grows where that is short.
+  // The output buffer, where the 4x4 blocks are written, starts with the room the stream's last
+  // picture of this type needed (at least 8 KB, so that a stream's first pictures do not regrow
+  // from a few blocks), up to the bound for any mix of blocks (384 coefficients and 24 positions
+  // of 3 per macroblock), and grows where that is short.
   const size_t room = std::max<size_t>(stream.coefficient_room(picture.type), 4096);
   out_.coefficients.data.resize(std::min(room, (384 + 24 * 3) * mbs));
+  // The staged parts have room for every block a picture can code (16 luma and 8 chroma 4x4
+  // blocks, or 4 8x8, per macroblock), uninitialised and recycled from earlier pictures: nothing
+  // regrows.
   staged_.positions4.reserve(24 * mbs);
   staged_.positions8.reserve(4 * mbs);
   staged_.coeffs8.resize(4 * 64 * mbs);

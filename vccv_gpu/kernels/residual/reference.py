@@ -30,7 +30,7 @@ def check_buffer(data: Tensor, n4: int, n8: int, coded_width: int, coded_height:
         raise ValueError(f"coefficient buffer must be a 1-D int16 tensor, got {data.dtype} {list(data.shape)}")
     if n4 < 0 or n8 < 0:
         raise ValueError(f"block counts must be >= 0, got n4={n4}, n8={n8}")
-    expected = 16 * n4 + 64 * n8 + 3 * (n4 + n8)
+    expected = buffer_offsets(n4, n8)[2] + 3 * n8  # positions8's end
     if data.numel() != expected:
         raise ValueError(f"coefficient buffer holds {data.numel()} values, n4={n4} and n8={n8} need {expected}")
     if coded_width <= 0 or coded_height <= 0 or coded_width % 16 or coded_height % 16:
